@@ -1,0 +1,124 @@
+"""Settings: the only reader of the environment (``SPOTIFY_ADS_*`` variables and ``.env``).
+
+Everything the connector needs to know about the outside world arrives through ``Settings``,
+validated once at start, so a typo fails fast with the variable's name instead of as a 404
+halfway through a sync. Fields are sectioned; later pipeline settings join the same class.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+from uuid import UUID
+
+import platformdirs
+from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from spotify_audience_sync.errors import ConfigError
+
+__all__ = [
+    "DEFAULT_API_BASE_URL",
+    "DEFAULT_AUTHORIZE_URL",
+    "DEFAULT_TOKEN_URL",
+    "ENV_PREFIX",
+    "Settings",
+    "default_token_store",
+    "env_name",
+    "load_settings",
+]
+
+ENV_PREFIX = "SPOTIFY_ADS_"
+DEFAULT_API_BASE_URL = "https://api-partner.spotify.com/ads/v3"
+DEFAULT_AUTHORIZE_URL = "https://accounts.spotify.com/authorize"
+DEFAULT_TOKEN_URL = "https://accounts.spotify.com/api/token"
+APP_NAME = "spotify-audience-sync"
+
+
+def default_token_store() -> Path:
+    """Where tokens live unless told otherwise: the user's config dir, never the work tree."""
+    return platformdirs.user_config_path(APP_NAME) / "tokens.json"
+
+
+def env_name(field: str) -> str:
+    """The environment variable that sets ``field`` (what error messages must name)."""
+    return ENV_PREFIX + field.upper()
+
+
+class Settings(BaseSettings):
+    """Validated configuration. Secrets are ``SecretStr`` so a repr never shows them."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX,
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        validate_default=True,
+    )
+
+    # --- Spotify app credentials and the ad account ---------------------------------------
+    client_id: str | None = Field(default=None, min_length=1)
+    client_secret: SecretStr | None = None
+    refresh_token: SecretStr | None = None
+    """For headless runs (containers, CI) that cannot do the browser login."""
+    ad_account_id: UUID | None = None
+
+    # --- Endpoints (point them at the sandbox to rehearse) ---------------------------------
+    api_base_url: str = DEFAULT_API_BASE_URL
+    authorize_url: str = DEFAULT_AUTHORIZE_URL
+    token_url: str = DEFAULT_TOKEN_URL
+
+    # --- Local state ------------------------------------------------------------------------
+    token_store: Path = Field(default_factory=default_token_store)
+
+    # --- Pipeline settings (issue 4 onwards) go in their own section below ----------------
+
+    @field_validator("api_base_url", "authorize_url", "token_url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        parts = urlsplit(value.strip())
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise ValueError("must be an http(s) URL such as https://host/path")
+        return value.strip().rstrip("/")
+
+    @field_validator("client_id")
+    @classmethod
+    def _strip(cls, value: str | None) -> str | None:
+        return value.strip() if value is not None else None
+
+    def require(self, *fields: str) -> None:
+        """Fail with ConfigError naming every missing variable among ``fields``."""
+        missing = [env_name(f) for f in fields if getattr(self, f) is None]
+        if missing:
+            raise ConfigError(f"missing setting: {', '.join(missing)} (environment or .env)")
+
+    @property
+    def account_id(self) -> str:
+        """The ad account as the API wants it; ConfigError when it is not set."""
+        self.require("ad_account_id")
+        return str(self.ad_account_id)
+
+
+def _describe(error: Any) -> str:
+    """One ValidationError entry → ``SPOTIFY_ADS_X: reason`` (never the offending value)."""
+    loc = error.get("loc") or ("?",)
+    field = str(loc[0])
+    reason = str(error.get("msg", "invalid value")).removeprefix("Value error, ")
+    if error.get("type") == "uuid_parsing":
+        reason = "must be a UUID like 12345678-1234-1234-1234-123456789abc"
+    return f"{env_name(field)}: {reason}"
+
+
+def load_settings(_env_file: Path | str | None = ".env", **overrides: Any) -> Settings:
+    """Build Settings from env, ``.env`` and ``overrides`` (CLI flags; ``None`` = not given).
+
+    pydantic's ValidationError becomes one ConfigError naming each bad variable.
+    """
+    given: dict[str, Any] = {key: value for key, value in overrides.items() if value is not None}
+    given["_env_file"] = _env_file
+    try:
+        return Settings(**given)
+    except ValidationError as exc:
+        problems = "; ".join(_describe(e) for e in exc.errors())
+        raise ConfigError(f"invalid setting: {problems}") from None

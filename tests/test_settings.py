@@ -1,0 +1,87 @@
+"""Settings: env prefix, .env, secrets hidden, and bad values named by their variable."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from spotify_audience_sync.errors import ConfigError
+from spotify_audience_sync.settings import (
+    DEFAULT_API_BASE_URL,
+    Settings,
+    default_token_store,
+    env_name,
+    load_settings,
+)
+
+ACCOUNT = "5a1d8c9e-0000-4000-8000-000000000001"
+
+
+@pytest.fixture(autouse=True)
+def _clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    for name in ("CLIENT_ID", "CLIENT_SECRET", "REFRESH_TOKEN", "AD_ACCOUNT_ID", "API_BASE_URL"):
+        monkeypatch.delenv(env_name(name), raising=False)
+    monkeypatch.chdir(tmp_path)
+
+
+def test_defaults_point_at_spotify_and_the_user_config_dir() -> None:
+    settings = load_settings()
+    assert settings.api_base_url == DEFAULT_API_BASE_URL
+    assert settings.token_url == "https://accounts.spotify.com/api/token"
+    assert settings.token_store == default_token_store()
+    assert settings.ad_account_id is None
+
+
+def test_environment_variables_use_the_prefix(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SPOTIFY_ADS_AD_ACCOUNT_ID", ACCOUNT)
+    monkeypatch.setenv("SPOTIFY_ADS_CLIENT_SECRET", "s3cr3t-value")
+    settings = load_settings()
+    assert settings.account_id == ACCOUNT
+    assert settings.client_secret is not None
+    assert settings.client_secret.get_secret_value() == "s3cr3t-value"
+    assert "s3cr3t" not in repr(settings)
+
+
+def test_dotenv_file_is_read(tmp_path: Path) -> None:
+    (tmp_path / ".env").write_text("SPOTIFY_ADS_CLIENT_ID=from-dotenv\n", encoding="utf-8")
+    assert load_settings().client_id == "from-dotenv"
+
+
+def test_overrides_beat_env_and_none_means_not_given(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SPOTIFY_ADS_CLIENT_ID", "from-env")
+    assert load_settings(client_id="from-flag").client_id == "from-flag"
+    assert load_settings(client_id=None).client_id == "from-env"
+
+
+def test_trailing_slash_is_dropped_from_urls() -> None:
+    settings = load_settings(api_base_url="http://127.0.0.1:9/ads/v3/")
+    assert settings.api_base_url == "http://127.0.0.1:9/ads/v3"
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "named"),
+    [
+        pytest.param("ad_account_id", "not-a-uuid", "SPOTIFY_ADS_AD_ACCOUNT_ID", id="uuid"),
+        pytest.param("api_base_url", "ftp://x", "SPOTIFY_ADS_API_BASE_URL", id="scheme"),
+        pytest.param("token_url", "no-host", "SPOTIFY_ADS_TOKEN_URL", id="no-host"),
+    ],
+)
+def test_bad_values_fail_naming_the_variable(field: str, value: str, named: str) -> None:
+    with pytest.raises(ConfigError, match=named) as info:
+        load_settings(**{field: value})
+    assert value not in str(info.value)
+
+
+def test_bad_env_value_fails_at_start(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SPOTIFY_ADS_AD_ACCOUNT_ID", "1234")
+    with pytest.raises(ConfigError, match="SPOTIFY_ADS_AD_ACCOUNT_ID: must be a UUID"):
+        load_settings()
+
+
+def test_require_names_every_missing_variable() -> None:
+    settings = Settings(_env_file=None)
+    with pytest.raises(ConfigError, match="SPOTIFY_ADS_CLIENT_ID, SPOTIFY_ADS_CLIENT_SECRET"):
+        settings.require("client_id", "client_secret")
+    with pytest.raises(ConfigError, match="SPOTIFY_ADS_AD_ACCOUNT_ID"):
+        _ = settings.account_id
