@@ -6,12 +6,21 @@ without the CLI. Commands of other modules are registered at the bottom of this 
 
 from __future__ import annotations
 
+import sys
+import time
+from collections.abc import Callable
 from typing import Any
 
 import click
 
 from spotify_audience_sync import __version__
+from spotify_audience_sync.encode import Layout
 from spotify_audience_sync.errors import SyncError
+from spotify_audience_sync.identifiers import IdentifierType, NormalizeOptions
+from spotify_audience_sync.phones import PhoneValidation
+from spotify_audience_sync.pipeline import PrepareOptions, prepare_segment
+from spotify_audience_sync.report import write_json
+from spotify_audience_sync.sources import Format, open_source
 
 
 class Group(click.Group):
@@ -29,3 +38,141 @@ class Group(click.Group):
 @click.version_option(__version__, prog_name="spotify-audience-sync")
 def main() -> None:
     """Keep a Spotify Ads Manager customer-list audience equal to a segment of your data."""
+
+
+def _region(_ctx: click.Context, _param: click.Parameter, value: str) -> str:
+    """Accept only regions libphonenumber knows, so a typo fails before any work starts."""
+    import phonenumbers
+
+    region = value.strip().upper()
+    if region not in phonenumbers.SUPPORTED_REGIONS:
+        raise click.BadParameter(
+            f"{value!r} is not an ISO 3166 alpha-2 region libphonenumber knows"
+        )
+    return region
+
+
+def _progress_printer(quiet: bool) -> Callable[[int], None] | None:
+    """On a terminal, a line of progress at most every second; elsewhere, nothing."""
+    if quiet or not sys.stderr.isatty():
+        return None
+    last = [0.0]
+
+    def show(rows: int) -> None:
+        now = time.monotonic()
+        if now - last[0] >= 1.0:
+            last[0] = now
+            click.echo(f"\r… {rows:,} rows read", err=True, nl=False)
+
+    return show
+
+
+@main.command()
+@click.argument("input_path", metavar="INPUT")
+@click.option(
+    "-o", "--output", required=True, help="Where to write the upload file ('-' for stdout)."
+)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["auto", "csv", "tsv", "ndjson", "parquet"]),
+    default="auto",
+    show_default=True,
+    help="Input format; 'auto' goes by the file name (.csv, .tsv, .ndjson/.jsonl, .parquet, "
+    "each optionally .gz), CSV otherwise.",
+)
+@click.option("--email-column", metavar="C", help="Column holding emails [default: email].")
+@click.option("--phone-column", metavar="C", help="Column holding phone numbers [default: phone].")
+@click.option(
+    "--device-id-column", metavar="C", help="Column holding IDFA/GAID [default: device_id]."
+)
+@click.option(
+    "--default-region",
+    default="US",
+    show_default=True,
+    callback=_region,
+    metavar="CC",
+    help="Region (ISO 3166 alpha-2) for phone numbers written without a country code.",
+)
+@click.option(
+    "--gmail-canonical",
+    is_flag=True,
+    help="Drop dots and +suffixes in gmail.com / googlemail.com local parts.",
+)
+@click.option(
+    "--phone-validation",
+    type=click.Choice(["valid", "possible"]),
+    default="valid",
+    show_default=True,
+    help="Keep numbers libphonenumber calls valid, or merely possible (length-plausible).",
+)
+@click.option(
+    "--layout",
+    type=click.Choice(["type-value", "wide"]),
+    default="type-value",
+    show_default=True,
+    help="type-value: one 'type,value' row per identifier; wide: one column per type.",
+)
+@click.option("--report", "report_path", metavar="PATH", help="Write a JSON report (counts only).")
+@click.option(
+    "--temp-dir",
+    metavar="DIR",
+    help="Where hashed (never raw) identifiers are staged for deduplication "
+    "[default: system temp].",
+)
+@click.option("-q", "--quiet", is_flag=True, help="No summary on stderr.")
+def prepare(
+    input_path: str,
+    output: str,
+    fmt: Format,
+    email_column: str | None,
+    phone_column: str | None,
+    device_id_column: str | None,
+    default_region: str,
+    gmail_canonical: bool,
+    phone_validation: PhoneValidation,
+    layout: Layout,
+    report_path: str | None,
+    temp_dir: str | None,
+    quiet: bool,
+) -> None:
+    """Normalize, hash and deduplicate a segment into the file Spotify matches against.
+
+    INPUT is a CSV (optionally gzip), TSV, NDJSON or Parquet file, or '-' for stdin.
+    Nothing is sent anywhere: this is the offline half of `sync`.
+    """
+    requested = {
+        kind: name
+        for kind, name in (
+            (IdentifierType.EMAIL, email_column),
+            (IdentifierType.PHONE, phone_column),
+            (IdentifierType.DEVICE_ID, device_id_column),
+        )
+        if name
+    }
+    options = PrepareOptions(
+        columns=requested,
+        normalize=NormalizeOptions(
+            gmail_canonical=gmail_canonical,
+            default_region=default_region,
+            phone_validation=phone_validation,
+        ),
+        layout=layout,
+        temp_dir=temp_dir,
+    )
+    progress = _progress_printer(quiet)
+    with (
+        open_source(input_path, fmt) as source,
+        prepare_segment(source, options, on_progress=progress) as prepared,
+    ):
+        if progress is not None:
+            click.echo("\r", err=True, nl=False)
+        if output == "-":
+            prepared.write_to(sys.stdout.buffer)
+            sys.stdout.buffer.flush()
+        else:
+            prepared.write_file(output)
+    if report_path:
+        write_json(report_path, prepared.report.to_dict())
+    if not quiet:
+        click.echo(prepared.report.summary(), err=True)

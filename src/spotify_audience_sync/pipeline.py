@@ -1,0 +1,287 @@
+"""The identifier pipeline: source batches → rules and hashing → staging → deduplicated CSV bytes.
+
+Two phases. Reading runs batch by batch on a small thread pool (polars releases the GIL, so two
+cores hash at once) and spills only hashes to the stage. Then :meth:`PreparedSegment.chunks`
+deduplicates partition by partition and yields the file's bytes, so a writer or an uploader can
+stream them without the whole file ever being in memory.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections import deque
+from collections.abc import Callable, Iterator, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import BinaryIO
+
+import polars as pl
+
+from spotify_audience_sync.encode import (
+    Layout,
+    encode_rows,
+    header,
+    staged_columns,
+    to_staged_rows,
+    type_of_code,
+)
+from spotify_audience_sync.errors import ConfigError, InputError
+from spotify_audience_sync.identifiers import (
+    REJECT_REASONS,
+    IdentifierType,
+    NormalizeOptions,
+    hash_column,
+    normalize_batch,
+    status_column,
+)
+from spotify_audience_sync.report import PrepareReport, TypeCounts
+from spotify_audience_sync.sources import Source
+from spotify_audience_sync.staging import Stage, partition_payload
+
+__all__ = ["PrepareOptions", "PreparedSegment", "prepare_segment", "resolve_columns"]
+
+ProgressCallback = Callable[[int], None]
+
+_DEFAULT_NAMES = {
+    IdentifierType.EMAIL: "email",
+    IdentifierType.PHONE: "phone",
+    IdentifierType.DEVICE_ID: "device_id",
+}
+_FLAGS = {
+    IdentifierType.EMAIL: "--email-column",
+    IdentifierType.PHONE: "--phone-column",
+    IdentifierType.DEVICE_ID: "--device-id-column",
+}
+
+
+@dataclass(frozen=True)
+class PrepareOptions:
+    """Everything that shapes the upload file, apart from the input itself."""
+
+    columns: Mapping[IdentifierType, str] = field(default_factory=dict)
+    normalize: NormalizeOptions = field(default_factory=NormalizeOptions)
+    layout: Layout = "type-value"
+    temp_dir: str | None = None
+    workers: int = 2
+
+
+def _listing(columns: list[str]) -> str:
+    shown = ", ".join(repr(c) for c in columns[:20])
+    return shown + (f" and {len(columns) - 20} more" if len(columns) > 20 else "")
+
+
+def resolve_columns(
+    source_name: str, available: list[str], requested: Mapping[IdentifierType, str]
+) -> dict[IdentifierType, str]:
+    """Map identifier types to input columns: as requested, else by default name.
+
+    Names match exactly first, then case-insensitively when that is unambiguous.
+    """
+    by_folded: dict[str, list[str]] = {}
+    for name in available:
+        by_folded.setdefault(name.casefold(), []).append(name)
+
+    def find(name: str) -> str | None:
+        if name in available:
+            return name
+        matches = by_folded.get(name.casefold(), [])
+        return matches[0] if len(matches) == 1 else None
+
+    resolved: dict[IdentifierType, str] = {}
+    for kind in IdentifierType:
+        if kind in requested:
+            found = find(requested[kind])
+            if found is None:
+                raise InputError(
+                    f"{source_name}: no column {requested[kind]!r} ({_FLAGS[kind]}); "
+                    f"columns are {_listing(available)}"
+                )
+            resolved[kind] = found
+        elif (found := find(_DEFAULT_NAMES[kind])) is not None:
+            resolved[kind] = found
+    if not resolved:
+        raise InputError(
+            f"{source_name}: no identifier column found; columns are {_listing(available)}. "
+            "Name one with --email-column, --phone-column or --device-id-column"
+        )
+    return resolved
+
+
+class PreparedSegment:
+    """A segment read, hashed and staged; :meth:`chunks` yields the deduplicated file."""
+
+    def __init__(
+        self, stage: Stage, report: PrepareReport, kinds: list[IdentifierType], layout: Layout
+    ) -> None:
+        self.report = report
+        self.layout: Layout = layout
+        self.kinds = kinds
+        self._stage = stage
+        self._started = time.perf_counter() - report.seconds
+
+    def chunks(self) -> Iterator[bytes]:
+        """Yield the file: the header, then each partition's distinct rows as CSV bytes.
+
+        Counts of written rows, duplicates and bytes are complete once this is exhausted.
+        """
+        layout = self.layout
+        head = header(layout, self.kinds)
+        self.report.bytes_written = len(head)
+        yield head
+        written: dict[IdentifierType, int] = dict.fromkeys(self.kinds, 0)
+        for rows in self._stage.deduplicated():
+            self._count_written(rows, written)
+            self.report.rows_written += rows.height
+            data = encode_rows(rows, layout)
+            self.report.bytes_written += len(data)
+            if data:
+                yield data
+        for kind, counts in written.items():
+            entry = self.report.identifiers[kind.key]
+            entry.written = counts
+            entry.duplicates = entry.accepted - counts
+        self.report.seconds = time.perf_counter() - self._started
+
+    def _count_written(self, rows: pl.DataFrame, written: dict[IdentifierType, int]) -> None:
+        if self.layout == "type-value":
+            for code, n in rows.group_by("type").len().iter_rows():
+                written[type_of_code(code)] += n
+        else:
+            for kind in self.kinds:
+                written[kind] += rows.height - rows[hash_column(kind)].null_count()
+
+    def write_to(self, stream: BinaryIO) -> None:
+        """Write the whole file to a binary stream."""
+        for chunk in self.chunks():
+            stream.write(chunk)
+
+    def write_file(self, path: str | Path) -> None:
+        """Write the file atomically: a half-written output never replaces a good one."""
+        target = Path(path)
+        partial = target.with_name(f".{target.name}.partial")
+        try:
+            fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        except OSError as exc:
+            raise ConfigError(f"--output {path}: cannot be written ({exc.strerror})") from exc
+        try:
+            with os.fdopen(fd, "wb") as out:
+                self.write_to(out)
+            os.replace(partial, target)
+        except BaseException:
+            partial.unlink(missing_ok=True)
+            raise
+
+    def close(self) -> None:
+        """Remove the staged hashes."""
+        self._stage.close()
+
+    def __enter__(self) -> PreparedSegment:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+
+def _process(
+    batch: pl.DataFrame,
+    columns: Mapping[IdentifierType, str],
+    options: PrepareOptions,
+) -> tuple[int, dict[str, bytes], pl.DataFrame]:
+    """One batch, on a worker thread: rules and hashes, status counts, staged partitions."""
+    kinds = list(columns)
+    normalized = normalize_batch(batch, columns, options.normalize)
+    statuses = pl.concat(
+        [
+            normalized.group_by(status_column(kind))
+            .len()
+            .select(
+                pl.lit(kind.key).alias("kind"), pl.col(status_column(kind)).alias("status"), "len"
+            )
+            for kind in kinds
+        ]
+    )
+    staged = to_staged_rows(normalized, options.layout, kinds)
+    return batch.height, partition_payload(staged), statuses
+
+
+def prepare_segment(
+    source: Source,
+    options: PrepareOptions | None = None,
+    *,
+    on_progress: ProgressCallback | None = None,
+) -> PreparedSegment:
+    """Read, normalize, hash and stage the whole source; return it ready to be encoded."""
+    options = options or PrepareOptions()
+    started = time.perf_counter()
+    columns = resolve_columns(source.name, source.columns, options.columns)
+    kinds = list(columns)
+    report = PrepareReport(
+        input=source.name,
+        format=source.format,
+        layout=options.layout,
+        options={
+            "default_region": options.normalize.default_region,
+            "gmail_canonical": options.normalize.gmail_canonical,
+            "phone_validation": options.normalize.phone_validation,
+        },
+        identifiers={
+            kind.key: TypeCounts(
+                column=columns[kind], rejected=dict.fromkeys(REJECT_REASONS[kind], 0)
+            )
+            for kind in kinds
+        },
+    )
+    stage = Stage(staged_columns(options.layout, kinds), options.temp_dir)
+    try:
+        _run_batches(source, columns, options, stage, report, on_progress)
+    except BaseException:
+        stage.close()
+        raise
+    if report.rows_read == 0:
+        stage.close()
+        raise InputError(f"{source.name}: has a header but no data rows")
+    report.seconds = time.perf_counter() - started
+    return PreparedSegment(stage, report, kinds, options.layout)
+
+
+def _run_batches(
+    source: Source,
+    columns: Mapping[IdentifierType, str],
+    options: PrepareOptions,
+    stage: Stage,
+    report: PrepareReport,
+    on_progress: ProgressCallback | None,
+) -> None:
+    """Keep ``workers`` batches in flight; merge results in input order (deterministic output)."""
+    wanted = list(dict.fromkeys(columns.values()))
+    renamed = {kind: columns[kind] for kind in columns}
+    in_flight: deque[Future[tuple[int, dict[str, bytes], pl.DataFrame]]] = deque()
+    with ThreadPoolExecutor(max_workers=max(1, options.workers)) as pool:
+
+        def merge_oldest() -> None:
+            rows, payload, statuses = in_flight.popleft().result()
+            stage.write(payload)
+            report.rows_read += rows
+            for key, status, n in statuses.iter_rows():
+                entry = report.identifiers[key]
+                if status == "hashed":
+                    entry.hashed += n
+                elif status == "prehashed":
+                    entry.prehashed += n
+                else:
+                    entry.rejected[status] = entry.rejected.get(status, 0) + n
+            if on_progress is not None:
+                on_progress(report.rows_read)
+
+        try:
+            for batch in source.batches(wanted):
+                in_flight.append(pool.submit(_process, batch, renamed, options))
+                if len(in_flight) > options.workers:
+                    merge_oldest()
+            while in_flight:
+                merge_oldest()
+        finally:
+            for future in in_flight:
+                future.cancel()

@@ -1,0 +1,98 @@
+"""What a run did, in numbers: for the JSON report file and the human summary. Never values.
+
+A report holds counts, names of columns and settings, sizes and timings only, so it can be
+stored and shared freely: nothing in it identifies a person.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from spotify_audience_sync.errors import ConfigError
+
+__all__ = ["PrepareReport", "TypeCounts", "write_json"]
+
+
+@dataclass
+class TypeCounts:
+    """Per identifier type: where every input value ended up."""
+
+    column: str
+    hashed: int = 0
+    prehashed: int = 0
+    rejected: dict[str, int] = field(default_factory=dict)
+    duplicates: int = 0
+    written: int = 0
+
+    @property
+    def accepted(self) -> int:
+        """Values that made it through the rules (before deduplication)."""
+        return self.hashed + self.prehashed
+
+    @property
+    def rejected_total(self) -> int:
+        """Values rejected, all reasons together (blank cells included)."""
+        return sum(self.rejected.values())
+
+
+@dataclass
+class PrepareReport:
+    """The outcome of turning a segment into an upload file."""
+
+    input: str
+    format: str
+    layout: str
+    options: dict[str, Any]
+    rows_read: int = 0
+    identifiers: dict[str, TypeCounts] = field(default_factory=dict)
+    rows_written: int = 0
+    bytes_written: int = 0
+    seconds: float = 0.0
+
+    @property
+    def rows_per_second(self) -> float:
+        """Input rows per second of wall time, end to end."""
+        return self.rows_read / self.seconds if self.seconds > 0 else 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict; derived figures included so readers need not recompute them."""
+        data = asdict(self)
+        data["seconds"] = round(self.seconds, 3)
+        data["rows_per_second"] = round(self.rows_per_second)
+        for key, counts in self.identifiers.items():
+            data["identifiers"][key]["accepted"] = counts.accepted
+            data["identifiers"][key]["rejected_total"] = counts.rejected_total
+        return data
+
+    def summary(self) -> str:
+        """A few lines for a person, on stderr."""
+        lines = [
+            f"read {self.rows_read:,} rows from {self.input} ({self.format}) "
+            f"in {self.seconds:.2f} s ({self.rows_per_second:,.0f} rows/s)"
+        ]
+        for key, c in self.identifiers.items():
+            reasons = ", ".join(f"{r} {n:,}" for r, n in c.rejected.items() if n) or "none"
+            lines.append(
+                f"  {key:<9} column {c.column!r}: {c.written:,} written "
+                f"({c.hashed:,} hashed, {c.prehashed:,} pre-hashed, {c.duplicates:,} duplicates); "
+                f"rejected: {reasons}"
+            )
+        lines.append(
+            f"wrote {self.rows_written:,} rows, {self.bytes_written:,} bytes ({self.layout} layout)"
+        )
+        return "\n".join(lines)
+
+
+def write_json(path: str | Path, data: dict[str, Any]) -> None:
+    """Write a report atomically (temp file + rename), so readers never see half a report."""
+    target = Path(path)
+    tmp = target.with_name(f".{target.name}.tmp")
+    try:
+        tmp.write_text(json.dumps(data, indent=2, sort_keys=False) + "\n", encoding="utf-8")
+        os.replace(tmp, target)
+    except OSError as exc:
+        raise ConfigError(f"--report {path}: cannot be written ({exc.strerror})") from exc
