@@ -176,3 +176,11 @@ def prepare(
         write_json(report_path, prepared.report.to_dict())
     if not quiet:
         click.echo(prepared.report.summary(), err=True)
+
+
+# --- API, auth and sandbox commands (issue 3) --------------------------------------------------
+from spotify_audience_sync.cli_api import audiences, auth, sandbox  # noqa: E402
+
+main.add_command(auth)
+main.add_command(audiences)
+main.add_command(sandbox)
