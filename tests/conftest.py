@@ -1,0 +1,174 @@
+"""Shared fixtures: the sandbox as a real process and in a thread, fake clocks, upload helpers.
+
+Every address used is 127.0.0.1 on a port the OS picks: nothing leaves the machine.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import queue
+import subprocess
+import sys
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx2
+import pytest
+
+from spotify_audience_sync.sandbox import Sandbox, run_sandbox
+
+READY_TIMEOUT = 20.0
+
+
+@dataclass
+class SandboxProcess:
+    """A ``spotify-audience-sync sandbox`` child process and how to reach it."""
+
+    base_url: str
+    env: dict[str, str]
+    process: subprocess.Popen[str]
+
+    @property
+    def api_base_url(self) -> str:
+        return self.env["SPOTIFY_ADS_API_BASE_URL"]
+
+    @property
+    def ad_account_id(self) -> str:
+        return self.env["SPOTIFY_ADS_AD_ACCOUNT_ID"]
+
+    @property
+    def token_url(self) -> str:
+        return self.env["SPOTIFY_ADS_TOKEN_URL"]
+
+    def admin(self, method: str, path: str, **kwargs: Any) -> Any:
+        response = httpx2.request(method, f"{self.base_url}/_sandbox{path}", timeout=10, **kwargs)
+        response.raise_for_status()
+        return response.json()
+
+
+@pytest.fixture(scope="session")
+def sandbox_process() -> Iterator[SandboxProcess]:
+    """The emulator started as users start it, on a free loopback port; reset per test."""
+    command = [sys.executable, "-m", "spotify_audience_sync", "sandbox", "--port", "0"]
+    command += ["--processing-delay", "0.2"]
+    process = subprocess.Popen(
+        command,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        stdin=subprocess.DEVNULL,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    assert process.stdout is not None
+    lines: queue.Queue[str] = queue.Queue()
+    threading.Thread(
+        target=lambda: [lines.put(x) for x in process.stdout or []], daemon=True
+    ).start()
+    try:
+        first = lines.get(timeout=READY_TIMEOUT)
+        assert first.startswith("sandbox listening on http://127.0.0.1:"), first
+        env: dict[str, str] = {}
+        while len(env) < 6:
+            name, _, value = (
+                lines.get(timeout=READY_TIMEOUT).strip().removeprefix("export ").partition("=")
+            )
+            env[name] = value
+        started = SandboxProcess(first.split()[-1], env, process)
+        assert started.admin("GET", "/health")["ok"] is True
+        yield started
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        if process.stdout is not None:
+            process.stdout.close()
+
+
+@pytest.fixture
+def sandbox_app(sandbox_process: SandboxProcess) -> SandboxProcess:
+    """The shared sandbox process with fresh state and no faults."""
+    sandbox_process.admin("POST", "/reset")
+    sandbox_process.admin(
+        "POST", "/faults", json={"processing_delay": 0.2, "rate_limit": 1500, "rate_window": 30.0}
+    )
+    return sandbox_process
+
+
+@pytest.fixture
+def sandbox() -> Iterator[Sandbox]:
+    """An in-process sandbox (own thread, own port) for tests that poke at its state."""
+    with run_sandbox(processing_delay=0.05) as running:
+        yield running
+
+
+@dataclass
+class FakeClock:
+    """Frozen time that only moves when told to, or when code under test 'sleeps'."""
+
+    now: float = 1_800_000_000.0
+    slept: list[float] = field(default_factory=list)
+
+    def __call__(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.slept.append(seconds)
+        self.now += seconds
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+def sha(value: str) -> str:
+    return hashlib.sha256(value.encode()).hexdigest()
+
+
+@pytest.fixture
+def make_csv() -> Callable[[int], bytes]:
+    """A ``type,value`` file of ``n`` distinct e-mail hashes (as the encoder writes them)."""
+
+    def build(n: int, start: int = 0) -> bytes:
+        rows = "".join(
+            f"EMAIL_ID_SHA256,{sha(f'user{i}@example.com')}\n" for i in range(start, start + n)
+        )
+        return ("type,value\n" + rows).encode()
+
+    return build
+
+
+def gcs_upload(upload_url: str, data: bytes, chunk: int | None = None) -> httpx2.Response:
+    """Resumable upload the way the contract describes it (start, then one or more PUTs)."""
+    with httpx2.Client(timeout=30) as http:
+        started = http.post(
+            upload_url, headers={"x-goog-resumable": "start", "Content-Type": "text/csv"}
+        )
+        assert started.status_code == 201, started.text
+        session = started.headers["Location"]
+        if chunk is None:
+            return http.put(session, content=data)
+        offset, response = 0, None
+        while offset < len(data):
+            piece = data[offset : offset + chunk]
+            last = offset + len(piece) == len(data)
+            total = str(len(data)) if last else "*"
+            headers = {"Content-Range": f"bytes {offset}-{offset + len(piece) - 1}/{total}"}
+            response = http.put(session, content=piece, headers=headers)
+            offset += len(piece)
+        assert response is not None
+        return response
+
+
+@pytest.fixture
+def upload() -> Callable[..., httpx2.Response]:
+    return gcs_upload
