@@ -1,0 +1,197 @@
+"""libphonenumber's metadata, read from the installed ``phonenumbers`` and recast for polars.
+
+The vectorized phone path (:mod:`.phones_fast`) must decide exactly what ``phonenumbers`` decides,
+so nothing here is hand-written: calling codes, international and national prefixes, transform
+rules, number patterns and length rules all come from the package at import time. Upgrading
+``phonenumbers`` therefore changes the fast path with it; the differential test keeps them honest.
+
+Patterns are translated from Python ``re`` syntax to the Rust ``regex`` syntax polars uses. The
+metadata only uses the common subset (classes, groups, counted repetition, ``$``), where both
+engines agree, including leftmost-first alternation. Anything outside that subset marks the
+region unsupported, and its numbers go to the exact path.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from functools import cache
+
+import phonenumbers
+from phonenumbers import COUNTRY_CODE_TO_REGION_CODE, PhoneMetadata
+from phonenumbers.phonenumberutil import (
+    COUNTRY_CODES_FOR_NON_GEO_REGIONS,
+    REGION_CODE_FOR_NON_GEO_ENTITY,
+    SUPPORTED_REGIONS,
+    ValidationResult,
+    _test_number_length,
+)
+
+__all__ = ["MAX_LENGTH", "RegionMeta", "calling_code_pattern", "meta_for", "regions_for_code"]
+
+#: Longest input ``phonenumbers.parse`` accepts; every length rule is tabulated up to here.
+MAX_LENGTH = 250
+
+#: Number types whose patterns make a number valid (``_number_type_helper``).
+_TYPES = (
+    "premium_rate",
+    "toll_free",
+    "shared_cost",
+    "voip",
+    "personal_number",
+    "pager",
+    "uan",
+    "voicemail",
+    "fixed_line",
+    "mobile",
+)
+_SAFE_PATTERN = re.compile(r"[0-9\\d\[\]\-(?:){},|?*+$]*")
+
+
+class UnsupportedPattern(ValueError):
+    """A metadata pattern uses syntax we do not translate; its region falls back."""
+
+
+def to_rust(pattern: str) -> str:
+    """Translate a metadata regex to Rust syntax: only ``\\d`` differs (ASCII there, for speed)."""
+    if not _SAFE_PATTERN.fullmatch(pattern) or "(?" in pattern.replace("(?:", ""):
+        raise UnsupportedPattern(pattern)
+    out: list[str] = []
+    in_class = False
+    i = 0
+    while i < len(pattern):
+        ch = pattern[i]
+        if ch == "\\":
+            if pattern[i + 1 : i + 2] != "d":
+                raise UnsupportedPattern(pattern)
+            out.append("0-9" if in_class else "[0-9]")
+            i += 2
+            continue
+        if ch == "[":
+            in_class = True
+        elif ch == "]":
+            in_class = False
+        out.append(ch)
+        i += 1
+    return "".join(out)
+
+
+def _lengths(values: tuple[int, ...]) -> str:
+    """A regex for a two-digit length prefix; the fast path matches ``f"{len:02d}{nsn}"``."""
+    if not values:
+        return "[0-9]{2}"
+    return "(?:" + "|".join(f"{n:02d}" for n in sorted(set(values))) + ")"
+
+
+@dataclass(frozen=True)
+class RegionMeta:
+    """One metadata record (a region, or a non-geographic calling code) in fast-path form."""
+
+    key: str
+    country_code: int
+    #: ``^(?:international_prefix)(.*)$`` on digits, or None when the region has none.
+    idd: str | None
+    #: ``national_prefix_for_parsing`` (Rust syntax), its group count and transform template.
+    national_prefix: str | None
+    national_prefix_groups: int
+    transform: str | None
+    #: ``^(?:general pattern)$``: the viability test of the national-prefix logic (no lengths).
+    general: str | None
+    #: Validity on ``f"{len:02d}{nsn}"``: general description and the union of number types.
+    valid_general: str | None
+    valid_types: str | None
+    leading_digits: str | None
+    #: Lengths whose ``_test_number_length`` result is in the named set.
+    strip_ok_lengths: frozenset[int]
+    possible_lengths: frozenset[int]
+    too_long_lengths: frozenset[int]
+
+
+def _desc_regex(desc: object) -> str | None:
+    pattern = getattr(desc, "national_number_pattern", None) if desc is not None else None
+    if not pattern:
+        return None
+    lengths = tuple(getattr(desc, "possible_length", ()) or ())
+    return _lengths(lengths) + "(?:" + to_rust(pattern) + ")"
+
+
+def _length_sets(metadata: object) -> tuple[frozenset[int], frozenset[int], frozenset[int]]:
+    """Tabulate libphonenumber's own length test for every length an input can have."""
+    results = {n: _test_number_length("0" * n, metadata) for n in range(MAX_LENGTH + 1)}
+    strip_ok = {ValidationResult.IS_POSSIBLE, ValidationResult.TOO_LONG}
+    possible = {ValidationResult.IS_POSSIBLE, ValidationResult.IS_POSSIBLE_LOCAL_ONLY}
+    return (
+        frozenset(n for n, r in results.items() if r in strip_ok),
+        frozenset(n for n, r in results.items() if r in possible),
+        frozenset(n for n, r in results.items() if r == ValidationResult.TOO_LONG),
+    )
+
+
+def _build(key: str, metadata: object) -> RegionMeta:
+    m = metadata
+    general = getattr(m, "general_desc", None)
+    general_pattern = getattr(general, "national_number_pattern", None) or None
+    idd = getattr(m, "international_prefix", None)
+    npfp = getattr(m, "national_prefix_for_parsing", None) or None
+    rule = getattr(m, "national_prefix_transform_rule", None) or None
+    groups = re.compile(npfp).groups if npfp else 0
+    if rule is not None and (groups == 0 or not re.fullmatch(r"[0-9]*(?:\\[1-9][0-9]*)*", rule)):
+        raise UnsupportedPattern(rule)
+    types = [r for r in (_desc_regex(getattr(m, t, None)) for t in _TYPES) if r is not None]
+    leading = getattr(m, "leading_digits", None)
+    strip_ok, possible, too_long = _length_sets(m)
+    return RegionMeta(
+        key=key,
+        country_code=int(getattr(m, "country_code", 0)),
+        idd=f"^(?:{to_rust(idd)})(.*)$" if idd else None,
+        national_prefix=to_rust(npfp) if npfp else None,
+        national_prefix_groups=groups,
+        transform=re.sub(r"\\([0-9]+)", r"${\1}", rule) if rule else None,
+        general=f"^(?:{to_rust(general_pattern)})$" if general_pattern else None,
+        valid_general=f"^{_desc_regex(general)}$" if general_pattern else None,
+        valid_types="^(?:" + "|".join(types) + ")$" if types else None,
+        leading_digits=f"^(?:{to_rust(leading)})" if leading is not None else None,
+        strip_ok_lengths=strip_ok,
+        possible_lengths=possible,
+        too_long_lengths=too_long,
+    )
+
+
+@cache
+def meta_for(key: str) -> RegionMeta | None:
+    """Metadata for a region code or ``"001/<code>"``; None if absent or untranslatable."""
+    if key.startswith(REGION_CODE_FOR_NON_GEO_ENTITY + "/"):
+        code = int(key.split("/", 1)[1])
+        if code not in COUNTRY_CODES_FOR_NON_GEO_REGIONS:
+            return None
+        metadata = PhoneMetadata.metadata_for_nongeo_region(code, None)
+    elif key in SUPPORTED_REGIONS:
+        metadata = PhoneMetadata.metadata_for_region(key, None)
+    else:
+        return None
+    if metadata is None:
+        return None
+    try:
+        return _build(key, metadata)
+    except (UnsupportedPattern, re.error):
+        return None
+
+
+def _meta_key(region: str, code: int) -> str:
+    return f"{region}/{code}" if region == REGION_CODE_FOR_NON_GEO_ENTITY else region
+
+
+def regions_for_code(code: int) -> tuple[str, ...]:
+    """Metadata keys for a calling code, main region first (libphonenumber's order)."""
+    return tuple(_meta_key(r, code) for r in COUNTRY_CODE_TO_REGION_CODE.get(code, ()))
+
+
+@cache
+def calling_code_pattern() -> str:
+    """``^(cc)`` over every known calling code; they are prefix-free, so at most one matches."""
+    codes = sorted(COUNTRY_CODE_TO_REGION_CODE, key=lambda c: (-len(str(c)), c))
+    return "^(" + "|".join(str(c) for c in codes) + ")"
+
+
+#: The version the tables were read from, for benchmark and test output.
+PHONENUMBERS_VERSION: str = phonenumbers.__version__
