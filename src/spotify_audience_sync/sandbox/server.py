@@ -28,6 +28,7 @@ if TYPE_CHECKING:
 __all__ = ["ROUTE_NAMES", "SandboxServer"]
 
 _ACCOUNT = r"/ads/v3/ad_accounts/(?P<account>[^/]+)/audiences"
+_AUDIENCE = r"/(?P<audience>(?!upload_url$|datasets$)[^/]+)"  # literal segments route first
 _ROUTES: list[tuple[str, re.Pattern[str], str]] = [
     ("GET", re.compile(r"/authorize"), "authorize"),
     ("POST", re.compile(r"/api/token"), "token"),
@@ -36,9 +37,9 @@ _ROUTES: list[tuple[str, re.Pattern[str], str]] = [
     ("GET", re.compile(_ACCOUNT + r"/datasets"), "getAudienceEligibleDatasets"),
     ("POST", re.compile(_ACCOUNT), "createAudience"),
     ("GET", re.compile(_ACCOUNT), "batchGetAudiences"),
-    ("GET", re.compile(_ACCOUNT + r"/(?P<audience>[^/]+)"), "getAudience"),
-    ("PATCH", re.compile(_ACCOUNT + r"/(?P<audience>[^/]+)"), "editAudience"),
-    ("DELETE", re.compile(_ACCOUNT + r"/(?P<audience>[^/]+)"), "deleteAudience"),
+    ("GET", re.compile(_ACCOUNT + _AUDIENCE), "getAudience"),
+    ("PATCH", re.compile(_ACCOUNT + _AUDIENCE), "editAudience"),
+    ("DELETE", re.compile(_ACCOUNT + _AUDIENCE), "deleteAudience"),
     ("POST", re.compile(r"/upload/sandbox-audiences/(?P<upload>[^/]+)\.csv"), "gcsStart"),
     ("PUT", re.compile(r"/upload/sandbox-audiences/(?P<upload>[^/]+)\.csv"), "gcsPut"),
     ("GET", re.compile(r"/_sandbox/health"), "adminHealth"),
