@@ -100,52 +100,60 @@ def _email_normalized(value: pl.Expr, gmail_canonical: bool) -> pl.Expr:
     )
 
 
-def _finish(
-    kind: IdentifierType, stripped: pl.Expr, normalized: pl.Expr, reason: pl.Expr
-) -> list[pl.Expr]:
-    """Shared tail: empty and pre-hashed detection, then hash what stayed valid."""
-    is_empty = stripped.is_null() | (stripped == "")
-    is_prehashed = stripped.str.contains(_SHA256_HEX)
-    status = (
-        pl.when(is_empty)
-        .then(pl.lit("empty"))
-        .when(is_prehashed)
-        .then(pl.lit(PREHASHED))
-        .otherwise(reason.fill_null(pl.lit(HASHED)))
+def _finish(kind: IdentifierType, frame: pl.LazyFrame) -> pl.LazyFrame:
+    """Shared tail: empty and pre-hashed detection, then hash what stayed valid.
+
+    ``frame`` carries ``_s`` (stripped), ``_n`` (normalized; for a pre-hashed value, that value
+    lowercased) and ``_r`` (rejection reason or null). Each step is materialized once as a
+    column: polars does not reliably share repeated sub-expressions inside when/then chains,
+    and recomputing them doubled the cost.
+    """
+    stripped = pl.col("_s")
+    flagged = frame.with_columns(
+        _empty=stripped.is_null() | (stripped == ""),
+        _pre=(stripped.str.len_bytes() == 64) & stripped.str.contains(_SHA256_HEX),
     )
-    digest = (
-        pl.when(is_empty)
+    return flagged.select(
+        pl.when(pl.col("_empty"))
         .then(pl.lit(None, pl.String))
-        .when(is_prehashed)
-        .then(stripped.str.to_lowercase())
-        .when(reason.is_null())
-        .then(_sha256(normalized))
+        .when(pl.col("_pre"))
+        .then(pl.col("_n"))
+        .when(pl.col("_r").is_null())
+        .then(_sha256(pl.col("_n")))
         .otherwise(pl.lit(None, pl.String))
+        .alias(hash_column(kind)),
+        pl.when(pl.col("_empty"))
+        .then(pl.lit("empty"))
+        .when(pl.col("_pre"))
+        .then(pl.lit(PREHASHED))
+        .otherwise(pl.col("_r").fill_null(pl.lit(HASHED)))
+        .alias(status_column(kind)),
     )
-    return [digest.alias(hash_column(kind)), status.alias(status_column(kind))]
 
 
-def _email_exprs(column: str, options: NormalizeOptions) -> list[pl.Expr]:
-    stripped = pl.col(column).cast(pl.String).str.strip_chars()
-    normalized = _email_normalized(pl.col(column).cast(pl.String), options.gmail_canonical)
-    reason = pl.when(normalized.str.contains(_EMAIL)).then(None).otherwise(pl.lit("malformed"))
-    return _finish(IdentifierType.EMAIL, stripped, normalized, reason)
+def _email_frame(frame: pl.LazyFrame, column: str, options: NormalizeOptions) -> pl.LazyFrame:
+    stripped = frame.select(_s=pl.col(column).cast(pl.String).str.strip_chars())
+    normalized = stripped.with_columns(_n=_email_normalized(pl.col("_s"), options.gmail_canonical))
+    checked = normalized.with_columns(
+        _r=pl.when(pl.col("_n").str.contains(_EMAIL)).then(None).otherwise(pl.lit("malformed"))
+    )
+    return _finish(IdentifierType.EMAIL, checked)
 
 
-def _device_exprs(column: str) -> list[pl.Expr]:
-    stripped = pl.col(column).cast(pl.String).str.strip_chars()
-    normalized = stripped.str.to_lowercase()
-    reason = (
-        pl.when(~normalized.str.contains(_UUID))
+def _device_frame(frame: pl.LazyFrame, column: str) -> pl.LazyFrame:
+    stripped = frame.select(_s=pl.col(column).cast(pl.String).str.strip_chars())
+    normalized = stripped.with_columns(_n=pl.col("_s").str.to_lowercase())
+    checked = normalized.with_columns(
+        _r=pl.when(~pl.col("_n").str.contains(_UUID))
         .then(pl.lit("malformed"))
-        .when(normalized == _ZERO_UUID)
+        .when(pl.col("_n") == _ZERO_UUID)
         .then(pl.lit("zeroed"))
         .otherwise(None)
     )
-    return _finish(IdentifierType.DEVICE_ID, stripped, normalized, reason)
+    return _finish(IdentifierType.DEVICE_ID, checked)
 
 
-def _phone_columns(values: pl.Series, options: NormalizeOptions) -> list[pl.Series]:
+def _phone_frame(values: pl.Series, options: NormalizeOptions) -> pl.LazyFrame:
     """Phones leave the expression world: libphonenumber rules run on the distinct values."""
     stripped = values.cast(pl.String).str.strip_chars()
     needs_parse = ~(stripped.is_null() | (stripped == "") | stripped.str.contains(_SHA256_HEX))
@@ -154,18 +162,17 @@ def _phone_columns(values: pl.Series, options: NormalizeOptions) -> list[pl.Seri
         default_region=options.default_region,
         validation=options.phone_validation,
     )
-    frame = pl.DataFrame({"stripped": stripped, "needs_parse": needs_parse}).with_columns(
-        e164=pl.lit(None, pl.String), reason=pl.lit(None, pl.String)
+    frame = pl.DataFrame({"_s": stripped}).with_columns(
+        _n=pl.when(pl.col("_s").str.contains(_SHA256_HEX)).then(pl.col("_s").str.to_lowercase()),
+        _r=pl.lit(None, pl.String),
     )
     if parsed.height:
-        positions = frame.select(pl.arg_where(pl.col("needs_parse"))).to_series()
+        positions = needs_parse.arg_true()
         frame = frame.with_columns(
-            frame["e164"].scatter(positions, parsed["e164"]),
-            frame["reason"].scatter(positions, parsed["reason"]),
+            frame["_n"].scatter(positions, parsed["e164"]),
+            frame["_r"].scatter(positions, parsed["reason"]),
         )
-    return frame.select(
-        _finish(IdentifierType.PHONE, pl.col("stripped"), pl.col("e164"), pl.col("reason"))
-    ).get_columns()
+    return _finish(IdentifierType.PHONE, frame.lazy())
 
 
 def normalize_batch(
@@ -178,16 +185,20 @@ def normalize_batch(
     ``columns`` maps each identifier type present in the input to its column in ``batch``.
     The result has one row per input row, so row-level layouts (``wide``) keep people together.
     """
-    exprs: list[pl.Expr] = []
-    if IdentifierType.EMAIL in columns:
-        exprs += _email_exprs(columns[IdentifierType.EMAIL], options)
-    if IdentifierType.DEVICE_ID in columns:
-        exprs += _device_exprs(columns[IdentifierType.DEVICE_ID])
-    out = batch.lazy().select(exprs).collect() if exprs else pl.DataFrame(height=batch.height)
-    if IdentifierType.PHONE in columns:
-        out = out.with_columns(_phone_columns(batch[columns[IdentifierType.PHONE]], options))
-    ordered = [c for kind in IdentifierType if kind in columns for c in _names(kind)]
-    return out.select(ordered)
+    source = batch.lazy()
+    frames: list[pl.LazyFrame] = []
+    for kind in IdentifierType:
+        if kind not in columns:
+            continue
+        if kind is IdentifierType.EMAIL:
+            frames.append(_email_frame(source, columns[kind], options))
+        elif kind is IdentifierType.DEVICE_ID:
+            frames.append(_device_frame(source, columns[kind]))
+        else:
+            frames.append(_phone_frame(batch[columns[kind]], options))
+    if not frames:
+        return pl.DataFrame(height=batch.height)
+    return pl.concat(frames, how="horizontal").collect()
 
 
 def _names(kind: IdentifierType) -> tuple[str, str]:

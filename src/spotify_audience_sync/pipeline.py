@@ -113,9 +113,15 @@ class PreparedSegment:
     """A segment read, hashed and staged; :meth:`chunks` yields the deduplicated file."""
 
     def __init__(
-        self, stage: Stage, report: PrepareReport, kinds: list[IdentifierType], layout: Layout
+        self,
+        stage: Stage,
+        report: PrepareReport,
+        kinds: list[IdentifierType],
+        layout: Layout,
+        workers: int = 2,
     ) -> None:
         self.report = report
+        self._workers = workers
         self.layout: Layout = layout
         self.kinds = kinds
         self._stage = stage
@@ -126,31 +132,33 @@ class PreparedSegment:
 
         Counts of written rows, duplicates and bytes are complete once this is exhausted.
         """
-        layout = self.layout
-        head = header(layout, self.kinds)
+        head = header(self.layout, self.kinds)
         self.report.bytes_written = len(head)
         yield head
         written: dict[IdentifierType, int] = dict.fromkeys(self.kinds, 0)
-        for rows in self._stage.deduplicated():
-            self._count_written(rows, written)
-            self.report.rows_written += rows.height
-            data = encode_rows(rows, layout)
+        for data, rows, counts in self._stage.deduplicated(self._encode, workers=self._workers):
+            self.report.rows_written += rows
             self.report.bytes_written += len(data)
+            for kind, n in counts.items():
+                written[kind] += n
             if data:
                 yield data
-        for kind, counts in written.items():
+        for kind, n in written.items():
             entry = self.report.identifiers[kind.key]
-            entry.written = counts
-            entry.duplicates = entry.accepted - counts
+            entry.written = n
+            entry.duplicates = entry.accepted - n
         self.report.seconds = time.perf_counter() - self._started
 
-    def _count_written(self, rows: pl.DataFrame, written: dict[IdentifierType, int]) -> None:
+    def _encode(self, rows: pl.DataFrame) -> tuple[bytes, int, dict[IdentifierType, int]]:
+        """One partition's distinct rows → bytes and counts (runs on a worker thread)."""
+        counts: dict[IdentifierType, int] = {}
         if self.layout == "type-value":
             for code, n in rows.group_by("type").len().iter_rows():
-                written[type_of_code(code)] += n
+                counts[type_of_code(code)] = n
         else:
             for kind in self.kinds:
-                written[kind] += rows.height - rows[hash_column(kind)].null_count()
+                counts[kind] = rows.height - rows[hash_column(kind)].null_count()
+        return encode_rows(rows, self.layout), rows.height, counts
 
     def write_to(self, stream: BinaryIO) -> None:
         """Write the whole file to a binary stream."""
@@ -243,7 +251,7 @@ def prepare_segment(
         stage.close()
         raise InputError(f"{source.name}: has a header but no data rows")
     report.seconds = time.perf_counter() - started
-    return PreparedSegment(stage, report, kinds, options.layout)
+    return PreparedSegment(stage, report, kinds, options.layout, options.workers)
 
 
 def _run_batches(

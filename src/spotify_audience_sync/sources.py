@@ -26,7 +26,7 @@ __all__ = ["DEFAULT_CHUNK_BYTES", "Format", "Source", "detect_format", "open_sou
 
 Format = Literal["auto", "csv", "tsv", "ndjson", "parquet"]
 
-DEFAULT_CHUNK_BYTES = 16 * 1024 * 1024
+DEFAULT_CHUNK_BYTES = 4 * 1024 * 1024
 _GZIP_MAGIC = b"\x1f\x8b"
 _BOM = b"\xef\xbb\xbf"
 _SUFFIXES: dict[str, Format] = {
