@@ -28,6 +28,7 @@ from pydantic import BaseModel, ValidationError
 from spotify_audience_sync.errors import AuthError, ConfigError, RemoteError, TransientError
 from spotify_audience_sync.models import Audience, AudiencePage, UploadUrl
 from spotify_audience_sync.ratelimit import RateLimiter
+from spotify_audience_sync.settings import Settings
 
 __all__ = ["AdsClient", "RetryPolicy", "StaticToken", "TokenProvider"]
 
@@ -127,6 +128,7 @@ class AdsClient:
         sleep: Callable[[float], None] = time.sleep,
         jitter: Callable[[], float] = random.random,
     ) -> None:
+        self._owns_http = http is None
         self._http = http or httpx2.Client(
             transport=transport, timeout=httpx2.Timeout(timeout, connect=min(timeout, 10.0))
         )
@@ -139,7 +141,7 @@ class AdsClient:
         self._jitter = jitter
 
     @classmethod
-    def from_settings(cls, settings: Any, tokens: TokenProvider, **kwargs: Any) -> AdsClient:
+    def from_settings(cls, settings: Settings, tokens: TokenProvider, **kwargs: Any) -> AdsClient:
         """Build from ``Settings`` (base URL, ad account); kwargs as for the constructor."""
         return cls(
             base_url=settings.api_base_url,
@@ -149,7 +151,9 @@ class AdsClient:
         )
 
     def close(self) -> None:
-        self._http.close()
+        """Close the connection pool, unless it was handed in (then its owner closes it)."""
+        if self._owns_http:
+            self._http.close()
 
     def __enter__(self) -> AdsClient:
         return self

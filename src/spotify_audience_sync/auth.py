@@ -26,6 +26,7 @@ from authlib.integrations.httpx_client import OAuth2Client, OAuthError
 
 from spotify_audience_sync.errors import AuthError, ConfigError, TransientError
 from spotify_audience_sync.redact import mask
+from spotify_audience_sync.settings import Settings
 
 __all__ = ["DEFAULT_LOGIN_PORT", "OAuthSession", "TokenSet", "TokenStore", "exchange_code"]
 
@@ -188,9 +189,11 @@ class OAuthSession:
         self._client = _oauth_client(client_id, client_secret, transport)
 
     @classmethod
-    def from_settings(cls, settings: Any, **kwargs: Any) -> OAuthSession:
+    def from_settings(cls, settings: Settings, **kwargs: Any) -> OAuthSession:
         """Build from ``Settings``; ConfigError names any missing credential."""
         settings.require("client_id", "client_secret")
+        assert settings.client_id is not None
+        assert settings.client_secret is not None
         refresh = settings.refresh_token.get_secret_value() if settings.refresh_token else None
         return cls(
             client_id=settings.client_id,

@@ -7,6 +7,7 @@ clients meet genuine connection drops and timeouts. Domain rules live in the sib
 from __future__ import annotations
 
 import json
+import logging
 import math
 import re
 import threading
@@ -26,6 +27,8 @@ if TYPE_CHECKING:
     from spotify_audience_sync.sandbox import Sandbox
 
 __all__ = ["ROUTE_NAMES", "SandboxServer"]
+
+log = logging.getLogger(__name__)
 
 _ACCOUNT = r"/ads/v3/ad_accounts/(?P<account>[^/]+)/audiences"
 _AUDIENCE = r"/(?P<audience>(?!upload_url$|datasets$)[^/]+)"  # literal segments route first
@@ -216,6 +219,10 @@ class _Handler(BaseHTTPRequestHandler):
             status, payload, headers = self._route(name, match.groupdict(), url.query, body)
         except Problem as problem:
             self._problem(problem)
+            return
+        except Exception:  # a sandbox bug must look like a 500, not a dropped connection
+            log.exception("sandbox: %s failed", name)
+            self._problem(Problem(500, "internal sandbox error", code="INTERNAL"))
             return
         after = faults.take(name, "after")
         if after is not None:
