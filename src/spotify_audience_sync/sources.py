@@ -27,6 +27,7 @@ __all__ = ["DEFAULT_CHUNK_BYTES", "Format", "Source", "detect_format", "open_sou
 Format = Literal["auto", "csv", "tsv", "ndjson", "parquet"]
 
 DEFAULT_CHUNK_BYTES = 4 * 1024 * 1024
+_MAX_RECORD_BYTES = 64 * 1024 * 1024  # one CSV record (quoted newlines included) at most
 _GZIP_MAGIC = b"\x1f\x8b"
 _BOM = b"\xef\xbb\xbf"
 _SUFFIXES: dict[str, Format] = {
@@ -61,6 +62,8 @@ class Source:
     _stream: BinaryIO | None = field(default=None, repr=False)
     _header: bytes = field(default=b"", repr=False)
     _prefix: bytes = field(default=b"", repr=False)
+    _raw: BinaryIO | None = field(default=None, repr=False)
+    _owned: bool = field(default=True, repr=False)
     _path: Path | None = field(default=None, repr=False)
     chunk_bytes: int = DEFAULT_CHUNK_BYTES
 
@@ -72,9 +75,12 @@ class Source:
             yield from self._text_batches(columns)
 
     def close(self) -> None:
-        """Release the underlying stream (stdin is left open)."""
-        if self._stream is not None and self._stream is not sys.stdin.buffer:
-            self._stream.close()
+        """Release the underlying streams (stdin is left open)."""
+        if not self._owned:
+            return
+        for stream in (self._stream, self._raw):
+            if stream is not None:
+                stream.close()
 
     def __enter__(self) -> Source:
         return self
@@ -156,13 +162,22 @@ def _record_chunks(
             cut = data.rfind(b"\n", 0, cut - 1) + 1
         if cut:
             yield data[:cut]
+        elif len(data) > _MAX_RECORD_BYTES:
+            raise InputError(
+                f"{name}: a record runs past {_MAX_RECORD_BYTES >> 20} MiB without ending "
+                "(an unclosed double quote?)"
+            )
         rest = data[cut:]
 
 
-def _open_stream(path: str) -> tuple[BinaryIO, str]:
+def _open_stream(path: str) -> tuple[BinaryIO, BinaryIO, str]:
     """Open a path (or ``-``) for binary reading, looking through gzip by its magic bytes."""
     if path == "-":
-        raw: io.BufferedReader = sys.stdin.buffer  # type: ignore[assignment]
+        stdin = sys.stdin.buffer
+        # peek() is needed to sniff gzip; a test runner's stdin may lack it.
+        raw: io.BufferedReader = (
+            stdin if hasattr(stdin, "peek") else io.BufferedReader(stdin)  # type: ignore[assignment,arg-type]
+        )
         name = "<stdin>"
     else:
         file = Path(path)
@@ -176,8 +191,8 @@ def _open_stream(path: str) -> tuple[BinaryIO, str]:
             raise InputError(f"{path}: cannot be opened ({exc.strerror})") from exc
         name = path
     if raw.peek(2)[:2] == _GZIP_MAGIC:
-        return gzip.GzipFile(fileobj=raw, mode="rb"), name  # type: ignore[return-value]
-    return raw, name
+        return gzip.GzipFile(fileobj=raw, mode="rb"), raw, name  # type: ignore[return-value]
+    return raw, raw, name
 
 
 def open_source(
@@ -187,15 +202,20 @@ def open_source(
     kind = detect_format(path, fmt)
     if kind == "parquet":
         return _open_parquet(path)
-    stream, name = _open_stream(path)
+    stream, raw, name = _open_stream(path)
     try:
         if kind == "ndjson":
-            return _open_ndjson(stream, name, chunk_bytes)
-        return _open_delimited(stream, name, kind, chunk_bytes)
+            source = _open_ndjson(stream, name, chunk_bytes)
+        else:
+            source = _open_delimited(stream, name, kind, chunk_bytes)
     except BaseException:
-        if stream is not sys.stdin.buffer:
+        if path != "-":
             stream.close()
+            raw.close()
         raise
+    source._raw = raw
+    source._owned = path != "-"
+    return source
 
 
 def _open_delimited(stream: BinaryIO, name: str, kind: Format, chunk_bytes: int) -> Source:

@@ -103,7 +103,7 @@ class Stage:
     def deduplicated(
         self, transform: Callable[[pl.DataFrame], T], *, workers: int = 2
     ) -> Iterator[T]:
-        """Deduplicate each partition (first occurrence kept) and yield ``transform`` of it.
+        """Deduplicate and sort each partition, and yield ``transform`` of it.
 
         Partitions are independent, so ``workers`` threads work on them at once; results come
         back in partition order, with at most ``workers + 1`` partitions in memory.
@@ -121,7 +121,8 @@ class Stage:
                 quote_char=None,
             )
             path.unlink()
-            return transform(frame.unique(maintain_order=True))
+            # Sorted, so the file is byte-identical whatever the batch size or thread timing.
+            return transform(frame.unique().sort(self.columns, nulls_last=True))
 
         with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
             pending: deque[Future[T]] = deque()
