@@ -9,6 +9,7 @@ import httpx2
 import pytest
 
 from conftest import gcs_upload, sha
+from spotify_audience_sync.api import AdsClient, StaticToken
 from spotify_audience_sync.sandbox import FaultRule, Sandbox, run_sandbox
 from spotify_audience_sync.sandbox.gcs import CHUNK_MULTIPLE
 from spotify_audience_sync.sandbox.membership import parse_membership, size_range
@@ -300,3 +301,20 @@ def test_fault_rule_syntax() -> None:
     assert FaultRule.parse("gcsPut:drop").drop
     with pytest.raises(ValueError, match="unknown route"):
         FaultRule.parse("nope:500")
+
+
+def test_a_slow_answer_times_out_and_the_get_is_retried(sandbox, make_csv) -> None:
+    api = Api(sandbox)
+    created = api.audience_from(make_csv(3))
+    api.http.close()
+    sandbox.add_faults(FaultRule(route="getAudience", delay=0.6))
+    token = StaticToken(str(sandbox.mint_tokens()["access_token"]))
+    with AdsClient(
+        base_url=sandbox.api_base_url,
+        ad_account_id=sandbox.ad_account_id,
+        tokens=token,
+        timeout=0.2,
+        sleep=lambda _: None,
+    ) as client:
+        assert client.get_audience(created["id"]).id == created["id"]
+    assert sandbox.config.faults == []

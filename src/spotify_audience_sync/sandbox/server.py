@@ -10,6 +10,7 @@ import json
 import logging
 import math
 import re
+import sys
 import threading
 import time
 import uuid
@@ -308,3 +309,8 @@ class SandboxServer(ThreadingHTTPServer):
             "Handler", (_Handler,), {"timeout": sandbox.config.request_timeout}
         )
         super().__init__(address, handler)
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A client that hung up (timeouts, drop faults) is normal here: no traceback."""
+        if not isinstance(sys.exc_info()[1], (ConnectionError, TimeoutError)):
+            super().handle_error(request, client_address)
