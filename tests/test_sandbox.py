@@ -309,13 +309,13 @@ def test_a_slow_answer_times_out_and_the_get_is_retried(sandbox, make_csv) -> No
     api = Api(sandbox)
     created = api.audience_from(make_csv(3))
     api.http.close()
-    sandbox.add_faults(FaultRule(route="getAudience", delay=0.6))
+    sandbox.add_faults(FaultRule(route="getAudience", delay=1.0))
     token = StaticToken(str(sandbox.mint_tokens()["access_token"]))
     with AdsClient(
         base_url=sandbox.api_base_url,
         ad_account_id=sandbox.ad_account_id,
         tokens=token,
-        timeout=0.2,
+        timeout=0.3,
         sleep=lambda _: None,
     ) as client:
         assert client.get_audience(created["id"]).id == created["id"]
