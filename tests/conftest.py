@@ -11,8 +11,10 @@ import queue
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import httpx2
@@ -20,7 +22,7 @@ import pytest
 
 from spotify_audience_sync.sandbox import Sandbox, run_sandbox
 
-READY_TIMEOUT = 20.0
+READY_TIMEOUT = 60.0
 
 
 @dataclass
@@ -49,32 +51,46 @@ class SandboxProcess:
         return response.json()
 
 
+def _next_line(lines: queue.Queue[str], process: subprocess.Popen[str], errors: Path) -> str:
+    """The child's next stdout line; fail fast (with its stderr) if it dies or stalls."""
+    deadline = time.monotonic() + READY_TIMEOUT
+    while time.monotonic() < deadline:
+        try:
+            return lines.get(timeout=0.1)
+        except queue.Empty:
+            if process.poll() is not None:
+                break
+    detail = errors.read_text(encoding="utf-8", errors="replace")[-2000:]
+    pytest.fail(f"sandbox process not ready (exit={process.poll()}):\n{detail}")
+
+
 @pytest.fixture(scope="session")
-def sandbox_process() -> Iterator[SandboxProcess]:
+def sandbox_process(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SandboxProcess]:
     """The emulator started as users start it, on a free loopback port; reset per test."""
     command = [sys.executable, "-m", "spotify_audience_sync", "sandbox", "--port", "0"]
     command += ["--processing-delay", "0.2"]
-    process = subprocess.Popen(
-        command,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        stdin=subprocess.DEVNULL,
-        text=True,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
-    )
+    errors = tmp_path_factory.mktemp("sandbox") / "stderr.txt"
+    with errors.open("w", encoding="utf-8") as stderr:
+        process = subprocess.Popen(
+            command,
+            stdout=subprocess.PIPE,
+            stderr=stderr,
+            stdin=subprocess.DEVNULL,
+            text=True,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
     assert process.stdout is not None
     lines: queue.Queue[str] = queue.Queue()
-    threading.Thread(
-        target=lambda: [lines.put(x) for x in process.stdout or []], daemon=True
-    ).start()
+    pump = threading.Thread(target=lambda: [lines.put(x) for x in process.stdout or []])
+    pump.daemon = True
+    pump.start()
     try:
-        first = lines.get(timeout=READY_TIMEOUT)
+        first = _next_line(lines, process, errors)
         assert first.startswith("sandbox listening on http://127.0.0.1:"), first
         env: dict[str, str] = {}
         while len(env) < 6:
-            name, _, value = (
-                lines.get(timeout=READY_TIMEOUT).strip().removeprefix("export ").partition("=")
-            )
+            line = _next_line(lines, process, errors).strip().removeprefix("export ")
+            name, _, value = line.partition("=")
             env[name] = value
         started = SandboxProcess(first.split()[-1], env, process)
         assert started.admin("GET", "/health")["ok"] is True
