@@ -251,3 +251,38 @@ def test_login_times_out_without_a_callback(store) -> None:
             echo=lambda _: None,
             timeout=0.2,
         )
+
+
+def test_a_dead_stored_token_falls_back_to_the_environment_once(clock, store) -> None:
+    store.save(TokenSet(None, "stored-dead", 0.0, 0.0))
+
+    def accounts(request: httpx2.Request) -> httpx2.Response:
+        form = parse_qs(request.content.decode())
+        if form["refresh_token"] == ["from-env"]:
+            return httpx2.Response(200, json={"access_token": "fresh", "expires_in": 3600})
+        return httpx2.Response(400, json={"error": "invalid_grant"})
+
+    tokens = OAuthSession(
+        client_id="cid",
+        client_secret="csecret",
+        token_url=TOKEN_URL,
+        store=store,
+        refresh_token="from-env",
+        transport=httpx2.MockTransport(accounts),
+        clock=clock,
+    )
+    assert tokens.access_token() == "fresh"
+    tokens.close()
+    saved = store.load()
+    assert saved is not None
+    assert saved.refresh_token == "from-env"
+    both_dead = session(
+        FakeAccounts(answer=httpx2.Response(400, json={"error": "invalid_grant"})),
+        clock,
+        store,
+        refresh_token="x",
+    )
+    clock.advance(4000)  # the saved access token expires: refresh, with two dead tokens
+    with pytest.raises(AuthError, match="invalid_grant"):
+        both_dead.access_token()
+    both_dead.close()

@@ -186,6 +186,7 @@ class OAuthSession:
         if stored is None or not stored.refresh_token:
             raise AuthError(f"not logged in: {LOGIN_HINT}, or set SPOTIFY_ADS_REFRESH_TOKEN")
         self._tokens: TokenSet = stored
+        self._fallback = refresh_token if refresh_token != stored.refresh_token else None
         self._client = _oauth_client(client_id, client_secret, transport)
 
     @classmethod
@@ -231,10 +232,19 @@ class OAuthSession:
         old = self._tokens.refresh_token
         if not old:
             raise ConfigError(f"no refresh token: {LOGIN_HINT}")
-        reply = _token_call(
-            lambda: dict(self._client.refresh_token(self._token_url, refresh_token=old)),
-            "token refresh",
-        )
+        try:
+            reply = _token_call(
+                lambda: dict(self._client.refresh_token(self._token_url, refresh_token=old)),
+                "token refresh",
+            )
+        except AuthError:
+            # The stored token died but SPOTIFY_ADS_REFRESH_TOKEN holds another: a newer login
+            # handed to a container whose token file outlived the old one. Try it, once.
+            if self._fallback is None:
+                raise
+            self._tokens, self._fallback = TokenSet(None, self._fallback, 0.0, 0.0), None
+            log.info("stored refresh token refused; trying SPOTIFY_ADS_REFRESH_TOKEN")
+            return self._refresh_locked()
         self._tokens = TokenSet.from_reply(reply, self._clock(), old_refresh=old)
         rotated = self._tokens.refresh_token != old
         log.info("access token refreshed%s", " (refresh token rotated)" if rotated else "")
