@@ -290,9 +290,12 @@ class AdsClient:
                     log.info("%s: HTTP %d, waiting %.1f s", what, status, wait)
                     self._sleep(wait)
                     continue
-                raise TransientError(
-                    f"{remote_error(response, what)} (gave up after {attempt} tries)"
+                why = (
+                    f"asked to wait {wait:.0f} s"
+                    if wait > self._retry.max_wait
+                    else f"gave up after {attempt} tries"
                 )
+                raise TransientError(f"{remote_error(response, what)} ({why})")
             if status >= 500:
                 raise TransientError(
                     f"{remote_error(response, what)} — outcome unknown, not retried: "
