@@ -14,7 +14,7 @@ import phonenumbers
 import polars as pl
 import pytest
 
-from spotify_audience_sync.encode import Layout
+from spotify_audience_sync.encode import Layout, encode_records, to_records
 from spotify_audience_sync.errors import InputError
 from spotify_audience_sync.identifiers import IdentifierType, NormalizeOptions
 from spotify_audience_sync.pipeline import PrepareOptions, prepare_segment, resolve_columns
@@ -149,9 +149,13 @@ def test_staged_files_are_private_hold_no_raw_values_and_are_removed(tmp_path: P
     leaked = 0
     for file in files:
         assert stat.S_IMODE(file.stat().st_mode) == 0o600
-        text = file.read_text()
+        data = file.read_bytes()
+        assert len(data) % 65 == 0  # records: a type byte and 64 hex digits
+        for i in range(0, len(data), 65):
+            assert data[i] in (0, 1, 2)
+            assert re.fullmatch(rb"[0-9a-f]{64}", data[i + 1 : i + 65])
+        text = data.decode("latin-1")
         leaked += sum(1 for e in raw_emails if "@" in e and e in text)
-        assert all(re.fullmatch(r"[epd],[0-9a-f]{64}", line) for line in text.splitlines())
     assert leaked == 0
     with prepared:
         list(prepared.chunks())
@@ -168,32 +172,18 @@ def test_stage_is_removed_when_reading_fails(tmp_path: Path) -> None:
     assert list(stage_root.iterdir()) == []
 
 
-def test_partition_payload_cuts_at_row_boundaries_with_empty_cells() -> None:
-    frame = pl.DataFrame(
-        {
-            "a": ["0a" + "1" * 62, None, "0a" + "2" * 62, "ff" + "3" * 62],
-            "b": [None, "0b" + "4" * 62, "0a" + "5" * 62, None],
-        }
-    ).with_columns(partition=pl.coalesce("a", "b").str.slice(0, 2))
-    payload = partition_payload(frame)
-    assert set(payload) == {"0a", "0b", "ff"}
-    assert (
-        payload["0a"]
-        == ("0a" + "1" * 62 + ",\n" + "0a" + "2" * 62 + "," + "0a" + "5" * 62 + "\n").encode()
-    )
-    assert payload["0b"] == ("," + "0b" + "4" * 62 + "\n").encode()
-
-
 def test_dedup_is_exact_across_batches(tmp_path: Path) -> None:
-    with Stage(["type", "value"], tmp_path) as stage:
-        rows = pl.DataFrame(
-            {"type": ["e", "e", "p"], "value": ["ab" + "0" * 62, "ab" + "1" * 62, "ab" + "0" * 62]}
+    digests = [_sha(f"user{i}@example.com") for i in range(50)]
+    frame = pl.DataFrame({"email_value": digests, "email_status": ["prehashed"] * 50})
+    records, partitions = to_records(frame, "type-value", [IdentifierType.EMAIL])
+    with Stage(records.shape[1], tmp_path) as stage:
+        stage.write(partition_payload(records, partitions))
+        stage.write(partition_payload(records[::-1], partitions[::-1]))
+        out = b"".join(
+            stage.deduplicated(lambda r: encode_records(r, "type-value", [IdentifierType.EMAIL]))
         )
-        staged = rows.with_columns(partition=pl.col("value").str.slice(0, 2))
-        stage.write(partition_payload(staged))
-        stage.write(partition_payload(staged))
-        out = pl.concat(stage.deduplicated(lambda f: f))
-    assert sorted(out.rows()) == sorted(rows.rows())
+    lines = out.decode().splitlines()
+    assert sorted(lines) == sorted(f"EMAIL_ID_SHA256,{d}" for d in digests)
 
 
 @pytest.mark.parametrize(

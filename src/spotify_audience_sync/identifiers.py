@@ -19,13 +19,17 @@ import polars_hash  # noqa: F401  (registers the .chash namespace)
 from spotify_audience_sync.phones import PHONE_REASONS, PhoneValidation, normalize_phones
 
 __all__ = [
+    "HASHED",
+    "PREHASHED",
     "REJECT_REASONS",
     "IdentifierType",
     "NormalizeOptions",
-    "hash_column",
+    "digests",
     "normalize_batch",
     "normalize_values",
+    "sha256_hex",
     "status_column",
+    "value_column",
 ]
 
 
@@ -70,15 +74,30 @@ class NormalizeOptions:
     phone_validation: PhoneValidation = "valid"
 
 
-def _sha256(value: pl.Expr) -> pl.Expr:
+def sha256_hex(value: pl.Expr) -> pl.Expr:
     """Vectorized SHA-256 hex of the UTF-8 bytes (polars-hash; matches hashlib)."""
     digest: pl.Expr = value.chash.sha2_256()  # type: ignore[attr-defined]
     return digest
 
 
-def hash_column(kind: IdentifierType) -> str:
-    """Name of the column holding a type's lowercase SHA-256 hex (null when rejected)."""
-    return f"{kind.key}_sha256"
+def value_column(kind: IdentifierType) -> str:
+    """Name of the column holding a type's normalized value (pre-hashed: the digest).
+
+    Meaningful only where the status is ``hashed`` or ``prehashed``; use :func:`digests`.
+    """
+    return f"{kind.key}_value"
+
+
+def digests(frame: pl.DataFrame, kind: IdentifierType) -> pl.Series:
+    """Row-aligned lowercase SHA-256 hex of a normalized batch: null where rejected."""
+    value, status = pl.col(value_column(kind)), pl.col(status_column(kind))
+    return frame.select(
+        pl.when(status == HASHED)
+        .then(sha256_hex(value))
+        .when(status == PREHASHED)
+        .then(value)
+        .alias(kind.key)
+    ).to_series()
 
 
 def status_column(kind: IdentifierType) -> str:
@@ -101,12 +120,13 @@ def _email_normalized(value: pl.Expr, gmail_canonical: bool) -> pl.Expr:
 
 
 def _finish(kind: IdentifierType, frame: pl.LazyFrame) -> pl.LazyFrame:
-    """Shared tail: empty and pre-hashed detection, then hash what stayed valid.
+    """Shared tail: empty and pre-hashed detection, and each value's final status.
 
     ``frame`` carries ``_s`` (stripped), ``_n`` (normalized; for a pre-hashed value, that value
     lowercased) and ``_r`` (rejection reason or null). Each step is materialized once as a
     column: polars does not reliably share repeated sub-expressions inside when/then chains,
-    and recomputing them doubled the cost.
+    and recomputing them doubled the cost. Hashing happens later, on accepted values only
+    (:func:`digests`), so no string column is copied just to blank out rejected rows.
     """
     stripped = pl.col("_s")
     flagged = frame.with_columns(
@@ -114,14 +134,7 @@ def _finish(kind: IdentifierType, frame: pl.LazyFrame) -> pl.LazyFrame:
         _pre=(stripped.str.len_bytes() == 64) & stripped.str.contains(_SHA256_HEX),
     )
     return flagged.select(
-        pl.when(pl.col("_empty"))
-        .then(pl.lit(None, pl.String))
-        .when(pl.col("_pre"))
-        .then(pl.col("_n"))
-        .when(pl.col("_r").is_null())
-        .then(_sha256(pl.col("_n")))
-        .otherwise(pl.lit(None, pl.String))
-        .alias(hash_column(kind)),
+        pl.col("_n").alias(value_column(kind)),
         pl.when(pl.col("_empty"))
         .then(pl.lit("empty"))
         .when(pl.col("_pre"))
@@ -180,7 +193,7 @@ def normalize_batch(
     columns: Mapping[IdentifierType, str],
     options: NormalizeOptions,
 ) -> pl.DataFrame:
-    """Turn one batch of raw rows into a hash column and a status column per mapped type.
+    """Turn one batch of raw rows into a value column and a status column per mapped type.
 
     ``columns`` maps each identifier type present in the input to its column in ``batch``.
     The result has one row per input row, so row-level layouts (``wide``) keep people together.
@@ -201,16 +214,10 @@ def normalize_batch(
     return pl.concat(frames, how="horizontal").collect()
 
 
-def _names(kind: IdentifierType) -> tuple[str, str]:
-    return hash_column(kind), status_column(kind)
-
-
 def normalize_values(
     kind: IdentifierType, values: list[str | None], options: NormalizeOptions | None = None
 ) -> list[tuple[str | None, str]]:
     """Convenience for tests and one-off checks: ``(sha256 or None, status)`` per value."""
     frame = pl.DataFrame({"v": values}, schema={"v": pl.String})
     out = normalize_batch(frame, {kind: "v"}, options or NormalizeOptions())
-    return list(
-        zip(out[hash_column(kind)].to_list(), out[status_column(kind)].to_list(), strict=True)
-    )
+    return list(zip(digests(out, kind).to_list(), out[status_column(kind)].to_list(), strict=True))

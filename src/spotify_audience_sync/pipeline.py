@@ -21,18 +21,18 @@ import polars as pl
 
 from spotify_audience_sync.encode import (
     Layout,
-    encode_rows,
+    Records,
+    encode_records,
     header,
-    staged_columns,
-    to_staged_rows,
-    type_of_code,
+    record_width,
+    to_records,
+    written_per_type,
 )
 from spotify_audience_sync.errors import ConfigError, InputError
 from spotify_audience_sync.identifiers import (
     REJECT_REASONS,
     IdentifierType,
     NormalizeOptions,
-    hash_column,
     normalize_batch,
     status_column,
 )
@@ -149,16 +149,10 @@ class PreparedSegment:
             entry.duplicates = entry.accepted - n
         self.report.seconds = time.perf_counter() - self._started
 
-    def _encode(self, rows: pl.DataFrame) -> tuple[bytes, int, dict[IdentifierType, int]]:
-        """One partition's distinct rows → bytes and counts (runs on a worker thread)."""
-        counts: dict[IdentifierType, int] = {}
-        if self.layout == "type-value":
-            for code, n in rows.group_by("type").len().iter_rows():
-                counts[type_of_code(code)] = n
-        else:
-            for kind in self.kinds:
-                counts[kind] = rows.height - rows[hash_column(kind)].null_count()
-        return encode_rows(rows, self.layout), rows.height, counts
+    def _encode(self, records: Records) -> tuple[bytes, int, dict[IdentifierType, int]]:
+        """One partition's distinct records → bytes and counts (runs on a worker thread)."""
+        counts = written_per_type(records, self.layout, self.kinds)
+        return encode_records(records, self.layout, self.kinds), len(records), counts
 
     def write_to(self, stream: BinaryIO) -> None:
         """Write the whole file to a binary stream."""
@@ -196,7 +190,7 @@ def _process(
     batch: pl.DataFrame,
     columns: Mapping[IdentifierType, str],
     options: PrepareOptions,
-) -> tuple[int, dict[str, bytes], pl.DataFrame]:
+) -> tuple[int, dict[int, bytes], pl.DataFrame]:
     """One batch, on a worker thread: rules and hashes, status counts, staged partitions."""
     kinds = list(columns)
     normalized = normalize_batch(batch, columns, options.normalize)
@@ -210,8 +204,8 @@ def _process(
             for kind in kinds
         ]
     )
-    staged = to_staged_rows(normalized, options.layout, kinds)
-    return batch.height, partition_payload(staged), statuses
+    records, partitions = to_records(normalized, options.layout, kinds)
+    return batch.height, partition_payload(records, partitions), statuses
 
 
 def prepare_segment(
@@ -241,7 +235,7 @@ def prepare_segment(
             for kind in kinds
         },
     )
-    stage = Stage(staged_columns(options.layout, kinds), options.temp_dir)
+    stage = Stage(record_width(options.layout, kinds), options.temp_dir)
     try:
         _run_batches(source, columns, options, stage, report, on_progress)
     except BaseException:
@@ -265,7 +259,7 @@ def _run_batches(
     """Keep ``workers`` batches in flight; merge results in input order (deterministic output)."""
     wanted = list(dict.fromkeys(columns.values()))
     renamed = {kind: columns[kind] for kind in columns}
-    in_flight: deque[Future[tuple[int, dict[str, bytes], pl.DataFrame]]] = deque()
+    in_flight: deque[Future[tuple[int, dict[int, bytes], pl.DataFrame]]] = deque()
     with ThreadPoolExecutor(max_workers=max(1, options.workers)) as pool:
 
         def merge_oldest() -> None:
