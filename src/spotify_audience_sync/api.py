@@ -30,7 +30,7 @@ from spotify_audience_sync.models import Audience, AudiencePage, UploadUrl
 from spotify_audience_sync.ratelimit import RateLimiter
 from spotify_audience_sync.settings import Settings
 
-__all__ = ["AdsClient", "RetryPolicy", "StaticToken", "TokenProvider"]
+__all__ = ["AdsClient", "RetryPolicy", "StaticToken", "TokenProvider", "remote_error"]
 
 log = logging.getLogger(__name__)
 M = TypeVar("M", bound=BaseModel)
