@@ -1,30 +1,54 @@
 """The command line: parse flags, call the library, turn errors into messages and exit codes.
 
 Thin on purpose: every command's work lives in a library module so it can be used and tested
-without the CLI. Commands of other modules are registered at the bottom of this file.
+without the CLI. Heavy libraries (polars, numpy, authlib) are imported by the command that
+needs them, and command groups of other modules load on first use: `--help` and a scheduler's
+short commands start in milliseconds, and the 1 s of imports is not charged to every run.
 """
 
 from __future__ import annotations
 
+import importlib
 import sys
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from spotify_audience_sync import __version__
-from spotify_audience_sync.encode import Layout
 from spotify_audience_sync.errors import SyncError
-from spotify_audience_sync.identifiers import IdentifierType, NormalizeOptions
-from spotify_audience_sync.phones import PhoneValidation
-from spotify_audience_sync.pipeline import PrepareOptions, prepare_segment
-from spotify_audience_sync.report import write_json
-from spotify_audience_sync.sources import Format, open_source
+
+if TYPE_CHECKING:
+    from spotify_audience_sync.encode import Layout
+    from spotify_audience_sync.phones import PhoneValidation
+    from spotify_audience_sync.sources import Format
+
+# Commands defined in other modules, loaded when invoked or listed: name → "module:attribute".
+LAZY_COMMANDS: dict[str, str] = {
+    "auth": "spotify_audience_sync.cli_api:auth",
+    "audiences": "spotify_audience_sync.cli_api:audiences",
+    "sandbox": "spotify_audience_sync.cli_api:sandbox",
+}
 
 
 class Group(click.Group):
-    """A click group that turns a SyncError into a one-line message and its exit code."""
+    """A click group that turns a SyncError into a one-line message and its exit code.
+
+    It also loads the commands in :data:`LAZY_COMMANDS` on first use.
+    """
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *LAZY_COMMANDS})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name in LAZY_COMMANDS and cmd_name not in self.commands:
+            module, _, attribute = LAZY_COMMANDS[cmd_name].partition(":")
+            command = getattr(importlib.import_module(module), attribute)
+            if not isinstance(command, click.Command):
+                raise TypeError(f"{LAZY_COMMANDS[cmd_name]} is not a click command")
+            self.add_command(command, cmd_name)
+        return super().get_command(ctx, cmd_name)
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
@@ -141,6 +165,11 @@ def prepare(
     INPUT is a CSV (optionally gzip), TSV, NDJSON or Parquet file, or '-' for stdin.
     Nothing is sent anywhere: this is the offline half of `sync`.
     """
+    from spotify_audience_sync.identifiers import IdentifierType, NormalizeOptions
+    from spotify_audience_sync.pipeline import PrepareOptions, prepare_segment
+    from spotify_audience_sync.report import write_json
+    from spotify_audience_sync.sources import open_source
+
     requested = {
         kind: name
         for kind, name in (
@@ -176,11 +205,3 @@ def prepare(
         write_json(report_path, prepared.report.to_dict())
     if not quiet:
         click.echo(prepared.report.summary(), err=True)
-
-
-# --- API, auth and sandbox commands (issue 3) --------------------------------------------------
-from spotify_audience_sync.cli_api import audiences, auth, sandbox  # noqa: E402
-
-main.add_command(auth)
-main.add_command(audiences)
-main.add_command(sandbox)

@@ -139,19 +139,16 @@ def to_records(
 def _sort_key(records: Records) -> npt.NDArray[np.uint64]:
     """A u64 from the lead digest's first 16 hex digits: uniformly spread, so sorting is cheap."""
     width = records.shape[1]
-    lead_offsets = np.zeros(len(records), dtype=np.int64)
-    if width > 1 + _DIGEST:  # wide: the first present digest leads
-        masks = records[:, 0]
+    if width == 1 + _DIGEST:
+        prefix = records[:, 1:17]
+    else:  # wide: the first present digest leads
+        offsets = np.zeros(len(records), dtype=np.int64)
         for i in reversed(range((width - 1) // _DIGEST)):
-            lead_offsets = np.where(masks & (1 << i), 1 + _DIGEST * i, lead_offsets)
-    else:
-        lead_offsets += 1
-    columns = lead_offsets[:, None] + np.arange(16)
-    nibbles = _nibbles(np.take_along_axis(records, columns, axis=1)).astype(np.uint64)
-    key = np.zeros(len(records), dtype=np.uint64)
-    for i in range(16):
-        key = (key << np.uint64(4)) | nibbles[:, i]
-    return key
+            offsets = np.where(records[:, 0] & (1 << i), 1 + _DIGEST * i, offsets)
+        prefix = np.take_along_axis(records, offsets[:, None] + np.arange(16), axis=1)
+    nibbles = _nibbles(prefix)
+    packed = (nibbles[:, 0::2] << np.uint8(4)) | nibbles[:, 1::2]
+    return np.ascontiguousarray(packed).view(">u8").ravel().astype(np.uint64)
 
 
 def deduplicate(records: Records) -> Records:
