@@ -55,7 +55,9 @@ def _bases() -> list[tuple[str, int, str]]:
     """(region, calling code, national significant number) for every example number."""
     bases: list[tuple[str, int, str]] = []
     for region in SOURCE_REGIONS:
-        numbers = [phonenumbers.example_number_for_type(region, t) for t in PhoneNumberType.values()]
+        numbers = [
+            phonenumbers.example_number_for_type(region, t) for t in PhoneNumberType.values()
+        ]
         numbers.append(phonenumbers.invalid_example_number(region))
         for number in numbers:
             if number is not None:
@@ -221,9 +223,7 @@ def decided(request: pytest.FixtureRequest, corpus: list[tuple[str, str]]) -> tu
 @pytest.mark.parametrize("validation", ["valid", "possible"])
 def test_fast_path_agrees_with_libphonenumber(decided: tuple, validation: Validation) -> None:
     region, values, categories, expected = decided
-    frame, stats = normalize_phones_with_stats(
-        values, default_region=region, validation=validation
-    )
+    frame, stats = normalize_phones_with_stats(values, default_region=region, validation=validation)
     got = list(zip(frame["e164"].to_list(), frame["reason"].to_list(), strict=True))
     mismatches = Counter(
         category

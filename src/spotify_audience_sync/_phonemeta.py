@@ -14,8 +14,10 @@ region unsupported, and its numbers go to the exact path.
 from __future__ import annotations
 
 import re
+import re._parser as re_parser
 from dataclasses import dataclass
 from functools import cache
+from typing import Any
 
 import phonenumbers
 from phonenumbers import COUNTRY_CODE_TO_REGION_CODE, PhoneMetadata
@@ -27,10 +29,22 @@ from phonenumbers.phonenumberutil import (
     _test_number_length,
 )
 
-__all__ = ["MAX_LENGTH", "RegionMeta", "calling_code_pattern", "meta_for", "regions_for_code"]
+__all__ = [
+    "MAX_LENGTH",
+    "MAX_NSN",
+    "MIN_NSN",
+    "PHONENUMBERS_VERSION",
+    "RegionMeta",
+    "calling_code_pattern",
+    "meta_for",
+    "regions_for_code",
+]
 
 #: Longest input ``phonenumbers.parse`` accepts; every length rule is tabulated up to here.
 MAX_LENGTH = 250
+#: Shortest and longest national significant number ``phonenumbers.parse`` accepts.
+MIN_NSN = 2
+MAX_NSN = 17
 
 #: Number types whose patterns make a number valid (``_number_type_helper``).
 _TYPES = (
@@ -83,6 +97,56 @@ def _lengths(values: tuple[int, ...]) -> str:
     return "(?:" + "|".join(f"{n:02d}" for n in sorted(set(values))) + ")"
 
 
+def _sequence_lengths(items: Any) -> frozenset[int] | None:
+    """Lengths (up to :data:`MAX_NSN`) a parsed regex sequence can match; None if unsure."""
+    total = frozenset({0})
+    for op, arg in items:
+        name = str(op)
+        if name in {"LITERAL", "IN", "ANY"}:
+            item: frozenset[int] | None = frozenset({1})
+        elif name == "AT":
+            item = frozenset({0})
+        elif name == "SUBPATTERN":
+            item = _sequence_lengths(arg[3])
+        elif name == "BRANCH":
+            branches = [_sequence_lengths(b) for b in arg[1]]
+            item = None if any(b is None for b in branches) else frozenset().union(*branches)  # type: ignore[arg-type]
+        elif name in {"MAX_REPEAT", "MIN_REPEAT"}:
+            item = _repeat_lengths(arg[0], min(arg[1], MAX_NSN), _sequence_lengths(arg[2]))
+        else:
+            return None
+        if item is None:
+            return None
+        total = frozenset(a + b for a in total for b in item if a + b <= MAX_NSN)
+    return total
+
+
+def _repeat_lengths(low: int, high: int, inner: frozenset[int] | None) -> frozenset[int] | None:
+    if inner is None:
+        return None
+    reps, out = frozenset({0}), set()
+    for count in range(high + 1):
+        if count >= low:
+            out |= reps
+        reps = frozenset(a + b for a in reps for b in inner if a + b <= MAX_NSN)
+    return frozenset(out)
+
+
+def _length_free(pattern: str, lengths: tuple[int, ...]) -> bool:
+    """True when every string the pattern matches (up to 17 digits) has an allowed length.
+
+    Then libphonenumber's length test adds nothing to the pattern and the fast path can match
+    the national number itself instead of a length-prefixed key.
+    """
+    if not lengths:
+        return True
+    try:
+        matched = _sequence_lengths(re_parser.parse(pattern))
+    except re.error:
+        return False
+    return matched is not None and matched <= set(lengths)
+
+
 @dataclass(frozen=True)
 class RegionMeta:
     """One metadata record (a region, or a non-geographic calling code) in fast-path form."""
@@ -97,7 +161,9 @@ class RegionMeta:
     transform: str | None
     #: ``^(?:general pattern)$``: the viability test of the national-prefix logic (no lengths).
     general: str | None
-    #: Validity on ``f"{len:02d}{nsn}"``: general description and the union of number types.
+    #: Validity: general description and the union of number types, matched on the national
+    #: number, or on ``f"{len:02d}{nsn}"`` when ``keyed`` (a pattern does not imply its lengths).
+    keyed: bool
     valid_general: str | None
     valid_types: str | None
     leading_digits: str | None
@@ -107,12 +173,38 @@ class RegionMeta:
     too_long_lengths: frozenset[int]
 
 
-def _desc_regex(desc: object) -> str | None:
+def _desc_regex(desc: object, keyed: bool) -> str | None:
     pattern = getattr(desc, "national_number_pattern", None) if desc is not None else None
     if not pattern:
         return None
     lengths = tuple(getattr(desc, "possible_length", ()) or ())
-    return _lengths(lengths) + "(?:" + to_rust(pattern) + ")"
+    return (_lengths(lengths) if keyed else "") + "(?:" + to_rust(pattern) + ")"
+
+
+def _free(desc: object) -> bool:
+    pattern = getattr(desc, "national_number_pattern", None) if desc is not None else None
+    lengths = tuple(getattr(desc, "possible_length", ()) or ())
+    return not pattern or _length_free(pattern, lengths)
+
+
+def _needs_key(general: object, types: list[object]) -> bool:
+    """Whether validity needs the length-prefixed key.
+
+    Not when every type's pattern implies its lengths and those lengths are all lengths of the
+    general description: a type match then implies the general length test too.
+    """
+    if not all(_free(t) for t in types):
+        return True
+    if _free(general):
+        return False
+    general_lengths = set(getattr(general, "possible_length", ()) or ())
+    for t in types:
+        if t is None or not getattr(t, "national_number_pattern", None):
+            continue
+        lengths = set(getattr(t, "possible_length", ()) or ())
+        if not lengths or not lengths <= general_lengths:
+            return True
+    return False
 
 
 def _length_sets(metadata: object) -> tuple[frozenset[int], frozenset[int], frozenset[int]]:
@@ -137,7 +229,9 @@ def _build(key: str, metadata: object) -> RegionMeta:
     groups = re.compile(npfp).groups if npfp else 0
     if rule is not None and (groups == 0 or not re.fullmatch(r"[0-9]*(?:\\[1-9][0-9]*)*", rule)):
         raise UnsupportedPattern(rule)
-    types = [r for r in (_desc_regex(getattr(m, t, None)) for t in _TYPES) if r is not None]
+    descs = [general] + [getattr(m, t, None) for t in _TYPES]
+    keyed = _needs_key(general, descs[1:])
+    types = [r for r in (_desc_regex(d, keyed) for d in descs[1:]) if r is not None]
     leading = getattr(m, "leading_digits", None)
     strip_ok, possible, too_long = _length_sets(m)
     return RegionMeta(
@@ -148,7 +242,8 @@ def _build(key: str, metadata: object) -> RegionMeta:
         national_prefix_groups=groups,
         transform=re.sub(r"\\([0-9]+)", r"${\1}", rule) if rule else None,
         general=f"^(?:{to_rust(general_pattern)})$" if general_pattern else None,
-        valid_general=f"^{_desc_regex(general)}$" if general_pattern else None,
+        keyed=keyed,
+        valid_general=f"^{_desc_regex(general, keyed)}$" if general_pattern else None,
         valid_types="^(?:" + "|".join(types) + ")$" if types else None,
         leading_digits=f"^(?:{to_rust(leading)})" if leading is not None else None,
         strip_ok_lengths=strip_ok,

@@ -13,13 +13,15 @@ differential test holds the two to the same answers.
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import polars as pl
 
 from ._phonemeta import meta_for, regions_for_code
+from .phones_decide import decide_columns, decide_routed, metas_for_code
 from .phones_exact import SCHEMA, PhoneValidation, decide_distinct
-from .phones_fast import classify, decide
+from .phones_fast import classify
 
 __all__ = [
     "PHONE_REASONS",
@@ -73,37 +75,66 @@ def normalize_phones(
     return frame
 
 
-def _fast(
-    stripped: pl.Series, default_region: str, validation: PhoneValidation
-) -> tuple[pl.Series, pl.Series, pl.Series]:
-    """``e164``, ``reason`` and a fallback flag per row, from the vectorized path."""
-    default = meta_for(default_region)
-    if default is None:
-        everything = pl.Series([True] * len(stripped), dtype=pl.Boolean)
-        none = pl.Series([None] * len(stripped), dtype=pl.String)
-        empty = stripped.is_null() | (stripped == "")
-        return (
-            none,
-            pl.select(pl.when(empty).then(pl.lit("empty"))).to_series(),
-            everything & ~empty,
+def _exact(keys: pl.Series, region: str, validation: PhoneValidation) -> pl.DataFrame:
+    return decide_distinct(keys.unique(), region, validation)
+
+
+def _stage_one(stripped: pl.Series, region: str, validation: PhoneValidation) -> pl.DataFrame:
+    """Stage one, plus stage two for the default region's own rows, in one streaming query.
+
+    Columns: ``row``, ``reason``, ``fallback``, ``group``, ``nsn``, ``own`` (decided here),
+    ``e164``, ``loop`` and ``national`` (see :mod:`.phones_decide`).
+    """
+    default = meta_for(region)
+    if default is None:  # not a region libphonenumber knows: everything is its to decide
+        empty = pl.col("s").is_null() | (pl.col("s") == "")
+        return pl.DataFrame({"s": stripped}).with_row_index("row").select(
+            "row",
+            reason=pl.when(empty).then(pl.lit("empty")),
+            fallback=~empty,
+            group=pl.lit(0, pl.Int32),
+            nsn=pl.lit(None, pl.String),
+            own=pl.lit(False),
+            e164=pl.lit(None, pl.String),
+            loop=pl.lit(False),
+            national=pl.lit(None, pl.String),
         )
-    routed = classify(stripped, default).with_row_index("row")
-    e164 = pl.Series("e164", [None] * len(stripped), dtype=pl.String)
-    reason = routed["reason"]
-    fallback = routed["fallback"]
-    pending = routed.filter(pl.col("reason").is_null() & ~pl.col("fallback"))
-    groups = pending.partition_by("code", "meta_default", as_dict=True, include_key=False)
-    for (code, meta_default), part in groups.items():
-        key = default.key if meta_default else regions_for_code(int(str(code)))[0]
-        meta = meta_for(key)
-        decided = None if meta is None else decide(part["nsn"], meta, validation)
-        rows = part["row"]
-        if decided is None:
-            fallback = fallback.scatter(rows, True)
-            continue
-        e164 = e164.scatter(rows, decided["e164"])
-        reason = reason.scatter(rows, decided["reason"])
-    return e164, reason, fallback
+    code = default.country_code
+    metas = metas_for_code(code)
+    own_groups = [2 * code + 1]
+    if regions_for_code(code)[0] == default.key:
+        own_groups.append(2 * code)
+    frame = classify(stripped, default).with_columns(
+        own=pl.col("group").is_in(own_groups)
+        & pl.col("reason").is_null()
+        & ~pl.col("fallback")
+        & pl.lit(metas is not None)
+    )
+    outputs: dict[str, pl.Expr] = {
+        "e164": pl.lit(None, pl.String),
+        "own_reason": pl.lit(None, pl.String),
+        "loop": pl.lit(False),
+        "national": pl.lit(None, pl.String),
+    }
+    if metas is not None:
+        stages, decided = decide_columns(pl.col("own_nsn"), default, metas, validation)
+        frame = frame.with_columns(own_nsn=pl.when("own").then(pl.col("nsn")))
+        for stage in stages:
+            frame = frame.with_columns(**stage)
+        outputs = {**decided, "own_reason": decided["reason"]}
+        del outputs["reason"]
+    return (
+        frame.select(
+            "fallback",
+            "group",
+            "nsn",
+            "own",
+            reason=pl.coalesce("reason", outputs.pop("own_reason")),
+            **outputs,
+        )
+        .with_row_index("row")
+        .collect(engine="streaming")
+    )
 
 
 def normalize_phones_with_stats(
@@ -115,20 +146,33 @@ def normalize_phones_with_stats(
     """:func:`normalize_phones`, plus how many rows the vectorized path could not decide."""
     region = default_region.upper()
     stripped = values.cast(pl.String).str.strip_chars()
-    e164, reason, fallback = _fast(stripped, region, validation)
-    frame = pl.DataFrame({"key": stripped, "e164": e164, "reason": reason, "fallback": fallback})
-    slow = frame.filter(pl.col("fallback"))
-    distinct = slow["key"].unique()
+    routed = _stage_one(stripped, region, validation).with_columns(key=stripped)
+    slow_keys = routed.filter(pl.col("fallback"))["key"]
+    # libphonenumber (pure Python, holding the GIL) overlaps stage two (polars, releasing it).
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        exact = pool.submit(_exact, slow_keys, region, validation)
+        default = meta_for(region)
+        if default is None:
+            decided = pl.DataFrame(schema={"row": pl.UInt32, "e164": pl.String, "reason": pl.String})
+            unsupported = pl.Series("row", [], dtype=pl.UInt32)
+        else:
+            decided, unsupported = decide_routed(routed, default, validation)
+        lookup = exact.result()
+    if len(unsupported):
+        routed = routed.with_columns(fallback=pl.col("fallback").scatter(unsupported, True))
+        extra = routed["key"].gather(unsupported)
+        lookup = pl.concat([lookup, _exact(extra, region, validation)]).unique("key")
+    e164 = routed["e164"].scatter(decided["row"], decided["e164"])
+    reason = routed["reason"].scatter(decided["row"], decided["reason"])
+    slow = routed.filter(pl.col("fallback")).select("row", "key")
     if len(slow):
-        lookup = decide_distinct(distinct, region, validation)
-        exact = slow.select("key").join(lookup, on="key", how="left", maintain_order="left")
-        rows = frame.with_row_index("row").filter(pl.col("fallback"))["row"]
-        e164 = e164.scatter(rows, exact["e164"])
-        reason = reason.scatter(rows, exact["reason"])
+        found = slow.join(lookup, on="key", how="left")
+        e164 = e164.scatter(found["row"], found["e164"])
+        reason = reason.scatter(found["row"], found["reason"])
     stats = PhoneStats(
-        rows=len(frame),
-        fast_rows=len(frame) - len(slow),
+        rows=len(routed),
+        fast_rows=len(routed) - len(slow),
         fallback_rows=len(slow),
-        fallback_values=len(distinct),
+        fallback_values=slow["key"].n_unique(),
     )
     return pl.DataFrame({"e164": e164, "reason": reason}, schema=SCHEMA), stats

@@ -1,0 +1,208 @@
+"""Stage two of the vectorized phone path: the number's own region decides.
+
+After :func:`.phones_fast.classify` has found the calling code and the national number, this
+module retraces the rest of ``phonenumbers.parse`` (national prefix / transform rule, length
+limits) and then ``is_valid_number`` or ``is_possible_number``. The rules differ per region,
+so rows are grouped by the metadata record they need; small per-region regexes are much faster
+than one alternation over all 245 regions. The default region's own rows are decided inside
+stage one's query (see :func:`decide_columns`), the rest here per group.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import polars as pl
+
+from ._phonemeta import MAX_NSN, MIN_NSN, RegionMeta, meta_for, regions_for_code
+from .phones_fast import national_prefix_stages
+
+__all__ = ["decide_columns", "decide_routed", "metas_for_code", "valid_loop"]
+
+Validation = Literal["valid", "possible"]
+Stages = list[dict[str, pl.Expr]]
+
+#: Up to this many regions per calling code, validity is one when/then chain over all rows.
+_CHAIN_REGIONS = 4
+_SCHEMA = {"row": pl.UInt32, "e164": pl.String, "reason": pl.String}
+
+
+def metas_for_code(code: int) -> list[RegionMeta] | None:
+    """The metadata of every region of a calling code, main first; None if any is missing."""
+    metas = [meta_for(k) for k in regions_for_code(code)]
+    known = [m for m in metas if m is not None]
+    return known if known and len(known) == len(metas) else None
+
+
+def _accept(nsn: pl.Expr, m: RegionMeta, general: pl.Expr | None = None) -> pl.Expr:
+    """``_number_type_helper(...) != UNKNOWN``: the general pattern and some type's pattern.
+
+    ``general``, when given, is the general pattern's match already computed on ``nsn``.
+    """
+    if m.valid_general is None or m.valid_types is None:
+        return pl.lit(False)
+    key = nsn.str.len_bytes().cast(pl.String).str.zfill(2) + nsn if m.keyed else nsn
+    if general is None or m.keyed:
+        general = key.str.contains(m.valid_general)
+    return general & key.str.contains(m.valid_types)
+
+
+def _validity(
+    nsn: pl.Expr, metas: list[RegionMeta], main_general: pl.Expr | None
+) -> tuple[pl.Expr, pl.Expr]:
+    """``is_valid_number`` as (decided valid, needs the per-region loop) expressions.
+
+    libphonenumber gives the number to the first region that claims it (by leading digits,
+    or by matching its patterns when it has none), and only that region's patterns count.
+    """
+    main = _accept(nsn, metas[0], main_general)
+    if len(metas) == 1:
+        return main, pl.lit(False)
+
+    def claim(m: RegionMeta, accept: pl.Expr) -> pl.Expr:
+        return accept if m.leading_digits is None else nsn.str.contains(m.leading_digits)
+
+    if len(metas) <= _CHAIN_REGIONS or metas[0].leading_digits is not None:
+        chain = pl.when(claim(metas[0], main)).then(main)
+        for m in metas[1:]:
+            accept = _accept(nsn, m)
+            chain = chain.when(claim(m, accept)).then(accept)
+        return chain.otherwise(False), pl.lit(False)
+    # Many regions (+1): the main one decides most rows; the others are tried only on the
+    # rest, and rows that another region could claim go to the loop.
+    rest = pl.when(~main).then(nsn)
+    leading = [m.leading_digits for m in metas[1:] if m.leading_digits is not None]
+    others = pl.lit(False)
+    if leading:
+        others = rest.str.contains("|".join(f"(?:{p})" for p in leading))
+    for m in metas[1:]:
+        if m.leading_digits is None:
+            others = others | _accept(rest, m)
+    return main, ~main & others.fill_null(False)
+
+
+def _accept_series(nsn: pl.Series, m: RegionMeta) -> pl.Series:
+    return pl.DataFrame({"nsn": nsn}).select(_accept(pl.col("nsn"), m).fill_null(False)).to_series()
+
+
+def valid_loop(nsn: pl.Series, metas: list[RegionMeta]) -> pl.Series:
+    """``is_valid_number`` region by region, for the few rows :func:`_validity` left open."""
+    valid = pl.Series([False] * len(nsn), dtype=pl.Boolean)
+    todo = pl.Series(range(len(nsn)), dtype=pl.UInt32)
+    for m in metas:
+        if len(todo) == 0:
+            break
+        if m.leading_digits is None:
+            claimed = _accept_series(nsn.gather(todo), m)
+            valid = valid.scatter(todo.filter(claimed), True)
+        else:
+            claimed = nsn.gather(todo).str.contains(m.leading_digits)
+            idx = todo.filter(claimed)
+            valid = valid.scatter(idx, _accept_series(nsn.gather(idx), m))
+        todo = todo.filter(~claimed)
+    return valid
+
+
+def decide_columns(
+    x: pl.Expr, m: RegionMeta, metas: list[RegionMeta], validation: Validation
+) -> tuple[Stages, dict[str, pl.Expr]]:
+    """Stage two on national numbers ``x`` (null rows are skipped) under metadata ``m``.
+
+    Returns ``with_columns`` stages and the output expressions ``national``, ``e164``,
+    ``reason`` and ``loop`` (validity still open, see :func:`valid_loop`).
+    """
+    # parse() rejects national numbers under two digits before stripping; only a transform
+    # rule (which adds digits) could make stripping change that outcome.
+    stripping = pl.when(x.str.len_bytes() >= MIN_NSN).then(x) if m.transform else x
+    stages = national_prefix_stages(stripping, m, "np_")
+    use_candidate = pl.col("np_strip") & pl.col("np_cand").str.len_bytes().is_in(
+        sorted(m.strip_ok_lengths)
+    )
+    stages.append(
+        {
+            "national": pl.when(use_candidate).then(pl.col("np_cand")).otherwise(x),
+            "general": pl.when(use_candidate).then(pl.col("np_gc")).otherwise(pl.col("np_gx")),
+        }
+    )
+    national = pl.col("national")
+    n = national.str.len_bytes()
+    checkable = n.is_between(MIN_NSN, MAX_NSN)
+    if validation == "possible":
+        ok, loop = n.is_in(sorted(metas[0].possible_lengths)), pl.lit(False)
+    else:
+        # The main region's general pattern already ran on the national number: reuse it.
+        known = pl.col("general") if metas[0].key == m.key and not m.keyed else None
+        ok, loop = _validity(national, metas, known)
+    outputs = {
+        "national": national,
+        "e164": pl.when(checkable & ok).then(pl.lit(f"+{m.country_code}") + national),
+        "reason": pl.when(national.is_null())
+        .then(pl.lit(None, pl.String))
+        .when(n < MIN_NSN)
+        .then(pl.lit("too_short"))
+        .when(n > MAX_NSN)
+        .then(pl.lit("too_long"))
+        .when(~ok.fill_null(False) & ~loop.fill_null(False))
+        .then(pl.lit("invalid_number")),
+        "loop": (checkable & loop).fill_null(False),
+    }
+    return stages, outputs
+
+
+def _decide(part: pl.DataFrame, m: RegionMeta, metas: list[RegionMeta], validation: Validation) -> pl.LazyFrame:
+    stages, outputs = decide_columns(pl.col("nsn"), m, metas, validation)
+    frame = part.lazy()
+    for stage in stages:
+        frame = frame.with_columns(**stage)
+    return frame.select("row", **outputs)
+
+
+def _loop_answers(frame: pl.DataFrame, metas: list[RegionMeta]) -> pl.DataFrame:
+    """``row``, ``e164``, ``reason`` for the rows of ``frame`` flagged ``loop``."""
+    loop = frame.filter(pl.col("loop"))
+    valid = pl.col("valid")
+    return loop.with_columns(valid=valid_loop(loop["national"], metas)).select(
+        "row",
+        e164=pl.when(valid).then(pl.lit(f"+{metas[0].country_code}") + pl.col("national")),
+        reason=pl.when(~valid).then(pl.lit("invalid_number")),
+    )
+
+
+def decide_routed(
+    routed: pl.DataFrame,
+    default: RegionMeta,
+    validation: Validation,
+) -> tuple[pl.DataFrame, pl.Series]:
+    """Stage two for the routed rows of stage one that it did not decide itself.
+
+    ``routed`` has ``row``, ``reason``, ``fallback``, ``group``, ``nsn``, and ``own`` /
+    ``loop`` / ``national`` for the rows decided in stage one's query. Returns ``row``,
+    ``e164``, ``reason`` for the rows decided here, and the rows whose calling code lacks
+    translatable metadata (for the exact path).
+    """
+    results = [pl.DataFrame(schema=_SCHEMA)]
+    own_loop = routed.filter(pl.col("own") & pl.col("loop"))
+    if len(own_loop):
+        metas = metas_for_code(default.country_code)
+        assert metas is not None  # stage one decides own rows only when they are known
+        results.append(_loop_answers(own_loop, metas))
+    pending = routed.filter(pl.col("reason").is_null() & ~pl.col("fallback") & ~pl.col("own"))
+    parts = pending.select("row", "nsn", "group").partition_by("group", as_dict=True)
+    plans: list[pl.LazyFrame] = []
+    plan_metas: list[list[RegionMeta]] = []
+    unsupported: list[pl.Series] = [pl.Series("row", [], dtype=pl.UInt32)]
+    for (group,), part in parts.items():
+        code, own = divmod(int(str(group)), 2)
+        meta = default if own else meta_for(regions_for_code(code)[0])
+        metas = metas_for_code(code)
+        if meta is None or metas is None:
+            unsupported.append(part["row"])
+            continue
+        plans.append(_decide(part, meta, metas, validation))
+        plan_metas.append(metas)
+    done = pl.collect_all(plans, engine="streaming") if plans else []
+    for metas, frame in zip(plan_metas, done, strict=True):
+        results.append(frame.filter(~pl.col("loop")).select("row", "e164", "reason"))
+        if frame["loop"].any():
+            results.append(_loop_answers(frame, metas))
+    return pl.concat(results, how="vertical"), pl.concat(unsupported)
