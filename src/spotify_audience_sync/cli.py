@@ -196,6 +196,7 @@ def prepare(
     ):
         if progress is not None:
             click.echo("\r", err=True, nl=False)
+        prepared.report.output = "<stdout>" if output == "-" else output
         if output == "-":
             prepared.write_to(sys.stdout.buffer)
             sys.stdout.buffer.flush()

@@ -47,6 +47,7 @@ class PrepareReport:
     format: str
     layout: str
     options: dict[str, Any]
+    output: str | None = None
     rows_read: int = 0
     identifiers: dict[str, TypeCounts] = field(default_factory=dict)
     rows_written: int = 0
@@ -69,20 +70,25 @@ class PrepareReport:
         return data
 
     def summary(self) -> str:
-        """A few lines for a person, on stderr."""
+        """A small table for a person, on stderr."""
         lines = [
             f"read {self.rows_read:,} rows from {self.input} ({self.format}) "
-            f"in {self.seconds:.2f} s ({self.rows_per_second:,.0f} rows/s)"
+            f"in {self.seconds:.2f} s ({self.rows_per_second:,.0f} rows/s)",
+            f"  {'type':<11}{'column':<14}{'written':>10}{'hashed':>10}{'pre-hashed':>12}"
+            f"{'duplicates':>12}{'rejected':>10}",
         ]
         for key, c in self.identifiers.items():
-            reasons = ", ".join(f"{r} {n:,}" for r, n in c.rejected.items() if n) or "none"
+            reasons = ", ".join(f"{r} {n:,}" for r, n in c.rejected.items() if n)
+            column = c.column if len(c.column) <= 13 else c.column[:12] + "…"
             lines.append(
-                f"  {key:<9} column {c.column!r}: {c.written:,} written "
-                f"({c.hashed:,} hashed, {c.prehashed:,} pre-hashed, {c.duplicates:,} duplicates); "
-                f"rejected: {reasons}"
+                f"  {key:<11}{column:<14}{c.written:>10,}{c.hashed:>10,}{c.prehashed:>12,}"
+                f"{c.duplicates:>12,}{c.rejected_total:>10,}"
+                + (f"  ({reasons})" if reasons else "")
             )
+        target = f" to {self.output}" if self.output else ""
         lines.append(
-            f"wrote {self.rows_written:,} rows, {self.bytes_written:,} bytes ({self.layout} layout)"
+            f"wrote {self.rows_written:,} rows, {self.bytes_written:,} bytes "
+            f"({self.layout} layout){target}"
         )
         return "\n".join(lines)
 

@@ -1,0 +1,54 @@
+"""The README is the front door: its --help blocks and command list must match the code."""
+
+from __future__ import annotations
+
+import importlib.util
+import re
+from pathlib import Path
+
+import click
+
+from spotify_audience_sync.cli import main
+
+ROOT = Path(__file__).resolve().parents[1]
+README = (ROOT / "README.md").read_text(encoding="utf-8")
+
+
+def _readme_help() -> object:
+    spec = importlib.util.spec_from_file_location(
+        "readme_help", ROOT / "scripts" / "readme_help.py"
+    )
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_help_blocks_are_current() -> None:
+    module = _readme_help()
+    fresh = module.render(README)  # type: ignore[attr-defined]
+    assert fresh == README, (
+        "README --help blocks are stale: run `uv run python scripts/readme_help.py`"
+    )
+
+
+def test_every_command_is_in_the_readme_command_table() -> None:
+    ctx = click.Context(main)
+    for name in main.list_commands(ctx):
+        assert re.search(rf"^\| `{name}\b", README, re.M), f"command {name!r} missing from README"
+
+
+def test_every_command_has_help() -> None:
+    ctx = click.Context(main)
+    for name in main.list_commands(ctx):
+        command = main.get_command(ctx, name)
+        assert command is not None
+        assert (command.help or "").strip(), f"{name} has no help text"
+
+
+def test_readme_names_the_ci_test_command() -> None:
+    ci = (ROOT / ".ci" / "run").read_text(encoding="utf-8")
+    command = "uv run --frozen pytest"
+    assert command in README
+    assert ci.rstrip().splitlines()[-1].strip() == command
