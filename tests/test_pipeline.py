@@ -242,3 +242,42 @@ def test_report_is_counts_only() -> None:
     assert "@" not in text
     assert not re.search(r"[0-9a-f]{64}", text)
     assert os.fspath(FIXTURE) in text
+
+
+@pytest.mark.parametrize("layout", ["type-value", "wide"])
+def test_finalize_knows_counts_size_and_fingerprint_before_the_file_is_written(
+    layout: Layout,
+) -> None:
+    one_pass, one_pass_report = run(FIXTURE, layout=layout)
+    with (
+        open_source(str(FIXTURE)) as source,
+        prepare_segment(source, PrepareOptions(layout=layout)) as prepared,
+    ):
+        fingerprint = prepared.finalize()
+        report = prepared.report
+        assert report.bytes_written == len(one_pass)
+        assert report.rows_written == one_pass_report.rows_written  # type: ignore[attr-defined]
+        counts = {k: (v.written, v.duplicates) for k, v in report.identifiers.items()}
+        out = io.BytesIO()
+        prepared.write_to(out)
+    assert out.getvalue() == one_pass
+    assert counts == {
+        k: (v.written, v.duplicates)
+        for k, v in one_pass_report.identifiers.items()  # type: ignore[attr-defined]
+    }
+    assert re.fullmatch(r"[0-9a-f]{64}", fingerprint)
+
+
+def test_fingerprint_depends_on_the_set_not_the_order(tmp_path: Path) -> None:
+    lines = FIXTURE.read_text(encoding="utf-8").splitlines()
+    shuffled = tmp_path / "shuffled.csv"
+    shuffled.write_text("\n".join([lines[0], *reversed(lines[1:])]) + "\n", encoding="utf-8")
+    fewer = tmp_path / "fewer.csv"
+    fewer.write_text("\n".join(lines[:-50]) + "\n", encoding="utf-8")
+
+    def fingerprint(path: Path) -> str:
+        with open_source(str(path)) as source, prepare_segment(source) as prepared:
+            return prepared.finalize()
+
+    assert fingerprint(shuffled) == fingerprint(FIXTURE)
+    assert fingerprint(fewer) != fingerprint(FIXTURE)

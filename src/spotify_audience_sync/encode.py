@@ -37,6 +37,7 @@ __all__ = [
     "Records",
     "deduplicate",
     "encode_records",
+    "encoded_size",
     "header",
     "record_width",
     "to_records",
@@ -205,6 +206,17 @@ def encode_records(records: Records, layout: Layout, kinds: Sequence[IdentifierT
                 cells.append(rows[:, 1 + _DIGEST * i : 1 + _DIGEST * (i + 1)])
         chunks.append(_lines(cells, len(rows)))
     return b"".join(chunks)
+
+
+def encoded_size(records: Records, layout: Layout, kinds: Sequence[IdentifierType]) -> int:
+    """Bytes :func:`encode_records` would produce for these records, without producing them."""
+    if layout == "type-value":
+        counts = np.bincount(records[:, 0], minlength=len(_ORDER))
+        return sum(
+            int(counts[i]) * (len(kind.value) + 2 + _DIGEST) for i, kind in enumerate(_ORDER)
+        )
+    present = sum(int(np.count_nonzero(records[:, 0] & (1 << i))) for i in range(len(kinds)))
+    return present * _DIGEST + len(records) * len(kinds)  # cells, commas and newlines
 
 
 def written_per_type(

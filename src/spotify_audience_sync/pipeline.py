@@ -8,6 +8,7 @@ stream them without the whole file ever being in memory.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import time
 from collections import deque
@@ -23,6 +24,7 @@ from spotify_audience_sync.encode import (
     Layout,
     Records,
     encode_records,
+    encoded_size,
     header,
     record_width,
     to_records,
@@ -127,27 +129,71 @@ class PreparedSegment:
         self._stage = stage
         self._started = time.perf_counter() - report.seconds
 
+    def finalize(self) -> str:
+        """Deduplicate everything now; fill in exact counts and size; return the fingerprint.
+
+        After this, the report knows what the file holds before a byte of it is produced, so
+        a caller can check limits and compare with the last sync before anything is sent.
+        The fingerprint is a SHA-256 over the distinct rows in canonical order: equal sets
+        give equal fingerprints, whatever the input order.
+        """
+        if self.report.fingerprint is not None:
+            return self.report.fingerprint
+        fingerprint = hashlib.sha256(header(self.layout, self.kinds))
+        written: dict[IdentifierType, int] = dict.fromkeys(self.kinds, 0)
+        rows = 0
+        size = len(header(self.layout, self.kinds))
+        for digest, count, counts, nbytes in self._stage.deduplicated(
+            self._measure, workers=self._workers, keep=True
+        ):
+            fingerprint.update(digest)
+            rows += count
+            size += nbytes
+            for kind, n in counts.items():
+                written[kind] += n
+        self._set_written(written, rows, size)
+        self.report.fingerprint = fingerprint.hexdigest()
+        return self.report.fingerprint
+
+    def _measure(self, records: Records) -> tuple[bytes, int, dict[IdentifierType, int], int]:
+        """One partition's digest, row count, per-type counts and encoded size (worker thread)."""
+        return (
+            hashlib.sha256(records.tobytes()).digest(),
+            len(records),
+            written_per_type(records, self.layout, self.kinds),
+            encoded_size(records, self.layout, self.kinds),
+        )
+
     def chunks(self) -> Iterator[bytes]:
         """Yield the file: the header, then each partition's distinct rows as CSV bytes.
 
-        Counts of written rows, duplicates and bytes are complete once this is exhausted.
+        Without :meth:`finalize` first, counts of written rows, duplicates and bytes are
+        complete once this is exhausted (one pass, the cheapest way to write a file).
         """
-        head = header(self.layout, self.kinds)
-        self.report.bytes_written = len(head)
-        yield head
+        final = self.report.fingerprint is not None
+        yield header(self.layout, self.kinds)
         written: dict[IdentifierType, int] = dict.fromkeys(self.kinds, 0)
-        for data, rows, counts in self._stage.deduplicated(self._encode, workers=self._workers):
-            self.report.rows_written += rows
-            self.report.bytes_written += len(data)
+        rows, size = 0, len(header(self.layout, self.kinds))
+        for data, count, counts in self._stage.deduplicated(
+            self._encode, workers=self._workers, keep=final
+        ):
+            rows += count
+            size += len(data)
             for kind, n in counts.items():
                 written[kind] += n
             if data:
                 yield data
+        if not final:
+            self._set_written(written, rows, size)
+        self.report.seconds = time.perf_counter() - self._started
+
+    def _set_written(self, written: dict[IdentifierType, int], rows: int, size: int) -> None:
         for kind, n in written.items():
             entry = self.report.identifiers[kind.key]
             entry.written = n
             entry.duplicates = entry.accepted - n
-        self.report.seconds = time.perf_counter() - self._started
+        self.report.rows_written = rows
+        self.report.bytes_written = size
 
     def _encode(self, records: Records) -> tuple[bytes, int, dict[IdentifierType, int]]:
         """One partition's distinct records → bytes and counts (runs on a worker thread)."""

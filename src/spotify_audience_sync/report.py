@@ -52,6 +52,7 @@ class PrepareReport:
     identifiers: dict[str, TypeCounts] = field(default_factory=dict)
     rows_written: int = 0
     bytes_written: int = 0
+    fingerprint: str | None = None
     seconds: float = 0.0
 
     @property

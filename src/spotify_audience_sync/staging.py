@@ -72,6 +72,7 @@ class Stage:
                 "set --temp-dir / SPOTIFY_ADS_TEMP_DIR"
             ) from exc
         self._files: dict[int, int] = {}
+        self._deduplicated = False
         self.bytes_staged = 0
 
     @property
@@ -96,21 +97,33 @@ class Stage:
                 ) from exc
             self.bytes_staged += len(data)
 
-    def deduplicated(self, transform: Callable[[Records], T], *, workers: int = 2) -> Iterator[T]:
-        """Deduplicate and sort each partition, and yield ``transform`` of it.
+    def deduplicated(
+        self, transform: Callable[[Records], T], *, workers: int = 2, keep: bool = False
+    ) -> Iterator[T]:
+        """Deduplicate and sort each partition, and yield ``transform`` of it, in order.
 
-        Partitions are independent, so ``workers`` threads work on them at once; results come
-        back in partition order, with at most ``workers + 1`` partitions in memory.
+        Partitions are independent, so ``workers`` threads work on them at once, with at most
+        ``workers + 1`` partitions in memory. With ``keep``, each file is replaced by its
+        distinct records (a later pass then reads less and skips the sort); otherwise it is
+        removed once read.
         """
         self._close_files()
-        keys = sorted(p.name for p in self._dir.iterdir())
+        keys = sorted(p.name for p in self._dir.iterdir() if not p.name.startswith("."))
+        already = self._deduplicated
 
         def run(key: str) -> T:
             path = self._dir / key
             records = np.fromfile(path, dtype=np.uint8).reshape(-1, self.width)
-            path.unlink()
             # Canonical order, so the file is byte-identical whatever the batch size or timing.
-            return transform(deduplicate(records))
+            distinct = records if already else deduplicate(records)
+            if keep:
+                if not already:
+                    partial = path.with_name(f".{key}")
+                    distinct.tofile(partial)
+                    os.replace(partial, path)
+            else:
+                path.unlink()
+            return transform(distinct)
 
         with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
             pending: deque[Future[T]] = deque()
@@ -124,6 +137,8 @@ class Stage:
             finally:
                 for future in pending:
                     future.cancel()
+        if keep:
+            self._deduplicated = True
 
     def _close_files(self) -> None:
         for fd in self._files.values():
