@@ -12,7 +12,7 @@ import importlib
 import sys
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
@@ -20,15 +20,19 @@ from spotify_audience_sync import __version__
 from spotify_audience_sync.errors import SyncError
 
 if TYPE_CHECKING:
-    from spotify_audience_sync.encode import Layout
-    from spotify_audience_sync.phones import PhoneValidation
+    from spotify_audience_sync.pipeline import PrepareOptions
+    from spotify_audience_sync.settings import Settings
     from spotify_audience_sync.sources import Format
+
+F = TypeVar("F", bound=Callable[..., Any])
 
 # Commands defined in other modules, loaded when invoked or listed: name → "module:attribute".
 LAZY_COMMANDS: dict[str, str] = {
     "auth": "spotify_audience_sync.cli_api:auth",
     "audiences": "spotify_audience_sync.cli_api:audiences",
     "sandbox": "spotify_audience_sync.cli_api:sandbox",
+    "sync": "spotify_audience_sync.cli_sync:sync",
+    "demo": "spotify_audience_sync.cli_sync:demo",
 }
 
 
@@ -64,8 +68,10 @@ def main() -> None:
     """Keep a Spotify Ads Manager customer-list audience equal to a segment of your data."""
 
 
-def _region(_ctx: click.Context, _param: click.Parameter, value: str) -> str:
+def _region(_ctx: click.Context, _param: click.Parameter, value: str | None) -> str | None:
     """Accept only regions libphonenumber knows, so a typo fails before any work starts."""
+    if value is None:
+        return None
     import phonenumbers
 
     region = value.strip().upper()
@@ -76,7 +82,7 @@ def _region(_ctx: click.Context, _param: click.Parameter, value: str) -> str:
     return region
 
 
-def _progress_printer(quiet: bool) -> Callable[[int], None] | None:
+def progress_printer(quiet: bool) -> Callable[[int], None] | None:
     """On a terminal, a line of progress at most every second; elsewhere, nothing."""
     if quiet or not sys.stderr.isatty():
         return None
@@ -91,105 +97,130 @@ def _progress_printer(quiet: bool) -> Callable[[int], None] | None:
     return show
 
 
+_SEGMENT_OPTIONS: list[Callable[[F], F]] = [
+    click.argument("input_path", metavar="INPUT"),
+    click.option(
+        "--format",
+        "fmt",
+        type=click.Choice(["auto", "csv", "tsv", "ndjson", "parquet"]),
+        default="auto",
+        show_default=True,
+        help="Input format; 'auto' goes by the file name (.csv, .tsv, .ndjson/.jsonl, "
+        ".parquet, each optionally .gz), CSV otherwise.",
+    ),
+    click.option("--email-column", metavar="C", help="Column holding emails [default: email]."),
+    click.option(
+        "--phone-column", metavar="C", help="Column holding phone numbers [default: phone]."
+    ),
+    click.option(
+        "--device-id-column", metavar="C", help="Column holding IDFA/GAID [default: device_id]."
+    ),
+    click.option(
+        "--default-region",
+        callback=_region,
+        metavar="CC",
+        help="Region (ISO 3166 alpha-2) for phone numbers written without a country code "
+        "[default: US].",
+    ),
+    click.option(
+        "--gmail-canonical",
+        is_flag=True,
+        default=None,
+        help="Drop dots and +suffixes in gmail.com / googlemail.com local parts.",
+    ),
+    click.option(
+        "--phone-validation",
+        type=click.Choice(["valid", "possible"]),
+        help="Keep numbers libphonenumber calls valid, or merely possible (length-plausible) "
+        "[default: valid].",
+    ),
+    click.option(
+        "--layout",
+        type=click.Choice(["type-value", "wide"]),
+        help="type-value: one 'type,value' row per identifier; wide: one column per type "
+        "[default: type-value].",
+    ),
+    click.option(
+        "--report", "report_path", metavar="PATH", help="Write a JSON report (counts only)."
+    ),
+    click.option(
+        "--temp-dir",
+        metavar="DIR",
+        help="Where hashed (never raw) identifiers are staged for deduplication "
+        "[default: system temp].",
+    ),
+    click.option("-q", "--quiet", is_flag=True, help="No summary on stderr."),
+]
+
+
+def segment_options(command: F) -> F:
+    """The input and identifier flags shared by `prepare` and `sync`."""
+    for option in reversed(_SEGMENT_OPTIONS):
+        command = option(command)
+    return command
+
+
+def load_cli_settings(**flags: Any) -> Settings:
+    """Settings from env / .env with the flags that were given laid over them."""
+    from spotify_audience_sync.settings import load_settings
+
+    return load_settings(**flags)
+
+
+def prepare_options(settings: Settings, flags: dict[str, Any]) -> PrepareOptions:
+    """The pipeline options: flag if given, else setting, else default."""
+    from spotify_audience_sync.identifiers import IdentifierType, NormalizeOptions
+    from spotify_audience_sync.pipeline import PrepareOptions
+
+    requested = {
+        kind: flags[name]
+        for kind, name in (
+            (IdentifierType.EMAIL, "email_column"),
+            (IdentifierType.PHONE, "phone_column"),
+            (IdentifierType.DEVICE_ID, "device_id_column"),
+        )
+        if flags.get(name)
+    }
+    return PrepareOptions(
+        columns=requested,
+        normalize=NormalizeOptions(
+            gmail_canonical=settings.gmail_canonical,
+            default_region=settings.default_region,
+            phone_validation=settings.phone_validation,
+        ),
+        layout=settings.layout,
+        temp_dir=str(settings.temp_dir) if settings.temp_dir else None,
+    )
+
+
+SETTING_FLAGS = ("default_region", "gmail_canonical", "phone_validation", "layout", "temp_dir")
+
+
 @main.command()
-@click.argument("input_path", metavar="INPUT")
+@segment_options
 @click.option(
     "-o", "--output", required=True, help="Where to write the upload file ('-' for stdout)."
 )
-@click.option(
-    "--format",
-    "fmt",
-    type=click.Choice(["auto", "csv", "tsv", "ndjson", "parquet"]),
-    default="auto",
-    show_default=True,
-    help="Input format; 'auto' goes by the file name (.csv, .tsv, .ndjson/.jsonl, .parquet, "
-    "each optionally .gz), CSV otherwise.",
-)
-@click.option("--email-column", metavar="C", help="Column holding emails [default: email].")
-@click.option("--phone-column", metavar="C", help="Column holding phone numbers [default: phone].")
-@click.option(
-    "--device-id-column", metavar="C", help="Column holding IDFA/GAID [default: device_id]."
-)
-@click.option(
-    "--default-region",
-    default="US",
-    show_default=True,
-    callback=_region,
-    metavar="CC",
-    help="Region (ISO 3166 alpha-2) for phone numbers written without a country code.",
-)
-@click.option(
-    "--gmail-canonical",
-    is_flag=True,
-    help="Drop dots and +suffixes in gmail.com / googlemail.com local parts.",
-)
-@click.option(
-    "--phone-validation",
-    type=click.Choice(["valid", "possible"]),
-    default="valid",
-    show_default=True,
-    help="Keep numbers libphonenumber calls valid, or merely possible (length-plausible).",
-)
-@click.option(
-    "--layout",
-    type=click.Choice(["type-value", "wide"]),
-    default="type-value",
-    show_default=True,
-    help="type-value: one 'type,value' row per identifier; wide: one column per type.",
-)
-@click.option("--report", "report_path", metavar="PATH", help="Write a JSON report (counts only).")
-@click.option(
-    "--temp-dir",
-    metavar="DIR",
-    help="Where hashed (never raw) identifiers are staged for deduplication "
-    "[default: system temp].",
-)
-@click.option("-q", "--quiet", is_flag=True, help="No summary on stderr.")
 def prepare(
     input_path: str,
     output: str,
     fmt: Format,
-    email_column: str | None,
-    phone_column: str | None,
-    device_id_column: str | None,
-    default_region: str,
-    gmail_canonical: bool,
-    phone_validation: PhoneValidation,
-    layout: Layout,
     report_path: str | None,
-    temp_dir: str | None,
     quiet: bool,
+    **flags: Any,
 ) -> None:
     """Normalize, hash and deduplicate a segment into the file Spotify matches against.
 
     INPUT is a CSV (optionally gzip), TSV, NDJSON or Parquet file, or '-' for stdin.
     Nothing is sent anywhere: this is the offline half of `sync`.
     """
-    from spotify_audience_sync.identifiers import IdentifierType, NormalizeOptions
-    from spotify_audience_sync.pipeline import PrepareOptions, prepare_segment
+    from spotify_audience_sync.pipeline import prepare_segment
     from spotify_audience_sync.report import write_json
     from spotify_audience_sync.sources import open_source
 
-    requested = {
-        kind: name
-        for kind, name in (
-            (IdentifierType.EMAIL, email_column),
-            (IdentifierType.PHONE, phone_column),
-            (IdentifierType.DEVICE_ID, device_id_column),
-        )
-        if name
-    }
-    options = PrepareOptions(
-        columns=requested,
-        normalize=NormalizeOptions(
-            gmail_canonical=gmail_canonical,
-            default_region=default_region,
-            phone_validation=phone_validation,
-        ),
-        layout=layout,
-        temp_dir=temp_dir,
-    )
-    progress = _progress_printer(quiet)
+    settings = load_cli_settings(**{k: flags.get(k) for k in SETTING_FLAGS})
+    options = prepare_options(settings, flags)
+    progress = progress_printer(quiet)
     with (
         open_source(input_path, fmt) as source,
         prepare_segment(source, options, on_progress=progress) as prepared,

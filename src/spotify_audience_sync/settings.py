@@ -8,7 +8,7 @@ halfway through a sync. Fields are sectioned; later pipeline settings join the s
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import urlsplit
 from uuid import UUID
 
@@ -17,6 +17,7 @@ from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from spotify_audience_sync.errors import ConfigError
+from spotify_audience_sync.state import default_state_dir
 
 __all__ = [
     "DEFAULT_API_BASE_URL",
@@ -72,7 +73,38 @@ class Settings(BaseSettings):
     # --- Local state ------------------------------------------------------------------------
     token_store: Path = Field(default_factory=default_token_store)
 
-    # --- Pipeline settings (issue 4 onwards) go in their own section below ----------------
+    # --- Identifier pipeline (flags of `prepare` and `sync` override these) ----------------
+    default_region: str = "US"
+    """ISO 3166 alpha-2 region for phone numbers written without a country code."""
+    gmail_canonical: bool = False
+    phone_validation: Literal["valid", "possible"] = "valid"
+    layout: Literal["type-value", "wide"] = "type-value"
+    temp_dir: Path | None = None
+    """Where hashed identifiers are staged for deduplication (default: the system temp dir)."""
+
+    # --- Sync ---------------------------------------------------------------------------------
+    state_dir: Path = Field(default_factory=default_state_dir)
+    upload_chunk_size: int = Field(default=8 * 1024 * 1024, ge=256 * 1024)
+    """Bytes per upload request; a multiple of 256 KiB (GCS's rule)."""
+    wait_timeout: float = Field(default=3600.0, ge=0)
+    """Seconds to wait for Spotify to finish processing (it can take up to three days)."""
+
+    @field_validator("default_region")
+    @classmethod
+    def _region(cls, value: str) -> str:
+        import phonenumbers
+
+        region = value.strip().upper()
+        if region not in phonenumbers.SUPPORTED_REGIONS:
+            raise ValueError("must be an ISO 3166 alpha-2 region libphonenumber knows, e.g. US")
+        return region
+
+    @field_validator("upload_chunk_size")
+    @classmethod
+    def _chunk(cls, value: int) -> int:
+        if value % (256 * 1024):
+            raise ValueError("must be a multiple of 262144 (256 KiB)")
+        return value
 
     @field_validator("api_base_url", "authorize_url", "token_url")
     @classmethod

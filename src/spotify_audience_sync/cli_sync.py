@@ -1,0 +1,219 @@
+"""`sync` (the main job) and `demo` (the main job against a sandbox started for it).
+
+Thin: flags and settings in, :func:`mirror.mirror` does the work, the outcome becomes an exit
+code: 0 done (BOOKABLE/LIVE, skipped, dry run, or uploaded with --no-wait), 3 EMPTY (Spotify
+matched nobody), 5 still PROCESSING when --wait-timeout ran out (the upload itself succeeded).
+"""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from spotify_audience_sync.cli import (
+    SETTING_FLAGS,
+    load_cli_settings,
+    prepare_options,
+    progress_printer,
+    segment_options,
+)
+
+if TYPE_CHECKING:
+    from spotify_audience_sync.mirror import SyncReport
+    from spotify_audience_sync.settings import Settings
+    from spotify_audience_sync.sources import Format
+
+EXIT_EMPTY = 3
+EXIT_STILL_PROCESSING = 5
+DEMO_AUDIENCE = "spotify-audience-sync demo"
+FIXTURE = Path("fixtures") / "segment.csv"
+
+
+def _outcome_code(report: SyncReport, waited: bool) -> int:
+    if report.action in ("created", "replaced") and waited:
+        if report.status == "EMPTY":
+            return EXIT_EMPTY
+        if report.status not in ("BOOKABLE", "LIVE"):
+            return EXIT_STILL_PROCESSING
+    return 0
+
+
+def _summary(report: SyncReport) -> str:
+    audience = f"{report.audience_name!r} ({report.audience_id or 'new'})"
+    line = f"audience {audience}: {report.action}"
+    if report.action in ("created", "replaced"):
+        line += (
+            f"; {report.identifiers:,} identifiers, {report.bytes:,} bytes in "
+            f"{report.upload_requests} requests ({report.upload_resumes} resumes)"
+        )
+    if report.status:
+        line += f"; status {report.status}"
+    if report.size_min is not None and report.size_max is not None:
+        line += f", size {report.size_min:,} to {report.size_max:,}"
+    rate = report.match_rate
+    if rate is not None:
+        line += f" (estimated match rate {rate[0]:.0%} to {rate[1]:.0%})"
+    if report.status == "EMPTY":
+        line += "\nSpotify matched none of the identifiers: check the normalization options"
+    elif report.status == "PROCESSING" and report.action in ("created", "replaced"):
+        line += (
+            "\nstill processing (Spotify can take up to three days); check later with "
+            f"`spotify-audience-sync audiences get {report.audience_id}`"
+        )
+    return line
+
+
+def run_sync(
+    settings: Settings,
+    input_path: str,
+    fmt: Format,
+    flags: dict[str, Any],
+    *,
+    report_path: str | None,
+    quiet: bool,
+) -> tuple[int, SyncReport]:
+    """Prepare, then mirror; print the summary, write the report; return the exit code."""
+    from spotify_audience_sync.api import AdsClient
+    from spotify_audience_sync.auth import OAuthSession
+    from spotify_audience_sync.mirror import SyncOptions, mirror
+    from spotify_audience_sync.pipeline import prepare_segment
+    from spotify_audience_sync.report import write_json
+    from spotify_audience_sync.sources import open_source
+    from spotify_audience_sync.state import StateStore
+
+    options = SyncOptions(
+        ad_account_id=settings.account_id,
+        audience_name=flags.get("audience_name"),
+        audience_id=flags.get("audience_id"),
+        description=flags.get("description"),
+        dry_run=bool(flags.get("dry_run")),
+        wait=not flags.get("no_wait"),
+        wait_timeout=settings.wait_timeout,
+        allow_shrink=bool(flags.get("allow_shrink")),
+        force=bool(flags.get("force")),
+        chunk_size=settings.upload_chunk_size,
+    )
+    tokens = OAuthSession.from_settings(settings)
+    progress = progress_printer(quiet)
+    try:
+        with (
+            open_source(input_path, fmt) as source,
+            prepare_segment(
+                source, prepare_options(settings, flags), on_progress=progress
+            ) as prepared,
+            AdsClient.from_settings(settings, tokens) as client,
+        ):
+            report = mirror(prepared, client, options, store=StateStore(settings.state_dir))
+    finally:
+        tokens.close()
+    if report_path:
+        write_json(report_path, {"prepare": prepared.report.to_dict(), "sync": report.to_dict()})
+    if not quiet:
+        click.echo(prepared.report.summary(), err=True)
+        click.echo(_summary(report), err=True)
+    return _outcome_code(report, options.wait), report
+
+
+@click.command()
+@segment_options
+@click.option("--audience-name", metavar="NAME", help="Create or replace the audience so named.")
+@click.option("--audience-id", metavar="UUID", help="Replace this audience.")
+@click.option(
+    "--ad-account-id", metavar="UUID", help="Ad account [default: SPOTIFY_ADS_AD_ACCOUNT_ID]."
+)
+@click.option("--description", metavar="TEXT", help="Description of a new audience (≤ 80).")
+@click.option(
+    "--dry-run", is_flag=True, help="Do everything up to the first write to Spotify, then stop."
+)
+@click.option("--no-wait", is_flag=True, help="Return once the file is uploaded.")
+@click.option(
+    "--wait-timeout",
+    type=float,
+    metavar="SECONDS",
+    help="How long to wait for processing [default: 3600].",
+)
+@click.option(
+    "--allow-shrink", is_flag=True, help="Allow fewer than half the last sync's identifiers."
+)
+@click.option("--force", is_flag=True, help="Upload even if the set is unchanged since last sync.")
+@click.option(
+    "--chunk-size",
+    type=int,
+    metavar="BYTES",
+    help="Upload request size, a multiple of 262144 [default: 8388608].",
+)
+@click.option("--state-dir", metavar="DIR", help="Where sync state and locks live.")
+def sync(
+    input_path: str,
+    fmt: Format,
+    report_path: str | None,
+    quiet: bool,
+    **flags: Any,
+) -> None:
+    """Make a Spotify customer-list audience hold exactly the segment in INPUT (Mirror mode).
+
+    The audience is found by --audience-id, or by its exact --audience-name (created when
+    there is none), and its whole membership is replaced by the segment's identifiers.
+    """
+    settings = load_cli_settings(
+        **{k: flags.get(k) for k in SETTING_FLAGS},
+        ad_account_id=flags.get("ad_account_id"),
+        wait_timeout=flags.get("wait_timeout"),
+        upload_chunk_size=flags.get("chunk_size"),
+        state_dir=flags.get("state_dir"),
+    )
+    code, _ = run_sync(settings, input_path, fmt, flags, report_path=report_path, quiet=quiet)
+    raise SystemExit(code)
+
+
+@click.command()
+@click.argument("input_path", metavar="[INPUT]", required=False, default=str(FIXTURE))
+@click.option("--processing-delay", type=float, default=1.0, show_default=True, hidden=True)
+def demo(input_path: str, processing_delay: float) -> None:
+    """Rehearse a sync end to end against a local sandbox started for it (no credentials).
+
+    Syncs INPUT [default: fixtures/segment.csv] to a new audience, waits for it to become
+    BOOKABLE, checks the sandbox received exactly the prepared rows, then syncs again to show
+    that an unchanged segment is skipped.
+    """
+    from spotify_audience_sync.sandbox import run_sandbox
+    from spotify_audience_sync.settings import load_settings
+
+    with (
+        tempfile.TemporaryDirectory(prefix="sas-demo-") as home,
+        run_sandbox(processing_delay=processing_delay) as sandbox,
+    ):
+        tokens = sandbox.mint_tokens()
+        env = sandbox.env()
+        settings = load_settings(
+            _env_file=None,
+            client_id=env["SPOTIFY_ADS_CLIENT_ID"],
+            client_secret=env["SPOTIFY_ADS_CLIENT_SECRET"],
+            refresh_token=str(tokens["refresh_token"]),
+            ad_account_id=sandbox.ad_account_id,
+            api_base_url=sandbox.api_base_url,
+            token_url=sandbox.token_url,
+            authorize_url=sandbox.authorize_url,
+            token_store=Path(home) / "tokens.json",
+            state_dir=Path(home) / "state",
+            wait_timeout=60.0,
+        )
+        click.echo(f"sandbox listening on {sandbox.base_url}; syncing {input_path}", err=True)
+        flags: dict[str, Any] = {"audience_name": DEMO_AUDIENCE, "description": "demo segment"}
+        code, report = run_sync(settings, input_path, "auto", flags, report_path=None, quiet=False)
+        assert report.audience_id is not None
+        members = sandbox.membership(report.audience_id)
+        click.echo(
+            f"the sandbox received {len(members):,} rows for the audience "
+            f"(the prepared file had {report.identifiers:,} identifiers)",
+            err=True,
+        )
+        click.echo("syncing the same segment again:", err=True)
+        again, second = run_sync(settings, input_path, "auto", flags, report_path=None, quiet=True)
+        click.echo(_summary(second), err=True)
+        listed = sandbox.audiences.list(sandbox.ad_account_id, {})["audiences"]
+        click.echo(f"audiences in the ad account: {len(listed)} (no duplicate)", err=True)
+    raise SystemExit(code or again)
