@@ -56,7 +56,10 @@ CASES = [
     pytest.param("1" * 251, "US", "valid", None, "too_long", id="long-input"),
     pytest.param("+1 555 0100", "US", "valid", None, "invalid_number", id="invalid"),
     # Formats only libphonenumber decides (the fallback).
-    pytest.param("+1 212 555 0123 ext. 45", "US", "valid", "+12125550123", None, id="ext"),
+    pytest.param("+1 212 555 0123 ext. 45", "US", "valid", "+12125550123", None, id="ext-dot"),
+    pytest.param("(212) 555-0123 x7", "US", "valid", "+12125550123", None, id="ext-x"),
+    pytest.param("12 x7", "US", "valid", None, "invalid_number", id="ext-short"),
+    pytest.param("+1 212 555 0123 #45", "US", "valid", "+12125550123", None, id="ext-hash"),
     pytest.param("1-800-FLOWERS", "US", "valid", "+18003569377", None, id="vanity"),
     pytest.param("tel:+44-20-7946-0958", "US", "valid", "+442079460958", None, id="rfc3966"),
     pytest.param("+0044 20 7946 0958", "DE", "valid", "+442079460958", None, id="plus-idd"),
@@ -107,7 +110,7 @@ def test_empty_series() -> None:
 
 
 def test_stats_count_the_fallback_once_per_distinct_value() -> None:
-    values = pl.Series(["212 555 0123", "212 555 0123 x1", "212 555 0123 x1", "n/a"])
+    values = pl.Series(["212 555 0123", "212 555 0123;ext=1", "212 555 0123;ext=1", "n/a"])
     frame, stats = normalize_phones_with_stats(values)
     assert frame["e164"].to_list() == ["+12125550123", "+12125550123", "+12125550123", None]
     assert stats == PhoneStats(rows=4, fast_rows=1, fallback_rows=3, fallback_values=2)

@@ -13,7 +13,6 @@ differential test holds the two to the same answers.
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import polars as pl
@@ -146,25 +145,22 @@ def normalize_phones_with_stats(
     """:func:`normalize_phones`, plus how many rows the vectorized path could not decide."""
     region = default_region.upper()
     stripped = values.cast(pl.String).str.strip_chars()
-    routed = _stage_one(stripped, region, validation).with_columns(key=stripped)
-    slow_keys = routed.filter(pl.col("fallback"))["key"]
-    # libphonenumber (pure Python, holding the GIL) overlaps stage two (polars, releasing it).
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        exact = pool.submit(_exact, slow_keys, region, validation)
-        default = meta_for(region)
-        if default is None:
-            decided = pl.DataFrame(schema={"row": pl.UInt32, "e164": pl.String, "reason": pl.String})
-            unsupported = pl.Series("row", [], dtype=pl.UInt32)
-        else:
-            decided, unsupported = decide_routed(routed, default, validation)
-        lookup = exact.result()
+    routed = _stage_one(stripped, region, validation)
+    lookup = _exact(stripped.filter(routed["fallback"]), region, validation)
+    default = meta_for(region)
+    if default is None:
+        decided = pl.DataFrame(schema={"row": pl.UInt32, "e164": pl.String, "reason": pl.String})
+        unsupported = pl.Series("row", [], dtype=pl.UInt32)
+    else:
+        decided, unsupported = decide_routed(routed, default, validation)
+    fallback = routed["fallback"]
     if len(unsupported):
-        routed = routed.with_columns(fallback=pl.col("fallback").scatter(unsupported, True))
-        extra = routed["key"].gather(unsupported)
+        fallback = fallback.scatter(unsupported, True)
+        extra = stripped.gather(unsupported)
         lookup = pl.concat([lookup, _exact(extra, region, validation)]).unique("key")
     e164 = routed["e164"].scatter(decided["row"], decided["e164"])
     reason = routed["reason"].scatter(decided["row"], decided["reason"])
-    slow = routed.filter(pl.col("fallback")).select("row", "key")
+    slow = pl.DataFrame({"row": routed["row"], "key": stripped}).filter(fallback)
     if len(slow):
         found = slow.join(lookup, on="key", how="left")
         e164 = e164.scatter(found["row"], found["e164"])

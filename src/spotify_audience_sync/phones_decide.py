@@ -49,36 +49,48 @@ def _accept(nsn: pl.Expr, m: RegionMeta, general: pl.Expr | None = None) -> pl.E
 
 def _validity(
     nsn: pl.Expr, metas: list[RegionMeta], main_general: pl.Expr | None
-) -> tuple[pl.Expr, pl.Expr]:
-    """``is_valid_number`` as (decided valid, needs the per-region loop) expressions.
+) -> tuple[Stages, pl.Expr, pl.Expr]:
+    """``is_valid_number`` as stages and (valid, needs the per-region loop) expressions.
 
     libphonenumber gives the number to the first region that claims it (by leading digits,
     or by matching its patterns when it has none), and only that region's patterns count.
+    Every regex result is materialized once in a stage: the engines do not share repeated
+    subexpressions reliably, and the type patterns are the expensive part.
     """
-    main = _accept(nsn, metas[0], main_general)
+    main = pl.col("v_main")
+    stages: Stages = [{"v_main": _accept(nsn, metas[0], main_general).fill_null(False)}]
     if len(metas) == 1:
-        return main, pl.lit(False)
-
-    def claim(m: RegionMeta, accept: pl.Expr) -> pl.Expr:
-        return accept if m.leading_digits is None else nsn.str.contains(m.leading_digits)
-
+        return stages, main, pl.lit(False)
     if len(metas) <= _CHAIN_REGIONS or metas[0].leading_digits is not None:
-        chain = pl.when(claim(metas[0], main)).then(main)
-        for m in metas[1:]:
-            accept = _accept(nsn, m)
-            chain = chain.when(claim(m, accept)).then(accept)
-        return chain.otherwise(False), pl.lit(False)
-    # Many regions (+1): the main one decides most rows; the others are tried only on the
-    # rest, and rows that another region could claim go to the loop.
-    rest = pl.when(~main).then(nsn)
+        others: dict[str, pl.Expr] = {}
+        for i, m in enumerate(metas[1:], start=1):
+            others[f"v_accept{i}"] = _accept(nsn, m).fill_null(False)
+            if m.leading_digits is not None:
+                others[f"v_claim{i}"] = nsn.str.contains(m.leading_digits).fill_null(False)
+        first = main if metas[0].leading_digits is None else nsn.str.contains(metas[0].leading_digits)
+        stages.append({**others, "v_first": first.fill_null(False)})
+        chain = pl.when(pl.col("v_first")).then(main)
+        for i, m in enumerate(metas[1:], start=1):
+            claim = f"v_claim{i}" if m.leading_digits is not None else f"v_accept{i}"
+            chain = chain.when(pl.col(claim)).then(pl.col(f"v_accept{i}"))
+        stages.append({"v_ok": chain.otherwise(False)})
+        return stages, pl.col("v_ok"), pl.lit(False)
+    # Many regions (+1): the main one decides most rows. Of the rest, a row that no region
+    # claims by leading digits is claimed by the first of the others that accepts it, so it
+    # is valid if any of them does; rows with a leading-digits claim go to the loop.
     leading = [m.leading_digits for m in metas[1:] if m.leading_digits is not None]
-    others = pl.lit(False)
+    claimed = pl.lit(False)
     if leading:
-        others = rest.str.contains("|".join(f"(?:{p})" for p in leading))
+        rest = pl.when(~main).then(nsn)
+        claimed = rest.str.contains("|".join(f"(?:{p})" for p in leading)).fill_null(False)
+    stages.append({"v_claimed": claimed})
+    unclaimed = pl.when(~main & ~pl.col("v_claimed")).then(nsn)
+    others_ok = pl.lit(False)
     for m in metas[1:]:
         if m.leading_digits is None:
-            others = others | _accept(rest, m)
-    return main, ~main & others.fill_null(False)
+            others_ok = others_ok | _accept(unclaimed, m).fill_null(False)
+    stages.append({"v_others": others_ok})
+    return stages, main | pl.col("v_others"), ~main & pl.col("v_claimed")
 
 
 def _accept_series(nsn: pl.Series, m: RegionMeta) -> pl.Series:
@@ -132,7 +144,10 @@ def decide_columns(
     else:
         # The main region's general pattern already ran on the national number: reuse it.
         known = pl.col("general") if metas[0].key == m.key and not m.keyed else None
-        ok, loop = _validity(national, metas, known)
+        validity, ok, loop = _validity(national, metas, known)
+        stages.extend(validity)
+    stages.append({"v_okf": ok, "v_loopf": loop})
+    ok, loop = pl.col("v_okf"), pl.col("v_loopf")
     outputs = {
         "national": national,
         "e164": pl.when(checkable & ok).then(pl.lit(f"+{m.country_code}") + national),
@@ -159,7 +174,7 @@ def _decide(part: pl.DataFrame, m: RegionMeta, metas: list[RegionMeta], validati
 
 def _loop_answers(frame: pl.DataFrame, metas: list[RegionMeta]) -> pl.DataFrame:
     """``row``, ``e164``, ``reason`` for the rows of ``frame`` flagged ``loop``."""
-    loop = frame.filter(pl.col("loop"))
+    loop = frame.select("row", "national", "loop").filter(pl.col("loop"))
     valid = pl.col("valid")
     return loop.with_columns(valid=valid_loop(loop["national"], metas)).select(
         "row",
@@ -181,13 +196,15 @@ def decide_routed(
     translatable metadata (for the exact path).
     """
     results = [pl.DataFrame(schema=_SCHEMA)]
-    own_loop = routed.filter(pl.col("own") & pl.col("loop"))
+    own_loop = routed.select("row", "national", "loop", "own").filter(pl.col("own") & pl.col("loop"))
     if len(own_loop):
         metas = metas_for_code(default.country_code)
         assert metas is not None  # stage one decides own rows only when they are known
         results.append(_loop_answers(own_loop, metas))
-    pending = routed.filter(pl.col("reason").is_null() & ~pl.col("fallback") & ~pl.col("own"))
-    parts = pending.select("row", "nsn", "group").partition_by("group", as_dict=True)
+    pending = routed.select("row", "nsn", "group").filter(
+        routed["reason"].is_null() & ~routed["fallback"] & ~routed["own"]
+    )
+    parts = pending.partition_by("group", as_dict=True)
     plans: list[pl.LazyFrame] = []
     plan_metas: list[list[RegionMeta]] = []
     unsupported: list[pl.Series] = [pl.Series("row", [], dtype=pl.UInt32)]

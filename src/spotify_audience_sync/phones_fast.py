@@ -50,6 +50,12 @@ _KEPT = [""] * (len(_PUNCT_CHARS) + 2) + _ASCII
 _SIMPLE = f"^[{_P}]*[{_PLUS}]*[{_P}{_DIGITS}]*$"
 #: libphonenumber's two-digit viability alternative (``\d{2}``, nothing else once trimmed).
 _TWO_DIGITS = f"^[{_P}]*[{_DIGITS}]{{2}}[{_P}]*$"
+#: The common extension forms (`` ext. 123``, `` x123``) after a number ending in a digit.
+#: libphonenumber strips them before parsing when what precedes is a viable number, which
+#: three or more digits guarantee (checked in :func:`classify`); the extension never reaches
+#: the E.164 string. Other extension forms go to the exact path.
+_EXTENSION = r" *(?:[eE][xX][tT]\.?|[xX]) *[0-9]{1,6}$"
+_WITH_EXTENSION = f"^[{_P}]*[{_PLUS}]*[{_P}{_DIGITS}]*[{_DIGITS}]{_EXTENSION}"
 
 
 def national_prefix_stages(x: pl.Expr, m: RegionMeta, p: str) -> list[dict[str, pl.Expr]]:
@@ -106,7 +112,9 @@ def classify(stripped: pl.Series, default: RegionMeta) -> pl.LazyFrame:
     (the national number before national-prefix stripping).
     """
     dcc = str(default.country_code)
-    s = pl.col("s")
+    s = pl.col("core")
+    raw = pl.col("s")
+    extension = pl.col("extension")
     digits = pl.col("digits")
     plus = pl.col("plus")
     idd_rest = pl.col("idd_rest")
@@ -120,18 +128,19 @@ def classify(stripped: pl.Series, default: RegionMeta) -> pl.LazyFrame:
     # Only rows that start with the default calling code pay for the national-prefix logic.
     dcc_digits = pl.when(digits.str.starts_with(dcc) & ~intl).then(digits)
     dcc_strip = pl.col("dcc_strip")
-    from_default = pl.col("dcc_digits").is_not_null() & (
+    from_default_expr = pl.col("dcc_digits").is_not_null() & (
         (
             ~general_match(pl.col("dcc_digits"), default)
             & pl.when(dcc_strip).then(pl.col("dcc_gc")).otherwise(pl.col("dcc_gx"))
         )
         | pl.col("dcc_digits").str.len_bytes().is_in(sorted(default.too_long_lengths))
     )
+    from_default = pl.col("from_default")
     dcc_national = pl.when(dcc_strip).then(pl.col("dcc_cand")).otherwise(pl.col("dcc_pot"))
     short_after_idd = intl & (pl.col("intl_digits").str.len_bytes() <= MIN_NSN)
     maybe_idd_after_plus = plus & code.is_null() & idd_rest.is_not_null()
     decided = (
-        pl.when(s.is_null() | (s == ""))
+        pl.when(raw.is_null() | (raw == ""))
         .then(pl.lit("empty"))
         .when(pl.col("too_long_input"))
         .then(pl.lit("too_long"))
@@ -145,17 +154,25 @@ def classify(stripped: pl.Series, default: RegionMeta) -> pl.LazyFrame:
         .then(pl.lit("invalid_country_code"))
     )
     fallback = (
-        (s != "")
+        (raw != "")
         & ~pl.col("too_long_input")
-        & (~pl.col("simple") | (pl.col("viable") & ~short_after_idd & maybe_idd_after_plus))
+        & (
+            ~pl.col("simple")
+            | (extension & (digits.str.len_bytes() <= MIN_NSN))
+            | (pl.col("viable") & ~short_after_idd & maybe_idd_after_plus)
+        )
     )
     frame = (
         pl.DataFrame({"s": stripped})
         .lazy()
+        .with_columns(extension=raw.str.contains(_WITH_EXTENSION))
         .with_columns(
-            too_long_input=s.str.len_chars() > MAX_LENGTH,
+            core=pl.when(extension).then(raw).str.replace(_EXTENSION, "").fill_null(raw),
+            too_long_input=raw.str.len_chars() > MAX_LENGTH,
+        )
+        .with_columns(
             simple=s.str.contains(_SIMPLE),
-            plus=s.str.contains("+", literal=True) | s.str.contains("\uff0b", literal=True),
+            plus=s.str.contains(f"[{_PLUS}]"),
             digits=s.str.replace_many(_DROPPED, _KEPT),
         )
         .with_columns(
@@ -179,7 +196,7 @@ def classify(stripped: pl.Series, default: RegionMeta) -> pl.LazyFrame:
     )
     for stage in national_prefix_stages(pl.col("dcc_pot"), default, "dcc_"):
         frame = frame.with_columns(**stage)
-    return frame.select(
+    return frame.with_columns(from_default=from_default_expr).select(
         reason=decided,
         fallback=fallback.fill_null(False),
         group=pl.when(intl)
