@@ -52,3 +52,10 @@ def test_readme_names_the_ci_test_command() -> None:
     command = "uv run --frozen pytest"
     assert command in README
     assert ci.rstrip().splitlines()[-1].strip() == command
+
+
+def test_every_setting_is_documented() -> None:
+    from spotify_audience_sync.settings import Settings, env_name
+
+    for field in Settings.model_fields:
+        assert f"`{env_name(field)}`" in README, f"{env_name(field)} missing from README"

@@ -86,9 +86,9 @@ class PrepareReport:
                 f"{c.duplicates:>12,}{c.rejected_total:>10,}"
                 + (f"  ({reasons})" if reasons else "")
             )
-        target = f" to {self.output}" if self.output else ""
+        verb, target = ("wrote", f" to {self.output}") if self.output else ("prepared", "")
         lines.append(
-            f"wrote {self.rows_written:,} rows, {self.bytes_written:,} bytes "
+            f"{verb} {self.rows_written:,} rows, {self.bytes_written:,} bytes "
             f"({self.layout} layout){target}"
         )
         return "\n".join(lines)

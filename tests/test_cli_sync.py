@@ -1,0 +1,134 @@
+"""`sync` and `demo` from the command line: outcomes become exit codes; nothing raw is printed."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from spotify_audience_sync import mirror as mirror_module
+from spotify_audience_sync.cli import main
+from spotify_audience_sync.sandbox import Sandbox, run_sandbox
+
+ROOT = Path(__file__).resolve().parents[1]
+FIXTURE = ROOT / "fixtures" / "segment.csv"
+
+
+@pytest.fixture
+def env(sandbox: Sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Sandbox:
+    """Point every SPOTIFY_ADS_* setting at the in-thread sandbox, in an empty directory."""
+    for key, value in sandbox.env().items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.setenv("SPOTIFY_ADS_REFRESH_TOKEN", str(sandbox.mint_tokens()["refresh_token"]))
+    monkeypatch.setenv("SPOTIFY_ADS_TOKEN_STORE", str(tmp_path / "tokens.json"))
+    monkeypatch.setenv("SPOTIFY_ADS_STATE_DIR", str(tmp_path / "state"))
+    monkeypatch.chdir(tmp_path)  # no stray .env
+    return sandbox
+
+
+def sync(*args: str) -> tuple[int, str]:
+    result = CliRunner().invoke(main, ["sync", str(FIXTURE), *args])
+    return result.exit_code, result.stderr
+
+
+def test_sync_creates_then_skips_and_writes_a_report(env: Sandbox, tmp_path: Path) -> None:
+    report = tmp_path / "report.json"
+    code, stderr = sync("--audience-name", "cli test", "--report", str(report))
+    assert code == 0, stderr
+    assert "created" in stderr
+    assert "status BOOKABLE" in stderr
+    data = json.loads(report.read_text())
+    assert data["sync"]["action"] == "created"
+    assert data["prepare"]["rows_read"] == 3000
+    rows = env.membership(data["sync"]["audience_id"])
+    assert len(rows) == data["sync"]["identifiers"]
+
+    code, stderr = sync("--audience-name", "cli test")
+    assert code == 0
+    assert "skipped" in stderr
+
+
+def test_dry_run_exits_0_and_creates_nothing(env: Sandbox) -> None:
+    code, stderr = sync("--audience-name", "cli test", "--dry-run")
+    assert code == 0
+    assert "would create" in stderr
+    assert env.audiences.list(env.ad_account_id, {})["audiences"] == []
+
+
+def test_empty_audience_exits_3(
+    env: Sandbox, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setattr(mirror_module, "MIN_IDENTIFIERS", 10)
+    small = tmp_path / "small.csv"
+    small.write_text("email\n" + "".join(f"person{i}@example.com\n" for i in range(50)))
+    result = CliRunner().invoke(main, ["sync", str(small), "--audience-name", "tiny"])
+    assert result.exit_code == 3, result.stderr
+    assert "matched none" in result.stderr
+
+
+def test_still_processing_at_the_wait_timeout_exits_5(env: Sandbox) -> None:
+    env.config.processing_delay = 30
+    code, stderr = sync("--audience-name", "slow", "--wait-timeout", "0.2")
+    assert code == 5, stderr
+    assert "still processing" in stderr
+
+
+def test_no_wait_exits_0(env: Sandbox) -> None:
+    env.config.processing_delay = 30
+    code, _ = sync("--audience-name", "slow", "--no-wait")
+    assert code == 0
+
+
+def test_too_few_identifiers_exits_4(env: Sandbox, tmp_path: Path) -> None:
+    small = tmp_path / "small.csv"
+    small.write_text("email\n" + "".join(f"person{i}@example.com\n" for i in range(50)))
+    result = CliRunner().invoke(main, ["sync", str(small), "--audience-name", "tiny"])
+    assert result.exit_code == 4
+    assert "only 50 identifiers" in result.stderr
+
+
+def test_missing_credentials_exit_78_naming_the_variable(
+    env: Sandbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("SPOTIFY_ADS_CLIENT_ID")
+    code, stderr = sync("--audience-name", "x")
+    assert code == 78
+    assert "SPOTIFY_ADS_CLIENT_ID" in stderr
+
+
+def test_bad_chunk_size_exits_78(env: Sandbox) -> None:
+    code, stderr = sync("--audience-name", "x", "--chunk-size", "1000")
+    assert code == 78
+    assert "SPOTIFY_ADS_UPLOAD_CHUNK_SIZE" in stderr
+
+
+def test_audience_must_be_named_once(env: Sandbox) -> None:
+    code, stderr = sync()
+    assert code == 78
+    assert "--audience-name or --audience-id" in stderr
+
+
+def test_nothing_raw_or_secret_is_printed(env: Sandbox, tmp_path: Path) -> None:
+    report = tmp_path / "r.json"
+    result = CliRunner().invoke(
+        main, ["sync", str(FIXTURE), "--audience-name", "leak check", "--report", str(report)]
+    )
+    assert result.exit_code == 0
+    printed = result.output + result.stderr + report.read_text()
+    raw = {line.split(",")[0].strip().lower() for line in FIXTURE.read_text().splitlines()[1:]}
+    leaks = sum(1 for value in raw if "@" in value and value in printed.lower())
+    assert leaks == 0
+    secret = env.config.client_secret
+    assert secret not in printed
+
+
+def test_demo_runs_end_to_end() -> None:
+    with run_sandbox():  # a second sandbox proves ports never clash
+        pass
+    result = CliRunner().invoke(main, ["demo", str(FIXTURE), "--processing-delay", "0.05"])
+    assert result.exit_code == 0, result.stderr
+    assert "created" in result.stderr
+    assert "skipped" in result.stderr
+    assert "audiences in the ad account: 1" in result.stderr
