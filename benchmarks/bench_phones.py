@@ -24,7 +24,7 @@ import polars as pl
 
 SEED = 6
 REGIONS = ("US", "US", "US", "US", "GB", "DE", "FR", "IN", "BR", "AU", "JP", "MX", "CA")
-FULLWIDTH = str.maketrans("0123456789", "０１２３４５６７８９")
+FULLWIDTH = str.maketrans("0123456789", "".join(chr(0xFF10 + d) for d in range(10)))
 
 
 def _bases() -> list[tuple[int, str, str]]:

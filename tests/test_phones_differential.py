@@ -44,7 +44,7 @@ SOURCE_REGIONS = (
 NON_GEO_CODES = (800, 808, 870, 878, 881, 882, 883, 888, 979)
 IDD_PREFIXES = ("00", "011", "0011", "810", "001", "010", "0015", "000", "00 ", "011 ")
 SEPARATORS = (" ", " ", "-", ".", "/", "(", ")", "\u00a0", "\u2013", "\uff0d", "\u3000", "  ")
-FULLWIDTH = str.maketrans("0123456789", "０１２３４５６７８９")
+FULLWIDTH = str.maketrans("0123456789", "".join(chr(0xFF10 + d) for d in range(10)))
 EXTENSIONS = (" ext. ", " x", " X ", "#", " ext ", ";ext=", ",,", ",", " ~", " int ", " доб ")
 JUNK = "abcxyzABCXYZ+#*;,~_:'\"!?@&%$<>{}|\\^`=\t\n\u00ad\u200b\u2060ー٣۴१"
 
@@ -168,7 +168,7 @@ def _random_string(rng: random.Random) -> tuple[str, str]:
         digits = "".join(str(rng.randrange(10)) for _ in range(rng.randrange(0, 21)))
         return rng.choice(("", "", "+", "0", "00", "+0", " ")) + digits, "random_digits"
     if roll < 0.95:
-        alphabet = "0123456789" * 4 + "+()-. /x#*;,abcXYZ\u00a0０１"
+        alphabet = "0123456789" * 4 + "+()-. /x#*;,abcXYZ\u00a0\uff10\uff11"
         return "".join(rng.choice(alphabet) for _ in range(rng.randrange(0, 25))), "random_chars"
     return "1" * rng.choice((249, 250, 251, 260)), "very_long"
 

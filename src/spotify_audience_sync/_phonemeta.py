@@ -14,20 +14,21 @@ region unsupported, and its numbers go to the exact path.
 from __future__ import annotations
 
 import re
-import re._parser as re_parser
+import re._parser as re_parser  # type: ignore[import-not-found]
 from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
 import phonenumbers
-from phonenumbers import COUNTRY_CODE_TO_REGION_CODE, PhoneMetadata
-from phonenumbers.phonenumberutil import (
+from phonenumbers import (
+    COUNTRY_CODE_TO_REGION_CODE,
     COUNTRY_CODES_FOR_NON_GEO_REGIONS,
     REGION_CODE_FOR_NON_GEO_ENTITY,
     SUPPORTED_REGIONS,
+    PhoneMetadata,
     ValidationResult,
-    _test_number_length,
 )
+from phonenumbers.phonenumberutil import _test_number_length
 
 __all__ = [
     "MAX_LENGTH",
@@ -124,7 +125,7 @@ def _sequence_lengths(items: Any) -> frozenset[int] | None:
 def _repeat_lengths(low: int, high: int, inner: frozenset[int] | None) -> frozenset[int] | None:
     if inner is None:
         return None
-    reps, out = frozenset({0}), set()
+    reps, out = frozenset({0}), set[int]()
     for count in range(high + 1):
         if count >= low:
             out |= reps
@@ -207,7 +208,7 @@ def _needs_key(general: object, types: list[object]) -> bool:
     return False
 
 
-def _length_sets(metadata: object) -> tuple[frozenset[int], frozenset[int], frozenset[int]]:
+def _length_sets(metadata: PhoneMetadata) -> tuple[frozenset[int], frozenset[int], frozenset[int]]:
     """Tabulate libphonenumber's own length test for every length an input can have."""
     results = {n: _test_number_length("0" * n, metadata) for n in range(MAX_LENGTH + 1)}
     strip_ok = {ValidationResult.IS_POSSIBLE, ValidationResult.TOO_LONG}
@@ -219,7 +220,7 @@ def _length_sets(metadata: object) -> tuple[frozenset[int], frozenset[int], froz
     )
 
 
-def _build(key: str, metadata: object) -> RegionMeta:
+def _build(key: str, metadata: PhoneMetadata) -> RegionMeta:
     m = metadata
     general = getattr(m, "general_desc", None)
     general_pattern = getattr(general, "national_number_pattern", None) or None

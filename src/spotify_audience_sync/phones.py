@@ -78,32 +78,38 @@ def _exact(keys: pl.Series, region: str, validation: PhoneValidation) -> pl.Data
     return decide_distinct(keys.unique(), region, validation)
 
 
-def _stage_one(stripped: pl.Series, region: str, validation: PhoneValidation) -> pl.DataFrame:
+def _stage_one(values: pl.Series, region: str, validation: PhoneValidation) -> pl.DataFrame:
     """Stage one, plus stage two for the default region's own rows, in one streaming query.
 
-    Columns: ``row``, ``reason``, ``fallback``, ``group``, ``nsn``, ``own`` (decided here),
-    ``e164``, ``loop`` and ``national`` (see :mod:`.phones_decide`).
+    Columns: ``row``, ``s`` (the stripped value), ``reason``, ``fallback``, ``group``, ``nsn``,
+    ``own`` (decided here), ``e164``, ``loop`` and ``national`` (see :mod:`.phones_decide`).
     """
     default = meta_for(region)
     if default is None:  # not a region libphonenumber knows: everything is its to decide
+        stripped = values.cast(pl.String).str.strip_chars()
         empty = pl.col("s").is_null() | (pl.col("s") == "")
-        return pl.DataFrame({"s": stripped}).with_row_index("row").select(
-            "row",
-            reason=pl.when(empty).then(pl.lit("empty")),
-            fallback=~empty,
-            group=pl.lit(0, pl.Int32),
-            nsn=pl.lit(None, pl.String),
-            own=pl.lit(False),
-            e164=pl.lit(None, pl.String),
-            loop=pl.lit(False),
-            national=pl.lit(None, pl.String),
+        return (
+            pl.DataFrame({"s": stripped})
+            .with_row_index("row")
+            .select(
+                "row",
+                "s",
+                reason=pl.when(empty).then(pl.lit("empty")),
+                fallback=~empty,
+                group=pl.lit(0, pl.Int32),
+                nsn=pl.lit(None, pl.String),
+                own=pl.lit(False),
+                e164=pl.lit(None, pl.String),
+                loop=pl.lit(False),
+                national=pl.lit(None, pl.String),
+            )
         )
     code = default.country_code
     metas = metas_for_code(code)
     own_groups = [2 * code + 1]
     if regions_for_code(code)[0] == default.key:
         own_groups.append(2 * code)
-    frame = classify(stripped, default).with_columns(
+    frame = classify(values, default).with_columns(
         own=pl.col("group").is_in(own_groups)
         & pl.col("reason").is_null()
         & ~pl.col("fallback")
@@ -124,6 +130,7 @@ def _stage_one(stripped: pl.Series, region: str, validation: PhoneValidation) ->
         del outputs["reason"]
     return (
         frame.select(
+            "s",
             "fallback",
             "group",
             "nsn",
@@ -144,8 +151,8 @@ def normalize_phones_with_stats(
 ) -> tuple[pl.DataFrame, PhoneStats]:
     """:func:`normalize_phones`, plus how many rows the vectorized path could not decide."""
     region = default_region.upper()
-    stripped = values.cast(pl.String).str.strip_chars()
-    routed = _stage_one(stripped, region, validation)
+    routed = _stage_one(values, region, validation)
+    stripped = routed["s"]
     lookup = _exact(stripped.filter(routed["fallback"]), region, validation)
     default = meta_for(region)
     if default is None:
@@ -158,13 +165,12 @@ def normalize_phones_with_stats(
         fallback = fallback.scatter(unsupported, True)
         extra = stripped.gather(unsupported)
         lookup = pl.concat([lookup, _exact(extra, region, validation)]).unique("key")
-    e164 = routed["e164"].scatter(decided["row"], decided["e164"])
-    reason = routed["reason"].scatter(decided["row"], decided["reason"])
     slow = pl.DataFrame({"row": routed["row"], "key": stripped}).filter(fallback)
     if len(slow):
-        found = slow.join(lookup, on="key", how="left")
-        e164 = e164.scatter(found["row"], found["e164"])
-        reason = reason.scatter(found["row"], found["reason"])
+        found = slow.join(lookup, on="key", how="left").select("row", "e164", "reason")
+        decided = pl.concat([decided, found], how="vertical")
+    e164 = routed["e164"].scatter(decided["row"], decided["e164"])
+    reason = routed["reason"].scatter(decided["row"], decided["reason"])
     stats = PhoneStats(
         rows=len(routed),
         fast_rows=len(routed) - len(slow),

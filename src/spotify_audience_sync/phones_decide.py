@@ -67,13 +67,17 @@ def _validity(
             others[f"v_accept{i}"] = _accept(nsn, m).fill_null(False)
             if m.leading_digits is not None:
                 others[f"v_claim{i}"] = nsn.str.contains(m.leading_digits).fill_null(False)
-        first = main if metas[0].leading_digits is None else nsn.str.contains(metas[0].leading_digits)
+        first = (
+            main if metas[0].leading_digits is None else nsn.str.contains(metas[0].leading_digits)
+        )
         stages.append({**others, "v_first": first.fill_null(False)})
-        chain = pl.when(pl.col("v_first")).then(main)
-        for i, m in enumerate(metas[1:], start=1):
+        # Built from the last region back: the first claiming region decides.
+        chain: pl.Expr = pl.lit(False)
+        for i, m in reversed(list(enumerate(metas[1:], start=1))):
             claim = f"v_claim{i}" if m.leading_digits is not None else f"v_accept{i}"
-            chain = chain.when(pl.col(claim)).then(pl.col(f"v_accept{i}"))
-        stages.append({"v_ok": chain.otherwise(False)})
+            chain = pl.when(pl.col(claim)).then(pl.col(f"v_accept{i}")).otherwise(chain)
+        chain = pl.when(pl.col("v_first")).then(main).otherwise(chain)
+        stages.append({"v_ok": chain})
         return stages, pl.col("v_ok"), pl.lit(False)
     # Many regions (+1): the main one decides most rows. Of the rest, a row that no region
     # claims by leading digits is claimed by the first of the others that accepts it, so it
@@ -164,7 +168,9 @@ def decide_columns(
     return stages, outputs
 
 
-def _decide(part: pl.DataFrame, m: RegionMeta, metas: list[RegionMeta], validation: Validation) -> pl.LazyFrame:
+def _decide(
+    part: pl.DataFrame, m: RegionMeta, metas: list[RegionMeta], validation: Validation
+) -> pl.LazyFrame:
     stages, outputs = decide_columns(pl.col("nsn"), m, metas, validation)
     frame = part.lazy()
     for stage in stages:
@@ -174,7 +180,7 @@ def _decide(part: pl.DataFrame, m: RegionMeta, metas: list[RegionMeta], validati
 
 def _loop_answers(frame: pl.DataFrame, metas: list[RegionMeta]) -> pl.DataFrame:
     """``row``, ``e164``, ``reason`` for the rows of ``frame`` flagged ``loop``."""
-    loop = frame.select("row", "national", "loop").filter(pl.col("loop"))
+    loop = frame.filter(pl.col("loop"))
     valid = pl.col("valid")
     return loop.with_columns(valid=valid_loop(loop["national"], metas)).select(
         "row",
@@ -196,7 +202,9 @@ def decide_routed(
     translatable metadata (for the exact path).
     """
     results = [pl.DataFrame(schema=_SCHEMA)]
-    own_loop = routed.select("row", "national", "loop", "own").filter(pl.col("own") & pl.col("loop"))
+    own_loop = routed.select("row", "national", "loop", "own").filter(
+        pl.col("own") & pl.col("loop")
+    )
     if len(own_loop):
         metas = metas_for_code(default.country_code)
         assert metas is not None  # stage one decides own rows only when they are known
@@ -206,7 +214,7 @@ def decide_routed(
     )
     parts = pending.partition_by("group", as_dict=True)
     plans: list[pl.LazyFrame] = []
-    plan_metas: list[list[RegionMeta]] = []
+    plan_metas: dict[int, list[RegionMeta]] = {}
     unsupported: list[pl.Series] = [pl.Series("row", [], dtype=pl.UInt32)]
     for (group,), part in parts.items():
         code, own = divmod(int(str(group)), 2)
@@ -215,11 +223,12 @@ def decide_routed(
         if meta is None or metas is None:
             unsupported.append(part["row"])
             continue
-        plans.append(_decide(part, meta, metas, validation))
-        plan_metas.append(metas)
-    done = pl.collect_all(plans, engine="streaming") if plans else []
-    for metas, frame in zip(plan_metas, done, strict=True):
-        results.append(frame.filter(~pl.col("loop")).select("row", "e164", "reason"))
-        if frame["loop"].any():
-            results.append(_loop_answers(frame, metas))
+        plans.append(_decide(part, meta, metas, validation).with_columns(code=pl.lit(code)))
+        plan_metas[code] = metas
+    if plans:
+        done = pl.concat(pl.collect_all(plans, engine="streaming"), how="vertical")
+        results.append(done.filter(~pl.col("loop")).select("row", "e164", "reason"))
+        looping = done.filter(pl.col("loop"))
+        for (code,), frame in looping.partition_by("code", as_dict=True).items():
+            results.append(_loop_answers(frame, plan_metas[int(str(code))]))
     return pl.concat(results, how="vertical"), pl.concat(unsupported)

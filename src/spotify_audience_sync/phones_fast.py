@@ -15,6 +15,7 @@ region, is :mod:`.phones_decide`.
 from __future__ import annotations
 
 import re
+
 import polars as pl
 from phonenumbers.phonenumberutil import _VALID_PUNCTUATION
 
@@ -103,10 +104,11 @@ def general_match(x: pl.Expr, m: RegionMeta) -> pl.Expr:
     return pl.lit(False) if m.general is None else x.str.contains(m.general)
 
 
-def classify(stripped: pl.Series, default: RegionMeta) -> pl.LazyFrame:
+def classify(values: pl.Series, default: RegionMeta) -> pl.LazyFrame:
     """Stage one: decide what the default region alone decides, route the rest.
 
-    Returns, row for row: ``reason`` (a rejection already certain), ``fallback`` (needs the
+    Returns, row for row: ``s`` (the value, whitespace-stripped as the reference strips it),
+    ``reason`` (a rejection already certain), ``fallback`` (needs the
     exact path), ``group`` (``2 * calling code + 1`` when stage two must use the default
     region's metadata, ``2 * calling code`` for the calling code's main region) and ``nsn``
     (the national number before national-prefix stripping).
@@ -162,16 +164,28 @@ def classify(stripped: pl.Series, default: RegionMeta) -> pl.LazyFrame:
             | (pl.col("viable") & ~short_after_idd & maybe_idd_after_plus)
         )
     )
+    simple_raw = pl.col("simple_raw")
     frame = (
-        pl.DataFrame({"s": stripped})
+        pl.DataFrame({"s": values.cast(pl.String)})
         .lazy()
-        .with_columns(extension=raw.str.contains(_WITH_EXTENSION))
+        .with_columns(s=raw.str.strip_chars())
         .with_columns(
-            core=pl.when(extension).then(raw).str.replace(_EXTENSION, "").fill_null(raw),
-            too_long_input=raw.str.len_chars() > MAX_LENGTH,
+            simple_raw=raw.str.contains(_SIMPLE),
+            # Characters are counted only where the byte length says they might be too many.
+            too_long_input=pl.when(raw.str.len_bytes() > MAX_LENGTH)
+            .then(raw)
+            .str.len_chars()
+            .fill_null(0)
+            > MAX_LENGTH,
         )
         .with_columns(
-            simple=s.str.contains(_SIMPLE),
+            extension=pl.when(~simple_raw).then(raw).str.contains(_WITH_EXTENSION).fill_null(False)
+        )
+        .with_columns(
+            core=pl.when(extension).then(raw).str.replace(_EXTENSION, "").fill_null(raw),
+            simple=simple_raw | extension,
+        )
+        .with_columns(
             plus=s.str.contains(f"[{_PLUS}]"),
             digits=s.str.replace_many(_DROPPED, _KEPT),
         )
@@ -197,6 +211,7 @@ def classify(stripped: pl.Series, default: RegionMeta) -> pl.LazyFrame:
     for stage in national_prefix_stages(pl.col("dcc_pot"), default, "dcc_"):
         frame = frame.with_columns(**stage)
     return frame.with_columns(from_default=from_default_expr).select(
+        "s",
         reason=decided,
         fallback=fallback.fill_null(False),
         group=pl.when(intl)
