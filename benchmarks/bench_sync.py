@@ -1,0 +1,86 @@
+"""Benchmark a whole Mirror sync against the sandbox, beside `prepare` alone, on this machine.
+
+    uv run python benchmarks/bench_sync.py                  # 2,000,000 rows (emails + phones)
+    uv run python benchmarks/bench_sync.py --rows 500000 --shape emails
+
+The sandbox runs as its own process (as `spotify-audience-sync sandbox`), so the upload really
+crosses a socket. Each contender runs as a child process; the table shows wall time, input rows
+per second and the child's peak RSS (from wait4). `sync` includes everything `prepare` does plus
+the audience lookup, the upload URL, the resumable upload and the create call; it runs with
+`--no-wait`, because how long Spotify takes to process a file is not our throughput.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+from bench_prepare import make_segment, run_child  # noqa: E402
+
+
+def start_sandbox() -> tuple[subprocess.Popen[str], dict[str, str]]:
+    """Start the emulator on a free port; return it and the env that points at it."""
+    command = [sys.executable, "-m", "spotify_audience_sync", "sandbox", "--port", "0"]
+    command += ["--processing-delay", "0.5"]
+    process = subprocess.Popen(
+        command, stdout=subprocess.PIPE, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"}
+    )
+    assert process.stdout is not None
+    base = process.stdout.readline().split()[-1]
+    env: dict[str, str] = {}
+    while len(env) < 6:
+        name, _, value = process.stdout.readline().strip().removeprefix("export ").partition("=")
+        env[name] = value
+    request = urllib.request.Request(f"{base}/_sandbox/tokens", data=b"{}", method="POST")
+    with urllib.request.urlopen(request, timeout=10) as response:  # loopback only
+        env["SPOTIFY_ADS_REFRESH_TOKEN"] = json.loads(response.read())["refresh_token"]
+    return process, env
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="sync vs prepare, end to end")
+    parser.add_argument("--rows", type=int, default=2_000_000)
+    parser.add_argument("--shape", choices=["emails", "mixed"], default="mixed")
+    args = parser.parse_args()
+
+    src = make_segment(args.rows, phones=args.shape == "mixed")
+    sandbox, env = start_sandbox()
+    try:
+        with tempfile.TemporaryDirectory(prefix="bench-sync-") as home:
+            env |= {
+                "SPOTIFY_ADS_TOKEN_STORE": f"{home}/tokens.json",
+                "SPOTIFY_ADS_STATE_DIR": f"{home}/state",
+            }
+            cli = [sys.executable, "-m", "spotify_audience_sync"]
+            print(f"rows: {args.rows:,} ({args.shape}); cores: {os.cpu_count()}")
+            print(f"{'contender':<10} {'seconds':>9} {'rows/s':>12} {'peak RSS':>10}")
+            out = Path(home) / "out.csv"
+            secs, rss = run_child([*cli, "prepare", str(src), "-o", str(out), "-q"])
+            prepare_rate = args.rows / secs
+            print(f"{'prepare':<10} {secs:>9.2f} {prepare_rate:>12,.0f} {rss:>8.0f} MB")
+            os.environ.update(env)
+            name = f"bench {time.time():.0f}"
+            sync = [*cli, "sync", str(src), "--audience-name", name, "--no-wait", "-q"]
+            secs, rss = run_child(sync)
+            rate = args.rows / secs
+            share = rate / prepare_rate
+            print(
+                f"{'sync':<10} {secs:>9.2f} {rate:>12,.0f} {rss:>8.0f} MB  {share:.0%} of prepare"
+            )
+    finally:
+        sandbox.terminate()
+        sandbox.wait(timeout=10)
+
+
+if __name__ == "__main__":
+    main()
