@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import base64
 import io
 import time
 from typing import Any
 
+import google_crc32c
 import httpx2
 import pytest
 from google.resumable_media._upload import ResumableUpload
@@ -359,3 +361,51 @@ def test_google_resumable_media_uploads_to_the_sandbox(slot, sandbox, make_csv, 
             sends += 1
     assert sends == 3
     assert sandbox.audiences.slot(slot["id"]).membership.well_formed == 9000
+
+
+def test_gcs_final_answer_carries_crc32c_and_delete_cancels(slot, sandbox, make_csv) -> None:
+    data = make_csv(10)
+    session = _start(slot["upload_url"]).headers["Location"]
+    done = httpx2.put(session, content=data)
+    crc = base64.b64encode(google_crc32c.value(data).to_bytes(4, "big")).decode()
+    assert f"crc32c={crc}" in done.headers["x-goog-hash"]
+    assert done.headers["x-goog-stored-content-length"] == str(len(data))
+    again = _start(slot["upload_url"]).headers["Location"]
+    assert (
+        httpx2.put(again, content=data[:100], headers={"Content-Range": "bytes 0-99/*"}).status_code
+        == 400
+    )
+    assert httpx2.delete(again).status_code == 499
+    assert httpx2.put(again, headers={"Content-Range": "bytes */*"}).status_code == 404
+    assert httpx2.delete(again, headers={"Authorization": "Bearer x"}).status_code == 403
+    assert [s["cancelled"] for s in sandbox.upload_stats(slot["id"])] == [False, True]
+
+
+def test_gcs_partial_ack_and_a_drop_keep_whole_256_kib_units(slot, sandbox, make_csv) -> None:
+    data = make_csv(20_000)
+    session = _start(slot["upload_url"]).headers["Location"]
+    chunk = 2 * CHUNK_MULTIPLE
+    sandbox.add_faults(FaultRule(route="gcsPut", ack_bytes=CHUNK_MULTIPLE))
+    first = httpx2.put(
+        session, content=data[:chunk], headers={"Content-Range": f"bytes 0-{chunk - 1}/*"}
+    )
+    assert (first.status_code, first.headers["Range"]) == (308, f"bytes=0-{CHUNK_MULTIPLE - 1}")
+    sandbox.add_faults(FaultRule(route="gcsPut", drop=True, drop_after=CHUNK_MULTIPLE + 10))
+    with pytest.raises(httpx2.TransportError):
+        httpx2.put(
+            session,
+            content=data[CHUNK_MULTIPLE : CHUNK_MULTIPLE + chunk],
+            headers={"Content-Range": f"bytes {CHUNK_MULTIPLE}-{CHUNK_MULTIPLE + chunk - 1}/*"},
+        )
+    status = httpx2.put(session, headers={"Content-Range": "bytes */*"})
+    assert status.headers["Range"] == f"bytes=0-{chunk - 1}"
+    (stats,) = sandbox.upload_stats(slot["id"])
+    assert stats == {
+        "persisted": chunk,
+        "received": chunk + CHUNK_MULTIPLE + 10,
+        "resent": 0,
+        "done": False,
+        "cancelled": False,
+    }
+    with pytest.raises(ValueError, match="gcsPut only"):
+        FaultRule(route="getAudience", ack_bytes=1)

@@ -98,6 +98,10 @@ class Sandbox:
         rows = self.audiences.membership(audience_id)["rows"]
         return [(row["type"], row["value"]) for row in rows]
 
+    def upload_stats(self, upload_id: str) -> list[dict[str, Any]]:
+        """Per GCS session of ``upload_id``: bytes persisted, received and resent; its state."""
+        return self.storage.stats(upload_id)
+
     def add_faults(self, *rules: FaultRule) -> None:
         self.faults.add(list(rules))
 
@@ -124,8 +128,11 @@ class Sandbox:
             return self.audiences.force_status(groups["audience"], str(document.get("status")))
         if name == "adminTokens":
             return self.mint_tokens()
+        if name == "adminUpload":
+            return {"upload_id": groups["upload"], "sessions": self.upload_stats(groups["upload"])}
         if name == "adminReset":
             self.audiences.reset()
+            self.storage.reset()
             self.faults.clear()
             self.window.reset()
         elif name == "adminClearFaults":

@@ -1,7 +1,8 @@
 """Sandbox knobs: timings, limits and one-shot fault rules, settable at start and per test.
 
 Fault rules name a route by its OpenAPI ``operationId`` (``createAudience``, ``getAudience`` …)
-or one of ``token``, ``authorize``, ``gcsStart``, ``gcsPut``; ``*`` matches every Ads API route.
+or one of ``token``, ``authorize``, ``gcsStart``, ``gcsPut``, ``gcsCancel``; ``*`` matches every
+Ads API route.
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ ADS_ROUTES = (
     "editAudience",
     "deleteAudience",
 )
-OTHER_ROUTES = ("token", "authorize", "gcsStart", "gcsPut")
+OTHER_ROUTES = ("token", "authorize", "gcsStart", "gcsPut", "gcsCancel")
 
 
 @dataclass
@@ -45,6 +46,11 @@ class FaultRule:
     closes the connection without an answer (half-way through the request body when the rule
     applies ``before`` the handler); ``delay`` sleeps first. ``when="after"`` lets the request
     take effect and then spoils the answer: the ambiguous failure a client must reconcile.
+
+    ``gcsPut`` only: a ``drop`` reads ``drop_after`` bytes of the chunk (default: half) before
+    hanging up, and the session keeps what arrived up to a 256 KiB boundary, as GCS does;
+    ``ack_bytes`` persists only that many bytes of the chunk and answers 308 with the shorter
+    ``Range`` (GCS acknowledging less than was sent).
     """
 
     route: str
@@ -54,6 +60,8 @@ class FaultRule:
     delay: float = 0.0
     retry_after: int | None = None
     when: str = "before"
+    drop_after: int | None = None
+    ack_bytes: int | None = None
 
     def __post_init__(self) -> None:
         if self.route != "*" and self.route not in ADS_ROUTES + OTHER_ROUTES:
@@ -62,6 +70,10 @@ class FaultRule:
             raise ValueError("when must be 'before' or 'after'")
         if self.count < 1:
             raise ValueError("count must be at least 1")
+        for name in ("drop_after", "ack_bytes"):
+            value = getattr(self, name)
+            if value is not None and (self.route != "gcsPut" or value < 0):
+                raise ValueError(f"{name} applies to gcsPut only and must be >= 0")
 
     @classmethod
     def parse(cls, spec: str) -> FaultRule:

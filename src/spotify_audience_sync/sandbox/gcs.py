@@ -3,17 +3,26 @@
 Start with ``POST`` + ``x-goog-resumable: start`` (201 + ``Location``), then ``PUT`` the bytes
 whole or in 256 KiB-multiple chunks (``Content-Range``; 308 + ``Range`` while incomplete), and
 ask where the server is with ``Content-Range: bytes */*``. An ``Authorization`` header is an
-extra signed header a real signed URL rejects: 403 ``SignatureDoesNotMatch``.
+extra signed header a real signed URL rejects: 403 ``SignatureDoesNotMatch``. ``DELETE`` on a
+session cancels it (499; the session is gone). The completing answer carries ``x-goog-hash``.
+
+Each session counts the body bytes it received and how many of them it already held, so tests
+can prove a client never re-sent bytes GCS had acknowledged.
 """
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import re
 import secrets
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
+
+import google_crc32c
 
 from spotify_audience_sync.sandbox.audiences import Audiences, UploadSlot
 from spotify_audience_sync.sandbox.config import SandboxConfig
@@ -36,6 +45,30 @@ class _Session:
     started: float
     data: bytearray = field(default_factory=bytearray)
     done: bool = False
+    cancelled: bool = False
+    received: int = 0
+    """Body bytes that arrived, dropped connections included."""
+    resent: int = 0
+    """Received bytes at offsets the session already held (a client re-sending acked bytes)."""
+    final_headers: dict[str, str] = field(default_factory=dict)
+
+    def count(self, start: int, body: bytes) -> None:
+        """Count arrived bytes; those at offsets already held count as resent."""
+        self.received += len(body)
+        self.resent += max(0, min(len(self.data), start + len(body)) - start)
+
+    def store(self, start: int, body: bytes) -> None:
+        self.count(start, body)
+        self.data[start:] = body
+
+    def stats(self) -> dict[str, Any]:
+        return {
+            "persisted": len(self.data),
+            "received": self.received,
+            "resent": self.resent,
+            "done": self.done,
+            "cancelled": self.cancelled,
+        }
 
 
 class Storage:
@@ -52,6 +85,24 @@ class Storage:
         self._monotonic = monotonic
         self._lock = threading.Lock()
         self._sessions: dict[str, _Session] = {}
+
+    def reset(self) -> None:
+        with self._lock:
+            self._sessions.clear()
+
+    def stats(self, upload_id: str) -> list[dict[str, Any]]:
+        """Per session of ``upload_id``, in start order: persisted/received/resent bytes, state."""
+        with self._lock:
+            return [s.stats() for s in self._sessions.values() if s.upload_id == upload_id]
+
+    def _session(self, upload_id: str, query: dict[str, str]) -> _Session:
+        """The live session named by the URI (caller holds the lock); 404 when gone."""
+        session = self._sessions.get(query.get("upload_id", ""))
+        if session is None or session.upload_id != upload_id or session.cancelled:
+            raise _gcs(404, "NoSuchUpload", "No such upload session.")
+        if self._monotonic() - session.started > self._config.session_ttl:
+            raise _gcs(404, "NoSuchUpload", "The upload session has expired.")
+        return session
 
     def _check_signature(
         self, upload_id: str, query: dict[str, str], auth: str | None
@@ -85,28 +136,69 @@ class Storage:
         return session_id
 
     def put(
-        self, upload_id: str, query: dict[str, str], headers: dict[str, str], body: bytes
+        self,
+        upload_id: str,
+        query: dict[str, str],
+        headers: dict[str, str],
+        body: bytes,
+        ack_bytes: int | None = None,
     ) -> tuple[int, dict[str, str]]:
-        """One PUT to a session URI → (status, headers): 200 done, 308 keep going."""
+        """One PUT to a session URI → (status, headers): 200 done, 308 keep going.
+
+        ``ack_bytes`` (a fault knob) persists only that many bytes of this chunk and answers
+        308 with the shorter ``Range``, as GCS may when it has not committed everything.
+        """
         self._check_signature(upload_id, query, headers.get("authorization"))
         with self._lock:
-            session = self._sessions.get(query.get("upload_id", ""))
-            if session is None or session.upload_id != upload_id:
-                raise _gcs(404, "NoSuchUpload", "No such upload session.")
-            if self._monotonic() - session.started > self._config.session_ttl:
-                raise _gcs(404, "NoSuchUpload", "The upload session has expired.")
+            session = self._session(upload_id, query)
             if session.done:
-                return 200, {}
-            status, extra = self._apply(session, headers.get("content-range"), body)
+                session.received += len(body)
+                session.resent += len(body)
+                return 200, dict(session.final_headers)
+            status, extra = self._apply(session, headers.get("content-range"), body, ack_bytes)
         if status == 200:
             self._audiences.complete_upload(upload_id, bytes(session.data))
         return status, extra
 
+    def receive_partial(
+        self, upload_id: str, query: dict[str, str], headers: dict[str, str], prefix: bytes
+    ) -> None:
+        """The connection broke after ``prefix`` of a chunk: keep it up to a 256 KiB boundary.
+
+        Like GCS, bytes that arrived are persisted in 256 KiB units; the client learns how many
+        from the next status query. Invalid requests persist nothing.
+        """
+        self._check_signature(upload_id, query, headers.get("authorization"))
+        match = _RANGE.fullmatch((headers.get("content-range") or "").strip())
+        with self._lock:
+            session = self._session(upload_id, query)
+            start = int(match.group(1)) if match and match.group(1) is not None else 0
+            if session.done or start > len(session.data):
+                return
+            session.count(start, prefix)
+            end = (start + len(prefix)) // CHUNK_MULTIPLE * CHUNK_MULTIPLE
+            if end > len(session.data):
+                session.data[start:] = prefix[: end - start]
+
+    def cancel(self, upload_id: str, query: dict[str, str], headers: dict[str, str]) -> int:
+        """``DELETE`` on a session URI: 499 and the session is gone (nothing is completed)."""
+        self._check_signature(upload_id, query, headers.get("authorization"))
+        with self._lock:
+            session = self._session(upload_id, query)
+            if session.done:
+                raise _gcs(409, "Conflict", "The upload is already complete.")
+            session.cancelled = True
+        return 499
+
     def _apply(
-        self, session: _Session, content_range: str | None, body: bytes
+        self,
+        session: _Session,
+        content_range: str | None,
+        body: bytes,
+        ack_bytes: int | None,
     ) -> tuple[int, dict[str, str]]:
         if content_range is None:
-            session.data[:] = body
+            session.store(0, body)
             return self._finish(session)
         match = _RANGE.fullmatch(content_range.strip())
         if match is None:
@@ -122,7 +214,9 @@ class Storage:
             final = total is not None and end + 1 == total
             if not final and len(body) % CHUNK_MULTIPLE:
                 raise _gcs(400, "InvalidArgument", "Non-final chunks must be multiples of 256 KiB.")
-            session.data[start:] = body
+            session.store(start, body)
+            if ack_bytes is not None and ack_bytes < len(body):
+                del session.data[start + ack_bytes :]
             if len(session.data) > MAX_FILE_BYTES:
                 raise _gcs(400, "EntityTooLarge", "Files are limited to 1 GiB.")
         if total is not None and len(session.data) == total:
@@ -134,5 +228,15 @@ class Storage:
 
     @staticmethod
     def _finish(session: _Session) -> tuple[int, dict[str, str]]:
+        """Complete the object; like GCS, answer with its ETag and ``x-goog-hash`` (base64)."""
+        crc = google_crc32c.value(bytes(session.data)).to_bytes(4, "big")
+        md5 = hashlib.md5(session.data).digest()
         session.done = True
-        return 200, {"ETag": f'"{secrets.token_hex(16)}"'}
+        session.final_headers = {
+            "ETag": f'"{md5.hex()}"',
+            "x-goog-hash": (
+                f"crc32c={base64.b64encode(crc).decode()},md5={base64.b64encode(md5).decode()}"
+            ),
+            "x-goog-stored-content-length": str(len(session.data)),
+        }
+        return 200, dict(session.final_headers)

@@ -6,6 +6,7 @@ clients meet genuine connection drops and timeouts. Domain rules live in the sib
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import math
@@ -46,6 +47,7 @@ _ROUTES: list[tuple[str, re.Pattern[str], str]] = [
     ("DELETE", re.compile(_ACCOUNT + _AUDIENCE), "deleteAudience"),
     ("POST", re.compile(r"/upload/sandbox-audiences/(?P<upload>[^/]+)\.csv"), "gcsStart"),
     ("PUT", re.compile(r"/upload/sandbox-audiences/(?P<upload>[^/]+)\.csv"), "gcsPut"),
+    ("DELETE", re.compile(r"/upload/sandbox-audiences/(?P<upload>[^/]+)\.csv"), "gcsCancel"),
     ("GET", re.compile(r"/_sandbox/health"), "adminHealth"),
     ("GET", re.compile(r"/_sandbox/config"), "adminConfig"),
     ("POST", re.compile(r"/_sandbox/faults"), "adminFaults"),
@@ -53,6 +55,7 @@ _ROUTES: list[tuple[str, re.Pattern[str], str]] = [
     ("POST", re.compile(r"/_sandbox/reset"), "adminReset"),
     ("POST", re.compile(r"/_sandbox/tokens"), "adminTokens"),
     ("GET", re.compile(r"/_sandbox/audiences/(?P<audience>[^/]+)/membership"), "adminMembership"),
+    ("GET", re.compile(r"/_sandbox/uploads/(?P<upload>[^/]+)"), "adminUpload"),
     ("POST", re.compile(r"/_sandbox/audiences/(?P<audience>[^/]+)/status"), "adminStatus"),
 ]
 
@@ -176,6 +179,17 @@ class _Handler(BaseHTTPRequestHandler):
             self._read_body(limit=length // 2)
         self.close_connection = True
 
+    def _drop_gcs_chunk(self, rule: FaultRule, upload_id: str, query: str) -> None:
+        """Hang up part-way through a chunk; the session keeps what arrived (256 KiB units)."""
+        length = int(self.headers.get("Content-Length") or 0)
+        prefix = self._read_body(limit=length // 2 if rule.drop_after is None else rule.drop_after)
+        lowered = {k.lower(): v for k, v in self.headers.items()}
+        with contextlib.suppress(Problem):  # an invalid chunk persists nothing
+            self.server.sandbox.storage.receive_partial(
+                upload_id, dict(parse_qsl(query)), lowered, prefix
+            )
+        self.close_connection = True
+
     def _fault_answer(self, rule: FaultRule, route: str) -> None:
         status = rule.status or 500
         headers: dict[str, str] = {}
@@ -208,6 +222,9 @@ class _Handler(BaseHTTPRequestHandler):
         rule = faults.take(name, "before")
         if rule is not None:
             time.sleep(rule.delay)
+            if rule.drop and name == "gcsPut":
+                self._drop_gcs_chunk(rule, match.group("upload"), url.query)
+                return
             if rule.drop:
                 self._drop(partial=True)
                 return
@@ -217,7 +234,8 @@ class _Handler(BaseHTTPRequestHandler):
                 return
         body = self._read_body()
         try:
-            status, payload, headers = self._route(name, match.groupdict(), url.query, body)
+            ack = rule.ack_bytes if rule is not None else None
+            status, payload, headers = self._route(name, match.groupdict(), url.query, body, ack)
         except Problem as problem:
             self._problem(problem)
             return
@@ -240,7 +258,7 @@ class _Handler(BaseHTTPRequestHandler):
             self._json(status, payload, headers)
 
     def _route(
-        self, name: str, groups: dict[str, str], query: str, body: bytes
+        self, name: str, groups: dict[str, str], query: str, body: bytes, ack: int | None = None
     ) -> tuple[int, Any, dict[str, str]]:
         sandbox = self.server.sandbox
         if name.startswith("admin"):
@@ -260,9 +278,12 @@ class _Handler(BaseHTTPRequestHandler):
             return 201, b"", {"Location": location}
         if name == "gcsPut":
             status, headers = sandbox.storage.put(
-                groups["upload"], dict(parse_qsl(query)), lowered, body
+                groups["upload"], dict(parse_qsl(query)), lowered, body, ack
             )
             return status, b"", headers
+        if name == "gcsCancel":
+            status = sandbox.storage.cancel(groups["upload"], dict(parse_qsl(query)), lowered)
+            return status, b"", {}
         token = sandbox.accounts.check_bearer(self.headers.get("Authorization"))
         limits = sandbox.window.admit(token)
         account = sandbox.audiences.check_account(groups["account"])
