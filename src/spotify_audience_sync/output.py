@@ -1,0 +1,140 @@
+"""How a run talks: progress bars for a person at a terminal, JSON lines for a machine.
+
+``human``: progress bars on stderr (only on a terminal) and a summary at the end.
+``json``: one JSON object per line (``ts``, ``level``, ``event`` and the event's counts and
+timings) on stdout, or on stderr when stdout carries the data (``prepare -o -``), so a CDP or a
+log shipper can parse every line. ``auto`` picks ``human`` on a terminal, ``json`` otherwise.
+
+Events carry counts, ids, sizes and timings only: never an identifier, a token or a URL.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from typing import Any, Literal, TextIO
+
+__all__ = ["LogFormat", "Output"]
+
+LogFormat = Literal["auto", "human", "json"]
+_LEVELS = {"debug": 10, "info": 20, "warning": 30, "error": 40}
+
+
+class Output:
+    """One run's reporter. ``verbosity``: -1 quiet, 0 normal, 1 verbose."""
+
+    def __init__(
+        self,
+        fmt: LogFormat = "auto",
+        verbosity: int = 0,
+        *,
+        stderr: TextIO | None = None,
+        stdout: TextIO | None = None,
+        stdout_is_data: bool = False,
+    ) -> None:
+        self.stderr = stderr or sys.stderr
+        stdout = stdout or sys.stdout
+        terminal = self.stderr.isatty()
+        self.format: Literal["human", "json"] = (
+            ("human" if terminal else "json") if fmt == "auto" else fmt
+        )
+        self.verbosity = verbosity
+        self._json = self.stderr if stdout_is_data else stdout
+        self._bars = self.format == "human" and terminal and verbosity >= 0
+        self._progress: Any = None
+
+    # --- machine lines -------------------------------------------------------------------------
+    def event(self, name: str, level: str = "info", **fields: Any) -> None:
+        """Record something that happened; shown as a JSON line, or as a line when verbose."""
+        threshold = {-1: "warning", 0: "info"}.get(self.verbosity, "debug")
+        if _LEVELS[level] < _LEVELS[threshold] and name != "result":
+            return
+        if self.format == "json":
+            line = {"ts": _now(), "level": level, "event": name, **fields}
+            self._json.write(json.dumps(line, default=str, separators=(",", ":")) + "\n")
+            self._json.flush()
+        elif self.verbosity > 0 or _LEVELS[level] >= _LEVELS["warning"]:
+            details = " ".join(f"{k}={v}" for k, v in fields.items())
+            self._echo(f"{level if level != 'info' else '·'} {name} {details}".rstrip())
+
+    def summary(self, text: str) -> None:
+        """The human summary (human format only, not when quiet)."""
+        if self.format == "human" and self.verbosity >= 0:
+            self._echo(text)
+
+    def error(self, kind: str, message: str, exit_code: int) -> None:
+        """A failure: JSON line in json format (the CLI prints the message to stderr too)."""
+        if self.format == "json":
+            self.event("error", "error", error=kind, message=message, exit_code=exit_code)
+
+    def _echo(self, text: str) -> None:
+        if self._progress is not None:
+            self._progress.console.print(text, highlight=False, markup=False)
+        else:
+            self.stderr.write(text + "\n")
+            self.stderr.flush()
+
+    # --- progress --------------------------------------------------------------------------------
+    @contextmanager
+    def phase(
+        self, name: str, *, total: int | None = None, unit: str = "rows"
+    ) -> Iterator[Callable[[int], None]]:
+        """A phase of work; yields ``update(completed)``. Bars on a terminal, timings in JSON."""
+        started = time.perf_counter()
+        done = [0]
+        if not self._bars:
+
+            def record(completed: int) -> None:
+                done[0] = completed
+
+            yield record
+        else:
+            from rich.progress import (
+                BarColumn,
+                DownloadColumn,
+                Progress,
+                SpinnerColumn,
+                TextColumn,
+                TimeElapsedColumn,
+                TransferSpeedColumn,
+            )
+
+            columns: list[Any] = [SpinnerColumn(), TextColumn("{task.description:<10}")]
+            if unit == "bytes":
+                columns += [BarColumn(), DownloadColumn(), TransferSpeedColumn()]
+            else:
+                columns += [
+                    TextColumn("{task.completed:>12,.0f} " + unit),
+                    TextColumn("{task.fields[rate]:>14}"),
+                ]
+            columns.append(TimeElapsedColumn())
+            with Progress(*columns, transient=False, console=_console(self.stderr)) as progress:
+                self._progress = progress
+                task = progress.add_task(name, total=total, rate="")
+
+                def update(completed: int) -> None:
+                    done[0] = completed
+                    elapsed = max(time.perf_counter() - started, 1e-9)
+                    rate = f"{completed / elapsed:,.0f} {unit}/s"
+                    progress.update(task, completed=completed, rate=rate)
+
+                try:
+                    yield update
+                finally:
+                    self._progress = None
+        seconds = time.perf_counter() - started
+        self.event("phase", "debug", phase=name, seconds=round(seconds, 3), **{unit: done[0]})
+
+
+def _console(stream: TextIO) -> Any:
+    from rich.console import Console
+
+    return Console(file=stream, stderr=stream is sys.stderr)
+
+
+def _now() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")[:-4] + "Z"
