@@ -1,3 +1,56 @@
-"""Keep a Spotify Ads Manager customer-list audience equal to a segment of your data."""
+"""Keep a Spotify Ads Manager customer-list audience equal to a segment of your data.
+
+The library under the CLI. The public names below load on first use (PEP 562), so importing
+the package (as the CLI does for ``__version__``) costs nothing until something is used::
+
+    from spotify_audience_sync import open_source, prepare_segment, AdsClient, mirror
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
 
 __version__ = "0.1.0"
+
+_EXPORTS: dict[str, str] = {
+    "AdsClient": "spotify_audience_sync.api",
+    "AuthError": "spotify_audience_sync.errors",
+    "ConfigError": "spotify_audience_sync.errors",
+    "IdentifierType": "spotify_audience_sync.identifiers",
+    "InputError": "spotify_audience_sync.errors",
+    "NormalizeOptions": "spotify_audience_sync.identifiers",
+    "OAuthSession": "spotify_audience_sync.auth",
+    "PrepareOptions": "spotify_audience_sync.pipeline",
+    "PreparedSegment": "spotify_audience_sync.pipeline",
+    "RemoteError": "spotify_audience_sync.errors",
+    "SafetyError": "spotify_audience_sync.errors",
+    "Settings": "spotify_audience_sync.settings",
+    "StateStore": "spotify_audience_sync.state",
+    "SyncError": "spotify_audience_sync.errors",
+    "SyncOptions": "spotify_audience_sync.mirror",
+    "SyncReport": "spotify_audience_sync.mirror",
+    "TransientError": "spotify_audience_sync.errors",
+    "load_settings": "spotify_audience_sync.settings",
+    "mirror": "spotify_audience_sync.mirror",
+    "normalize_values": "spotify_audience_sync.identifiers",
+    "open_source": "spotify_audience_sync.sources",
+    "prepare_segment": "spotify_audience_sync.pipeline",
+    "run_sandbox": "spotify_audience_sync.sandbox",
+    "upload_file": "spotify_audience_sync.upload",
+}
+
+__all__ = ["__version__", *sorted(_EXPORTS)]
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'spotify_audience_sync' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})
