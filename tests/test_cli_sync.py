@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from spotify_audience_sync import mirror as mirror_module
+import spotify_audience_sync.mirror as mirror_module
 from spotify_audience_sync.cli import main
 from spotify_audience_sync.sandbox import Sandbox, run_sandbox
 

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from spotify_audience_sync.upload import upload_file
 
-from spotify_audience_sync import mirror as mirror_module
+import spotify_audience_sync.mirror as mirror_module
 from spotify_audience_sync.api import AdsClient, StaticToken
 from spotify_audience_sync.auth import OAuthSession, TokenStore
 from spotify_audience_sync.errors import ConfigError, SafetyError, TransientError

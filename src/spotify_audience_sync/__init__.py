@@ -3,7 +3,7 @@
 The library under the CLI. The public names below load on first use (PEP 562), so importing
 the package (as the CLI does for ``__version__``) costs nothing until something is used::
 
-    from spotify_audience_sync import open_source, prepare_segment, AdsClient, mirror
+    from spotify_audience_sync import open_source, prepare_segment, AdsClient, SyncOptions
 """
 
 from __future__ import annotations
@@ -32,7 +32,6 @@ _EXPORTS: dict[str, str] = {
     "SyncReport": "spotify_audience_sync.mirror",
     "TransientError": "spotify_audience_sync.errors",
     "load_settings": "spotify_audience_sync.settings",
-    "mirror": "spotify_audience_sync.mirror",
     "normalize_values": "spotify_audience_sync.identifiers",
     "open_source": "spotify_audience_sync.sources",
     "prepare_segment": "spotify_audience_sync.pipeline",
