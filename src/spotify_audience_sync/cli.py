@@ -33,6 +33,8 @@ LAZY_COMMANDS: dict[str, str] = {
     "sandbox": "spotify_audience_sync.cli_api:sandbox",
     "sync": "spotify_audience_sync.cli_sync:sync",
     "demo": "spotify_audience_sync.cli_sync:demo",
+    "spec": "spotify_audience_sync.cli_connector:spec",
+    "check": "spotify_audience_sync.cli_connector:check",
 }
 
 
