@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from spotify_audience_sync.upload import upload_file
 
 import spotify_audience_sync.mirror as mirror_module
 from spotify_audience_sync.api import AdsClient, StaticToken
@@ -20,6 +19,7 @@ from spotify_audience_sync.sandbox import Sandbox
 from spotify_audience_sync.sandbox.config import FaultRule
 from spotify_audience_sync.sources import open_source
 from spotify_audience_sync.state import StateStore
+from spotify_audience_sync.upload import upload_file
 
 NAME = "loyal customers"
 
