@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import polars as pl
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from spotify_audience_sync import phones
 from spotify_audience_sync._phonemeta import meta_for
@@ -148,3 +150,21 @@ def test_module_exports() -> None:
         "normalize_phones",
         "normalize_phones_with_stats",
     }
+
+
+_ALPHABET = "0123456789" * 3 + " -./()[]+x#;,*~\u00a0\u3000\uff0b\uff10\uff15ー٣extEXT:tel"
+
+
+@settings(max_examples=150, derandomize=True, deadline=None)
+@given(
+    values=st.lists(st.text(alphabet=_ALPHABET, max_size=24), min_size=1, max_size=40),
+    region=st.sampled_from(["US", "GB", "DE", "BR", "JP", "CA", "IT", "AR"]),
+    validation=st.sampled_from(["valid", "possible"]),
+)
+def test_any_text_agrees_with_libphonenumber(
+    values: list[str], region: str, validation: str
+) -> None:
+    series = pl.Series(values, dtype=pl.String)
+    got = normalize_phones(series, default_region=region, validation=validation)  # type: ignore[arg-type]
+    exact = normalize_phones_exact(series, default_region=region, validation=validation)  # type: ignore[arg-type]
+    assert got.equals(exact)

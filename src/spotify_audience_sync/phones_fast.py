@@ -186,7 +186,8 @@ def classify(values: pl.Series, default: RegionMeta) -> pl.LazyFrame:
             simple=simple_raw | extension,
         )
         .with_columns(
-            plus=s.str.contains(f"[{_PLUS}]"),
+            # Anchored, so the scan stops at the first digit; exact for ``simple`` strings.
+            plus=s.str.contains(f"^[{_P}]*[{_PLUS}]"),
             digits=s.str.replace_many(_DROPPED, _KEPT),
         )
         .with_columns(
