@@ -299,3 +299,33 @@ def test_transient_failures_surface_as_transient_errors(
     with pytest.raises(TransientError):
         sync(range(1200))
     assert audiences(sandbox) == []
+
+
+def test_token_refused_at_the_upload_url_call_is_refreshed_once(
+    tmp_path: Path, sandbox: Sandbox, store: StateStore
+) -> None:
+    tokens = sandbox.mint_tokens()
+    session = OAuthSession(
+        client_id=sandbox.config.client_id,
+        client_secret=sandbox.config.client_secret,
+        token_url=sandbox.token_url,
+        store=TokenStore(tmp_path / "tokens.json"),
+        refresh_token=str(tokens["refresh_token"]),
+    )
+    session.access_token()  # holds a token the sandbox is about to forget
+    path = write_segment(tmp_path / "seg.csv", range(1200))
+    sandbox.add_faults(FaultRule(route="createUploadUrl", status=401))
+    with (
+        AdsClient(
+            base_url=sandbox.api_base_url, ad_account_id=sandbox.ad_account_id, tokens=session
+        ) as ads,
+        open_source(str(path)) as source,
+        prepare_segment(source) as prepared,
+    ):
+        options = SyncOptions(
+            ad_account_id=sandbox.ad_account_id, audience_name=NAME, poll_interval=0.02
+        )
+        report = mirror(prepared, ads, options, uploader=upload_file, store=store)
+    session.close()
+    assert report.action == "created"
+    assert set(sandbox.membership(report.audience_id)) == expected(range(1200))
