@@ -329,3 +329,9 @@ def test_token_refused_at_the_upload_url_call_is_refreshed_once(
     session.close()
     assert report.action == "created"
     assert set(sandbox.membership(report.audience_id)) == expected(range(1200))
+
+
+def test_dry_run_says_when_it_would_skip(sync: Callable[..., Any]) -> None:
+    sync(range(1200))
+    assert sync(range(1200), dry_run=True).action == "would skip"
+    assert sync(range(1300), dry_run=True).action == "would replace"

@@ -41,7 +41,7 @@ MIN_IDENTIFIERS = 1_000
 MAX_BYTES = 1 << 30
 SHRINK_FLOOR = 0.5
 
-Action = Literal["created", "replaced", "skipped", "would create", "would replace"]
+Action = Literal["created", "replaced", "skipped", "would create", "would replace", "would skip"]
 EventSink = Callable[[str, dict[str, Any]], None]
 
 
@@ -286,12 +286,12 @@ def mirror(
     run = _Mirror(client, uploader, store, options, events, sleep, clock)
     report = SyncReport(ad_account_id=options.ad_account_id, audience_name=options.audience_name)
     started = clock()
-
+    report.seconds["read"] = prepared.report.seconds
     prepared.finalize()
+    report.seconds["dedup"] = clock() - started
     report.identifiers = _identifier_count(prepared)
     report.bytes = prepared.report.bytes_written
     report.fingerprint = prepared.report.fingerprint
-    report.seconds["prepare"] = prepared.report.seconds
     check_guards(prepared, None, options)
 
     with store.lock(options.ad_account_id, options.audience_id or options.audience_name or ""):
@@ -301,18 +301,24 @@ def mirror(
         if audience is not None:
             report.audience_id, report.audience_name = audience.id, audience.name
             report.status = str(audience.status)
-        if options.dry_run:
-            report.action = "would create" if audience is None else "would replace"
-            return report
         unchanged = (
             audience is not None
             and last is not None
             and last.fingerprint == report.fingerprint
             and audience.status != AudienceStatus.EMPTY
+            and not options.force
         )
-        if unchanged and not options.force:
+        if options.dry_run:
+            if unchanged:
+                report.action = "would skip"
+            else:
+                report.action = "would create" if audience is None else "would replace"
+            report.seconds["total"] = report.seconds["read"] + clock() - started
+            return report
+        if unchanged:
             report.action = "skipped"
             run.emit("skipped", audience_id=report.audience_id, reason="unchanged since last sync")
+            report.seconds["total"] = report.seconds["read"] + clock() - started
             return report
 
         upload_id, url = run.upload_url(audience)
@@ -355,5 +361,5 @@ def mirror(
                 status=report.status,
             )
         )
-    report.seconds["total"] = clock() - started + prepared.report.seconds
+    report.seconds["total"] = report.seconds["read"] + clock() - started
     return report
