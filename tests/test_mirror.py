@@ -247,17 +247,23 @@ def test_a_second_run_of_the_same_audience_is_refused_while_one_runs(
     assert audiences(sandbox) == []
 
 
-def test_expired_token_mid_sequence_is_refreshed(
-    tmp_path: Path, sandbox: Sandbox, store: StateStore
-) -> None:
-    tokens = sandbox.mint_tokens()
-    session = OAuthSession(
+@pytest.fixture
+def session(tmp_path: Path, sandbox: Sandbox) -> Iterator[OAuthSession]:
+    """A real OAuth session against the sandbox's token endpoint (refreshes for real)."""
+    oauth = OAuthSession(
         client_id=sandbox.config.client_id,
         client_secret=sandbox.config.client_secret,
         token_url=sandbox.token_url,
         store=TokenStore(tmp_path / "tokens.json"),
-        refresh_token=str(tokens["refresh_token"]),
+        refresh_token=str(sandbox.mint_tokens()["refresh_token"]),
     )
+    yield oauth
+    oauth.close()
+
+
+def test_expired_token_mid_sequence_is_refreshed(
+    tmp_path: Path, sandbox: Sandbox, store: StateStore, session: OAuthSession
+) -> None:
     path = write_segment(tmp_path / "seg.csv", range(1200))
     expired = {"n": 0}
 
@@ -277,7 +283,6 @@ def test_expired_token_mid_sequence_is_refreshed(
             ad_account_id=sandbox.ad_account_id, audience_name=NAME, poll_interval=0.02
         )
         report = mirror(prepared, ads, options, uploader=expire_then_upload, store=store)
-    session.close()
     assert expired["n"] == 1
     assert report.status == "BOOKABLE"
 
@@ -302,16 +307,8 @@ def test_transient_failures_surface_as_transient_errors(
 
 
 def test_token_refused_at_the_upload_url_call_is_refreshed_once(
-    tmp_path: Path, sandbox: Sandbox, store: StateStore
+    tmp_path: Path, sandbox: Sandbox, store: StateStore, session: OAuthSession
 ) -> None:
-    tokens = sandbox.mint_tokens()
-    session = OAuthSession(
-        client_id=sandbox.config.client_id,
-        client_secret=sandbox.config.client_secret,
-        token_url=sandbox.token_url,
-        store=TokenStore(tmp_path / "tokens.json"),
-        refresh_token=str(tokens["refresh_token"]),
-    )
     session.access_token()  # holds a token the sandbox is about to forget
     path = write_segment(tmp_path / "seg.csv", range(1200))
     sandbox.add_faults(FaultRule(route="createUploadUrl", status=401))
@@ -326,7 +323,6 @@ def test_token_refused_at_the_upload_url_call_is_refreshed_once(
             ad_account_id=sandbox.ad_account_id, audience_name=NAME, poll_interval=0.02
         )
         report = mirror(prepared, ads, options, uploader=upload_file, store=store)
-    session.close()
     assert report.action == "created"
     assert set(sandbox.membership(report.audience_id)) == expected(range(1200))
 
