@@ -100,7 +100,16 @@ def progress_printer(quiet: bool) -> Callable[[int], None] | None:
 
 
 _SEGMENT_OPTIONS: list[Callable[[F], F]] = [
-    click.argument("input_path", metavar="INPUT"),
+    click.argument("input_path", metavar="[INPUT]", required=False),
+    click.option(
+        "--query", metavar="SQL", help="Read the segment from this SQL query instead of INPUT."
+    ),
+    click.option(
+        "--database-url",
+        metavar="URL",
+        help="Database for --query: postgresql://…, duckdb:///file.db or duckdb:// "
+        "[default: SPOTIFY_ADS_DATABASE_URL].",
+    ),
     click.option(
         "--format",
         "fmt",
@@ -162,6 +171,12 @@ def segment_options(command: F) -> F:
     return command
 
 
+def require_one_input(input_path: str | None, query: str | None) -> None:
+    """Exactly one of INPUT and --query, else a usage error (exit 2)."""
+    if (input_path is None) == (query is None):
+        raise click.UsageError("give exactly one of INPUT or --query SQL")
+
+
 def load_cli_settings(**flags: Any) -> Settings:
     """Settings from env / .env with the flags that were given laid over them."""
     from spotify_audience_sync.settings import load_settings
@@ -195,7 +210,14 @@ def prepare_options(settings: Settings, flags: dict[str, Any]) -> PrepareOptions
     )
 
 
-SETTING_FLAGS = ("default_region", "gmail_canonical", "phone_validation", "layout", "temp_dir")
+SETTING_FLAGS = (
+    "default_region",
+    "gmail_canonical",
+    "phone_validation",
+    "layout",
+    "temp_dir",
+    "database_url",
+)
 
 
 @main.command()
@@ -204,7 +226,7 @@ SETTING_FLAGS = ("default_region", "gmail_canonical", "phone_validation", "layou
     "-o", "--output", required=True, help="Where to write the upload file ('-' for stdout)."
 )
 def prepare(
-    input_path: str,
+    input_path: str | None,
     output: str,
     fmt: Format,
     report_path: str | None,
@@ -213,18 +235,20 @@ def prepare(
 ) -> None:
     """Normalize, hash and deduplicate a segment into the file Spotify matches against.
 
-    INPUT is a CSV (optionally gzip), TSV, NDJSON or Parquet file, or '-' for stdin.
-    Nothing is sent anywhere: this is the offline half of `sync`.
+    INPUT is a CSV (optionally gzip), TSV, NDJSON or Parquet file, or '-' for stdin; or
+    give --query SQL and --database-url instead. Nothing is sent anywhere: this is the
+    offline half of `sync`.
     """
     from spotify_audience_sync.pipeline import prepare_segment
     from spotify_audience_sync.report import write_json
-    from spotify_audience_sync.sources import open_source
+    from spotify_audience_sync.warehouse import open_input
 
+    require_one_input(input_path, flags.get("query"))
     settings = load_cli_settings(**{k: flags.get(k) for k in SETTING_FLAGS})
     options = prepare_options(settings, flags)
     progress = progress_printer(quiet)
     with (
-        open_source(input_path, fmt) as source,
+        open_input(input_path, fmt, flags.get("query"), settings.database_url) as source,
         prepare_segment(source, options, on_progress=progress) as prepared,
     ):
         if progress is not None:

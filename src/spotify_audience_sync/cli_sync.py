@@ -18,6 +18,7 @@ from spotify_audience_sync.cli import (
     load_cli_settings,
     prepare_options,
     progress_printer,
+    require_one_input,
     segment_options,
 )
 
@@ -68,21 +69,24 @@ def _summary(report: SyncReport) -> str:
 
 def run_sync(
     settings: Settings,
-    input_path: str,
+    input_path: str | None,
     fmt: Format,
     flags: dict[str, Any],
     *,
     report_path: str | None,
     quiet: bool,
 ) -> tuple[int, SyncReport]:
-    """Prepare, then mirror; print the summary, write the report; return the exit code."""
+    """Prepare, then mirror; print the summary, write the report; return the exit code.
+
+    The segment is ``input_path``, or the query ``flags["query"]`` on the settings' database.
+    """
     from spotify_audience_sync.api import AdsClient
     from spotify_audience_sync.auth import OAuthSession
     from spotify_audience_sync.mirror import SyncOptions, mirror
     from spotify_audience_sync.pipeline import prepare_segment
     from spotify_audience_sync.report import write_json
-    from spotify_audience_sync.sources import open_source
     from spotify_audience_sync.state import StateStore
+    from spotify_audience_sync.warehouse import open_input
 
     options = SyncOptions(
         ad_account_id=settings.account_id,
@@ -100,7 +104,7 @@ def run_sync(
     progress = progress_printer(quiet)
     try:
         with (
-            open_source(input_path, fmt) as source,
+            open_input(input_path, fmt, flags.get("query"), settings.database_url) as source,
             prepare_segment(
                 source, prepare_options(settings, flags), on_progress=progress
             ) as prepared,
@@ -147,7 +151,7 @@ def run_sync(
 )
 @click.option("--state-dir", metavar="DIR", help="Where sync state and locks live.")
 def sync(
-    input_path: str,
+    input_path: str | None,
     fmt: Format,
     report_path: str | None,
     quiet: bool,
@@ -157,7 +161,9 @@ def sync(
 
     The audience is found by --audience-id, or by its exact --audience-name (created when
     there is none), and its whole membership is replaced by the segment's identifiers.
+    INPUT is a file as for `prepare`, or give --query SQL and --database-url instead.
     """
+    require_one_input(input_path, flags.get("query"))
     settings = load_cli_settings(
         **{k: flags.get(k) for k in SETTING_FLAGS},
         ad_account_id=flags.get("ad_account_id"),

@@ -81,6 +81,8 @@ class Settings(BaseSettings):
     layout: Literal["type-value", "wide"] = "type-value"
     temp_dir: Path | None = None
     """Where hashed identifiers are staged for deduplication (default: the system temp dir)."""
+    database_url: SecretStr | None = None
+    """Database that `--query` reads: postgresql://user:password@host/db, duckdb:///file.db."""
 
     # --- Sync ---------------------------------------------------------------------------------
     state_dir: Path = Field(default_factory=default_state_dir)
