@@ -201,9 +201,9 @@ class _Handler(BaseHTTPRequestHandler):
                 "X-RateLimit-Remaining": "0",
             }
         kind = "gcs" if route.startswith("gcs") else "oauth" if route == "token" else "ads"
+        if kind == "gcs":  # say so, or a client may race to reuse the closing connection
+            headers["Connection"] = "close"
         self._problem(Problem(status, f"injected fault ({status})", headers=headers, kind=kind))
-        if route.startswith("gcs"):
-            self.close_connection = True
 
     def _dispatch(self, method: str) -> None:
         url = urlsplit(self.path)
