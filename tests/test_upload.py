@@ -160,6 +160,31 @@ def test_a_dropped_connection_mid_chunk_resends_only_what_gcs_lacks(
     assert stored_rows(sandbox, upload_id) == parse_membership(data).rows
 
 
+def test_a_lost_answer_to_the_final_chunk_finds_the_object_complete(
+    sandbox, make_csv, sleeps
+) -> None:
+    data = make_csv(10_000)  # two chunks
+    upload_id, url = new_slot(sandbox)
+
+    def lose_the_final_answer(acked: int) -> None:
+        if acked == CHUNK:
+            sandbox.add_faults(FaultRule(route="gcsPut", drop=True, when="after"))
+
+    result = upload_file(
+        url, pieces(data), chunk_size=CHUNK, sleep=sleeps, on_progress=lose_the_final_answer
+    )
+    assert (result.resumes, result.requests) == (1, 4)  # start, two chunks, one status query
+    assert sandbox.upload_stats(upload_id)[0]["resent"] == 0
+    assert stored_rows(sandbox, upload_id) == parse_membership(data).rows
+
+
+def test_an_empty_stream_completes_an_empty_object(sandbox) -> None:
+    upload_id, url = new_slot(sandbox)
+    result = upload_file(url, iter([b""]))
+    assert (result.bytes_sent, result.requests) == (0, 2)
+    assert stored_rows(sandbox, upload_id) == ()
+
+
 def test_a_partial_acknowledgement_resends_only_the_tail(sandbox, make_csv, sleeps) -> None:
     data = make_csv(10_000)
     upload_id, url = new_slot(sandbox)

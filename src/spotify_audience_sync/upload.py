@@ -347,7 +347,7 @@ class _Transfer:
         try:
             status = self.send("DELETE", url, None, {}).status_code
             log.info("upload session cancelled (HTTP %d)", status)
-        except httpx2.HTTPError as exc:
+        except Exception as exc:  # cleanup must never mask the error that caused it
             log.warning("could not cancel the upload session: %s", type(exc).__name__)
 
     def verify(self, response: httpx2.Response) -> None:
