@@ -99,7 +99,8 @@ class _Window:
     def read(self, size: int) -> bytes:
         self.ahead(size)
         start = self._position - self._base
-        data = bytes(self._buffer[start : start + size])
+        with memoryview(self._buffer) as view:  # one copy, not two
+            data = bytes(view[start : start + size])
         self._position += len(data)
         return data
 
