@@ -20,7 +20,7 @@ import polars as pl
 from ._phonemeta import meta_for, regions_for_code
 from .phones_decide import decide_columns, decide_routed, metas_for_code
 from .phones_exact import SCHEMA, PhoneValidation, decide_distinct
-from .phones_fast import classify
+from .phones_fast import classify, strip_extension
 
 __all__ = [
     "PHONE_REASONS",
@@ -143,17 +143,12 @@ def _stage_one(values: pl.Series, region: str, validation: PhoneValidation) -> p
     )
 
 
-def normalize_phones_with_stats(
-    values: pl.Series,
-    *,
-    default_region: str = "US",
-    validation: PhoneValidation = "valid",
-) -> tuple[pl.DataFrame, PhoneStats]:
-    """:func:`normalize_phones`, plus how many rows the vectorized path could not decide."""
-    region = default_region.upper()
+def _decide(
+    values: pl.Series, region: str, validation: PhoneValidation
+) -> tuple[pl.Series, pl.Series, pl.Series, pl.Series]:
+    """``e164``, ``reason``, the stripped value and whether libphonenumber had to decide."""
     routed = _stage_one(values, region, validation)
     stripped = routed["s"]
-    lookup = _exact(stripped.filter(routed["fallback"]), region, validation)
     default = meta_for(region)
     if default is None:
         decided = pl.DataFrame(schema={"row": pl.UInt32, "e164": pl.String, "reason": pl.String})
@@ -163,18 +158,37 @@ def normalize_phones_with_stats(
     fallback = routed["fallback"]
     if len(unsupported):
         fallback = fallback.scatter(unsupported, True)
-        extra = stripped.gather(unsupported)
-        lookup = pl.concat([lookup, _exact(extra, region, validation)]).unique("key")
     slow = pl.DataFrame({"row": routed["row"], "key": stripped}).filter(fallback)
+    # A value with a plain extension parses as its number alone: back through the fast path.
+    cores = strip_extension(slow["key"]) if default is not None else slow["key"].clear()
+    if cores.is_not_null().any():
+        ext = slow.with_columns(core=cores).filter(pl.col("core").is_not_null())
+        e164, reason, _, sub_fallback = _decide(ext["core"], region, validation)
+        decided = pl.concat([decided, ext.select("row", e164=e164, reason=reason)])
+        fallback = fallback.scatter(ext["row"], sub_fallback)
+        slow = slow.filter(cores.is_null())
     if len(slow):
+        lookup = _exact(slow["key"], region, validation)
         found = slow.join(lookup, on="key", how="left").select("row", "e164", "reason")
         decided = pl.concat([decided, found], how="vertical")
     e164 = routed["e164"].scatter(decided["row"], decided["e164"])
     reason = routed["reason"].scatter(decided["row"], decided["reason"])
+    return e164, reason, stripped, fallback
+
+
+def normalize_phones_with_stats(
+    values: pl.Series,
+    *,
+    default_region: str = "US",
+    validation: PhoneValidation = "valid",
+) -> tuple[pl.DataFrame, PhoneStats]:
+    """:func:`normalize_phones`, plus how many rows the vectorized path could not decide."""
+    e164, reason, stripped, fallback = _decide(values, default_region.upper(), validation)
+    fallback_rows = int(fallback.sum())
     stats = PhoneStats(
-        rows=len(routed),
-        fast_rows=len(routed) - len(slow),
-        fallback_rows=len(slow),
-        fallback_values=slow["key"].n_unique(),
+        rows=len(fallback),
+        fast_rows=len(fallback) - fallback_rows,
+        fallback_rows=fallback_rows,
+        fallback_values=stripped.filter(fallback).n_unique(),
     )
     return pl.DataFrame({"e164": e164, "reason": reason}, schema=SCHEMA), stats

@@ -21,7 +21,7 @@ from phonenumbers.phonenumberutil import _VALID_PUNCTUATION
 
 from ._phonemeta import MAX_LENGTH, MIN_NSN, RegionMeta, calling_code_pattern
 
-__all__ = ["classify", "general_match", "national_prefix_stages"]
+__all__ = ["classify", "general_match", "national_prefix_stages", "strip_extension"]
 
 _FULLWIDTH = [chr(0xFF10 + i) for i in range(10)]
 _ASCII = [str(i) for i in range(10)]
@@ -51,12 +51,24 @@ _KEPT = [""] * (len(_PUNCT_CHARS) + 2) + _ASCII
 _SIMPLE = f"^[{_P}]*[{_PLUS}]*[{_P}{_DIGITS}]*$"
 #: libphonenumber's two-digit viability alternative (``\d{2}``, nothing else once trimmed).
 _TWO_DIGITS = f"^[{_P}]*[{_DIGITS}]{{2}}[{_P}]*$"
-#: The common extension forms (`` ext. 123``, `` x123``) after a number ending in a digit.
-#: libphonenumber strips them before parsing when what precedes is a viable number, which
-#: three or more digits guarantee (checked in :func:`classify`); the extension never reaches
-#: the E.164 string. Other extension forms go to the exact path.
 _EXTENSION = r" *(?:[eE][xX][tT]\.?|[xX]) *[0-9]{1,6}$"
 _WITH_EXTENSION = f"^[{_P}]*[{_PLUS}]*[{_P}{_DIGITS}]*[{_DIGITS}]{_EXTENSION}"
+
+
+def strip_extension(values: pl.Series) -> pl.Series:
+    """The number without its extension, for the common forms (`` ext. 123``, `` x123``).
+
+    libphonenumber strips an extension before parsing when what precedes it is a viable
+    number, which three or more digits guarantee, and the extension never reaches the E.164
+    string: such a value parses exactly as its number alone. Null where that does not hold
+    (other extension forms, or no extension at all).
+    """
+    with_extension = values.str.contains(_WITH_EXTENSION).fill_null(False)
+    core = pl.select(
+        pl.when(pl.lit(with_extension)).then(pl.lit(values)).str.replace(_EXTENSION, "")
+    ).to_series()
+    digits = core.str.count_matches(f"[{_DIGITS}]")
+    return pl.select(pl.when(digits > MIN_NSN).then(pl.lit(core))).to_series()
 
 
 def national_prefix_stages(x: pl.Expr, m: RegionMeta, p: str) -> list[dict[str, pl.Expr]]:
@@ -114,9 +126,7 @@ def classify(values: pl.Series, default: RegionMeta) -> pl.LazyFrame:
     (the national number before national-prefix stripping).
     """
     dcc = str(default.country_code)
-    s = pl.col("core")
-    raw = pl.col("s")
-    extension = pl.col("extension")
+    s = raw = pl.col("s")
     digits = pl.col("digits")
     plus = pl.col("plus")
     idd_rest = pl.col("idd_rest")
@@ -158,32 +168,20 @@ def classify(values: pl.Series, default: RegionMeta) -> pl.LazyFrame:
     fallback = (
         (raw != "")
         & ~pl.col("too_long_input")
-        & (
-            ~pl.col("simple")
-            | (extension & (digits.str.len_bytes() <= MIN_NSN))
-            | (pl.col("viable") & ~short_after_idd & maybe_idd_after_plus)
-        )
+        & (~pl.col("simple") | (pl.col("viable") & ~short_after_idd & maybe_idd_after_plus))
     )
-    simple_raw = pl.col("simple_raw")
     frame = (
         pl.DataFrame({"s": values.cast(pl.String)})
         .lazy()
         .with_columns(s=raw.str.strip_chars())
         .with_columns(
-            simple_raw=raw.str.contains(_SIMPLE),
+            simple=raw.str.contains(_SIMPLE),
             # Characters are counted only where the byte length says they might be too many.
             too_long_input=pl.when(raw.str.len_bytes() > MAX_LENGTH)
             .then(raw)
             .str.len_chars()
             .fill_null(0)
             > MAX_LENGTH,
-        )
-        .with_columns(
-            extension=pl.when(~simple_raw).then(raw).str.contains(_WITH_EXTENSION).fill_null(False)
-        )
-        .with_columns(
-            core=pl.when(extension).then(raw).str.replace(_EXTENSION, "").fill_null(raw),
-            simple=simple_raw | extension,
         )
         .with_columns(
             # Anchored, so the scan stops at the first digit; exact for ``simple`` strings.
