@@ -1,0 +1,175 @@
+"""The scheduling examples in deploy/: they must run this version's image with flags that exist."""
+
+from __future__ import annotations
+
+import ast
+import re
+from pathlib import Path
+from typing import Any
+
+import click
+import pytest
+import yaml
+
+from spotify_audience_sync import __version__
+from spotify_audience_sync.cli import main
+from spotify_audience_sync.manifest import exit_code_list
+
+ROOT = Path(__file__).resolve().parents[1]
+CRONJOB = ROOT / "deploy" / "kubernetes" / "cronjob.yaml"
+DAG = ROOT / "deploy" / "airflow" / "spotify_audience_sync_dag.py"
+IMAGE_SUFFIX = f"/spotify-audience-sync:{__version__}"
+RETRYABLE = {c["code"] for c in exit_code_list() if c["retryable"]}
+FAILING = {c["code"] for c in exit_code_list()} - {0} - RETRYABLE
+
+
+def assert_sync_args_parse(args: list[str]) -> None:
+    """The arguments are a `sync` command line the CLI accepts (parsed, not run)."""
+    assert args[0] == "sync"
+    command = main.get_command(click.Context(main), "sync")
+    assert command is not None
+    with command.make_context("sync", list(args[1:])) as ctx:
+        assert bool(ctx.params["input_path"]) != bool(ctx.params["query"]), "INPUT or --query"
+        assert not ctx.params["database_url"], "a database URL holds a password: use the Secret"
+        assert ctx.params["audience_name"] or ctx.params["audience_id"]
+
+
+def dockerfile_uid() -> int:
+    user = re.search(r"^USER (\d+)", (ROOT / "Dockerfile").read_text(), re.M)
+    assert user is not None
+    return int(user[1])
+
+
+# --- Kubernetes ---------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def documents() -> dict[str, dict[str, Any]]:
+    loaded = [d for d in yaml.safe_load_all(CRONJOB.read_text(encoding="utf-8")) if d]
+    return {f"{d['kind']}/{d['metadata']['name']}": d for d in loaded}
+
+
+@pytest.fixture(scope="module")
+def cronjob(documents: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    return documents["CronJob/spotify-audience-sync"]
+
+
+def pod_spec(cronjob: dict[str, Any]) -> dict[str, Any]:
+    spec: dict[str, Any] = cronjob["spec"]["jobTemplate"]["spec"]["template"]["spec"]
+    return spec
+
+
+def test_cronjob_runs_this_version_one_at_a_time(cronjob: dict[str, Any]) -> None:
+    assert cronjob["apiVersion"] == "batch/v1"
+    assert cronjob["spec"]["concurrencyPolicy"] == "Forbid"
+    assert len(cronjob["spec"]["schedule"].split()) == 5
+    (container,) = pod_spec(cronjob)["containers"]
+    assert container["image"].endswith(IMAGE_SUFFIX)
+    assert_sync_args_parse(container["args"])
+    assert "command" not in container, "keep the image's ENTRYPOINT"
+
+
+def test_cronjob_takes_secrets_from_a_secret(cronjob: dict[str, Any]) -> None:
+    (container,) = pod_spec(cronjob)["containers"]
+    assert container["envFrom"] == [{"secretRef": {"name": "spotify-audience-sync"}}]
+    for variable in container.get("env", []):
+        assert "valueFrom" in variable or not variable["name"].endswith(
+            ("SECRET", "REFRESH_TOKEN")
+        ), variable["name"]
+
+
+def test_cronjob_keeps_state_and_tokens_on_a_claim(
+    cronjob: dict[str, Any], documents: dict[str, dict[str, Any]]
+) -> None:
+    spec = pod_spec(cronjob)
+    (container,) = spec["containers"]
+    env = {v["name"]: v.get("value") for v in container["env"]}
+    volumes = {v["name"]: v for v in spec["volumes"]}
+    for setting in ("SPOTIFY_ADS_STATE_DIR", "SPOTIFY_ADS_TOKEN_STORE"):
+        path = Path(env[setting])
+        mounts = [m for m in container["volumeMounts"] if path.is_relative_to(m["mountPath"])]
+        assert mounts, f"{setting} is not on a volume"
+        volume = volumes[mounts[0]["name"]]
+        assert not mounts[0].get("readOnly")
+        claim = volume["persistentVolumeClaim"]["claimName"]
+        assert f"PersistentVolumeClaim/{claim}" in documents
+    report = container["args"][container["args"].index("--report") + 1]
+    assert any(Path(report).is_relative_to(m["mountPath"]) for m in container["volumeMounts"])
+
+
+def test_cronjob_is_non_root_with_limits_and_bounded_retries(cronjob: dict[str, Any]) -> None:
+    job = cronjob["spec"]["jobTemplate"]["spec"]
+    spec = pod_spec(cronjob)
+    (container,) = spec["containers"]
+    assert spec["restartPolicy"] == "Never"
+    assert spec["securityContext"]["runAsNonRoot"] is True
+    assert spec["securityContext"]["runAsUser"] == dockerfile_uid()
+    assert spec["securityContext"]["fsGroup"] == dockerfile_uid()
+    assert container["securityContext"]["allowPrivilegeEscalation"] is False
+    assert container["securityContext"]["capabilities"]["drop"] == ["ALL"]
+    assert container["resources"]["requests"]["memory"]
+    assert container["resources"]["limits"]["memory"]
+    assert 0 < job["backoffLimit"] <= 5
+    assert job["activeDeadlineSeconds"] > 3600, "longer than the default wait timeout"
+    if container["securityContext"].get("readOnlyRootFilesystem"):
+        assert any(m["mountPath"] == "/tmp" for m in container["volumeMounts"])
+
+
+def test_cronjob_retries_only_what_may_pass(cronjob: dict[str, Any]) -> None:
+    rules = cronjob["spec"]["jobTemplate"]["spec"]["podFailurePolicy"]["rules"]
+    fail_job = [r for r in rules if r["action"] == "FailJob" and "onExitCodes" in r]
+    (rule,) = fail_job
+    assert rule["onExitCodes"]["operator"] == "In"
+    assert rule["onExitCodes"]["containerName"] == "sync"
+    assert set(rule["onExitCodes"]["values"]) == FAILING
+    assert {75} == RETRYABLE
+
+
+# --- Airflow ------------------------------------------------------------------------------------
+def dag_keywords() -> dict[str, Any]:
+    tree = ast.parse(DAG.read_text(encoding="utf-8"))
+    constants = {
+        node.targets[0].id: ast.literal_eval(node.value)
+        for node in tree.body
+        if isinstance(node, ast.Assign) and isinstance(node.targets[0], ast.Name)
+    }
+    for node in ast.walk(tree):
+        if (
+            isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Name)
+            and node.func.id == "KubernetesPodOperator"
+        ):
+            found: dict[str, Any] = {}
+            for keyword in node.keywords:
+                if isinstance(keyword.value, ast.Name):
+                    found[str(keyword.arg)] = constants.get(keyword.value.id)
+                else:
+                    try:
+                        found[str(keyword.arg)] = ast.literal_eval(keyword.value)
+                    except ValueError:
+                        found[str(keyword.arg)] = keyword.value
+            return found
+    raise AssertionError("no KubernetesPodOperator in the DAG")
+
+
+def test_dag_compiles() -> None:
+    compile(DAG.read_text(encoding="utf-8"), str(DAG), "exec")
+
+
+def test_dag_runs_this_version_with_flags_that_exist() -> None:
+    keywords = dag_keywords()
+    assert keywords["image"].endswith(IMAGE_SUFFIX)
+    assert_sync_args_parse(keywords["arguments"])
+    assert sorted(keywords["skip_on_exit_code"]) == [3, 5]
+    assert "env_from" in keywords
+
+
+def test_dag_and_cronjob_sync_the_same_way(cronjob: dict[str, Any]) -> None:
+    (container,) = pod_spec(cronjob)["containers"]
+    keywords = dag_keywords()
+    assert keywords["arguments"] == container["args"]
+    assert keywords["image"] == container["image"]
+
+
+def test_scheduling_doc_names_every_exit_code() -> None:
+    text = (ROOT / "docs" / "scheduling.md").read_text(encoding="utf-8")
+    for entry in exit_code_list():
+        assert re.search(rf"\b{entry['code']}\b", text), entry["code"]
