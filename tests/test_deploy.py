@@ -26,9 +26,12 @@ FAILING = {c["code"] for c in exit_code_list()} - {0} - RETRYABLE
 def assert_sync_args_parse(args: list[str]) -> None:
     """The arguments are a `sync` command line the CLI accepts (parsed, not run)."""
     assert args[0] == "sync"
-    command = main.get_command(click.Context(main), "sync")
+    # The group's context settings (-h) must reach the child: click caches a command's help
+    # option from the first context that asks for it, and the README's help blocks show it.
+    parent = click.Context(main, info_name="spotify-audience-sync", **main.context_settings)
+    command = main.get_command(parent, "sync")
     assert command is not None
-    with command.make_context("sync", list(args[1:])) as ctx:
+    with command.make_context("sync", list(args[1:]), parent=parent) as ctx:
         assert bool(ctx.params["input_path"]) != bool(ctx.params["query"]), "INPUT or --query"
         assert not ctx.params["database_url"], "a database URL holds a password: use the Secret"
         assert ctx.params["audience_name"] or ctx.params["audience_id"]
