@@ -5,10 +5,12 @@ The contract of this module is :func:`normalize_phones`: a column of raw strings
 out, row for row. Pure: no I/O, nothing logged.
 
 libphonenumber parses ~25,000 values/s per core, far below the rest of the pipeline, so most
-values take a vectorized path (:mod:`.phones_fast`) generated from libphonenumber's own
-metadata; only the values it cannot decide exactly (letters, extensions, URIs, odd symbols) are
-parsed by libphonenumber itself (:mod:`.phones_exact`), once per distinct value. The
-differential test holds the two to the same answers.
+values take a vectorized path generated from libphonenumber's own metadata
+(:mod:`._phonemeta`): stage one (:mod:`.phones_fast`) finds the calling code and national
+number, stage two (:mod:`.phones_decide`) applies the number's own region. Only the values it
+cannot decide exactly (letters, unusual extensions, URIs, odd symbols) are parsed by
+libphonenumber itself (:mod:`.phones_exact`), once per distinct value. The differential test
+(``tests/test_phones_differential.py``) holds the two to the same answers.
 """
 
 from __future__ import annotations
@@ -115,29 +117,20 @@ def _stage_one(values: pl.Series, region: str, validation: PhoneValidation) -> p
         & ~pl.col("fallback")
         & pl.lit(metas is not None)
     )
-    outputs: dict[str, pl.Expr] = {
+    reason = pl.col("reason")
+    own_columns: dict[str, pl.Expr] = {
         "e164": pl.lit(None, pl.String),
-        "own_reason": pl.lit(None, pl.String),
         "loop": pl.lit(False),
         "national": pl.lit(None, pl.String),
     }
     if metas is not None:
-        stages, decided = decide_columns(pl.col("own_nsn"), default, metas, validation)
+        stages, own_columns = decide_columns(pl.col("own_nsn"), default, metas, validation)
         frame = frame.with_columns(own_nsn=pl.when("own").then(pl.col("nsn")))
         for stage in stages:
             frame = frame.with_columns(**stage)
-        outputs = {**decided, "own_reason": decided["reason"]}
-        del outputs["reason"]
+        reason = pl.coalesce(reason, own_columns.pop("reason"))
     return (
-        frame.select(
-            "s",
-            "fallback",
-            "group",
-            "nsn",
-            "own",
-            reason=pl.coalesce("reason", outputs.pop("own_reason")),
-            **outputs,
-        )
+        frame.select("s", "fallback", "group", "nsn", "own", reason=reason, **own_columns)
         .with_row_index("row")
         .collect(engine="streaming")
     )

@@ -4,8 +4,9 @@ It retraces libphonenumber's own steps (``parse``, ``_maybe_extract_country_code
 ``_maybe_strip_national_prefix_carrier_code``, ``_test_number_length``, ``is_valid_number``),
 in the same order, for the strings whose characters make every step decidable by a regex:
 digits (ASCII and full-width), leading plus signs and the punctuation libphonenumber ignores.
-Everything else (letters, extensions, ``tel:`` URIs, odd symbols, ``+`` followed by an unknown
-calling code that might be an IDD) is flagged ``fallback`` for the exact path.
+Everything else (letters, ``tel:`` URIs, odd symbols, ``+`` followed by an unknown calling code
+that might be an IDD) is flagged ``fallback``; of those, values with a plain extension go back
+through the fast path without it (:func:`strip_extension`), the rest to the exact path.
 
 This module is stage one (:func:`classify`): what the default region alone decides, on the
 whole column at once. Stage two, the national prefix and the patterns of the number's own
@@ -120,13 +121,13 @@ def classify(values: pl.Series, default: RegionMeta) -> pl.LazyFrame:
     """Stage one: decide what the default region alone decides, route the rest.
 
     Returns, row for row: ``s`` (the value, whitespace-stripped as the reference strips it),
-    ``reason`` (a rejection already certain), ``fallback`` (needs the
-    exact path), ``group`` (``2 * calling code + 1`` when stage two must use the default
-    region's metadata, ``2 * calling code`` for the calling code's main region) and ``nsn``
-    (the national number before national-prefix stripping).
+    ``reason`` (a rejection already certain), ``fallback`` (needs the exact path), ``group``
+    (``2 * calling code + 1`` when stage two must use the default region's metadata,
+    ``2 * calling code`` for the calling code's main region) and ``nsn`` (the national number
+    before national-prefix stripping).
     """
     dcc = str(default.country_code)
-    s = raw = pl.col("s")
+    s = pl.col("s")
     digits = pl.col("digits")
     plus = pl.col("plus")
     idd_rest = pl.col("idd_rest")
@@ -152,7 +153,7 @@ def classify(values: pl.Series, default: RegionMeta) -> pl.LazyFrame:
     short_after_idd = intl & (pl.col("intl_digits").str.len_bytes() <= MIN_NSN)
     maybe_idd_after_plus = plus & code.is_null() & idd_rest.is_not_null()
     decided = (
-        pl.when(raw.is_null() | (raw == ""))
+        pl.when(s.is_null() | (s == ""))
         .then(pl.lit("empty"))
         .when(pl.col("too_long_input"))
         .then(pl.lit("too_long"))
@@ -166,19 +167,19 @@ def classify(values: pl.Series, default: RegionMeta) -> pl.LazyFrame:
         .then(pl.lit("invalid_country_code"))
     )
     fallback = (
-        (raw != "")
+        (s != "")
         & ~pl.col("too_long_input")
         & (~pl.col("simple") | (pl.col("viable") & ~short_after_idd & maybe_idd_after_plus))
     )
     frame = (
         pl.DataFrame({"s": values.cast(pl.String)})
         .lazy()
-        .with_columns(s=raw.str.strip_chars())
+        .with_columns(s=s.str.strip_chars())
         .with_columns(
-            simple=raw.str.contains(_SIMPLE),
+            simple=s.str.contains(_SIMPLE),
             # Characters are counted only where the byte length says they might be too many.
-            too_long_input=pl.when(raw.str.len_bytes() > MAX_LENGTH)
-            .then(raw)
+            too_long_input=pl.when(s.str.len_bytes() > MAX_LENGTH)
+            .then(s)
             .str.len_chars()
             .fill_null(0)
             > MAX_LENGTH,
