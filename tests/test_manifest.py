@@ -14,7 +14,7 @@ import yaml
 from click.testing import CliRunner
 from pydantic import SecretStr
 
-from spotify_audience_sync import __version__
+from spotify_audience_sync import __version__, cli_connector
 from spotify_audience_sync.cli import main
 from spotify_audience_sync.errors import EXIT_CODES
 from spotify_audience_sync.identifiers import IdentifierType
@@ -149,8 +149,8 @@ def test_check_ok_prints_one_line_and_no_secret(env: Sandbox, tmp_path: Path) ->
     code, out, err = check()
     assert code == 0, err
     assert out == (
-        f"OK: settings valid, token obtained, ad account {env.ad_account_id} readable "
-        "(0 audiences seen)\n"
+        "OK: settings valid, state dir writable, token obtained, ad account "
+        f"{env.ad_account_id} readable (0 audiences seen)\n"
     )
     stored = json.loads((tmp_path / "tokens.json").read_text())
     assert_no_secret(env, out, err)
@@ -199,6 +199,34 @@ def test_check_bad_setting_exits_78_naming_the_variable(
     assert variable in err
     assert expected in err
     assert_no_secret(env, err)
+
+
+def test_check_unusable_state_dir_exits_78_before_any_request(
+    env: Sandbox, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a directory")
+    monkeypatch.setenv("SPOTIFY_ADS_STATE_DIR", str(blocker / "state"))
+    env.add_faults(FaultRule(route="token", status=503))  # would give 75 if it were reached
+    code, out, err = check()
+    assert code == 78, err
+    assert out == ""
+    assert "SPOTIFY_ADS_STATE_DIR" in err
+
+
+def test_check_read_only_state_dir_exits_78(
+    env: Sandbox, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    def refuse(**_: object) -> None:
+        raise PermissionError(13, "Permission denied")
+
+    # chmod cannot stop root (tests may run as root), so the write itself is refused.
+    monkeypatch.setattr(cli_connector.tempfile, "TemporaryFile", refuse)
+    code, out, err = check()
+    assert code == 78, err
+    assert out == ""
+    assert "is not writable (Permission denied)" in err
+    assert "SPOTIFY_ADS_STATE_DIR" in err
 
 
 def test_check_refused_refresh_token_exits_77(
