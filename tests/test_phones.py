@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from spotify_audience_sync import phones
+from spotify_audience_sync import phones, phones_decide
 from spotify_audience_sync._phonemeta import meta_for
 from spotify_audience_sync.phones import (
     PHONE_REASONS,
@@ -20,6 +20,13 @@ from spotify_audience_sync.phones import (
     normalize_phones_with_stats,
 )
 from spotify_audience_sync.phones_exact import normalize_phones_exact
+
+
+@pytest.fixture(autouse=True)
+def _fast_path_for_every_group(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Small batches here: let the vectorized path take even one-row groups."""
+    monkeypatch.setattr(phones_decide, "MIN_GROUP_ROWS", 1)
+
 
 FULLWIDTH = str.maketrans("0123456789", "".join(chr(0xFF10 + d) for d in range(10)))
 
@@ -121,6 +128,14 @@ def test_stats_count_the_fallback_once_per_distinct_value() -> None:
     assert frame["e164"].to_list() == ["+12125550123", "+12125550123", "+12125550123", None]
     assert stats == PhoneStats(rows=4, fast_rows=1, fallback_rows=3, fallback_values=2)
     assert stats.fallback_share == pytest.approx(0.75)
+
+
+def test_small_groups_go_to_libphonenumber(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(phones_decide, "MIN_GROUP_ROWS", 3)
+    values = pl.Series(["+44 20 7946 0958", "+44 20 7946 0959", "+33 6 12 34 56 78"] * 2)
+    frame, stats = normalize_phones_with_stats(values)
+    assert frame.equals(normalize_phones_exact(values))
+    assert stats == PhoneStats(rows=6, fast_rows=4, fallback_rows=2, fallback_values=1)
 
 
 def test_unknown_default_region_goes_to_libphonenumber() -> None:

@@ -19,8 +19,9 @@ from dataclasses import dataclass
 
 import polars as pl
 
+from . import phones_decide
 from ._phonemeta import meta_for, regions_for_code
-from .phones_decide import decide_columns, decide_routed, metas_for_code
+from .phones_decide import decide_plan, decide_routed, metas_for_code
 from .phones_exact import SCHEMA, PhoneValidation, decide_distinct
 from .phones_fast import classify, strip_extension
 
@@ -124,7 +125,8 @@ def _stage_one(values: pl.Series, region: str, validation: PhoneValidation) -> p
         "national": pl.lit(None, pl.String),
     }
     if metas is not None:
-        stages, own_columns = decide_columns(pl.col("own_nsn"), default, metas, validation)
+        stages, planned = decide_plan("own_nsn", default.key, validation)
+        own_columns = dict(planned)
         frame = frame.with_columns(own_nsn=pl.when("own").then(pl.col("nsn")))
         for stage in stages:
             frame = frame.with_columns(**stage)
@@ -154,7 +156,7 @@ def _decide(
     slow = pl.DataFrame({"row": routed["row"], "key": stripped}).filter(fallback)
     # A value with a plain extension parses as its number alone: back through the fast path.
     cores = strip_extension(slow["key"]) if default is not None else slow["key"].clear()
-    if cores.is_not_null().any():
+    if cores.is_not_null().sum() >= phones_decide.MIN_GROUP_ROWS:
         ext = slow.with_columns(core=cores).filter(pl.col("core").is_not_null())
         e164, reason, _, sub_fallback = _decide(ext["core"], region, validation)
         decided = pl.concat([decided, ext.select("row", e164=e164, reason=reason)])

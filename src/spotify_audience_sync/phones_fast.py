@@ -16,13 +16,16 @@ region, is :mod:`.phones_decide`.
 from __future__ import annotations
 
 import re
+from functools import cache
 
 import polars as pl
 from phonenumbers.phonenumberutil import _VALID_PUNCTUATION
 
-from ._phonemeta import MAX_LENGTH, MIN_NSN, RegionMeta, calling_code_pattern
+from ._phonemeta import MAX_LENGTH, MIN_NSN, RegionMeta, calling_code_pattern, meta_for
 
-__all__ = ["classify", "general_match", "national_prefix_stages", "strip_extension"]
+__all__ = ["Stages", "classify", "general_match", "national_prefix_stages", "strip_extension"]
+
+Stages = list[dict[str, pl.Expr]]
 
 _FULLWIDTH = [chr(0xFF10 + i) for i in range(10)]
 _ASCII = [str(i) for i in range(10)]
@@ -72,7 +75,7 @@ def strip_extension(values: pl.Series) -> pl.Series:
     return pl.select(pl.when(digits > MIN_NSN).then(pl.lit(core))).to_series()
 
 
-def national_prefix_stages(x: pl.Expr, m: RegionMeta, p: str) -> list[dict[str, pl.Expr]]:
+def national_prefix_stages(x: pl.Expr, m: RegionMeta, p: str) -> Stages:
     """``_maybe_strip_national_prefix_carrier_code`` for one region, as ``with_columns`` stages.
 
     Adds ``{p}cand`` (the number with the national prefix stripped or transformed, null when
@@ -117,15 +120,11 @@ def general_match(x: pl.Expr, m: RegionMeta) -> pl.Expr:
     return pl.lit(False) if m.general is None else x.str.contains(m.general)
 
 
-def classify(values: pl.Series, default: RegionMeta) -> pl.LazyFrame:
-    """Stage one: decide what the default region alone decides, route the rest.
-
-    Returns, row for row: ``s`` (the value, whitespace-stripped as the reference strips it),
-    ``reason`` (a rejection already certain), ``fallback`` (needs the exact path), ``group``
-    (``2 * calling code + 1`` when stage two must use the default region's metadata,
-    ``2 * calling code`` for the calling code's main region) and ``nsn`` (the national number
-    before national-prefix stripping).
-    """
+@cache
+def _classify_plan(key: str) -> tuple[Stages, dict[str, pl.Expr]]:
+    """Stage one's expressions for a default region, built once (they do not depend on data)."""
+    default = meta_for(key)
+    assert default is not None  # callers pass a region that has metadata
     dcc = str(default.country_code)
     s = pl.col("s")
     digits = pl.col("digits")
@@ -171,54 +170,69 @@ def classify(values: pl.Series, default: RegionMeta) -> pl.LazyFrame:
         & ~pl.col("too_long_input")
         & (~pl.col("simple") | (pl.col("viable") & ~short_after_idd & maybe_idd_after_plus))
     )
-    frame = (
-        pl.DataFrame({"s": values.cast(pl.String)})
-        .lazy()
-        .with_columns(s=s.str.strip_chars())
-        .with_columns(
-            simple=s.str.contains(_SIMPLE),
+    stages: Stages = [
+        {"s": s.str.strip_chars()},
+        {
+            "simple": s.str.contains(_SIMPLE),
             # Characters are counted only where the byte length says they might be too many.
-            too_long_input=pl.when(s.str.len_bytes() > MAX_LENGTH)
+            "too_long_input": pl.when(s.str.len_bytes() > MAX_LENGTH)
             .then(s)
             .str.len_chars()
             .fill_null(0)
             > MAX_LENGTH,
-        )
-        .with_columns(
+        },
+        {
             # Anchored, so the scan stops at the first digit; exact for ``simple`` strings.
-            plus=s.str.contains(f"^[{_P}]*[{_PLUS}]"),
-            digits=s.str.replace_many(_DROPPED, _KEPT),
-        )
-        .with_columns(
+            "plus": s.str.contains(f"^[{_P}]*[{_PLUS}]"),
+            "digits": s.str.replace_many(_DROPPED, _KEPT),
+        },
+        {
             # libphonenumber's ``\d{2}`` alternative: only rows with two digits need the regex.
-            viable=(digits.str.len_bytes() > MIN_NSN)
+            "viable": (digits.str.len_bytes() > MIN_NSN)
             | pl.when(digits.str.len_bytes() == MIN_NSN)
             .then(s)
             .str.contains(_TWO_DIGITS)
             .fill_null(False),
-            idd_rest=idd_expr,
-        )
-        .with_columns(intl=plus | (idd_rest.is_not_null() & ~idd_rest.str.starts_with("0")))
-        .with_columns(
-            intl_digits=pl.when(plus).then(digits).when(intl).then(idd_rest),
-            dcc_digits=dcc_digits,
-        )
-        .with_columns(
-            code=pl.col("intl_digits").str.extract(calling_code_pattern(), 1),
-            dcc_pot=pl.col("dcc_digits").str.slice(len(dcc)),
-        )
-    )
-    for stage in national_prefix_stages(pl.col("dcc_pot"), default, "dcc_"):
-        frame = frame.with_columns(**stage)
-    return frame.with_columns(from_default=from_default_expr).select(
-        "s",
-        reason=decided,
-        fallback=fallback.fill_null(False),
-        group=pl.when(intl)
+            "idd_rest": idd_expr,
+        },
+        {"intl": plus | (idd_rest.is_not_null() & ~idd_rest.str.starts_with("0"))},
+        {
+            "intl_digits": pl.when(plus).then(digits).when(intl).then(idd_rest),
+            "dcc_digits": dcc_digits,
+        },
+        {
+            "code": pl.col("intl_digits").str.extract(calling_code_pattern(), 1),
+            "dcc_pot": pl.col("dcc_digits").str.slice(len(dcc)),
+        },
+        *national_prefix_stages(pl.col("dcc_pot"), default, "dcc_"),
+        {"from_default": from_default_expr},
+    ]
+    outputs = {
+        "s": s,
+        "reason": decided,
+        "fallback": fallback.fill_null(False),
+        "group": pl.when(intl)
         .then(code.cast(pl.Int32) * 2)
         .otherwise(default.country_code * 2 + (~from_default).cast(pl.Int32)),
-        nsn=pl.when(pl.col("simple") & pl.col("viable") & intl.not_())
+        "nsn": pl.when(pl.col("simple") & pl.col("viable") & intl.not_())
         .then(pl.when(from_default).then(dcc_national).otherwise(digits))
         .when(code.is_not_null())
         .then(pl.col("intl_digits").str.slice(code.str.len_bytes())),
-    )
+    }
+    return stages, outputs
+
+
+def classify(values: pl.Series, default: RegionMeta) -> pl.LazyFrame:
+    """Stage one: decide what the default region alone decides, route the rest.
+
+    Returns, row for row: ``s`` (the value, whitespace-stripped as the reference strips it),
+    ``reason`` (a rejection already certain), ``fallback`` (needs the exact path), ``group``
+    (``2 * calling code + 1`` when stage two must use the default region's metadata,
+    ``2 * calling code`` for the calling code's main region) and ``nsn`` (the national number
+    before national-prefix stripping).
+    """
+    stages, outputs = _classify_plan(default.key)
+    frame = pl.DataFrame({"s": values.cast(pl.String)}).lazy()
+    for stage in stages:
+        frame = frame.with_columns(**stage)
+    return frame.select(**outputs)
