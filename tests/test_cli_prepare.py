@@ -40,7 +40,9 @@ def count_leaks(text: str, raw: set[str]) -> int:
 
 def test_prepare_writes_the_file_a_report_and_a_summary(tmp_path: Path) -> None:
     out, report = tmp_path / "out.csv", tmp_path / "report.json"
-    code, stdout, stderr = invoke(str(FIXTURE), "-o", str(out), "--report", str(report))
+    code, stdout, stderr = invoke(
+        str(FIXTURE), "-o", str(out), "--report", str(report), "--log-format", "human"
+    )
     assert code == 0
     assert stdout == ""
     lines = out.read_text().splitlines()
@@ -156,3 +158,27 @@ def test_failed_run_leaves_the_previous_output_untouched(tmp_path: Path) -> None
     code, _, _ = invoke(str(bad), "-o", str(out))
     assert code == 65
     assert out.read_text() == "previous good file\n"
+
+
+def test_json_format_prints_one_result_line(tmp_path: Path) -> None:
+    out = tmp_path / "out.csv"
+    code, stdout, stderr = invoke(str(FIXTURE), "-o", str(out), "--log-format", "json")
+    assert code == 0
+    (line,) = [json.loads(x) for x in stdout.splitlines()]
+    assert line["event"] == "result"
+    assert line["report"]["rows_read"] == 3000
+    assert stderr == ""
+
+
+def test_json_errors_go_to_stdout_as_json(tmp_path: Path) -> None:
+    code, stdout, stderr = invoke(str(tmp_path / "nope.csv"), "-o", "x.csv", "--log-format", "json")
+    assert code == 66
+    assert json.loads(stdout.splitlines()[-1])["error"] == "InputNotFoundError"
+    assert "no such file" in stderr
+
+
+def test_json_goes_to_stderr_when_the_file_goes_to_stdout() -> None:
+    code, stdout, stderr = invoke(str(FIXTURE), "-o", "-", "--log-format", "json")
+    assert code == 0
+    assert stdout.startswith("type,value\n")
+    assert json.loads(stderr.splitlines()[-1])["event"] == "result"

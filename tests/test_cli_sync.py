@@ -29,7 +29,8 @@ def env(sandbox: Sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Sa
 
 
 def sync(*args: str) -> tuple[int, str]:
-    result = CliRunner().invoke(main, ["sync", str(FIXTURE), *args])
+    """Run `sync` on the fixture in the human format; return the exit code and stderr."""
+    result = CliRunner().invoke(main, ["sync", str(FIXTURE), "--log-format", "human", *args])
     return result.exit_code, result.stderr
 
 
@@ -63,7 +64,9 @@ def test_empty_audience_exits_3(
     monkeypatch.setattr(mirror_module, "MIN_IDENTIFIERS", 10)
     small = tmp_path / "small.csv"
     small.write_text("email\n" + "".join(f"person{i}@example.com\n" for i in range(50)))
-    result = CliRunner().invoke(main, ["sync", str(small), "--audience-name", "tiny"])
+    result = CliRunner().invoke(
+        main, ["sync", str(small), "--audience-name", "tiny", "--log-format", "human"]
+    )
     assert result.exit_code == 3, result.stderr
     assert "matched none" in result.stderr
 
@@ -132,3 +135,33 @@ def test_demo_runs_end_to_end() -> None:
     assert "created" in result.stderr
     assert "skipped" in result.stderr
     assert "audiences in the ad account: 1" in result.stderr
+
+
+def test_json_lines_carry_events_and_the_result(env: Sandbox) -> None:
+    result = CliRunner().invoke(
+        main, ["sync", str(FIXTURE), "--audience-name", "json", "--log-format", "json", "-v"]
+    )
+    assert result.exit_code == 0, result.stderr
+    events = [json.loads(line) for line in result.stdout.splitlines()]
+    names = [e["event"] for e in events]
+    assert {"upload", "created", "status", "phase"} <= set(names)
+    assert names[-1] == "result"
+    final = events[-1]
+    assert final["exit_code"] == 0
+    assert final["sync"]["action"] == "created"
+    assert final["prepare"]["rows_read"] == 3000
+    assert all(e["level"] in {"debug", "info", "warning", "error"} for e in events)
+    assert result.stderr == ""  # json mode: nothing for people on stderr
+
+
+def test_json_errors_are_json_lines_too(env: Sandbox, tmp_path: Path) -> None:
+    small = tmp_path / "small.csv"
+    small.write_text("email\n" + "".join(f"person{i}@example.com\n" for i in range(50)))
+    result = CliRunner().invoke(
+        main, ["sync", str(small), "--audience-name", "tiny", "--log-format", "json"]
+    )
+    assert result.exit_code == 4
+    last = json.loads(result.stdout.splitlines()[-1])
+    assert last["event"] == "error"
+    assert last["error"] == "SafetyError"
+    assert last["exit_code"] == 4

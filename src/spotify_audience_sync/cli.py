@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import importlib
 import sys
-import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -20,6 +19,7 @@ from spotify_audience_sync import __version__
 from spotify_audience_sync.errors import SyncError
 
 if TYPE_CHECKING:
+    from spotify_audience_sync.output import LogFormat, Output
     from spotify_audience_sync.pipeline import PrepareOptions
     from spotify_audience_sync.settings import Settings
     from spotify_audience_sync.sources import Format
@@ -61,6 +61,9 @@ class Group(click.Group):
             return super().invoke(ctx)
         except SyncError as exc:
             click.echo(f"error: {exc}", err=True)
+            output: Output | None = ctx.obj  # set by make_output, when a command made one
+            if output is not None:
+                output.error(type(exc).__name__, str(exc), exc.exit_code)
             ctx.exit(exc.exit_code)
 
 
@@ -84,19 +87,16 @@ def _region(_ctx: click.Context, _param: click.Parameter, value: str | None) -> 
     return region
 
 
-def progress_printer(quiet: bool) -> Callable[[int], None] | None:
-    """On a terminal, a line of progress at most every second; elsewhere, nothing."""
-    if quiet or not sys.stderr.isatty():
-        return None
-    last = [0.0]
+def make_output(
+    log_format: LogFormat | None, quiet: bool, verbose: int, *, stdout_is_data: bool = False
+) -> Output:
+    """The run's reporter, kept on the click context so errors reach it too."""
+    from spotify_audience_sync.output import Output
 
-    def show(rows: int) -> None:
-        now = time.monotonic()
-        if now - last[0] >= 1.0:
-            last[0] = now
-            click.echo(f"\r… {rows:,} rows read", err=True, nl=False)
-
-    return show
+    verbosity = -1 if quiet else min(verbose, 1)
+    output = Output(log_format or "auto", verbosity, stdout_is_data=stdout_is_data)
+    click.get_current_context().find_root().obj = output
+    return output
 
 
 _SEGMENT_OPTIONS: list[Callable[[F], F]] = [
@@ -160,7 +160,15 @@ _SEGMENT_OPTIONS: list[Callable[[F], F]] = [
         help="Where hashed (never raw) identifiers are staged for deduplication "
         "[default: system temp].",
     ),
-    click.option("-q", "--quiet", is_flag=True, help="No summary on stderr."),
+    click.option(
+        "--log-format",
+        type=click.Choice(["auto", "human", "json"]),
+        help="human: progress bars (on a terminal) and a summary on stderr; json: one JSON "
+        "object per line on stdout; auto: human on a terminal, else json "
+        "[default: auto].",
+    ),
+    click.option("-q", "--quiet", is_flag=True, help="Only warnings, errors and the final result."),
+    click.option("-v", "--verbose", count=True, help="Also report each step as it happens."),
 ]
 
 
@@ -211,6 +219,7 @@ def prepare_options(settings: Settings, flags: dict[str, Any]) -> PrepareOptions
 
 
 SETTING_FLAGS = (
+    "log_format",
     "default_region",
     "gmail_canonical",
     "phone_validation",
@@ -231,6 +240,7 @@ def prepare(
     fmt: Format,
     report_path: str | None,
     quiet: bool,
+    verbose: int,
     **flags: Any,
 ) -> None:
     """Normalize, hash and deduplicate a segment into the file Spotify matches against.
@@ -245,14 +255,14 @@ def prepare(
 
     require_one_input(input_path, flags.get("query"))
     settings = load_cli_settings(**{k: flags.get(k) for k in SETTING_FLAGS})
+    out = make_output(settings.log_format, quiet, verbose, stdout_is_data=output == "-")
     options = prepare_options(settings, flags)
-    progress = progress_printer(quiet)
     with (
         open_input(input_path, fmt, flags.get("query"), settings.database_url) as source,
-        prepare_segment(source, options, on_progress=progress) as prepared,
+        out.phase("read") as progress,
     ):
-        if progress is not None:
-            click.echo("\r", err=True, nl=False)
+        prepared = prepare_segment(source, options, on_progress=progress)
+    with prepared:
         prepared.report.output = "<stdout>" if output == "-" else output
         if output == "-":
             prepared.write_to(sys.stdout.buffer)
@@ -261,5 +271,5 @@ def prepare(
             prepared.write_file(output)
     if report_path:
         write_json(report_path, prepared.report.to_dict())
-    if not quiet:
-        click.echo(prepared.report.summary(), err=True)
+    out.summary(prepared.report.summary())
+    out.event("result", command="prepare", report=prepared.report.to_dict())

@@ -16,14 +16,15 @@ import click
 from spotify_audience_sync.cli import (
     SETTING_FLAGS,
     load_cli_settings,
+    make_output,
     prepare_options,
-    progress_printer,
     require_one_input,
     segment_options,
 )
 
 if TYPE_CHECKING:
-    from spotify_audience_sync.mirror import SyncReport
+    from spotify_audience_sync.mirror import SyncReport, Uploader
+    from spotify_audience_sync.output import Output
     from spotify_audience_sync.settings import Settings
     from spotify_audience_sync.sources import Format
 
@@ -74,7 +75,7 @@ def run_sync(
     flags: dict[str, Any],
     *,
     report_path: str | None,
-    quiet: bool,
+    out: Output,
 ) -> tuple[int, SyncReport]:
     """Prepare, then mirror; print the summary, write the report; return the exit code.
 
@@ -101,24 +102,54 @@ def run_sync(
         chunk_size=settings.upload_chunk_size,
     )
     tokens = OAuthSession.from_settings(settings)
-    progress = progress_printer(quiet)
     try:
         with (
             open_input(input_path, fmt, flags.get("query"), settings.database_url) as source,
-            prepare_segment(
-                source, prepare_options(settings, flags), on_progress=progress
-            ) as prepared,
-            AdsClient.from_settings(settings, tokens) as client,
+            out.phase("read") as progress,
         ):
-            report = mirror(prepared, client, options, store=StateStore(settings.state_dir))
+            prepared = prepare_segment(
+                source, prepare_options(settings, flags), on_progress=progress
+            )
+        with prepared, AdsClient.from_settings(settings, tokens) as client:
+            out.summary(prepared.report.summary())
+            report = mirror(
+                prepared,
+                client,
+                options,
+                uploader=_uploader(out),
+                store=StateStore(settings.state_dir),
+                events=lambda name, fields: out.event(name, **fields),
+            )
     finally:
         tokens.close()
+    result = {"prepare": prepared.report.to_dict(), "sync": report.to_dict()}
     if report_path:
-        write_json(report_path, {"prepare": prepared.report.to_dict(), "sync": report.to_dict()})
-    if not quiet:
-        click.echo(prepared.report.summary(), err=True)
-        click.echo(_summary(report), err=True)
-    return _outcome_code(report, options.wait), report
+        write_json(report_path, result)
+    out.summary(_summary(report))
+    code = _outcome_code(report, options.wait)
+    out.event(
+        "result", command="sync", exit_code=code, prepare=result["prepare"], sync=result["sync"]
+    )
+    return code, report
+
+
+def _uploader(out: Output) -> Uploader:
+    """The resumable upload, with a progress bar in bytes."""
+    from spotify_audience_sync.upload import UploadResult, upload_file
+
+    def upload(
+        upload_url: str, chunks: Any, *, total_bytes: int | None, chunk_size: int
+    ) -> UploadResult:
+        with out.phase("upload", total=total_bytes, unit="bytes") as progress:
+            return upload_file(
+                upload_url,
+                chunks,
+                total_bytes=total_bytes,
+                chunk_size=chunk_size,
+                on_progress=progress,
+            )
+
+    return upload
 
 
 @click.command()
@@ -155,6 +186,7 @@ def sync(
     fmt: Format,
     report_path: str | None,
     quiet: bool,
+    verbose: int,
     **flags: Any,
 ) -> None:
     """Make a Spotify customer-list audience hold exactly the segment in INPUT (Mirror mode).
@@ -171,7 +203,8 @@ def sync(
         upload_chunk_size=flags.get("chunk_size"),
         state_dir=flags.get("state_dir"),
     )
-    code, _ = run_sync(settings, input_path, fmt, flags, report_path=report_path, quiet=quiet)
+    out = make_output(settings.log_format, quiet, verbose)
+    code, _ = run_sync(settings, input_path, fmt, flags, report_path=report_path, out=out)
     raise SystemExit(code)
 
 
@@ -185,8 +218,11 @@ def demo(input_path: str, processing_delay: float) -> None:
     BOOKABLE, checks the sandbox received exactly the prepared rows, then syncs again to show
     that an unchanged segment is skipped.
     """
+    from spotify_audience_sync.output import Output
     from spotify_audience_sync.sandbox import run_sandbox
     from spotify_audience_sync.settings import load_settings
+
+    out = Output("human")  # a rehearsal is for a person: always the human view
 
     with (
         tempfile.TemporaryDirectory(prefix="sas-demo-") as home,
@@ -209,7 +245,7 @@ def demo(input_path: str, processing_delay: float) -> None:
         )
         click.echo(f"sandbox listening on {sandbox.base_url}; syncing {input_path}", err=True)
         flags: dict[str, Any] = {"audience_name": DEMO_AUDIENCE, "description": "demo segment"}
-        code, report = run_sync(settings, input_path, "auto", flags, report_path=None, quiet=False)
+        code, report = run_sync(settings, input_path, "auto", flags, report_path=None, out=out)
         assert report.audience_id is not None
         members = sandbox.membership(report.audience_id)
         click.echo(
@@ -218,7 +254,8 @@ def demo(input_path: str, processing_delay: float) -> None:
             err=True,
         )
         click.echo("syncing the same segment again:", err=True)
-        again, second = run_sync(settings, input_path, "auto", flags, report_path=None, quiet=True)
+        quiet = Output("human", verbosity=-1)
+        again, second = run_sync(settings, input_path, "auto", flags, report_path=None, out=quiet)
         click.echo(_summary(second), err=True)
         listed = sandbox.audiences.list(sandbox.ad_account_id, {})["audiences"]
         click.echo(f"audiences in the ad account: {len(listed)} (no duplicate)", err=True)

@@ -84,6 +84,9 @@ class Settings(BaseSettings):
     database_url: SecretStr | None = None
     """Database that `--query` reads: postgresql://user:password@host/db, duckdb:///file.db."""
 
+    log_format: Literal["auto", "human", "json"] = "auto"
+    """human: progress and a summary on stderr; json: JSON lines on stdout; auto: by terminal."""
+
     # --- Sync ---------------------------------------------------------------------------------
     state_dir: Path = Field(default_factory=default_state_dir)
     upload_chunk_size: int = Field(default=8 * 1024 * 1024, ge=256 * 1024)
