@@ -110,15 +110,20 @@ def run_sync(
             prepared = prepare_segment(
                 source, prepare_options(settings, flags), on_progress=progress
             )
+
+        def events(name: str, fields: dict[str, Any]) -> None:
+            out.event(name, **fields)
+            if name == "prepared":  # exact counts are known: show them before anything is sent
+                out.summary(prepared.report.summary())
+
         with prepared, AdsClient.from_settings(settings, tokens) as client:
-            out.summary(prepared.report.summary())
             report = mirror(
                 prepared,
                 client,
                 options,
                 uploader=_uploader(out),
                 store=StateStore(settings.state_dir),
-                events=lambda name, fields: out.event(name, **fields),
+                events=events,
             )
     finally:
         tokens.close()

@@ -292,6 +292,7 @@ def mirror(
     report.identifiers = _identifier_count(prepared)
     report.bytes = prepared.report.bytes_written
     report.fingerprint = prepared.report.fingerprint
+    run.emit("prepared", identifiers=report.identifiers, bytes=report.bytes)
     check_guards(prepared, None, options)
 
     with store.lock(options.ad_account_id, options.audience_id or options.audience_name or ""):

@@ -75,15 +75,15 @@ class PrepareReport:
         lines = [
             f"read {self.rows_read:,} rows from {self.input} ({self.format}) "
             f"in {self.seconds:.2f} s ({self.rows_per_second:,.0f} rows/s)",
-            f"  {'type':<11}{'column':<14}{'written':>10}{'hashed':>10}{'pre-hashed':>12}"
-            f"{'duplicates':>12}{'rejected':>10}",
+            f"  {'type':<11}{'column':<14}{'written':>12}{'hashed':>12}{'pre-hashed':>12}"
+            f"{'duplicates':>12}{'rejected':>12}",
         ]
         for key, c in self.identifiers.items():
             reasons = ", ".join(f"{r} {n:,}" for r, n in c.rejected.items() if n)
             column = c.column if len(c.column) <= 13 else c.column[:12] + "…"
             lines.append(
-                f"  {key:<11}{column:<14}{c.written:>10,}{c.hashed:>10,}{c.prehashed:>12,}"
-                f"{c.duplicates:>12,}{c.rejected_total:>10,}"
+                f"  {key:<11}{column:<14}{c.written:>12,}{c.hashed:>12,}{c.prehashed:>12,}"
+                f"{c.duplicates:>12,}{c.rejected_total:>12,}"
                 + (f"  ({reasons})" if reasons else "")
             )
         verb, target = ("wrote", f" to {self.output}") if self.output else ("prepared", "")
