@@ -156,7 +156,12 @@ def main() -> None:
         return
     fast = _run("fast", args.rows, args.reference_rows)
     ref = _run("reference", args.rows, args.reference_rows)
-    print(f"phone column: {args.rows:,} rows, default region US, polars {pl.__version__}")
+    from spotify_audience_sync._phonemeta import PHONENUMBERS_VERSION
+
+    print(
+        f"phone column: {args.rows:,} rows, default region US, "
+        f"polars {pl.__version__}, phonenumbers {PHONENUMBERS_VERSION}"
+    )
     print(
         f"vectorized + fallback: {fast['values_per_s']:>12,.0f} values/s "
         f"(best of {', '.join(f'{t:.2f}' for t in fast['all_seconds'])} s), "

@@ -27,6 +27,7 @@ from phonenumbers import (
     SUPPORTED_REGIONS,
     PhoneMetadata,
     ValidationResult,
+    phonenumberutil,
 )
 from phonenumbers.phonenumberutil import _test_number_length
 
@@ -42,10 +43,10 @@ __all__ = [
 ]
 
 #: Longest input ``phonenumbers.parse`` accepts; every length rule is tabulated up to here.
-MAX_LENGTH = 250
+MAX_LENGTH: int = phonenumberutil._MAX_INPUT_STRING_LENGTH
 #: Shortest and longest national significant number ``phonenumbers.parse`` accepts.
-MIN_NSN = 2
-MAX_NSN = 17
+MIN_NSN: int = phonenumberutil._MIN_LENGTH_FOR_NSN
+MAX_NSN: int = phonenumberutil._MAX_LENGTH_FOR_NSN
 
 #: Number types whose patterns make a number valid (``_number_type_helper``).
 _TYPES = (
@@ -284,8 +285,9 @@ def regions_for_code(code: int) -> tuple[str, ...]:
 
 @cache
 def calling_code_pattern() -> str:
-    """``^(cc)`` over every known calling code; they are prefix-free, so at most one matches."""
-    codes = sorted(COUNTRY_CODE_TO_REGION_CODE, key=lambda c: (-len(str(c)), c))
+    """``^(cc)`` over every known calling code, shortest first as ``_extract_country_code``
+    tries them (the codes are prefix-free today, so at most one matches anyway)."""
+    codes = sorted(COUNTRY_CODE_TO_REGION_CODE, key=lambda c: (len(str(c)), c))
     return "^(" + "|".join(str(c) for c in codes) + ")"
 
 
