@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from spotify_audience_sync import phones, phones_decide
+from spotify_audience_sync import _phonemeta, phones, phones_decide
 from spotify_audience_sync._phonemeta import meta_for
 from spotify_audience_sync.phones import (
     PHONE_REASONS,
@@ -183,3 +183,41 @@ def test_any_text_agrees_with_libphonenumber(
     got = normalize_phones(series, default_region=region, validation=validation)  # type: ignore[arg-type]
     exact = normalize_phones_exact(series, default_region=region, validation=validation)  # type: ignore[arg-type]
     assert got.equals(exact)
+
+
+@pytest.mark.parametrize(
+    ("pattern", "rust"),
+    [
+        pytest.param(r"[2-9]\d{9}", "[2-9][0-9]{9}", id="digit-class"),
+        pytest.param(r"(?:1[\d]|3)\d?", "(?:1[0-9]|3)[0-9]?", id="digit-in-class"),
+    ],
+)
+def test_patterns_translate_to_ascii_rust(pattern: str, rust: str) -> None:
+    assert _phonemeta.to_rust(pattern) == rust
+
+
+@pytest.mark.parametrize(
+    "pattern",
+    [
+        pytest.param(r"(?i)x", id="flags"),
+        pytest.param(r"\w+", id="word-class"),
+        pytest.param(r"(?=1)1", id="lookahead"),
+    ],
+)
+def test_untranslatable_patterns_are_refused(pattern: str) -> None:
+    with pytest.raises(_phonemeta.UnsupportedPattern):
+        _phonemeta.to_rust(pattern)
+
+
+@pytest.mark.parametrize(
+    ("pattern", "lengths", "free"),
+    [
+        pytest.param(r"[2-9]\d{9}", (10,), True, id="exact"),
+        pytest.param(r"[2-9]\d{9}|3\d{6}", (10,), False, id="local-only-branch"),
+        pytest.param(r"\d{5,7}", (5, 6, 7), True, id="range"),
+        pytest.param(r"\d{5,7}", (5, 7), False, id="gap"),
+        pytest.param(r"\d+", (5,), False, id="unbounded"),
+    ],
+)
+def test_length_free_patterns(pattern: str, lengths: tuple[int, ...], free: bool) -> None:
+    assert _phonemeta._length_free(pattern, lengths) is free

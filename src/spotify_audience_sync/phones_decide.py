@@ -208,8 +208,9 @@ def decide_routed(
 
     ``routed`` has ``row``, ``reason``, ``fallback``, ``group``, ``nsn``, and ``own`` /
     ``loop`` / ``national`` for the rows decided in stage one's query. Returns ``row``,
-    ``e164``, ``reason`` for the rows decided here, and the rows whose calling code lacks
-    translatable metadata (for the exact path).
+    ``e164``, ``reason`` for the rows decided here, and the rows left to the exact path (their
+    calling code lacks translatable metadata, or fewer than :data:`MIN_GROUP_ROWS` rows share
+    their metadata).
     """
     results = [pl.DataFrame(schema=_SCHEMA)]
     own_loop = routed.select("row", "national", "loop", "own").filter(
