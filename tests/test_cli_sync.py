@@ -96,21 +96,65 @@ def test_missing_credentials_exit_78_naming_the_variable(
     env: Sandbox, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.delenv("SPOTIFY_ADS_CLIENT_ID")
-    code, stderr = sync("--audience-name", "x")
+    code, stderr = sync("--audience-name", "cli x")
     assert code == 78
     assert "SPOTIFY_ADS_CLIENT_ID" in stderr
 
 
 def test_bad_chunk_size_exits_78(env: Sandbox) -> None:
-    code, stderr = sync("--audience-name", "x", "--chunk-size", "1000")
+    code, stderr = sync("--audience-name", "cli x", "--chunk-size", "1000")
     assert code == 78
     assert "SPOTIFY_ADS_UPLOAD_CHUNK_SIZE" in stderr
 
 
 def test_audience_must_be_named_once(env: Sandbox) -> None:
     code, stderr = sync()
-    assert code == 78
+    assert code == 2
     assert "--audience-name or --audience-id" in stderr
+
+
+def test_a_bad_description_fails_before_the_input_is_read(env: Sandbox, tmp_path: Path) -> None:
+    result = CliRunner().invoke(
+        main,
+        [
+            "sync",
+            str(tmp_path / "missing.csv"),
+            "--audience-name",
+            "x y",
+            "--description",
+            "d" * 81,
+        ],
+    )
+    assert result.exit_code == 78  # not 66: the input was never opened
+    assert "--description must be at most 80 characters" in result.stderr
+
+
+def test_a_failed_sync_still_writes_its_report(env: Sandbox, tmp_path: Path) -> None:
+    small = tmp_path / "small.csv"
+    small.write_text("email\n" + "".join(f"person{i}@example.com\n" for i in range(50)))
+    report = tmp_path / "report.json"
+    result = CliRunner().invoke(
+        main, ["sync", str(small), "--audience-name", "tiny", "--report", str(report)]
+    )
+    assert result.exit_code == 4
+    data = json.loads(report.read_text())
+    assert data["error"]["error"] == "SafetyError"
+    assert data["error"]["exit_code"] == 4
+    assert data["prepare"]["rows_read"] == 50
+    assert data["sync"]["identifiers"] == 50
+
+
+def test_a_headerless_file_is_refused_without_echoing_its_first_row(
+    env: Sandbox, tmp_path: Path
+) -> None:
+    headerless = tmp_path / "export.csv"
+    headerless.write_text("john.doe@example.com,+14155551234\njane@example.com,+14155550000\n")
+    result = CliRunner().invoke(main, ["sync", str(headerless), "--audience-name", "x y"])
+    assert result.exit_code == 65
+    printed = result.stdout + result.stderr
+    assert "john.doe" not in printed
+    assert "4155551234" not in printed
+    assert "first row looks like data" in result.stderr
 
 
 def test_nothing_raw_or_secret_is_printed(env: Sandbox, tmp_path: Path) -> None:

@@ -331,3 +331,111 @@ def test_dry_run_says_when_it_would_skip(sync: Callable[..., Any]) -> None:
     sync(range(1200))
     assert sync(range(1200), dry_run=True).action == "would skip"
     assert sync(range(1300), dry_run=True).action == "would replace"
+
+
+def test_dry_run_asks_for_no_upload_url(
+    sync: Callable[..., Any], client: AdsClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def forbidden(*_args: Any) -> Any:
+        raise AssertionError("a dry run asked for an upload URL")
+
+    monkeypatch.setattr(client, "new_upload_url", forbidden)
+    monkeypatch.setattr(client, "replacement_upload_url", forbidden)
+    assert sync(range(1200), dry_run=True).action == "would create"
+
+
+def test_names_spotify_would_refuse_fail_before_the_upload(sync: Callable[..., Any]) -> None:
+    calls: list[str] = []
+
+    def counting(*args: Any, **kwargs: Any) -> Any:
+        calls.append("upload")
+        return upload_file(*args, **kwargs)
+
+    with pytest.raises(ConfigError, match="--description must be at most 80"):
+        sync(range(1200), description="d" * 81, uploader=counting)
+    assert calls == []
+
+
+def test_a_run_by_id_waits_for_a_run_by_name_of_the_same_audience(
+    sync: Callable[..., Any], store: StateStore, sandbox: Sandbox
+) -> None:
+    first = sync(range(1200))
+    with (
+        store.lock(sandbox.ad_account_id, first.audience_id),
+        pytest.raises(SafetyError, match="another sync"),
+    ):
+        sync(range(1300))  # by name: resolves to the same audience, whose id is locked
+
+
+def test_archived_namesakes_are_not_replaced(sync: Callable[..., Any], sandbox: Sandbox) -> None:
+    first = sync(range(1200))
+    sandbox.audiences.force_status(first.audience_id, "ARCHIVED")
+    second = sync(range(1200))
+    assert second.action == "created"
+    assert second.audience_id != first.audience_id
+
+
+def test_a_lagging_name_search_does_not_create_a_duplicate(
+    sync: Callable[..., Any], client: AdsClient, sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    first = sync(range(1200))
+    monkeypatch.setattr(client, "list_audiences", lambda **_kw: iter(()))
+    second = sync(range(1300))
+    assert second.action == "replaced"
+    assert second.audience_id == first.audience_id
+    assert len(audiences(sandbox)) == 1
+
+
+def test_a_status_read_failure_after_upload_is_not_retried_and_is_remembered(
+    sync: Callable[..., Any], sandbox: Sandbox
+) -> None:
+    sandbox.add_faults(FaultRule(route="getAudience", status=503, count=10))
+    report = sync(range(1200))
+    assert report.action == "created"
+    assert report.status is None  # uploaded; status unknown
+    sandbox.faults.clear()
+    assert sync(range(1200)).action == "skipped", "the upload was remembered: no second upload"
+
+
+class _StaleClient:
+    """Reads the previous file's BOOKABLE once after a replacement, then the real story."""
+
+    def __init__(self, inner: AdsClient, sandbox: Sandbox) -> None:
+        self.inner, self.sandbox, self.reads = inner, sandbox, 0
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+    def get_audience(self, audience_id: str) -> Any:
+        audience = self.inner.get_audience(audience_id)
+        self.reads += 1
+        if self.reads == 1:  # the first poll after the replacement upload
+            from datetime import UTC, datetime, timedelta
+
+            return audience.model_copy(
+                update={
+                    "status": "BOOKABLE",
+                    "updated_at": datetime.now(UTC) - timedelta(hours=1),
+                }
+            )
+        return audience
+
+
+def test_a_stale_bookable_right_after_a_replacement_is_not_taken_as_done(
+    tmp_path: Path, sandbox: Sandbox, client: AdsClient, store: StateStore
+) -> None:
+    options = SyncOptions(
+        ad_account_id=sandbox.ad_account_id, audience_name=NAME, poll_interval=0.02, wait_timeout=10
+    )
+    path = write_segment(tmp_path / "a.csv", range(1200))
+    with open_source(str(path)) as source, prepare_segment(source) as prepared:
+        first = mirror(prepared, client, options, uploader=upload_file, store=store)
+    sandbox.config.processing_delay = 0.3
+    stale = _StaleClient(client, sandbox)
+    path = write_segment(tmp_path / "b.csv", range(1500))
+    with open_source(str(path)) as source, prepare_segment(source) as prepared:
+        second = mirror(prepared, stale, options, uploader=upload_file, store=store)  # type: ignore[arg-type]
+    assert second.audience_id == first.audience_id
+    assert second.status == "BOOKABLE"
+    assert stale.reads > 2, "it kept polling past the stale answer"
+    assert second.seconds["wait"] >= 0.25

@@ -25,6 +25,7 @@ from spotify_audience_sync.cli import (
 if TYPE_CHECKING:
     from spotify_audience_sync.mirror import SyncReport, Uploader
     from spotify_audience_sync.output import Output
+    from spotify_audience_sync.pipeline import PreparedSegment
     from spotify_audience_sync.settings import Settings
     from spotify_audience_sync.sources import Format
 
@@ -83,7 +84,8 @@ def run_sync(
     """
     from spotify_audience_sync.api import AdsClient
     from spotify_audience_sync.auth import OAuthSession
-    from spotify_audience_sync.mirror import SyncOptions, mirror
+    from spotify_audience_sync.errors import SyncError
+    from spotify_audience_sync.mirror import SyncOptions, SyncReport, mirror, validate_options
     from spotify_audience_sync.pipeline import prepare_segment
     from spotify_audience_sync.report import write_json
     from spotify_audience_sync.state import StateStore
@@ -101,6 +103,9 @@ def run_sync(
         force=bool(flags.get("force")),
         chunk_size=settings.upload_chunk_size,
     )
+    validate_options(options)  # before reading anything: a bad name fails in milliseconds
+    report = SyncReport(ad_account_id=options.ad_account_id)
+    prepared: PreparedSegment | None = None
     tokens = OAuthSession.from_settings(settings)
     try:
         with (
@@ -110,32 +115,45 @@ def run_sync(
             prepared = prepare_segment(
                 source, prepare_options(settings, flags), on_progress=progress
             )
+        segment = prepared
 
         def events(name: str, fields: dict[str, Any]) -> None:
             out.event(name, **fields)
             if name == "prepared":  # exact counts are known: show them before anything is sent
-                out.summary(prepared.report.summary())
+                out.summary(segment.report.summary())
 
         with prepared, AdsClient.from_settings(settings, tokens) as client:
-            report = mirror(
+            mirror(
                 prepared,
                 client,
                 options,
                 uploader=_uploader(out),
                 store=StateStore(settings.state_dir),
                 events=events,
+                report=report,
             )
+    except SyncError as exc:
+        if report_path:  # a scheduler needs the report most when the run failed
+            error = {"error": type(exc).__name__, "message": str(exc), "exit_code": exc.exit_code}
+            write_json(report_path, _result(prepared, report) | {"error": error})
+        raise
     finally:
         tokens.close()
-    result = {"prepare": prepared.report.to_dict(), "sync": report.to_dict()}
+    result = _result(prepared, report)
     if report_path:
         write_json(report_path, result)
     out.summary(_summary(report))
     code = _outcome_code(report, options.wait)
-    out.event(
-        "result", command="sync", exit_code=code, prepare=result["prepare"], sync=result["sync"]
-    )
+    out.event("result", command="sync", exit_code=code, **result)
     return code, report
+
+
+def _result(prepared: PreparedSegment | None, report: SyncReport) -> dict[str, Any]:
+    """The JSON report: what was prepared and what the sync did (counts and ids only)."""
+    return {
+        "prepare": prepared.report.to_dict() if prepared is not None else None,
+        "sync": report.to_dict(),
+    }
 
 
 def _uploader(out: Output) -> Uploader:
@@ -201,6 +219,10 @@ def sync(
     INPUT is a file as for `prepare`, or give --query SQL and --database-url instead.
     """
     require_one_input(input_path, flags.get("query"))
+    if bool(flags.get("audience_name")) == bool(flags.get("audience_id")):
+        raise click.UsageError(
+            "name the audience with exactly one of --audience-name or --audience-id"
+        )
     settings = load_cli_settings(
         **{k: flags.get(k) for k in SETTING_FLAGS},
         ad_account_id=flags.get("ad_account_id"),

@@ -21,8 +21,9 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
+from contextlib import ExitStack
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from spotify_audience_sync.errors import ConfigError, RemoteError, SafetyError, TransientError
@@ -33,13 +34,24 @@ if TYPE_CHECKING:
     from spotify_audience_sync.api import AdsClient
     from spotify_audience_sync.pipeline import PreparedSegment
 
-__all__ = ["MAX_BYTES", "MIN_IDENTIFIERS", "SyncOptions", "SyncReport", "Uploader", "mirror"]
+__all__ = [
+    "MAX_BYTES",
+    "MIN_IDENTIFIERS",
+    "SyncOptions",
+    "SyncReport",
+    "Uploader",
+    "mirror",
+    "validate_options",
+]
 
 log = logging.getLogger(__name__)
 
 MIN_IDENTIFIERS = 1_000
 MAX_BYTES = 1 << 30
 SHRINK_FLOOR = 0.5
+# A settled status read after a replacement belongs to it only if updated since the upload
+# began; the slack absorbs clock differences between this machine and Spotify.
+FRESHNESS_SLACK = timedelta(seconds=60)
 
 Action = Literal["created", "replaced", "skipped", "would create", "would replace", "would skip"]
 EventSink = Callable[[str, dict[str, Any]], None]
@@ -178,10 +190,10 @@ class _Mirror:
         self.client, self.uploader, self.store, self.options = client, uploader, store, options
         self.events, self.sleep, self.clock = events, sleep, clock
 
-    def emit(self, event: str, **fields: Any) -> None:
-        log.info("%s %s", event, fields)
+    def emit(self, event: str, *, level: str = "info", **fields: Any) -> None:
+        log.log(logging.WARNING if level == "warning" else logging.INFO, "%s %s", event, fields)
         if self.events is not None:
-            self.events(event, fields)
+            self.events(event, {"level": level, **fields} if level != "info" else fields)
 
     # --- resolving ---------------------------------------------------------------------------
     def resolve(self) -> Audience | None:
@@ -203,7 +215,10 @@ class _Mirror:
         matches = [
             a
             for a in self.client.list_audiences(q=o.audience_name)
-            if a.name == o.audience_name and a.type == "CUSTOM" and a.subtype == "CUSTOMER_LIST"
+            if a.name == o.audience_name
+            and a.type == "CUSTOM"
+            and a.subtype == "CUSTOMER_LIST"
+            and a.status != AudienceStatus.ARCHIVED
         ]
         if len(matches) > 1:
             ids = ", ".join(a.id for a in matches)
@@ -211,7 +226,28 @@ class _Mirror:
                 f"{len(matches)} customer-list audiences are named {o.audience_name!r} ({ids}); "
                 "pass --audience-id to choose one"
             )
-        return matches[0] if matches else None
+        if matches:
+            return matches[0]
+        return self.remembered()
+
+    def remembered(self) -> Audience | None:
+        """An audience this machine synced under the name, if the search does not show it yet.
+
+        Search results can lag a fresh create; a rerun after a crash must not create twice.
+        """
+        o = self.options
+        assert o.audience_name is not None
+        for state in self.store.find_by_name(o.ad_account_id, o.audience_name):
+            try:
+                audience = self.client.get_audience(state.audience_id)
+            except RemoteError as exc:
+                if exc.status == 404:
+                    continue  # deleted on Spotify since: create anew
+                raise
+            if audience.name == o.audience_name and audience.status != AudienceStatus.ARCHIVED:
+                self.emit("found", audience_id=audience.id, how="state file")
+                return audience
+        return None
 
     # --- writing -----------------------------------------------------------------------------
     def create(self, upload_id: str) -> Audience:
@@ -243,17 +279,49 @@ class _Mirror:
                     raise
         raise AssertionError("unreachable")
 
-    def wait(self, audience_id: str) -> Audience:
-        """Poll with backoff until processing settles or the wait timeout passes."""
+    def wait(self, audience_id: str, since: datetime | None) -> tuple[Audience | None, bool]:
+        """Poll with backoff until processing settles or the wait timeout passes.
+
+        Returns the last audience read and whether its status is about *this* upload. After a
+        replacement the first reads may still show the previous file's BOOKABLE and size: a
+        settled status counts only once PROCESSING was seen or ``updated_at`` is not older
+        than the upload (``since``). A failure to read the status after a successful upload is
+        reported, not raised: the upload happened, and a retry would upload again.
+        """
         deadline = self.clock() + self.options.wait_timeout
         interval = self.options.poll_interval
+        fresh = since is None
+        audience: Audience | None = None
         while True:
-            audience = self.client.get_audience(audience_id)
-            self.emit("status", audience_id=audience_id, status=str(audience.status))
-            if audience.settled or self.clock() + interval > deadline:
-                return audience
+            try:
+                audience = self.client.get_audience(audience_id)
+            except (TransientError, RemoteError) as exc:
+                self.emit("status_unknown", level="warning", reason=type(exc).__name__)
+                return audience, False
+            self.emit("status", audience_id=audience_id, status=_status(audience))
+            if audience.status == AudienceStatus.PROCESSING:
+                fresh = True
+            elif since is not None and audience.updated_at is not None:
+                fresh = fresh or audience.updated_at >= since
+            done = audience.settled or audience.status == AudienceStatus.ARCHIVED
+            if (done and fresh) or self.clock() + interval > deadline:
+                return audience, fresh
             self.sleep(interval)
             interval = min(interval * 2, self.options.max_poll_interval)
+
+
+def _status(audience: Audience | None) -> str | None:
+    return None if audience is None or audience.status is None else str(audience.status)
+
+
+def validate_options(options: SyncOptions) -> None:
+    """Check what Spotify would refuse only after the upload: before any input is read."""
+    if bool(options.audience_name) == bool(options.audience_id):
+        raise ConfigError("name the audience with exactly one of --audience-name or --audience-id")
+    if options.audience_name is not None and not 2 <= len(options.audience_name) <= 80:
+        raise ConfigError("--audience-name must be 2 to 80 characters")
+    if options.description is not None and len(options.description) > 80:
+        raise ConfigError("--description must be at most 80 characters")
 
 
 def _require_customer_list(audience: Audience) -> None:
@@ -274,17 +342,21 @@ def mirror(
     events: EventSink | None = None,
     sleep: Callable[[float], None] = time.sleep,
     clock: Callable[[], float] = time.monotonic,
+    report: SyncReport | None = None,
 ) -> SyncReport:
-    """Run one Mirror sync of ``prepared`` to the audience ``options`` names."""
-    if bool(options.audience_name) == bool(options.audience_id):
-        raise ConfigError("name the audience with exactly one of --audience-name or --audience-id")
+    """Run one Mirror sync of ``prepared`` to the audience ``options`` names.
+
+    ``report`` may be passed in so a caller still has what was done if a step raises.
+    """
+    validate_options(options)
     if uploader is None:
         from spotify_audience_sync.upload import upload_file
 
         uploader = upload_file
     store = store or StateStore()
     run = _Mirror(client, uploader, store, options, events, sleep, clock)
-    report = SyncReport(ad_account_id=options.ad_account_id, audience_name=options.audience_name)
+    report = report or SyncReport(ad_account_id=options.ad_account_id)
+    report.audience_name = options.audience_name
     started = clock()
     report.seconds["read"] = prepared.report.seconds
     prepared.finalize()
@@ -295,13 +367,39 @@ def mirror(
     run.emit("prepared", identifiers=report.identifiers, bytes=report.bytes)
     check_guards(prepared, None, options)
 
-    with store.lock(options.ad_account_id, options.audience_id or options.audience_name or ""):
+    def finish() -> SyncReport:
+        report.seconds["total"] = report.seconds["read"] + clock() - started
+        return report
+
+    def remember(audience: Audience, status: str | None) -> None:
+        store.save(
+            SyncState(
+                ad_account_id=options.ad_account_id,
+                audience_id=audience.id,
+                audience_name=audience.name,
+                synced_at=_now(),
+                identifiers=report.identifiers,
+                counts={k: c.written for k, c in prepared.report.identifiers.items()},
+                fingerprint=report.fingerprint or "",
+                layout=prepared.layout,
+                bytes=report.bytes,
+                status=status,
+            )
+        )
+
+    with ExitStack() as locks:
+        # One run per audience: locked by what the user named, then also by the audience's id,
+        # so a run by name and a run by id of the same audience cannot overlap either.
+        reference = options.audience_id or options.audience_name or ""
+        locks.enter_context(store.lock(options.ad_account_id, reference))
         audience = run.resolve()
+        if audience is not None and audience.id != reference:
+            locks.enter_context(store.lock(options.ad_account_id, audience.id))
         last = store.load(options.ad_account_id, audience.id) if audience else None
         check_guards(prepared, last, options)
         if audience is not None:
             report.audience_id, report.audience_name = audience.id, audience.name
-            report.status = str(audience.status)
+            report.status = _status(audience)
         unchanged = (
             audience is not None
             and last is not None
@@ -314,17 +412,15 @@ def mirror(
                 report.action = "would skip"
             else:
                 report.action = "would create" if audience is None else "would replace"
-            report.seconds["total"] = report.seconds["read"] + clock() - started
-            return report
+            return finish()
         if unchanged:
             report.action = "skipped"
             run.emit("skipped", audience_id=report.audience_id, reason="unchanged since last sync")
-            report.seconds["total"] = report.seconds["read"] + clock() - started
-            return report
+            return finish()
 
         upload_id, url = run.upload_url(audience)
         run.emit("upload", audience_id=upload_id, bytes=report.bytes)
-        upload_started = clock()
+        upload_started, upload_wall = clock(), datetime.now(UTC) - FRESHNESS_SLACK
         outcome = run.uploader(
             url, prepared.chunks(), total_bytes=report.bytes, chunk_size=options.chunk_size
         )
@@ -332,35 +428,28 @@ def mirror(
         report.upload_requests = outcome.requests
         report.upload_resumes = outcome.resumes
         report.upload_bytes_resent = outcome.bytes_resent
+        replaced = audience is not None
         if audience is None:
             audience = run.create(upload_id)
             report.action = "created"
         else:
             report.action = "replaced"
         report.audience_id, report.audience_name = audience.id, audience.name
-        report.status = str(audience.status)
+        report.status = "PROCESSING"
         run.emit(report.action, audience_id=audience.id)
+        # Remember at once: if anything after this fails, a rerun must not upload again.
+        remember(audience, report.status)
 
         if options.wait:
             wait_started = clock()
-            audience = run.wait(audience.id)
+            latest, fresh = run.wait(audience.id, upload_wall if replaced else None)
             report.seconds["wait"] = clock() - wait_started
-        report.status = str(audience.status)
-        if audience.size is not None:
-            report.size_min, report.size_max = audience.size.min, audience.size.max
-        store.save(
-            SyncState(
-                ad_account_id=options.ad_account_id,
-                audience_id=audience.id,
-                audience_name=audience.name,
-                synced_at=_now(),
-                identifiers=report.identifiers,
-                counts={k: c.written for k, c in prepared.report.identifiers.items()},
-                fingerprint=report.fingerprint or "",
-                layout=prepared.layout,
-                bytes=report.bytes,
-                status=report.status,
-            )
-        )
-    report.seconds["total"] = report.seconds["read"] + clock() - started
-    return report
+            if latest is None:
+                report.status = None  # uploaded, but the status could not be read
+            elif fresh:
+                report.status = _status(latest)
+                if latest.size is not None:
+                    report.size_min, report.size_max = latest.size.min, latest.size.max
+            if report.status != "PROCESSING":
+                remember(audience, report.status)
+    return finish()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import time
 from collections import deque
 from collections.abc import Callable, Iterator, Mapping
@@ -69,9 +70,28 @@ class PrepareOptions:
     workers: int = 2
 
 
+# A header cell that is really a value: a file without a header row makes its first data row
+# the "column names". Such names are shown by position only, never as text.
+_DATA_LIKE = re.compile(r"@|^\s*[0-9a-fA-F]{64}\s*$|^[\s\d+().\-/]{6,}$")
+
+
+def column_label(name: str, position: int) -> str:
+    """How a column may appear in messages and reports: its name, unless that looks like data."""
+    return f"column {position}" if _DATA_LIKE.search(name) else name
+
+
 def _listing(columns: list[str]) -> str:
-    shown = ", ".join(repr(c) for c in columns[:20])
+    shown = ", ".join(
+        repr(label) if label == name else label
+        for name, label in ((c, column_label(c, i)) for i, c in enumerate(columns[:20], 1))
+    )
     return shown + (f" and {len(columns) - 20} more" if len(columns) > 20 else "")
+
+
+def _header_hint(columns: list[str]) -> str:
+    if any(_DATA_LIKE.search(c) for c in columns):
+        return " The first row looks like data, not a header: add a header row naming the columns."
+    return ""
 
 
 def resolve_columns(
@@ -96,9 +116,10 @@ def resolve_columns(
         if kind in requested:
             found = find(requested[kind])
             if found is None:
+                asked = column_label(requested[kind], 0)
                 raise InputError(
-                    f"{source_name}: no column {requested[kind]!r} ({_FLAGS[kind]}); "
-                    f"columns are {_listing(available)}"
+                    f"{source_name}: no column {asked!r} ({_FLAGS[kind]}); "
+                    f"columns are {_listing(available)}.{_header_hint(available)}"
                 )
             resolved[kind] = found
         elif (found := find(_DEFAULT_NAMES[kind])) is not None:
@@ -106,7 +127,8 @@ def resolve_columns(
     if not resolved:
         raise InputError(
             f"{source_name}: no identifier column found; columns are {_listing(available)}. "
-            "Name one with --email-column, --phone-column or --device-id-column"
+            "Name one with --email-column, --phone-column or --device-id-column."
+            + _header_hint(available)
         )
     return resolved
 
@@ -276,7 +298,8 @@ def prepare_segment(
         },
         identifiers={
             kind.key: TypeCounts(
-                column=columns[kind], rejected=dict.fromkeys(REJECT_REASONS[kind], 0)
+                column=column_label(columns[kind], source.columns.index(columns[kind]) + 1),
+                rejected=dict.fromkeys(REJECT_REASONS[kind], 0),
             )
             for kind in kinds
         },

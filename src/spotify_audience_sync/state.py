@@ -86,6 +86,18 @@ class StateStore:
                 "move it away to start afresh (the shrink guard then has no baseline)"
             ) from exc
 
+    def find_by_name(self, ad_account_id: str, audience_name: str) -> list[SyncState]:
+        """States of audiences synced under this name, newest first (unreadable ones skipped)."""
+        found: list[SyncState] = []
+        for path in self._account_dir(ad_account_id).glob("*.json"):
+            try:
+                state = SyncState.from_json(json.loads(path.read_text(encoding="utf-8")))
+            except (OSError, ValueError, TypeError):
+                continue
+            if state.audience_name == audience_name:
+                found.append(state)
+        return sorted(found, key=lambda s: s.synced_at, reverse=True)
+
     def save(self, state: SyncState) -> Path:
         """Write atomically, so a crash leaves the old state or the new one, never half."""
         path = self.path(state.ad_account_id, state.audience_id)
