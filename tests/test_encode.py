@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import hashlib
+import re
 
 import numpy as np
 import polars as pl
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from spotify_audience_sync.encode import (
     deduplicate,
@@ -16,7 +19,12 @@ from spotify_audience_sync.encode import (
     to_records,
     written_per_type,
 )
-from spotify_audience_sync.identifiers import IdentifierType
+from spotify_audience_sync.identifiers import (
+    IdentifierType,
+    NormalizeOptions,
+    digests,
+    normalize_batch,
+)
 from spotify_audience_sync.staging import partition_payload
 
 EMAIL, PHONE, DEVICE = IdentifierType.EMAIL, IdentifierType.PHONE, IdentifierType.DEVICE_ID
@@ -119,3 +127,19 @@ def test_partition_payload_keeps_every_record_in_its_partition(size: int) -> Non
     for key, data in payload.items():
         rows = np.frombuffer(data, np.uint8).reshape(-1, records.shape[1])
         assert all(int(bytes(r[1:3]).decode(), 16) >> 2 == key for r in rows)
+
+
+@settings(max_examples=80, deadline=None)
+@given(values=st.lists(st.one_of(st.none(), st.text(max_size=30)), max_size=30))
+def test_the_file_path_hashes_exactly_like_the_rules_and_never_writes_a_raw_value(
+    values: list[str | None],
+) -> None:
+    """The upload file is built by `to_records` (hash all, then fix pre-hashed rows): it must
+    agree with `digests()` row for row and contain nothing but type names and 64-hex values."""
+    batch = pl.DataFrame({"v": values}, schema={"v": pl.String})
+    normalized = normalize_batch(batch, {EMAIL: "v"}, NormalizeOptions(gmail_canonical=True))
+    records, _ = to_records(normalized, "type-value", [EMAIL])
+    text = encode_records(records, "type-value", [EMAIL]).decode()
+    expected_rows = [d for d in digests(normalized, EMAIL).to_list() if d is not None]
+    assert [line.split(",")[1] for line in text.splitlines()] == expected_rows
+    assert all(re.fullmatch(r"EMAIL_ID_SHA256,[0-9a-f]{64}", line) for line in text.splitlines())

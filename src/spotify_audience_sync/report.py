@@ -102,4 +102,5 @@ def write_json(path: str | Path, data: dict[str, Any]) -> None:
         tmp.write_text(json.dumps(data, indent=2, sort_keys=False) + "\n", encoding="utf-8")
         os.replace(tmp, target)
     except OSError as exc:
+        tmp.unlink(missing_ok=True)
         raise ConfigError(f"--report {path}: cannot be written ({exc.strerror})") from exc

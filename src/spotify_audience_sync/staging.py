@@ -89,7 +89,9 @@ class Stage:
                 fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
                 self._files[key] = fd
             try:
-                os.write(fd, data)
+                view = memoryview(data)
+                while view:  # os.write may write less than asked (signals, full pipes, quotas)
+                    view = view[os.write(fd, view) :]
             except OSError as exc:
                 raise ConfigError(
                     f"cannot write staged hashes to {self._dir} ({exc.strerror}); "
