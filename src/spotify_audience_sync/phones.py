@@ -22,7 +22,7 @@ import polars as pl
 from . import phones_decide
 from ._phonemeta import meta_for, regions_for_code
 from .phones_decide import decide_plan, decide_routed, metas_for_code
-from .phones_exact import SCHEMA, PhoneValidation, decide_distinct
+from .phones_exact import PHONE_REASONS, REASON, SCHEMA, PhoneValidation, decide_distinct
 from .phones_fast import classify, strip_extension
 
 __all__ = [
@@ -32,16 +32,6 @@ __all__ = [
     "normalize_phones",
     "normalize_phones_with_stats",
 ]
-
-#: Every reason a phone value can be rejected for, in report order.
-PHONE_REASONS: tuple[str, ...] = (
-    "empty",
-    "not_a_number",
-    "invalid_country_code",
-    "too_short",
-    "too_long",
-    "invalid_number",
-)
 
 
 @dataclass(frozen=True)
@@ -97,7 +87,7 @@ def _stage_one(values: pl.Series, region: str, validation: PhoneValidation) -> p
             .select(
                 "row",
                 "s",
-                reason=pl.when(empty).then(pl.lit("empty")),
+                reason=pl.when(empty).then(pl.lit("empty", REASON)),
                 fallback=~empty,
                 group=pl.lit(0, pl.Int32),
                 nsn=pl.lit(None, pl.String),
@@ -146,7 +136,7 @@ def _decide(
     stripped = routed["s"]
     default = meta_for(region)
     if default is None:
-        decided = pl.DataFrame(schema={"row": pl.UInt32, "e164": pl.String, "reason": pl.String})
+        decided = pl.DataFrame(schema={"row": pl.UInt32, "e164": pl.String, "reason": REASON})
         unsupported = pl.Series("row", [], dtype=pl.UInt32)
     else:
         decided, unsupported = decide_routed(routed, default, validation)
@@ -164,7 +154,9 @@ def _decide(
         slow = slow.filter(cores.is_null())
     if len(slow):
         lookup = _exact(slow["key"], region, validation)
-        found = slow.join(lookup, on="key", how="left").select("row", "e164", "reason")
+        found = slow.join(lookup, on="key", how="left").select(
+            "row", "e164", pl.col("reason").cast(REASON)
+        )
         decided = pl.concat([decided, found], how="vertical")
     e164 = routed["e164"].scatter(decided["row"], decided["e164"])
     reason = routed["reason"].scatter(decided["row"], decided["reason"])
@@ -186,4 +178,5 @@ def normalize_phones_with_stats(
         fallback_rows=fallback_rows,
         fallback_values=stripped.filter(fallback).n_unique(),
     )
-    return pl.DataFrame({"e164": e164, "reason": reason}, schema=SCHEMA), stats
+    frame = pl.DataFrame({"e164": e164, "reason": reason.cast(pl.String)}, schema=SCHEMA)
+    return frame, stats

@@ -16,6 +16,7 @@ from typing import Literal
 import polars as pl
 
 from ._phonemeta import MAX_NSN, MIN_NSN, RegionMeta, meta_for, regions_for_code
+from .phones_exact import REASON
 from .phones_fast import Stages, national_prefix_stages
 
 __all__ = [
@@ -35,7 +36,7 @@ MIN_GROUP_ROWS = 32
 
 #: Up to this many regions per calling code, validity is one when/then chain over all rows.
 _CHAIN_REGIONS = 4
-_SCHEMA = {"row": pl.UInt32, "e164": pl.String, "reason": pl.String}
+_SCHEMA = pl.Schema({"row": pl.UInt32(), "e164": pl.String(), "reason": REASON})
 
 
 def metas_for_code(code: int) -> list[RegionMeta] | None:
@@ -158,13 +159,13 @@ def decide_columns(
         "national": national,
         "e164": pl.when(checkable & ok).then(pl.lit(f"+{m.country_code}") + national),
         "reason": pl.when(national.is_null())
-        .then(pl.lit(None, pl.String))
+        .then(pl.lit(None, REASON))
         .when(n < MIN_NSN)
-        .then(pl.lit("too_short"))
+        .then(pl.lit("too_short", REASON))
         .when(n > MAX_NSN)
-        .then(pl.lit("too_long"))
+        .then(pl.lit("too_long", REASON))
         .when(~ok.fill_null(False) & ~loop.fill_null(False))
-        .then(pl.lit("invalid_number")),
+        .then(pl.lit("invalid_number", REASON)),
         "loop": (checkable & loop).fill_null(False),
     }
     return stages, outputs
@@ -195,7 +196,7 @@ def _loop_answers(frame: pl.DataFrame, metas: list[RegionMeta]) -> pl.DataFrame:
     return loop.with_columns(valid=valid_loop(loop["national"], metas)).select(
         "row",
         e164=pl.when(valid).then(pl.lit(f"+{metas[0].country_code}") + pl.col("national")),
-        reason=pl.when(~valid).then(pl.lit("invalid_number")),
+        reason=pl.when(~valid).then(pl.lit("invalid_number", REASON)),
     )
 
 

@@ -11,9 +11,29 @@ from typing import Literal
 import phonenumbers
 import polars as pl
 
-__all__ = ["PhoneValidation", "normalize_phones_exact", "parse_exact", "parse_exact_both"]
+__all__ = [
+    "PHONE_REASONS",
+    "REASON",
+    "PhoneValidation",
+    "normalize_phones_exact",
+    "parse_exact",
+    "parse_exact_both",
+]
 
 PhoneValidation = Literal["valid", "possible"]
+
+#: Every reason a phone value can be rejected for, in report order.
+PHONE_REASONS: tuple[str, ...] = (
+    "empty",
+    "not_a_number",
+    "invalid_country_code",
+    "too_short",
+    "too_long",
+    "invalid_number",
+)
+#: The reasons as a polars Enum: the vectorized path carries them as small integers, since
+#: string literals in a long when/then chain cost more than the regexes around them.
+REASON = pl.Enum(PHONE_REASONS)
 
 _PARSE_REASONS: dict[int, str] = {
     phonenumbers.NumberParseException.INVALID_COUNTRY_CODE: "invalid_country_code",

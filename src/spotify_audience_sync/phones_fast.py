@@ -22,6 +22,7 @@ import polars as pl
 from phonenumbers.phonenumberutil import _VALID_PUNCTUATION
 
 from ._phonemeta import MAX_LENGTH, MIN_NSN, RegionMeta, calling_code_pattern, meta_for
+from .phones_exact import REASON
 
 __all__ = ["Stages", "classify", "general_match", "national_prefix_stages", "strip_extension"]
 
@@ -153,17 +154,17 @@ def _classify_plan(key: str) -> tuple[Stages, dict[str, pl.Expr]]:
     maybe_idd_after_plus = plus & code.is_null() & idd_rest.is_not_null()
     decided = (
         pl.when(s.is_null() | (s == ""))
-        .then(pl.lit("empty"))
+        .then(pl.lit("empty", REASON))
         .when(pl.col("too_long_input"))
-        .then(pl.lit("too_long"))
+        .then(pl.lit("too_long", REASON))
         .when(~pl.col("simple"))
-        .then(pl.lit(None, pl.String))
+        .then(pl.lit(None, REASON))
         .when(~pl.col("viable"))
-        .then(pl.lit("not_a_number"))
+        .then(pl.lit("not_a_number", REASON))
         .when(short_after_idd)
-        .then(pl.lit("too_short"))
+        .then(pl.lit("too_short", REASON))
         .when(intl & code.is_null() & ~maybe_idd_after_plus)
-        .then(pl.lit("invalid_country_code"))
+        .then(pl.lit("invalid_country_code", REASON))
     )
     fallback = (
         (s != "")
