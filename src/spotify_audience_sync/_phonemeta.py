@@ -155,8 +155,10 @@ class RegionMeta:
 
     key: str
     country_code: int
-    #: ``^(?:international_prefix)(.*)$`` on digits, or None when the region has none.
+    #: ``^(?:international_prefix)(.*)$`` on digits, or None when the region has none; the
+    #: prefix itself when it is plain digits (``re.match`` is then ``startswith``).
     idd: str | None
+    idd_literal: str | None
     #: ``national_prefix_for_parsing`` (Rust syntax), its group count and transform template.
     national_prefix: str | None
     national_prefix_groups: int
@@ -240,6 +242,7 @@ def _build(key: str, metadata: PhoneMetadata) -> RegionMeta:
         key=key,
         country_code=int(getattr(m, "country_code", 0)),
         idd=f"^(?:{to_rust(idd)})(.*)$" if idd else None,
+        idd_literal=idd if idd and re.fullmatch("[0-9]+", idd) else None,
         national_prefix=to_rust(npfp) if npfp else None,
         national_prefix_groups=groups,
         transform=re.sub(r"\\([0-9]+)", r"${\1}", rule) if rule else None,

@@ -134,7 +134,13 @@ def _classify_plan(key: str) -> tuple[Stages, dict[str, pl.Expr]]:
     intl = pl.col("intl")
     code = pl.col("code")
     idd_expr = pl.lit(None, pl.String)
-    if default.idd:
+    if default.idd_literal:  # most regions: a plain prefix such as 00 or 011
+        idd_expr = (
+            pl.when(digits.str.starts_with(default.idd_literal))
+            .then(digits)
+            .str.slice(len(default.idd_literal))
+        )
+    elif default.idd:
         # A cheap full-column test first; the capturing regex only runs where it matched.
         idd_head = default.idd.removesuffix("(.*)$")
         idd_expr = pl.when(digits.str.contains(idd_head)).then(digits).str.extract(default.idd, 1)
