@@ -5,11 +5,17 @@ from __future__ import annotations
 import gzip
 import io
 import sys
+import tempfile
+import threading
+import time
 from pathlib import Path
 
 import polars as pl
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from spotify_audience_sync import sources
 from spotify_audience_sync.errors import InputError, InputNotFoundError
 from spotify_audience_sync.sources import detect_format, open_source
 
@@ -166,3 +172,234 @@ def test_not_parquet_is_an_input_error(tmp_path: Path) -> None:
 def test_a_directory_is_an_input_error(tmp_path: Path) -> None:
     with pytest.raises(InputError, match="is a directory"):
         open_source(str(tmp_path))
+
+
+def test_a_stray_quote_fails_promptly_instead_of_rescanning_from_the_start(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # One `5'11"` early on makes every later newline look quoted; stepping back over ~150,000
+    # of them must not recount the quotes from byte 0 each time (that never finished).
+    monkeypatch.setattr(sources, "_MAX_RECORD_BYTES", 1 << 20)
+    path = tmp_path / "heights.csv"
+    rows = ["email,height", "a@example.com,170", "b@example.com,5'11\""]
+    path.write_text("\n".join(rows + ["c@example.com,180"] * 150_000) + "\n", encoding="utf-8")
+    outcome: list[BaseException | None] = []
+
+    def read() -> None:
+        try:
+            read_all(str(path), ["email", "height"])
+        except BaseException as exc:  # handed to the test thread below
+            outcome.append(exc)
+        else:
+            outcome.append(None)
+
+    started = time.perf_counter()
+    worker = threading.Thread(target=read, daemon=True)
+    worker.start()
+    worker.join(timeout=5)
+    assert not worker.is_alive(), "still scanning after 5 s"
+    assert time.perf_counter() - started < 3
+    error = outcome[0]
+    assert isinstance(error, InputError)
+    assert "heights.csv: a record runs past 1 MiB without ending" in str(error)
+    assert "unclosed double quote" in str(error)
+    assert "example.com" not in str(error)
+
+
+def test_a_stray_quote_at_the_end_is_the_malformed_row_error(tmp_path: Path) -> None:
+    path = tmp_path / "tail.csv"
+    path.write_text("email\n" + "a@example.com\n" * 50_000 + 'b@example.com"\n', encoding="utf-8")
+    with pytest.raises(InputError, match=r"tail\.csv: has a malformed row") as info:
+        read_all(str(path), ["email"], chunk_bytes=4096)
+    assert "example.com" not in str(info.value)
+
+
+@pytest.mark.parametrize(
+    "header",
+    [
+        pytest.param(b"email, phone", id="space-after-comma"),
+        pytest.param(b" email ,\tphone ", id="padded"),
+        pytest.param(b'"email", "phone"', id="quoted"),
+    ],
+)
+def test_header_names_are_matched_after_stripping_spaces(tmp_path: Path, header: bytes) -> None:
+    path = tmp_path / "seg.csv"
+    path.write_bytes(header + b"\na@example.com,+1 201\nb@example.com,0044\n")
+    with open_source(str(path)) as source:
+        assert source.columns == ["email", "phone"]
+    assert read_all(str(path), ["phone", "email"]) == [
+        {"phone": "+1 201", "email": "a@example.com"},
+        {"phone": "0044", "email": "b@example.com"},
+    ]
+
+
+def test_crlf_line_ends_and_quoted_newlines_across_small_chunks(tmp_path: Path) -> None:
+    path = tmp_path / "dos.csv"
+    body = b'a@example.com,"one\r\ntwo"\r\n' * 300
+    path.write_bytes(b"email,note\r\n" + body)
+    rows = read_all(str(path), ["email", "note"], chunk_bytes=50)
+    assert rows == [{"email": "a@example.com", "note": "one\r\ntwo"}] * 300
+
+
+def test_cr_only_line_ends_are_an_input_error(tmp_path: Path) -> None:
+    path = tmp_path / "mac.csv"
+    path.write_bytes(b"email,phone\ra@example.com,+1 201\rb@example.com,0044\r")
+    with pytest.raises(InputError, match=r"mac\.csv: line ends are CR only .*convert to LF") as e:
+        open_source(str(path))
+    assert "example.com" not in str(e.value)
+
+
+def test_an_unclosed_quote_in_the_header_is_named_as_such(tmp_path: Path) -> None:
+    path = tmp_path / "quote.csv"
+    path.write_bytes(b'"email,phone\na@example.com,1\n')
+    with pytest.raises(
+        InputError, match=r"quote\.csv: the header row has an unclosed double quote"
+    ):
+        open_source(str(path))
+
+
+def test_a_repeated_column_name_is_an_input_error_naming_it(tmp_path: Path) -> None:
+    path = tmp_path / "twice.csv"
+    path.write_bytes(b"email,phone,email\na@example.com,1,b@example.com\n")
+    with pytest.raises(InputError, match=r"twice\.csv: .*column 'email' twice \(columns 1 and 3\)"):
+        open_source(str(path))
+
+
+def test_empty_column_names_may_repeat(tmp_path: Path) -> None:
+    path = tmp_path / "trailing.csv"
+    path.write_bytes(b"email,,\na@example.com,,\n")
+    assert read_all(str(path), ["email"]) == [{"email": "a@example.com"}]
+
+
+def test_a_repeated_value_in_a_headerless_first_row_is_not_echoed(tmp_path: Path) -> None:
+    path = tmp_path / "headerless.csv"
+    path.write_bytes(b"john@example.com,john@example.com\njane@example.com,jane@example.com\n")
+    with pytest.raises(InputError, match=r"headerless\.csv: .*lack a header row") as info:
+        open_source(str(path))
+    assert "example.com" not in str(info.value)
+
+
+def test_a_headerless_source_does_not_show_its_first_row(tmp_path: Path) -> None:
+    path = tmp_path / "headerless.csv"
+    path.write_bytes(b"john@example.com,+14155551234\njane@example.com,+14155550000\n")
+    with open_source(str(path)) as source:
+        assert "example.com" not in repr(source)
+        with pytest.raises(
+            InputError, match=r"headerless\.csv: no column named like data \(name not shown\)"
+        ) as info:
+            source.batches(["jane@example.com"])
+    assert "example.com" not in str(info.value)
+
+
+def test_ndjson_columns_are_the_union_of_keys_in_first_seen_order(tmp_path: Path) -> None:
+    path = tmp_path / "seg.ndjson"
+    path.write_bytes(
+        b'{"email": "a@example.com"}\n'
+        b'{"phone": "+1 201", "email": "b@example.com"}\n'
+        b'{"device_id": null, "phone": "0044"}\n'
+    )
+    with open_source(str(path)) as source:
+        assert source.columns == ["email", "phone", "device_id"]
+    assert read_all(str(path), ["phone"]) == [
+        {"phone": None},
+        {"phone": "+1 201"},
+        {"phone": "0044"},
+    ]
+
+
+def test_an_ndjson_key_first_seen_after_the_first_chunk_is_an_error_naming_it(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "late.ndjson"
+    path.write_bytes(b'{"email": "a@example.com"}\n' * 50 + b'{"phone": "+1 201"}\n')
+    with open_source(str(path), chunk_bytes=64) as source:
+        assert source.columns == ["email"]
+        with pytest.raises(InputError, match=r"late\.ndjson: no column 'phone' among the keys"):
+            source.batches(["phone"])
+
+
+@pytest.mark.parametrize(
+    ("line", "error"),
+    [
+        pytest.param(b"[1, 2]", r"line 2 is not a JSON object", id="array"),
+        pytest.param(b'{"email": "a@example.com"', r"line 2 is not a JSON object", id="cut"),
+        pytest.param(
+            b'{"email": "j\xf6rg@example.com"}', r"line 2 is not valid UTF-8", id="latin1"
+        ),
+    ],
+)
+def test_a_bad_ndjson_line_in_the_first_chunk_is_named_by_number(
+    tmp_path: Path, line: bytes, error: str
+) -> None:
+    path = tmp_path / "bad.ndjson"
+    path.write_bytes(b'{"email": "b@example.com"}\n' + line + b"\n")
+    with pytest.raises(InputError, match=rf"bad\.ndjson: {error}") as info:
+        open_source(str(path))
+    assert "example.com" not in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("name", "data"),
+    [
+        pytest.param("a@example.com", True, id="email"),
+        pytest.param(" John.Doe@Example.COM ", True, id="padded-email"),
+        pytest.param("+1 (201) 555-0123", True, id="phone-punctuated"),
+        pytest.param("0044 7400 123456", True, id="phone-spaced"),
+        pytest.param("tel:+14155551234", True, id="phone-uri"),
+        pytest.param("a" * 64, True, id="sha256-hex"),
+        pytest.param("38400000-8CF0-11BD-B23E-10B96E40000D", True, id="device-uuid"),
+        pytest.param("email", False, id="name"),
+        pytest.param("EMAIL_ID_SHA256", False, id="hashed-name"),
+        pytest.param("phone_2", False, id="numbered-name"),
+        pytest.param("signup_20240101", False, id="dated-name"),
+        pytest.param("2024", False, id="year"),
+        pytest.param("", False, id="empty"),
+        pytest.param("a" * 63, False, id="not-quite-a-hash"),
+    ],
+)
+def test_looks_like_data(name: str, data: bool) -> None:
+    assert sources.looks_like_data(name) is data
+
+
+_PIECES = [b'"', b",", b"\t", b"\n", b"\r", b"\r\n", b"\xef\xbb\xbf", b"\xff", b" ", b"email"]
+_PIECES += [b"pii@example.com", b"{", b"}", b":", b"[", b"1"]
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    content=st.lists(st.sampled_from(_PIECES), max_size=40).map(b"".join),
+    name=st.sampled_from(["in.csv", "in.tsv", "in.ndjson", "in.csv.gz"]),
+)
+def test_any_bytes_read_or_fail_as_input_errors_that_quote_nothing(
+    content: bytes, name: str
+) -> None:
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / name
+        path.write_bytes(gzip.compress(content) if name.endswith(".gz") else content)
+        error = read_everything_or_error(path)
+    assert error is None or "example.com" not in str(error)
+
+
+def read_everything_or_error(path: Path) -> InputError | None:
+    try:
+        with open_source(str(path), chunk_bytes=8) as source:
+            for batch in source.batches(source.columns):
+                assert batch.columns == list(dict.fromkeys(source.columns))
+    except InputError as exc:
+        return exc
+    return None
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    values=st.lists(st.text(alphabet='a"\n\r, @1', max_size=8), min_size=1, max_size=30),
+    chunk_bytes=st.integers(min_value=1, max_value=64),
+)
+def test_any_chunk_size_reads_what_polars_wrote(values: list[str], chunk_bytes: int) -> None:
+    frame = pl.DataFrame({"email": values, "note": values[::-1]})
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "seg.csv"
+        frame.write_csv(path, quote_style="non_numeric")
+        with open_source(str(path), chunk_bytes=chunk_bytes) as source:
+            read = pl.concat(list(source.batches(["note", "email"])))
+    assert read.equals(frame.select("note", "email"))

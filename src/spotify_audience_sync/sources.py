@@ -3,7 +3,13 @@
 The only module that reads input. Text formats are read through our own chunker instead of a
 memory map, so peak memory is set by the chunk size, not the file size, and the same code serves
 files, gzip streams and stdin. Every column is read as text: a phone's leading zero or ``+``
-must survive until the identifier rules see it. Errors name the file and never quote a value.
+must survive until the identifier rules see it. Errors name the file and never quote a value,
+and name a column only when its name does not look like a value (:func:`looks_like_data`).
+
+CSV and TSV columns are selected by position: polars sees a header we write (``c0,c1,...``),
+never the file's own, so spaces after commas, quoting or odd names cannot confuse it. NDJSON
+columns are the keys found in the first chunk (``chunk_bytes``, completed to a line end), in
+first-seen order; a key that first appears later is not offered, and asking for it is an error.
 """
 
 from __future__ import annotations
@@ -11,6 +17,8 @@ from __future__ import annotations
 import csv
 import gzip
 import io
+import json
+import re
 import sys
 import zlib
 from collections.abc import Iterator
@@ -22,12 +30,20 @@ import polars as pl
 
 from spotify_audience_sync.errors import InputError, InputNotFoundError
 
-__all__ = ["DEFAULT_CHUNK_BYTES", "Format", "Source", "detect_format", "open_source"]
+__all__ = [
+    "DEFAULT_CHUNK_BYTES",
+    "Format",
+    "Source",
+    "detect_format",
+    "looks_like_data",
+    "open_source",
+]
 
 Format = Literal["auto", "csv", "tsv", "ndjson", "parquet"]
 
 DEFAULT_CHUNK_BYTES = 4 * 1024 * 1024
 _MAX_RECORD_BYTES = 64 * 1024 * 1024  # one CSV record (quoted newlines included) at most
+_MAX_HEADER_BYTES = 1024 * 1024  # a header row longer than this is not a header row
 _GZIP_MAGIC = b"\x1f\x8b"
 _BOM = b"\xef\xbb\xbf"
 _SUFFIXES: dict[str, Format] = {
@@ -52,13 +68,39 @@ def detect_format(path: str, fmt: Format = "auto") -> Format:
     return _SUFFIXES.get(suffixes[-1], "csv") if suffixes else "csv"
 
 
+_HEX64 = re.compile(r"[0-9a-fA-F]{64}")
+_UUID = re.compile(r"[0-9a-fA-F]{8}(?:-[0-9a-fA-F]{4}){3}-[0-9a-fA-F]{12}")
+
+
+def looks_like_data(name: str) -> bool:
+    """Whether a column name looks like an identifier value rather than a name.
+
+    A file without a header row has its first record read as the column names, so a message
+    listing them would leak an email or phone number. True for text containing ``@``, a SHA-256
+    hex digest (64 hex characters), a UUID-shaped device ID, and text of at least five digits
+    that is mostly digits, ``+``, spaces and punctuation (``+1 (201) 555-0123``). It leans to
+    True: a false positive only keeps a name out of a message.
+    """
+    text = name.strip()
+    if "@" in text or _HEX64.fullmatch(text) or _UUID.fullmatch(text):
+        return True
+    digits = sum(c.isdigit() for c in text)
+    filler = sum(not c.isalnum() for c in text)  # spaces, "+" and punctuation
+    return digits >= 5 and digits + filler >= 0.8 * len(text)
+
+
+def _shown(column: str) -> str:
+    """``column`` quoted for a message, or a stand-in when it looks like data."""
+    return "named like data (name not shown)" if looks_like_data(column) else repr(column)
+
+
 @dataclass
 class Source:
     """An opened input: its display name, its columns, and a way to read them in batches."""
 
     name: str
     format: Format
-    columns: list[str]
+    columns: list[str] = field(repr=False)  # may be a headerless file's first row: not logged
     _stream: BinaryIO | None = field(default=None, repr=False)
     _header: bytes = field(default=b"", repr=False)
     _prefix: bytes = field(default=b"", repr=False)
@@ -68,11 +110,18 @@ class Source:
     chunk_bytes: int = DEFAULT_CHUNK_BYTES
 
     def batches(self, columns: list[str]) -> Iterator[pl.DataFrame]:
-        """Yield the named columns as text, a bounded batch at a time, in file order."""
+        """Yield the named columns as text, a bounded batch at a time, in file order.
+
+        Raises InputError at once, before reading, when a name is not one of :attr:`columns`.
+        """
+        columns = list(dict.fromkeys(columns))
+        for column in columns:
+            if column not in self.columns:
+                where = " among the keys of the first chunk" if self.format == "ndjson" else ""
+                raise InputError(f"{self.name}: no column {_shown(column)}{where}")
         if self.format == "parquet":
-            yield from self._parquet_batches(columns)
-        else:
-            yield from self._text_batches(columns)
+            return self._parquet_batches(columns)
+        return self._text_batches(columns)
 
     def close(self) -> None:
         """Release the underlying streams (stdin is left open)."""
@@ -118,14 +167,17 @@ class Source:
             missing = [c for c in columns if c not in frame.columns]
             frame = frame.with_columns(pl.lit(None, pl.String).alias(c) for c in missing)
             return frame.select(pl.col(columns).cast(pl.String))
-        return pl.read_csv(
+        # By position, under the header we wrote: the first column of a repeated name wins.
+        fields = [f"c{self.columns.index(c)}" for c in columns]
+        frame = pl.read_csv(
             io.BytesIO(self._header + chunk),
-            columns=columns,
+            columns=fields,
             separator="\t" if self.format == "tsv" else ",",
             infer_schema=False,
             encoding="utf8",
             raise_if_empty=False,
         )
+        return frame.select(pl.col(f).alias(c) for f, c in zip(fields, columns, strict=True))
 
 
 def _parse_error(name: str, fmt: Format, line: int, exc: Exception) -> InputError:
@@ -143,8 +195,13 @@ def _parse_error(name: str, fmt: Format, line: int, exc: Exception) -> InputErro
 def _record_chunks(
     stream: BinaryIO, name: str, size: int, prefix: bytes, *, quoted: bool
 ) -> Iterator[bytes]:
-    """Yield runs of whole records, cutting only at a newline outside double quotes."""
+    """Yield runs of whole records, cutting only at a newline outside double quotes.
+
+    Linear in the input: each byte is counted for quotes a bounded number of times, however
+    far a stray quote makes the cut step back.
+    """
     rest = prefix
+    odd = rest.count(b'"') % 2 == 1  # parity of the quotes in ``rest``
     while True:
         try:
             block = stream.read(size)
@@ -155,19 +212,43 @@ def _record_chunks(
                 yield rest if rest.endswith(b"\n") else rest + b"\n"
             return
         data = rest + block
-        cut = data.rfind(b"\n") + 1
-        # A CSV newline inside quotes is data: an odd quote count before the cut means we are
-        # inside a quoted field, so step back to an earlier newline ("" escapes keep parity).
-        while quoted and cut and data.count(b'"', 0, cut) % 2:
-            cut = data.rfind(b"\n", 0, cut - 1) + 1
+        if quoted:
+            # data[:cut] holds an even number of quotes, so the rest has the parity of data.
+            cut, odd = _last_record_end(data, len(rest), odd)
+        else:
+            cut = data.rfind(b"\n") + 1
         if cut:
             yield data[:cut]
-        elif len(data) > _MAX_RECORD_BYTES:
-            raise InputError(
-                f"{name}: a record runs past {_MAX_RECORD_BYTES >> 20} MiB without ending "
-                "(an unclosed double quote?)"
-            )
         rest = data[cut:]
+        if len(rest) > _MAX_RECORD_BYTES:
+            why = " (an unclosed double quote?)" if quoted else ""
+            raise InputError(
+                f"{name}: a record runs past {_MAX_RECORD_BYTES >> 20} MiB without ending{why}"
+            )
+
+
+def _last_record_end(data: bytes, start: int, odd: bool) -> tuple[int, bool]:
+    """Just past the last newline at or after ``start`` outside double quotes (0 if none),
+    and the parity of all the quotes in ``data``.
+
+    ``odd`` is the parity of the quotes in ``data[:start]``, where no newline ends a record
+    (``start`` is the length of the unfinished record carried over). A CSV newline inside
+    quotes is data, so while the quotes before a candidate are odd, step back to the newline
+    before it, taking that line's quotes off a running parity ("" escapes keep the parity).
+    """
+    end = data.rfind(b"\n", start) + 1
+    head = max(end, start)
+    inside = odd ^ (data.count(b'"', start, head) % 2 == 1)  # the parity before ``end``
+    total = inside ^ (data.count(b'"', head) % 2 == 1)
+    if not end:
+        return 0, total
+    while inside:
+        before = data.rfind(b"\n", start, end - 1) + 1
+        if not before:
+            return 0, total
+        inside ^= data.count(b'"', before, end) % 2 == 1
+        end = before
+    return end, total
 
 
 def _open_stream(path: str) -> tuple[BinaryIO, BinaryIO, str]:
@@ -219,39 +300,88 @@ def open_source(
 
 
 def _open_delimited(stream: BinaryIO, name: str, kind: Format, chunk_bytes: int) -> Source:
+    delimiter = "\t" if kind == "tsv" else ","
+    columns = _read_header(stream, name, delimiter)
+    header = delimiter.join(f"c{i}" for i in range(len(columns))).encode() + b"\n"
+    return Source(name, kind, columns, _stream=stream, _header=header, chunk_bytes=chunk_bytes)
+
+
+def _read_header(stream: BinaryIO, name: str, delimiter: str) -> list[str]:
+    """The header row's column names, stripped; InputError if it is not a usable header."""
     try:
-        header = stream.readline()
+        header = stream.readline(_MAX_HEADER_BYTES + 1)
     except (OSError, EOFError, zlib.error) as exc:  # e.g. a truncated or corrupt gzip stream
         raise InputError(f"{name}: cannot be read ({type(exc).__name__})") from exc
     header = header.removeprefix(_BOM)
     if not header.strip():
         raise InputError(f"{name}: is empty (expected a header row naming the columns)")
+    body = header.rstrip(b"\r\n")
+    if b"\r" in body:
+        if not header.endswith(b"\n"):
+            raise InputError(f"{name}: line ends are CR only (old Mac format); convert to LF")
+        raise InputError(f"{name}: the header row has a stray carriage return (CR) inside it")
+    if len(header) > _MAX_HEADER_BYTES:
+        raise InputError(f"{name}: the header row runs past {_MAX_HEADER_BYTES >> 20} MiB")
+    if body.count(b'"') % 2:
+        raise InputError(
+            f"{name}: the header row has an unclosed double quote (a column name cannot span lines)"
+        )
     try:
-        text = header.decode("utf-8")
+        text = body.decode("utf-8")
     except UnicodeDecodeError:
         raise InputError(f"{name}: header row is not valid UTF-8") from None
-    delimiter = "\t" if kind == "tsv" else ","
-    columns = next(csv.reader([text], delimiter=delimiter))
-    columns = [c.strip() for c in columns]
-    if not header.endswith(b"\n"):
-        header += b"\n"
-    return Source(name, kind, columns, _stream=stream, _header=header, chunk_bytes=chunk_bytes)
+    try:
+        columns = [
+            c.strip() for c in next(csv.reader([text], delimiter=delimiter, skipinitialspace=True))
+        ]
+    except csv.Error:
+        raise InputError(f"{name}: the header row is not valid CSV") from None
+    first: dict[str, int] = {}
+    for number, column in enumerate(columns, 1):
+        if column and first.setdefault(column, number) != number:
+            if looks_like_data(column):
+                raise InputError(
+                    f"{name}: columns {first[column]} and {number} of the first row hold the "
+                    "same value, which looks like data: does the file lack a header row?"
+                )
+            raise InputError(
+                f"{name}: the header row names column {column!r} twice "
+                f"(columns {first[column]} and {number}); rename one"
+            )
+    return columns
 
 
 def _open_ndjson(stream: BinaryIO, name: str, chunk_bytes: int) -> Source:
-    """Column names come from the first object; later objects may lack some keys (nulls)."""
+    """Columns are the keys of the first chunk's objects, in first-seen order (see above)."""
     try:
-        line = stream.readline()
+        head = stream.read(chunk_bytes)
+        if head and not head.endswith(b"\n"):
+            head += stream.readline(_MAX_RECORD_BYTES)
     except (OSError, EOFError, zlib.error) as exc:
         raise InputError(f"{name}: cannot be read ({type(exc).__name__})") from exc
-    line = line.removeprefix(_BOM)
-    if not line.strip():
+    head = head.removeprefix(_BOM)
+    if not head.strip():
         raise InputError(f"{name}: is empty (expected one JSON object per line)")
-    try:
-        columns = pl.read_ndjson(io.BytesIO(line)).columns
-    except pl.exceptions.PolarsError:
-        raise InputError(f"{name}: line 1 is not a JSON object") from None
-    return Source(name, "ndjson", columns, _stream=stream, _prefix=line, chunk_bytes=chunk_bytes)
+    columns = _ndjson_keys(head, name)
+    return Source(name, "ndjson", columns, _stream=stream, _prefix=head, chunk_bytes=chunk_bytes)
+
+
+def _ndjson_keys(head: bytes, name: str) -> list[str]:
+    """The union of the keys of the objects in ``head``, in first-seen order."""
+    keys: dict[str, None] = {}
+    for number, line in enumerate(head.split(b"\n"), 1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except UnicodeDecodeError:
+            raise InputError(f"{name}: line {number} is not valid UTF-8") from None
+        except ValueError:
+            record = None
+        if not isinstance(record, dict):
+            raise InputError(f"{name}: line {number} is not a JSON object")
+        keys.update(dict.fromkeys(record))
+    return list(keys)
 
 
 def _open_parquet(path: str) -> Source:
