@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import re
 import time
 from collections import deque
 from collections.abc import Callable, Iterator, Mapping
@@ -40,7 +39,7 @@ from spotify_audience_sync.identifiers import (
     status_column,
 )
 from spotify_audience_sync.report import PrepareReport, TypeCounts
-from spotify_audience_sync.sources import Source
+from spotify_audience_sync.sources import Source, looks_like_data
 from spotify_audience_sync.staging import Stage, partition_payload
 
 __all__ = ["PrepareOptions", "PreparedSegment", "prepare_segment", "resolve_columns"]
@@ -70,14 +69,13 @@ class PrepareOptions:
     workers: int = 2
 
 
-# A header cell that is really a value: a file without a header row makes its first data row
-# the "column names". Such names are shown by position only, never as text.
-_DATA_LIKE = re.compile(r"@|^\s*[0-9a-fA-F]{64}\s*$|^[\s\d+().\-/]{6,}$")
-
-
 def column_label(name: str, position: int) -> str:
-    """How a column may appear in messages and reports: its name, unless that looks like data."""
-    return f"column {position}" if _DATA_LIKE.search(name) else name
+    """How a column may appear in messages and reports: its name, unless that looks like data.
+
+    A file without a header row makes its first data row the "column names": such names are
+    shown by position only, never as text.
+    """
+    return f"column {position}" if looks_like_data(name) else name
 
 
 def _listing(columns: list[str]) -> str:
@@ -89,7 +87,7 @@ def _listing(columns: list[str]) -> str:
 
 
 def _header_hint(columns: list[str]) -> str:
-    if any(_DATA_LIKE.search(c) for c in columns):
+    if any(looks_like_data(c) for c in columns):
         return " The first row looks like data, not a header: add a header row naming the columns."
     return ""
 
