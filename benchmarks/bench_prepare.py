@@ -63,14 +63,17 @@ def run_child(argv: list[str]) -> tuple[float, float]:
 
 
 def make_segment(rows: int, phones: bool) -> Path:
-    """Generate (once) a deterministic segment file for this size and shape."""
-    sys.path.insert(0, str(HERE))
-    from segment import generate
+    """Generate (once) a deterministic segment file for this size and shape.
 
+    In a child process: a parent holding the generated frame would inflate every later
+    child's peak RSS (a forked child starts with the parent's resident pages).
+    """
     DATA.mkdir(exist_ok=True)
     path = DATA / f"segment-{rows}-{'mixed' if phones else 'emails'}.csv"
     if not path.exists():
-        generate(rows, seed=11, phones=phones).write_csv(path)
+        command = [sys.executable, str(HERE / "segment.py"), "--rows", str(rows), "--seed", "11"]
+        command += ["-o", str(path)] + ([] if phones else ["--no-phones"])
+        subprocess.run(command, check=True)
     return path
 
 

@@ -38,7 +38,7 @@ def _phone_table() -> pl.DataFrame:
         nsn = str(example.national_number)
         prefix = phonenumbers.country_mobile_token(example.country_code)  # often empty
         trunk = "0" if region not in {"US", "MX", "BR"} else ""
-        rows.append((region, str(example.country_code), nsn[:-4], prefix, trunk))
+        rows.append((region, str(example.country_code), nsn[:-6], prefix, trunk))
     return pl.DataFrame(rows, schema=["region", "cc", "head", "token", "trunk"], orient="row")
 
 
@@ -90,7 +90,9 @@ def generate(
         cc = pl.lit(table["cc"]).get(k.cast(pl.Int64))
         head = pl.lit(table["head"]).get(k.cast(pl.Int64))
         trunk = pl.lit(table["trunk"]).get(k.cast(pl.Int64))
-        tail = (pl.col("person") * 7919 % 10_000).cast(pl.String).str.zfill(4)
+        # Six varying digits: phone strings are as diverse as real ones (most are distinct),
+        # and a share of them fall outside the region's valid ranges, as in real exports.
+        tail = (pl.col("person") * 7919 % 1_000_000).cast(pl.String).str.zfill(6)
         nsn = pl.concat_str(head, tail)
         style = (pl.col("noise") // 5) % 4
         phone = (
@@ -116,7 +118,7 @@ def generate(
             pl.when(pl.col("junk").is_between(100, 139))
             .then(pl.lit(""))
             .when(pl.col("junk").is_between(140, 159))
-            .then(pl.format("555-{}", tail))  # too short
+            .then(pl.format("555-{}", tail.str.slice(0, 4)))  # too short
             .when(pl.col("junk").is_between(160, 169))
             .then(pl.lit("n/a"))
             .otherwise(phone)
