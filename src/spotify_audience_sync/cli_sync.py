@@ -8,6 +8,7 @@ matched nobody), 5 still PROCESSING when --wait-timeout ran out (the upload itse
 from __future__ import annotations
 
 import tempfile
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -117,10 +118,18 @@ def run_sync(
             )
         segment = prepared
 
+        seen: dict[str, Any] = {}
+
         def events(name: str, fields: dict[str, Any]) -> None:
             out.event(name, **fields)
             if name == "prepared":  # exact counts are known: show them before anything is sent
                 out.summary(segment.report.summary())
+            elif name in ("created", "replaced"):
+                seen["since"] = time.monotonic()
+            elif name == "status" and fields.get("status") != seen.get("status"):
+                seen["status"] = fields.get("status")  # people see each change while waiting
+                waited = time.monotonic() - seen.get("since", time.monotonic())
+                out.summary(f"  processing: {seen['status']} after {waited:.0f} s")
 
         with prepared, AdsClient.from_settings(settings, tokens) as client:
             mirror(
