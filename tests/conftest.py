@@ -123,6 +123,18 @@ def sandbox() -> Iterator[Sandbox]:
         yield running
 
 
+@pytest.fixture
+def env(sandbox: Sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Sandbox:
+    """Point every SPOTIFY_ADS_* setting at the in-thread sandbox, in an empty directory."""
+    for key, value in sandbox.env().items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.setenv("SPOTIFY_ADS_REFRESH_TOKEN", str(sandbox.mint_tokens()["refresh_token"]))
+    monkeypatch.setenv("SPOTIFY_ADS_TOKEN_STORE", str(tmp_path / "tokens.json"))
+    monkeypatch.setenv("SPOTIFY_ADS_STATE_DIR", str(tmp_path / "state"))
+    monkeypatch.chdir(tmp_path)  # no stray .env
+    return sandbox
+
+
 @dataclass
 class FakeClock:
     """Frozen time that only moves when told to, or when code under test 'sleeps'."""

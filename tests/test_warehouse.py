@@ -161,20 +161,14 @@ def test_a_query_prepares_to_the_same_bytes_as_its_csv_export(
 
 
 @pytest.fixture
-def env(sandbox: Sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Sandbox:
-    """Every SPOTIFY_ADS_* setting pointed at the in-thread sandbox and at PostgreSQL."""
-    for key, value in sandbox.env().items():
-        monkeypatch.setenv(key, value)
-    monkeypatch.setenv("SPOTIFY_ADS_REFRESH_TOKEN", str(sandbox.mint_tokens()["refresh_token"]))
-    monkeypatch.setenv("SPOTIFY_ADS_TOKEN_STORE", str(tmp_path / "tokens.json"))
-    monkeypatch.setenv("SPOTIFY_ADS_STATE_DIR", str(tmp_path / "state"))
+def pg_env(env: Sandbox, monkeypatch: pytest.MonkeyPatch) -> Sandbox:
+    """The sandbox settings (conftest's ``env``) plus PostgreSQL as the database."""
     monkeypatch.setenv("SPOTIFY_ADS_DATABASE_URL", PG_URL)
-    monkeypatch.chdir(tmp_path)  # no stray .env
-    return sandbox
+    return env
 
 
 def test_sync_of_a_query_makes_the_audience_hold_exactly_the_expected_hashes(
-    env: Sandbox, query: str, exported: Path, tmp_path: Path
+    pg_env: Sandbox, query: str, exported: Path, tmp_path: Path
 ) -> None:
     report = tmp_path / "report.json"
     result = CliRunner().invoke(
@@ -185,7 +179,7 @@ def test_sync_of_a_query_makes_the_audience_hold_exactly_the_expected_hashes(
     assert data["sync"]["action"] == "created"
     assert data["prepare"]["rows_read"] == PEOPLE - PEOPLE // 10
 
-    members = env.membership(data["sync"]["audience_id"])
+    members = pg_env.membership(data["sync"]["audience_id"])
     expected = expected_members(exported)
     assert len(members) == len(set(members))  # each identifier once
     received = set(members)
