@@ -261,6 +261,23 @@ def session(tmp_path: Path, sandbox: Sandbox) -> Iterator[OAuthSession]:
     oauth.close()
 
 
+def sync_with_session(
+    sandbox: Sandbox, session: OAuthSession, path: Path, store: StateStore, uploader: Any
+) -> Any:
+    """A sync whose client refreshes tokens for real (unlike the StaticToken fixture)."""
+    with (
+        AdsClient(
+            base_url=sandbox.api_base_url, ad_account_id=sandbox.ad_account_id, tokens=session
+        ) as ads,
+        open_source(str(path)) as source,
+        prepare_segment(source) as prepared,
+    ):
+        options = SyncOptions(
+            ad_account_id=sandbox.ad_account_id, audience_name=NAME, poll_interval=0.02
+        )
+        return mirror(prepared, ads, options, uploader=uploader, store=store)
+
+
 def test_expired_token_mid_sequence_is_refreshed(
     tmp_path: Path, sandbox: Sandbox, store: StateStore, session: OAuthSession
 ) -> None:
@@ -272,17 +289,7 @@ def test_expired_token_mid_sequence_is_refreshed(
         expired["n"] += 1
         return upload_file(*args, **kwargs)
 
-    with (
-        AdsClient(
-            base_url=sandbox.api_base_url, ad_account_id=sandbox.ad_account_id, tokens=session
-        ) as ads,
-        open_source(str(path)) as source,
-        prepare_segment(source) as prepared,
-    ):
-        options = SyncOptions(
-            ad_account_id=sandbox.ad_account_id, audience_name=NAME, poll_interval=0.02
-        )
-        report = mirror(prepared, ads, options, uploader=expire_then_upload, store=store)
+    report = sync_with_session(sandbox, session, path, store, expire_then_upload)
     assert expired["n"] == 1
     assert report.status == "BOOKABLE"
 
@@ -312,17 +319,7 @@ def test_token_refused_at_the_upload_url_call_is_refreshed_once(
     session.access_token()  # holds a token the sandbox is about to forget
     path = write_segment(tmp_path / "seg.csv", range(1200))
     sandbox.add_faults(FaultRule(route="createUploadUrl", status=401))
-    with (
-        AdsClient(
-            base_url=sandbox.api_base_url, ad_account_id=sandbox.ad_account_id, tokens=session
-        ) as ads,
-        open_source(str(path)) as source,
-        prepare_segment(source) as prepared,
-    ):
-        options = SyncOptions(
-            ad_account_id=sandbox.ad_account_id, audience_name=NAME, poll_interval=0.02
-        )
-        report = mirror(prepared, ads, options, uploader=upload_file, store=store)
+    report = sync_with_session(sandbox, session, path, store, upload_file)
     assert report.action == "created"
     assert set(sandbox.membership(report.audience_id)) == expected(range(1200))
 
