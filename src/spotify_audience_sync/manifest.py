@@ -11,10 +11,6 @@ two equal, so neither can drift from the code.
 
 from __future__ import annotations
 
-import ast
-import inspect
-import itertools
-import textwrap
 from typing import Any
 
 import click
@@ -44,30 +40,6 @@ REQUIRED_SETTINGS = ("client_id", "client_secret", "ad_account_id")
 
 SYNC_MODES = ("mirror",)
 
-# Descriptions of settings that carry no attribute docstring in settings.py. A docstring there,
-# when one is added, takes precedence; a test fails if a setting has neither.
-_FIELD_HELP: dict[str, str] = {
-    "client_id": "Spotify app client id.",
-    "client_secret": "Spotify app client secret.",
-    "ad_account_id": "The ad account (a UUID) whose audiences are synced.",
-    "api_base_url": "Ads API base URL (point it at the sandbox to rehearse).",
-    "authorize_url": "OAuth authorize endpoint.",
-    "token_url": "OAuth token endpoint.",
-    "token_store": (
-        "Where tokens are kept (mode 0600). Default: the user config dir's "
-        "spotify-audience-sync/tokens.json; /data/tokens.json in the container image."
-    ),
-    "gmail_canonical": "Drop dots and +suffixes in gmail.com / googlemail.com local parts.",
-    "phone_validation": (
-        "Keep phone numbers libphonenumber calls valid, or merely possible (length-plausible)."
-    ),
-    "layout": "type-value: one 'type,value' row per identifier; wide: one column per type.",
-    "state_dir": (
-        "Where sync state and per-audience locks live. Default: the user data dir's "
-        "spotify-audience-sync/state; /data/state in the container image."
-    ),
-}
-
 # The two sync outcomes that are not errors (cli_sync.EXIT_EMPTY, cli_sync.EXIT_STILL_PROCESSING).
 _OUTCOME_CODES: dict[str, str] = {
     "EXIT_EMPTY": "synced, but Spotify matched none of the identifiers (the audience is EMPTY)",
@@ -78,38 +50,16 @@ _OUTCOME_CODES: dict[str, str] = {
 }
 
 
-def _attribute_docstrings(cls: type) -> dict[str, str]:
-    """``field: type = ...`` followed by a string literal → {field: that string}."""
-    try:
-        tree = ast.parse(textwrap.dedent(inspect.getsource(cls)))
-    except (OSError, TypeError, SyntaxError):  # no source (frozen app): fall back to _FIELD_HELP
-        return {}
-    body = tree.body[0].body if tree.body and isinstance(tree.body[0], ast.ClassDef) else []
-    found: dict[str, str] = {}
-    for node, following in itertools.pairwise(body):
-        if (
-            isinstance(node, ast.AnnAssign)
-            and isinstance(node.target, ast.Name)
-            and isinstance(following, ast.Expr)
-            and isinstance(following.value, ast.Constant)
-            and isinstance(following.value.value, str)
-        ):
-            found[node.target.id] = inspect.cleandoc(following.value.value)
-    return found
-
-
 def settings_schema() -> dict[str, Any]:
     """JSON Schema of :class:`Settings`: env var per property, secrets ``writeOnly``."""
     from pydantic import SecretStr
 
     from spotify_audience_sync.settings import ENV_PREFIX, Settings, env_name
 
-    schema = Settings.model_json_schema()
-    docstrings = _attribute_docstrings(Settings)
+    schema = Settings.model_json_schema()  # descriptions: the attribute docstrings
     for name, prop in schema["properties"].items():
-        description = docstrings.get(name) or _FIELD_HELP.get(name)
-        if description:
-            prop["description"] = description
+        if "description" in prop:
+            prop["description"] = " ".join(prop["description"].split())
         prop["x-env-var"] = env_name(name)
         annotation = Settings.model_fields[name].annotation
         if annotation is SecretStr or SecretStr in getattr(annotation, "__args__", ()):

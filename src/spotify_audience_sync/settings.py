@@ -56,29 +56,41 @@ class Settings(BaseSettings):
         env_file_encoding="utf-8",
         extra="ignore",
         validate_default=True,
+        use_attribute_docstrings=True,  # the docstrings below are the settings' documentation
     )
 
     # --- Spotify app credentials and the ad account ---------------------------------------
     client_id: str | None = Field(default=None, min_length=1)
+    """Spotify app client id."""
     client_secret: SecretStr | None = None
+    """Spotify app client secret."""
     refresh_token: SecretStr | None = None
     """For headless runs (containers, CI) that cannot do the browser login."""
     ad_account_id: UUID | None = None
+    """The ad account (a UUID) whose audiences are synced."""
 
     # --- Endpoints (point them at the sandbox to rehearse) ---------------------------------
     api_base_url: str = DEFAULT_API_BASE_URL
+    """Ads API base URL (point it at the sandbox to rehearse)."""
     authorize_url: str = DEFAULT_AUTHORIZE_URL
+    """OAuth authorize endpoint."""
     token_url: str = DEFAULT_TOKEN_URL
+    """OAuth token endpoint."""
 
     # --- Local state ------------------------------------------------------------------------
     token_store: Path = Field(default_factory=default_token_store)
+    """Where tokens are kept (mode 0600). Default: the user config dir's
+    spotify-audience-sync/tokens.json; /data/tokens.json in the container image."""
 
     # --- Identifier pipeline (flags of `prepare` and `sync` override these) ----------------
     default_region: str = "US"
     """ISO 3166 alpha-2 region for phone numbers written without a country code."""
     gmail_canonical: bool = False
+    """Drop dots and +suffixes in gmail.com / googlemail.com local parts."""
     phone_validation: Literal["valid", "possible"] = "valid"
+    """Keep phone numbers libphonenumber calls valid, or merely possible (length-plausible)."""
     layout: Literal["type-value", "wide"] = "type-value"
+    """type-value: one 'type,value' row per identifier; wide: one column per type."""
     temp_dir: Path | None = None
     """Where hashed identifiers are staged for deduplication (default: the system temp dir)."""
     database_url: SecretStr | None = None
@@ -89,6 +101,8 @@ class Settings(BaseSettings):
 
     # --- Sync ---------------------------------------------------------------------------------
     state_dir: Path = Field(default_factory=default_state_dir)
+    """Where sync state and per-audience locks live. Default: the user data dir's
+    spotify-audience-sync/state; /data/state in the container image."""
     upload_chunk_size: int = Field(default=8 * 1024 * 1024, ge=256 * 1024)
     """Bytes per upload request; a multiple of 256 KiB (GCS's rule)."""
     wait_timeout: float = Field(default=3600.0, ge=0)
