@@ -60,16 +60,36 @@ class Group(click.Group):
         try:
             return super().invoke(ctx)
         except SyncError as exc:
-            click.echo(f"error: {exc}", err=True)
-            output: Output | None = ctx.obj  # set by make_output, when a command made one
-            if output is not None:
-                output.error(type(exc).__name__, str(exc), exc.exit_code)
-            ctx.exit(exc.exit_code)
+            self._fail(ctx, type(exc).__name__, str(exc), exc.exit_code)
+        except (click.ClickException, click.exceptions.Exit, click.Abort):
+            raise
+        except Exception as exc:  # a bug: its message may quote data, so it is not printed
+            if ctx.params.get("debug"):
+                raise
+            message = (
+                f"internal error ({type(exc).__name__}); details are withheld because they may "
+                "contain data. Rerun with --debug for the traceback, and please report it."
+            )
+            self._fail(ctx, type(exc).__name__, message, 1)
+
+    @staticmethod
+    def _fail(ctx: click.Context, kind: str, message: str, code: int) -> None:
+        click.echo(f"error: {message}", err=True)
+        output: Output | None = ctx.obj  # set by make_output, when a command made one
+        if output is not None:
+            output.error(kind, message, code)
+        ctx.exit(code)
 
 
 @click.group(cls=Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="spotify-audience-sync")
-def main() -> None:
+@click.option(
+    "--debug",
+    is_flag=True,
+    hidden=True,
+    help="Show the traceback of an unexpected error (it may contain data: never in production).",
+)
+def main(debug: bool) -> None:
     """Keep a Spotify Ads Manager customer-list audience equal to a segment of your data."""
 
 
