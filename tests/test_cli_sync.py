@@ -203,3 +203,13 @@ def test_json_errors_are_json_lines_too(env: Sandbox, tmp_path: Path) -> None:
     assert last["event"] == "error"
     assert last["error"] == "SafetyError"
     assert last["exit_code"] == 4
+
+
+def test_demo_without_fixtures_rehearses_on_a_generated_segment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)  # as in the container: no fixtures/ here
+    result = CliRunner().invoke(main, ["demo", "--processing-delay", "0.05"])
+    assert result.exit_code == 0, result.stderr
+    assert "synthetic-segment.csv" in result.stderr
+    assert "created" in result.stderr

@@ -157,6 +157,15 @@ def run_sync(
     return code, report
 
 
+def _synthetic_segment(directory: Path) -> str:
+    """A made-up segment (no one's data) for rehearsals where fixtures/ is not at hand."""
+    from spotify_audience_sync.sandbox.segment import generate
+
+    path = directory / "synthetic-segment.csv"
+    generate(3000, seed=7, device_ids=True).write_csv(path)
+    return str(path)
+
+
 def _result(prepared: PreparedSegment | None, report: SyncReport) -> dict[str, Any]:
     """The JSON report: what was prepared and what the sync did (counts and ids only)."""
     return {
@@ -245,14 +254,15 @@ def sync(
 
 
 @click.command()
-@click.argument("input_path", metavar="[INPUT]", required=False, default=str(FIXTURE))
+@click.argument("input_path", metavar="[INPUT]", required=False)
 @click.option("--processing-delay", type=float, default=1.0, show_default=True, hidden=True)
-def demo(input_path: str, processing_delay: float) -> None:
+def demo(input_path: str | None, processing_delay: float) -> None:
     """Rehearse a sync end to end against a local sandbox started for it (no credentials).
 
-    Syncs INPUT [default: fixtures/segment.csv] to a new audience, waits for it to become
-    BOOKABLE, checks the sandbox received exactly the prepared rows, then syncs again to show
-    that an unchanged segment is skipped.
+    Syncs INPUT [default: fixtures/segment.csv, or a generated synthetic segment of 3,000 rows
+    where there is no such file, as in the container] to a new audience, waits for it to
+    become BOOKABLE, checks the sandbox received exactly the prepared rows, then syncs again
+    to show that an unchanged segment is skipped.
     """
     from spotify_audience_sync.output import Output
     from spotify_audience_sync.sandbox import run_sandbox
@@ -279,6 +289,8 @@ def demo(input_path: str, processing_delay: float) -> None:
             state_dir=Path(home) / "state",
             wait_timeout=60.0,
         )
+        if input_path is None:
+            input_path = str(FIXTURE) if FIXTURE.exists() else _synthetic_segment(Path(home))
         click.echo(f"sandbox listening on {sandbox.base_url}; syncing {input_path}", err=True)
         flags: dict[str, Any] = {"audience_name": DEMO_AUDIENCE, "description": "demo segment"}
         code, report = run_sync(settings, input_path, "auto", flags, report_path=None, out=out)
