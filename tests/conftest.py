@@ -135,6 +135,20 @@ def env(sandbox: Sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Sa
     return sandbox
 
 
+def load_script(name: str) -> Any:
+    """A module from ``scripts/`` (not a package), loaded by path for the tests that check it."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "scripts" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(name, path)
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 @dataclass
 class FakeClock:
     """Frozen time that only moves when told to, or when code under test 'sleeps'."""

@@ -42,16 +42,11 @@ def test_connector_yaml_agrees_with_spec(manifest: dict[str, Any]) -> None:
 
 
 def test_connector_yaml_is_exactly_what_the_script_writes() -> None:
-    import importlib.util
+    from conftest import load_script
 
-    loaded = importlib.util.spec_from_file_location(
-        "write_connector_yaml", ROOT / "scripts" / "write_connector_yaml.py"
-    )
-    assert loaded is not None
-    assert loaded.loader is not None
-    module = importlib.util.module_from_spec(loaded)
-    loaded.loader.exec_module(module)
-    assert module.render() == CONNECTOR_YAML.read_text(encoding="utf-8"), REGENERATE
+    assert load_script("write_connector_yaml").render() == CONNECTOR_YAML.read_text(
+        encoding="utf-8"
+    ), REGENERATE
 
 
 def test_manifest_names_the_version_image_and_mirror_mode(manifest: dict[str, Any]) -> None:

@@ -2,31 +2,20 @@
 
 from __future__ import annotations
 
-import importlib.util
 import re
 from pathlib import Path
 
 import click
 
+from conftest import load_script
 from spotify_audience_sync.cli import main
 
 ROOT = Path(__file__).resolve().parents[1]
 README = (ROOT / "README.md").read_text(encoding="utf-8")
 
 
-def _readme_help() -> object:
-    spec = importlib.util.spec_from_file_location(
-        "readme_help", ROOT / "scripts" / "readme_help.py"
-    )
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_help_blocks_are_current() -> None:
-    module = _readme_help()
+    module = load_script("readme_help")
     fresh = module.render(README)  # type: ignore[attr-defined]
     assert fresh == README, (
         "README --help blocks are stale: run `uv run python scripts/readme_help.py`"
