@@ -12,11 +12,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from spotify_audience_sync.encode import (
+    Block,
     deduplicate,
     encode_records,
+    groups,
     header,
     record_width,
-    to_records,
+    to_blocks,
     written_per_type,
 )
 from spotify_audience_sync.identifiers import (
@@ -34,8 +36,17 @@ def sha(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def record(lead: int, *hexes: str) -> np.ndarray:
+def digest_records(*hexes: str) -> np.ndarray:
+    """type-value records: one 64-character digest each."""
+    return np.frombuffer("".join(hexes).encode(), dtype=np.uint8).reshape(-1, 64)
+
+
+def wide_record(lead: int, *hexes: str) -> np.ndarray:
     return np.frombuffer(bytes([lead]) + "".join(hexes).encode(), dtype=np.uint8)
+
+
+def text_of(records: np.ndarray) -> list[str]:
+    return [bytes(r).decode() for r in records]
 
 
 def frame(**columns: list[str | None]) -> pl.DataFrame:
@@ -47,15 +58,13 @@ def frame(**columns: list[str | None]) -> pl.DataFrame:
     return pl.DataFrame(data, schema=dict.fromkeys(data, pl.String))
 
 
-def test_type_value_records_carry_type_and_digest_and_partition_by_first_byte() -> None:
+def test_type_value_blocks_group_by_type_and_partition_by_first_byte() -> None:
     a, b = sha("a@example.com"), sha("+12015550123")
-    records, partitions = to_records(
-        frame(email=[a, None], phone=[b, b]), "type-value", [EMAIL, PHONE]
-    )
-    assert records.shape == (3, record_width("type-value", [EMAIL, PHONE]))
-    assert [bytes(r).decode("latin-1")[1:] for r in records] == [a, b, b]
-    assert list(records[:, 0]) == [0, 1, 1]
-    assert list(partitions) == [int(a[:2], 16), int(b[:2], 16), int(b[:2], 16)]
+    blocks = to_blocks(frame(email=[a, None], phone=[b, b]), "type-value", [EMAIL, PHONE])
+    assert [block.group for block in blocks] == groups("type-value", [EMAIL, PHONE]) == [0, 1]
+    assert [text_of(block.records) for block in blocks] == [[a], [b, b]]
+    assert all(block.records.shape[1] == record_width("type-value", [EMAIL]) for block in blocks)
+    assert [list(block.partitions) for block in blocks] == [[int(a[:2], 16)], [int(b[:2], 16)] * 2]
 
 
 def test_hashed_values_are_hashed_and_prehashed_ones_are_not() -> None:
@@ -65,68 +74,90 @@ def test_hashed_values_are_hashed_and_prehashed_ones_are_not() -> None:
             "email_status": ["hashed", "prehashed", "malformed"],
         }
     )
-    records, _ = to_records(batch, "type-value", [EMAIL])
-    assert [bytes(r[1:]).decode() for r in records] == [sha("a@example.com"), sha("x")]
+    blocks = to_blocks(batch, "type-value", [EMAIL])
+    assert [text for block in blocks for text in text_of(block.records)] == [
+        sha("a@example.com"),
+        sha("x"),
+    ]
+
+
+def test_a_type_with_nothing_accepted_makes_no_block() -> None:
+    batch = pl.DataFrame({"email_value": ["junk", None], "email_status": ["malformed", "empty"]})
+    assert to_blocks(batch, "type-value", [EMAIL]) == []
+    assert to_blocks(batch, "wide", [EMAIL]) == []
 
 
 def test_deduplicate_removes_exact_copies_and_orders_canonically() -> None:
-    digests = [sha(str(i)) for i in range(100)]
-    records = np.stack([record(0, d) for d in digests + digests[:30]])
+    hexes = [sha(str(i)) for i in range(100)]
+    records = digest_records(*hexes, *hexes[:30])
     shuffled = records[np.random.default_rng(1).permutation(len(records))]
     out = deduplicate(shuffled)
-    assert len(out) == 100
+    assert sorted(text_of(out)) == sorted(hexes)
     assert np.array_equal(out, deduplicate(records))
 
 
-def test_deduplicate_keeps_different_records_that_share_a_sort_key() -> None:
-    same_prefix = "ab" * 8  # the 16 hex digits the sort key is made of
-    one, two = same_prefix + "0" * 48, same_prefix + "1" * 48
-    records = np.stack([record(0, one), record(0, two), record(0, one), record(1, one)])
+@pytest.mark.parametrize("shared", [8, 16], ids=["top-key-bits", "whole-key"])
+def test_deduplicate_keeps_different_records_that_share_key_bits(shared: int) -> None:
+    """The sort key is the first 16 hex digits; the fast path compares only its top bits."""
+    prefix = "ab" * (shared // 2)
+    one, two = prefix + "0" * (64 - shared), prefix + "1" * (64 - shared)
+    records = digest_records(one, two, one, two, one)
+    for order in ([0, 1, 2, 3, 4], [4, 3, 2, 1, 0], [1, 0, 3, 2, 4]):
+        out = deduplicate(records[order])
+        assert sorted(text_of(out)) == sorted([one, two])
+        assert np.array_equal(out, deduplicate(records))  # canonical, whatever the order
+
+
+def test_deduplicate_keeps_wide_records_that_differ_after_the_lead_digest() -> None:
+    e, p1 = sha("e"), sha("p1")
+    records = np.stack([wide_record(3, e, p1), wide_record(1, e, "0" * 64), wide_record(3, e, p1)])
     out = deduplicate(records)
     assert sorted(bytes(r) for r in out) == sorted({bytes(r) for r in records})
 
 
 def test_wide_rows_with_one_email_and_several_phones_stay_apart() -> None:
     e, p1, p2 = sha("e"), sha("p1"), sha("p2")
-    records, _ = to_records(frame(email=[e, e, e], phone=[p1, p2, p1]), "wide", [EMAIL, PHONE])
-    out = deduplicate(records)
-    text = encode_records(out, "wide", [EMAIL, PHONE]).decode()
+    [block] = to_blocks(frame(email=[e, e, e], phone=[p1, p2, p1]), "wide", [EMAIL, PHONE])
+    out = deduplicate(block.records)
+    text = encode_records(out, "wide", [EMAIL, PHONE], block.group).decode()
     assert sorted(text.splitlines()) == sorted([f"{e},{p1}", f"{e},{p2}"])
 
 
 def test_wide_empty_cells_and_headers() -> None:
     e, d = sha("e"), sha("d")
     kinds = [EMAIL, PHONE, DEVICE]
-    records, _ = to_records(
+    [block] = to_blocks(
         frame(email=[e, None, None], phone=[None, None, None], device_id=[None, d, None]),
         "wide",
         kinds,
     )
-    assert len(records) == 2  # the row with nothing is dropped
-    text = encode_records(deduplicate(records), "wide", kinds).decode()
+    assert len(block.records) == 2  # the row with nothing is dropped
+    assert block.records.shape[1] == record_width("wide", kinds) == 1 + 3 * 64
+    text = encode_records(deduplicate(block.records), "wide", kinds, 0).decode()
     assert sorted(text.splitlines()) == sorted([f"{e},,", f",,{d}"])
     assert header("wide", kinds) == b"EMAIL_ID_SHA256,PHONE_NUMBER_SHA256,DEVICE_ID_SHA256\n"
-    assert written_per_type(records, "wide", kinds) == {EMAIL: 1, PHONE: 0, DEVICE: 1}
+    assert written_per_type(block.records, "wide", kinds, 0) == {EMAIL: 1, PHONE: 0, DEVICE: 1}
 
 
 def test_type_value_encoding() -> None:
     a, b = sha("a"), sha("b")
-    records = np.stack([record(1, b), record(0, a)])
-    assert encode_records(records, "type-value", [EMAIL, PHONE]) == (
-        f"EMAIL_ID_SHA256,{a}\nPHONE_NUMBER_SHA256,{b}\n".encode()
+    assert encode_records(digest_records(a, b), "type-value", [EMAIL, PHONE], 1) == (
+        f"PHONE_NUMBER_SHA256,{a}\nPHONE_NUMBER_SHA256,{b}\n".encode()
     )
+    assert written_per_type(digest_records(a, b), "type-value", [EMAIL, PHONE], 1) == {PHONE: 2}
     assert header("type-value", [EMAIL]) == b"type,value\n"
 
 
 @pytest.mark.parametrize("size", [0, 1, 1000])
 def test_partition_payload_keeps_every_record_in_its_partition(size: int) -> None:
-    digests = [sha(str(i)) for i in range(size)]
-    records, partitions = to_records(frame(email=digests), "type-value", [EMAIL])
-    payload = partition_payload(records, partitions)
-    assert sum(len(v) for v in payload.values()) == records.nbytes
-    for key, data in payload.items():
-        rows = np.frombuffer(data, np.uint8).reshape(-1, records.shape[1])
-        assert all(int(bytes(r[1:3]).decode(), 16) >> 2 == key for r in rows)
+    hexes = [sha(str(i)) for i in range(size)]
+    blocks = to_blocks(frame(email=hexes), "type-value", [EMAIL])
+    block = blocks[0] if blocks else Block(0, digest_records(), np.empty(0, np.uint8))
+    payload = partition_payload(block.records, block.partitions)
+    assert sum(len(rows) for rows in payload.values()) == size
+    assert sorted(t for rows in payload.values() for t in text_of(rows)) == sorted(hexes)
+    for key, rows in payload.items():
+        assert all(int(t[:2], 16) >> 2 == key for t in text_of(rows))
 
 
 @settings(max_examples=80, deadline=None)
@@ -134,12 +165,14 @@ def test_partition_payload_keeps_every_record_in_its_partition(size: int) -> Non
 def test_the_file_path_hashes_exactly_like_the_rules_and_never_writes_a_raw_value(
     values: list[str | None],
 ) -> None:
-    """The upload file is built by `to_records` (hash all, then fix pre-hashed rows): it must
-    agree with `digests()` row for row and contain nothing but type names and 64-hex values."""
+    """The upload file is built by `to_blocks` (accepted values hashed, pre-hashed ones kept):
+    it must agree with `digests()` and contain nothing but type names and 64-hex values."""
     batch = pl.DataFrame({"v": values}, schema={"v": pl.String})
     normalized = normalize_batch(batch, {EMAIL: "v"}, NormalizeOptions(gmail_canonical=True))
-    records, _ = to_records(normalized, "type-value", [EMAIL])
-    text = encode_records(records, "type-value", [EMAIL]).decode()
+    text = "".join(
+        encode_records(block.records, "type-value", [EMAIL], block.group).decode()
+        for block in to_blocks(normalized, "type-value", [EMAIL])
+    )
     expected_rows = [d for d in digests(normalized, EMAIL).to_list() if d is not None]
-    assert [line.split(",")[1] for line in text.splitlines()] == expected_rows
+    assert sorted(line.split(",")[1] for line in text.splitlines()) == sorted(expected_rows)
     assert all(re.fullmatch(r"EMAIL_ID_SHA256,[0-9a-f]{64}", line) for line in text.splitlines())

@@ -14,7 +14,7 @@ import phonenumbers
 import polars as pl
 import pytest
 
-from spotify_audience_sync.encode import Layout, encode_records, to_records
+from spotify_audience_sync.encode import Layout, encode_records, to_blocks
 from spotify_audience_sync.errors import InputError
 from spotify_audience_sync.identifiers import IdentifierType, NormalizeOptions
 from spotify_audience_sync.pipeline import PrepareOptions, prepare_segment, resolve_columns
@@ -150,10 +150,9 @@ def test_staged_files_are_private_hold_no_raw_values_and_are_removed(tmp_path: P
     for file in files:
         assert stat.S_IMODE(file.stat().st_mode) == 0o600
         data = file.read_bytes()
-        assert len(data) % 65 == 0  # records: a type byte and 64 hex digits
-        for i in range(0, len(data), 65):
-            assert data[i] in (0, 1, 2)
-            assert re.fullmatch(rb"[0-9a-f]{64}", data[i + 1 : i + 65])
+        # Named "<partition>-<type>"; records are 64 hex digits and nothing else.
+        assert re.fullmatch(r"[0-9a-f]{2}-[012]", file.name)
+        assert re.fullmatch(rb"(?:[0-9a-f]{64})+", data), "staged bytes are not digests"
         text = data.decode("latin-1")
         leaked += sum(1 for e in raw_emails if "@" in e and e in text)
     assert leaked == 0
@@ -175,12 +174,17 @@ def test_stage_is_removed_when_reading_fails(tmp_path: Path) -> None:
 def test_dedup_is_exact_across_batches(tmp_path: Path) -> None:
     digests = [_sha(f"user{i}@example.com") for i in range(50)]
     frame = pl.DataFrame({"email_value": digests, "email_status": ["prehashed"] * 50})
-    records, partitions = to_records(frame, "type-value", [IdentifierType.EMAIL])
-    with Stage(records.shape[1], tmp_path) as stage:
-        stage.write(partition_payload(records, partitions))
-        stage.write(partition_payload(records[::-1], partitions[::-1]))
+    [block] = to_blocks(frame, "type-value", [IdentifierType.EMAIL])
+    with Stage(block.records.shape[1], tmp_path) as stage:
+        stage.write(block.group, partition_payload(block.records, block.partitions))
+        stage.write(block.group, partition_payload(block.records[::-1], block.partitions[::-1]))
         out = b"".join(
-            stage.deduplicated(lambda r: encode_records(r, "type-value", [IdentifierType.EMAIL]))
+            stage.deduplicated(
+                lambda parts: b"".join(
+                    encode_records(r, "type-value", [IdentifierType.EMAIL], g)
+                    for g, r in parts.items()
+                )
+            )
         )
     lines = out.decode().splitlines()
     assert sorted(lines) == sorted(f"EMAIL_ID_SHA256,{d}" for d in digests)

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
 
+import numpy as np
 import polars as pl
 
 from spotify_audience_sync.encode import (
@@ -27,7 +28,7 @@ from spotify_audience_sync.encode import (
     encoded_size,
     header,
     record_width,
-    to_records,
+    to_blocks,
     written_per_type,
 )
 from spotify_audience_sync.errors import ConfigError, InputError
@@ -175,14 +176,20 @@ class PreparedSegment:
         self.report.fingerprint = fingerprint.hexdigest()
         return self.report.fingerprint
 
-    def _measure(self, records: Records) -> tuple[bytes, int, dict[IdentifierType, int], int]:
+    def _measure(
+        self, parts: dict[int, Records]
+    ) -> tuple[bytes, int, dict[IdentifierType, int], int]:
         """One partition's digest, row count, per-type counts and encoded size (worker thread)."""
-        return (
-            hashlib.sha256(records.tobytes()).digest(),
-            len(records),
-            written_per_type(records, self.layout, self.kinds),
-            encoded_size(records, self.layout, self.kinds),
-        )
+        digest = hashlib.sha256()
+        counts: dict[IdentifierType, int] = {}
+        size = 0
+        for group, records in parts.items():
+            digest.update(bytes([group]) + len(records).to_bytes(8, "big"))
+            digest.update(np.ascontiguousarray(records).data)
+            for kind, n in written_per_type(records, self.layout, self.kinds, group).items():
+                counts[kind] = counts.get(kind, 0) + n
+            size += encoded_size(records, self.layout, self.kinds, group)
+        return digest.digest(), sum(len(r) for r in parts.values()), counts, size
 
     def chunks(self) -> Iterator[bytes]:
         """Yield the file: the header, then each partition's distinct rows as CSV bytes.
@@ -215,10 +222,15 @@ class PreparedSegment:
         self.report.rows_written = rows
         self.report.bytes_written = size
 
-    def _encode(self, records: Records) -> tuple[bytes, int, dict[IdentifierType, int]]:
+    def _encode(self, parts: dict[int, Records]) -> tuple[bytes, int, dict[IdentifierType, int]]:
         """One partition's distinct records → bytes and counts (runs on a worker thread)."""
-        counts = written_per_type(records, self.layout, self.kinds)
-        return encode_records(records, self.layout, self.kinds), len(records), counts
+        counts: dict[IdentifierType, int] = {}
+        chunks = []
+        for group, records in parts.items():
+            for kind, n in written_per_type(records, self.layout, self.kinds, group).items():
+                counts[kind] = counts.get(kind, 0) + n
+            chunks.append(encode_records(records, self.layout, self.kinds, group))
+        return b"".join(chunks), sum(len(r) for r in parts.values()), counts
 
     def write_to(self, stream: BinaryIO) -> None:
         """Write the whole file to a binary stream."""
@@ -253,11 +265,12 @@ class PreparedSegment:
 
 
 def _process(
-    batch: pl.DataFrame,
+    parse: Callable[[], pl.DataFrame],
     columns: Mapping[IdentifierType, str],
     options: PrepareOptions,
-) -> tuple[int, dict[int, bytes], pl.DataFrame]:
-    """One batch, on a worker thread: rules and hashes, status counts, staged partitions."""
+) -> tuple[int, list[tuple[int, dict[int, Records]]], pl.DataFrame]:
+    """One batch, on a worker thread: parsing, rules and hashes, status counts, partitions."""
+    batch = parse()
     kinds = list(columns)
     normalized = normalize_batch(batch, columns, options.normalize)
     statuses = pl.concat(
@@ -270,8 +283,11 @@ def _process(
             for kind in kinds
         ]
     )
-    records, partitions = to_records(normalized, options.layout, kinds)
-    return batch.height, partition_payload(records, partitions), statuses
+    payloads = [
+        (block.group, partition_payload(block.records, block.partitions))
+        for block in to_blocks(normalized, options.layout, kinds)
+    ]
+    return batch.height, payloads, statuses
 
 
 def prepare_segment(
@@ -326,12 +342,14 @@ def _run_batches(
     """Keep ``workers`` batches in flight; merge results in input order (deterministic output)."""
     wanted = list(dict.fromkeys(columns.values()))
     renamed = {kind: columns[kind] for kind in columns}
-    in_flight: deque[Future[tuple[int, dict[int, bytes], pl.DataFrame]]] = deque()
+    in_flight: deque[Future[tuple[int, list[tuple[int, dict[int, Records]]], pl.DataFrame]]]
+    in_flight = deque()
     with ThreadPoolExecutor(max_workers=max(1, options.workers)) as pool:
 
         def merge_oldest() -> None:
-            rows, payload, statuses = in_flight.popleft().result()
-            stage.write(payload)
+            rows, payloads, statuses = in_flight.popleft().result()
+            for group, payload in payloads:
+                stage.write(group, payload)
             report.rows_read += rows
             for key, status, n in statuses.iter_rows():
                 entry = report.identifiers[key]
@@ -345,8 +363,8 @@ def _run_batches(
                 on_progress(report.rows_read)
 
         try:
-            for batch in source.batches(wanted):
-                in_flight.append(pool.submit(_process, batch, renamed, options))
+            for parse in source.deferred_batches(wanted):
+                in_flight.append(pool.submit(_process, parse, renamed, options))
                 if len(in_flight) > options.workers:
                     merge_oldest()
             while in_flight:

@@ -21,8 +21,9 @@ import json
 import re
 import sys
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import BinaryIO, Literal
 
@@ -37,6 +38,7 @@ __all__ = [
     "detect_format",
     "looks_like_data",
     "open_source",
+    "ready",
 ]
 
 Format = Literal["auto", "csv", "tsv", "ndjson", "parquet"]
@@ -114,13 +116,21 @@ class Source:
 
         Raises InputError at once, before reading, when a name is not one of :attr:`columns`.
         """
+        return (parse() for parse in self.deferred_batches(columns))
+
+    def deferred_batches(self, columns: list[str]) -> Iterator[Callable[[], pl.DataFrame]]:
+        """Like :meth:`batches`, but yield each batch unparsed, as a function that parses it.
+
+        Reading stays in file order on the caller's thread; the parsing, most of the cost of
+        reading, can then run on worker threads beside the rest of a batch's work.
+        """
         columns = list(dict.fromkeys(columns))
         for column in columns:
             if column not in self.columns:
                 where = " among the keys of the first chunk" if self.format == "ndjson" else ""
                 raise InputError(f"{self.name}: no column {_shown(column)}{where}")
         if self.format == "parquet":
-            return self._parquet_batches(columns)
+            return (ready(batch) for batch in self._parquet_batches(columns))
         return self._text_batches(columns)
 
     def close(self) -> None:
@@ -147,19 +157,21 @@ class Source:
                 f"{self.name}: cannot read Parquet data ({type(exc).__name__})"
             ) from exc
 
-    def _text_batches(self, columns: list[str]) -> Iterator[pl.DataFrame]:
+    def _text_batches(self, columns: list[str]) -> Iterator[Callable[[], pl.DataFrame]]:
         assert self._stream is not None
         line = 2 if self.format != "ndjson" else 1  # first data line, for messages
         chunks = _record_chunks(
             self._stream, self.name, self.chunk_bytes, self._prefix, quoted=self.format != "ndjson"
         )
         for chunk in chunks:
-            try:
-                batch = self._parse(chunk, columns)
-            except pl.exceptions.PolarsError as exc:
-                raise _parse_error(self.name, self.format, line, exc) from None
+            yield partial(self._parse_at, chunk, columns, line)
             line += chunk.count(b"\n")
-            yield batch
+
+    def _parse_at(self, chunk: bytes, columns: list[str], line: int) -> pl.DataFrame:
+        try:
+            return self._parse(chunk, columns)
+        except pl.exceptions.PolarsError as exc:
+            raise _parse_error(self.name, self.format, line, exc) from None
 
     def _parse(self, chunk: bytes, columns: list[str]) -> pl.DataFrame:
         if self.format == "ndjson":
@@ -178,6 +190,15 @@ class Source:
             raise_if_empty=False,
         )
         return frame.select(pl.col(f).alias(c) for f, c in zip(fields, columns, strict=True))
+
+
+def ready(batch: pl.DataFrame) -> Callable[[], pl.DataFrame]:
+    """A batch that needs no parsing, in the shape of :meth:`Source.deferred_batches`."""
+    return partial(_identity, batch)
+
+
+def _identity(batch: pl.DataFrame) -> pl.DataFrame:
+    return batch
 
 
 def _parse_error(name: str, fmt: Format, line: int, exc: Exception) -> InputError:

@@ -37,8 +37,9 @@ PARTITIONS = 64
 Records = npt.NDArray[np.uint8]
 
 
-def partition_payload(records: Records, partitions: npt.NDArray[np.uint8]) -> dict[int, bytes]:
-    """Split a batch's records into bytes per partition: one counting sort, then slices.
+def partition_payload(records: Records, partitions: npt.NDArray[np.uint8]) -> dict[int, Records]:
+    """Split a batch's records into contiguous runs per partition: one counting sort, no copies
+    beyond the reordering itself (the runs are views, written to disk as they are).
 
     ``partitions`` holds each record's lead byte (0-255); its top six bits pick the partition.
 
@@ -49,12 +50,12 @@ def partition_payload(records: Records, partitions: npt.NDArray[np.uint8]) -> di
     keys = partitions >> 2
     order = np.argsort(keys, kind="stable")
     counts = np.bincount(keys, minlength=PARTITIONS)
-    ordered = records[order]
-    payload: dict[int, bytes] = {}
+    ordered = np.take(records, order, axis=0)
+    payload: dict[int, Records] = {}
     start = 0
     for key in np.flatnonzero(counts):
         end = start + int(counts[key])
-        payload[int(key)] = ordered[start:end].tobytes()
+        payload[int(key)] = ordered[start:end]
         start = end
     return payload
 
@@ -71,7 +72,7 @@ class Stage:
                 f"temp dir {temp_dir or tempfile.gettempdir()} is not usable ({exc.strerror}); "
                 "set --temp-dir / SPOTIFY_ADS_TEMP_DIR"
             ) from exc
-        self._files: dict[int, int] = {}
+        self._files: dict[tuple[int, int], int] = {}
         self._deduplicated = False
         self.bytes_staged = 0
 
@@ -80,16 +81,16 @@ class Stage:
         """Where the partitions live (0700)."""
         return self._dir
 
-    def write(self, payload: dict[int, bytes]) -> None:
-        """Append one batch's partitions; called from one thread only, in batch order."""
+    def write(self, group: int, payload: dict[int, Records]) -> None:
+        """Append one batch's partitions of a group; called from one thread only, in order."""
         for key, data in payload.items():
-            fd = self._files.get(key)
+            fd = self._files.get((group, key))
             if fd is None:
-                path = self._dir / f"{key:02x}"
+                path = self._dir / f"{key:02x}-{group}"
                 fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-                self._files[key] = fd
+                self._files[group, key] = fd
             try:
-                view = memoryview(data)
+                view = np.ascontiguousarray(data).data.cast("B")
                 while view:  # os.write may write less than asked (signals, full pipes, quotas)
                     view = view[os.write(fd, view) :]
             except OSError as exc:
@@ -97,40 +98,51 @@ class Stage:
                     f"cannot write staged hashes to {self._dir} ({exc.strerror}); "
                     "free space or set --temp-dir / SPOTIFY_ADS_TEMP_DIR"
                 ) from exc
-            self.bytes_staged += len(data)
+            self.bytes_staged += data.nbytes
 
     def deduplicated(
-        self, transform: Callable[[Records], T], *, workers: int = 2, keep: bool = False
+        self,
+        transform: Callable[[dict[int, Records]], T],
+        *,
+        workers: int = 2,
+        keep: bool = False,
     ) -> Iterator[T]:
         """Deduplicate and sort each partition, and yield ``transform`` of it, in order.
 
+        ``transform`` gets the partition's distinct records by group, groups in order.
         Partitions are independent, so ``workers`` threads work on them at once, with at most
         ``workers + 1`` partitions in memory. With ``keep``, each file is replaced by its
         distinct records (a later pass then reads less and skips the sort); otherwise it is
         removed once read.
         """
         self._close_files()
-        keys = sorted(p.name for p in self._dir.iterdir() if not p.name.startswith("."))
+        files: dict[str, list[tuple[int, Path]]] = {}
+        for path in self._dir.iterdir():
+            if not path.name.startswith("."):
+                key, group = path.name.split("-")
+                files.setdefault(key, []).append((int(group), path))
         already = self._deduplicated
 
-        def run(key: str) -> T:
-            path = self._dir / key
+        def distinct(path: Path) -> Records:
             records = np.fromfile(path, dtype=np.uint8).reshape(-1, self.width)
             # Canonical order, so the file is byte-identical whatever the batch size or timing.
-            distinct = records if already else deduplicate(records)
+            result = records if already else deduplicate(records)
             if keep:
                 if not already:
-                    partial = path.with_name(f".{key}")
-                    distinct.tofile(partial)
+                    partial = path.with_name(f".{path.name}")
+                    result.tofile(partial)
                     os.replace(partial, path)
             else:
                 path.unlink()
-            return transform(distinct)
+            return result
+
+        def run(key: str) -> T:
+            return transform({group: distinct(path) for group, path in sorted(files[key])})
 
         with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
             pending: deque[Future[T]] = deque()
             try:
-                for key in keys:
+                for key in sorted(files):
                     pending.append(pool.submit(run, key))
                     if len(pending) > workers:
                         yield pending.popleft().result()

@@ -104,6 +104,12 @@ class QuerySource:
         """Yield the named columns as text, a bounded batch at a time, in the query's order."""
         return self._batches(columns)
 
+    def deferred_batches(self, columns: list[str]) -> Iterator[Callable[[], pl.DataFrame]]:
+        """:meth:`batches` in the shape the pipeline asks for (rows arrive parsed already)."""
+        from spotify_audience_sync.sources import ready
+
+        return (ready(batch) for batch in self._batches(columns))
+
     def close(self) -> None:
         """Close the connection (idempotent)."""
         close, self._close = self._close, lambda: None
@@ -168,7 +174,7 @@ def open_input(
         database_url = database_url.get_secret_value()
     if not database_url:
         raise ConfigError("--query needs --database-url (or SPOTIFY_ADS_DATABASE_URL)")
-    # prepare_segment reads only name, format, columns and batches(), and the report takes
+    # prepare_segment reads only name, format, columns and deferred_batches(), and the report takes
     # any format string: a QuerySource is a Source in every way the pipeline looks at.
     return cast("Source", open_query(query, database_url, batch_rows=batch_rows))
 
