@@ -87,18 +87,55 @@ def header(layout: Layout, kinds: Sequence[IdentifierType]) -> bytes:
 def _digests(column: pl.Series) -> npt.NDArray[np.uint8]:
     """64-character hex digests (no nulls) → an ``(n, 64)`` matrix of their ASCII bytes.
 
-    Through Arrow's ``large_binary`` layout, whose data buffer *is* that matrix when every value
-    is 64 bytes long: one copy, 30 times cheaper than reinterpreting to a polars fixed-size array.
+    Polars exports strings zero-copy as Arrow string views; a freshly hashed column's views
+    point at its data buffers in order, so those buffers, concatenated, are the matrix. That
+    layout is checked, not assumed; otherwise (a filtered column, say) the digests go through
+    Arrow's ``large_binary`` layout, whose data buffer is the matrix too (one conversion).
+    Both are many times cheaper than reinterpreting to a polars fixed-size array.
     """
     n = column.len()
+    if n == 0:
+        return np.empty((0, _DIGEST), dtype=np.uint8)
+    if column.null_count():
+        raise ValueError("digests must not be null")
+    matrix = _from_views(column, n)
+    if matrix is not None:
+        return matrix
     array = column.cast(pl.Binary).to_arrow(compat_level=pl.CompatLevel.oldest())
     _, offsets_buffer, data_buffer = array.buffers()
     offsets = np.frombuffer(offsets_buffer, dtype=np.int64)[array.offset : array.offset + n + 1]
-    if array.null_count or (n and int(offsets[-1] - offsets[0]) != n * _DIGEST):
-        raise ValueError("digests must be 64 characters, without nulls")
-    start = int(offsets[0]) if n else 0
-    data = np.frombuffer(data_buffer, dtype=np.uint8, count=n * _DIGEST, offset=start)
+    if not (np.diff(offsets) == _DIGEST).all():
+        raise ValueError("digests must be 64 characters long")
+    data = np.frombuffer(data_buffer, dtype=np.uint8, count=n * _DIGEST, offset=int(offsets[0]))
     return data.reshape(n, _DIGEST)
+
+
+def _from_views(column: pl.Series, n: int) -> npt.NDArray[np.uint8] | None:
+    """The matrix straight from a string-view column's data buffers, or None if the views are
+    not the plain in-order layout (each value 64 bytes, each buffer filled from its start)."""
+    array = column.to_arrow(compat_level=pl.CompatLevel.newest())
+    buffers = array.buffers()
+    if str(array.type) != "string_view" or array.null_count or len(buffers) < 3:
+        return None
+    views = np.frombuffer(buffers[1], dtype=np.uint32)
+    views = views[4 * array.offset : 4 * (array.offset + n)].reshape(n, 4)
+    length, index, start = views[:, 0], views[:, 2], views[:, 3]
+    if not (length == _DIGEST).all() or (np.diff(index.astype(np.int64)) < 0).any():
+        return None
+    counts = np.bincount(index, minlength=len(buffers) - 2)
+    if len(counts) > len(buffers) - 2:
+        return None
+    first_row = np.cumsum(counts) - counts
+    expected = (np.arange(n, dtype=np.int64) - first_row[index]) * _DIGEST
+    if not (start == expected).all():
+        return None
+    parts = [
+        np.frombuffer(buffers[2 + i], dtype=np.uint8, count=int(count) * _DIGEST)
+        for i, count in enumerate(counts)
+        if count
+    ]
+    matrix = parts[0] if len(parts) == 1 else np.concatenate(parts)
+    return matrix.reshape(n, _DIGEST)
 
 
 def _nibbles(hex_chars: npt.NDArray[np.uint8]) -> npt.NDArray[np.uint8]:
@@ -143,8 +180,10 @@ def _type_blocks(normalized: pl.DataFrame, kind: IdentifierType) -> list[Block]:
     status = pl.col(status_column(kind))
     value = pl.col(value_column(kind))
     blocks = []
-    for expr in (sha256_hex(value.filter(status == HASHED)), value.filter(status == PREHASHED)):
-        series = normalized.select(expr).to_series()
+    for wanted in (HASHED, PREHASHED):
+        series = normalized.select(value.filter(status == wanted)).to_series()
+        if wanted == HASHED:  # filtered first: hashing inside the filtering query is slower
+            series = series.to_frame("v").select(sha256_hex(pl.col("v"))).to_series()
         if series.len():
             matrix = _digests(series)
             blocks.append(Block(_ORDER.index(kind), matrix, _first_byte(matrix[:, :2])))

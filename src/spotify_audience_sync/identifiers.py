@@ -19,9 +19,11 @@ import polars_hash  # noqa: F401  (registers the .chash namespace)
 from spotify_audience_sync.phones import PHONE_REASONS, PhoneValidation, normalize_phones
 
 __all__ = [
+    "FALLBACK_COLUMN",
     "HASHED",
     "PREHASHED",
     "REJECT_REASONS",
+    "STATUS",
     "IdentifierType",
     "NormalizeOptions",
     "digests",
@@ -56,6 +58,11 @@ REJECT_REASONS: dict[IdentifierType, tuple[str, ...]] = {
     IdentifierType.DEVICE_ID: ("empty", "malformed", "zeroed"),
 }
 
+#: Every status a value can end in, as one polars Enum: cheap to compare and to count.
+STATUS = pl.Enum(
+    list(dict.fromkeys([HASHED, PREHASHED, *(r for rs in REJECT_REASONS.values() for r in rs)]))
+)
+
 _SHA256_HEX = r"^[0-9a-fA-F]{64}$"
 # One @, a non-empty local part, a dotted domain of non-empty labels; no whitespace, control or
 # format characters anywhere (zero-width spaces would silently change the hash).
@@ -63,6 +70,8 @@ _EMAIL = r"^[^@\s\p{Cc}\p{Cf}]+@[^@\s\p{Cc}\p{Cf}.]+(\.[^@\s\p{Cc}\p{Cf}.]+)+$"
 _UUID = r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"
 _ZERO_UUID = "00000000-0000-0000-0000-000000000000"
 _GMAIL_DOMAINS = ("gmail.com", "googlemail.com")
+#: True where libphonenumber itself decided a phone (the vectorized rules could not).
+FALLBACK_COLUMN = "phone_fallback"
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,8 +114,12 @@ def status_column(kind: IdentifierType) -> str:
     return f"{kind.key}_status"
 
 
-def _email_normalized(value: pl.Expr, gmail_canonical: bool) -> pl.Expr:
-    email = value.str.strip_chars().str.to_lowercase()
+def _status(name: str) -> pl.Expr:
+    return pl.lit(name, STATUS)
+
+
+def _email_normalized(stripped: pl.Expr, gmail_canonical: bool) -> pl.Expr:
+    email = stripped.str.to_lowercase()
     if not gmail_canonical:
         return email
     local = email.str.extract(r"^([^@]*)@", 1)
@@ -119,27 +132,25 @@ def _email_normalized(value: pl.Expr, gmail_canonical: bool) -> pl.Expr:
     )
 
 
-def _finish(kind: IdentifierType, frame: pl.LazyFrame) -> pl.LazyFrame:
+def _finish(kind: IdentifierType, frame: pl.LazyFrame, reason: pl.Expr) -> pl.LazyFrame:
     """Shared tail: empty and pre-hashed detection, and each value's final status.
 
-    ``frame`` carries ``_s`` (stripped), ``_n`` (normalized; for a pre-hashed value, that value
-    lowercased) and ``_r`` (rejection reason or null). Each step is materialized once as a
-    column: polars does not reliably share repeated sub-expressions inside when/then chains,
-    and recomputing them doubled the cost. Hashing happens later, on accepted values only
-    (:func:`digests`), so no string column is copied just to blank out rejected rows.
+    ``frame`` carries ``_s`` (stripped) and ``_n`` (normalized; for a pre-hashed value, that
+    value lowercased), each materialized once as a column: polars does not reliably share
+    repeated sub-expressions inside when/then chains, and recomputing them doubled the cost.
+    ``reason`` is the type's own rejection reason as a :data:`STATUS`, null when valid. Hashing
+    happens later, on accepted values only (see ``encode``).
     """
     stripped = pl.col("_s")
-    flagged = frame.with_columns(
-        _empty=stripped.is_null() | (stripped == ""),
-        _pre=(stripped.str.len_bytes() == 64) & stripped.str.contains(_SHA256_HEX),
-    )
-    return flagged.select(
+    empty = stripped.is_null() | (stripped == "")
+    prehashed = (stripped.str.len_bytes() == 64) & stripped.str.contains(_SHA256_HEX)
+    return frame.select(
         pl.col("_n").alias(value_column(kind)),
-        pl.when(pl.col("_empty"))
-        .then(pl.lit("empty"))
-        .when(pl.col("_pre"))
-        .then(pl.lit(PREHASHED))
-        .otherwise(pl.col("_r").fill_null(pl.lit(HASHED)))
+        pl.when(empty)
+        .then(_status("empty"))
+        .when(prehashed)
+        .then(_status(PREHASHED))
+        .otherwise(reason.fill_null(_status(HASHED)))
         .alias(status_column(kind)),
     )
 
@@ -147,23 +158,21 @@ def _finish(kind: IdentifierType, frame: pl.LazyFrame) -> pl.LazyFrame:
 def _email_frame(frame: pl.LazyFrame, column: str, options: NormalizeOptions) -> pl.LazyFrame:
     stripped = frame.select(_s=pl.col(column).cast(pl.String).str.strip_chars())
     normalized = stripped.with_columns(_n=_email_normalized(pl.col("_s"), options.gmail_canonical))
-    checked = normalized.with_columns(
-        _r=pl.when(pl.col("_n").str.contains(_EMAIL)).then(None).otherwise(pl.lit("malformed"))
-    )
-    return _finish(IdentifierType.EMAIL, checked)
+    reason = pl.when(pl.col("_n").str.contains(_EMAIL)).then(None).otherwise(_status("malformed"))
+    return _finish(IdentifierType.EMAIL, normalized, reason)
 
 
 def _device_frame(frame: pl.LazyFrame, column: str) -> pl.LazyFrame:
     stripped = frame.select(_s=pl.col(column).cast(pl.String).str.strip_chars())
     normalized = stripped.with_columns(_n=pl.col("_s").str.to_lowercase())
-    checked = normalized.with_columns(
-        _r=pl.when(~pl.col("_n").str.contains(_UUID))
-        .then(pl.lit("malformed"))
+    reason = (
+        pl.when(~pl.col("_n").str.contains(_UUID))
+        .then(_status("malformed"))
         .when(pl.col("_n") == _ZERO_UUID)
-        .then(pl.lit("zeroed"))
+        .then(_status("zeroed"))
         .otherwise(None)
     )
-    return _finish(IdentifierType.DEVICE_ID, checked)
+    return _finish(IdentifierType.DEVICE_ID, normalized, reason)
 
 
 def _phone_frame(values: pl.Series, options: NormalizeOptions) -> pl.LazyFrame:
@@ -174,18 +183,22 @@ def _phone_frame(values: pl.Series, options: NormalizeOptions) -> pl.LazyFrame:
         stripped.filter(needs_parse),
         default_region=options.default_region,
         validation=options.phone_validation,
+        with_route=True,
     )
     frame = pl.DataFrame({"_s": stripped}).with_columns(
         _n=pl.when(pl.col("_s").str.contains(_SHA256_HEX)).then(pl.col("_s").str.to_lowercase()),
         _r=pl.lit(None, pl.String),
     )
+    fallback = pl.repeat(False, len(values), dtype=pl.Boolean, eager=True)
     if parsed.height:
         positions = needs_parse.arg_true()
         frame = frame.with_columns(
             frame["_n"].scatter(positions, parsed["e164"]),
             frame["_r"].scatter(positions, parsed["reason"]),
         )
-    return _finish(IdentifierType.PHONE, frame.lazy())
+        fallback = fallback.scatter(positions, parsed["fallback"])
+    finished = _finish(IdentifierType.PHONE, frame.lazy(), pl.col("_r").cast(STATUS))
+    return finished.with_columns(pl.lit(fallback).alias(FALLBACK_COLUMN))
 
 
 def normalize_batch(

@@ -54,17 +54,18 @@ def normalize_phones(
     *,
     default_region: str = "US",
     validation: PhoneValidation = "valid",
+    with_route: bool = False,
 ) -> pl.DataFrame:
     """Return ``e164`` and ``reason`` for each value, in input order.
 
     ``default_region`` (ISO 3166 alpha-2) is used for numbers written without a country code.
     ``validation="valid"`` keeps what ``phonenumbers.is_valid_number`` accepts; ``"possible"``
-    relaxes that to ``is_possible_number``.
+    relaxes that to ``is_possible_number``. With ``with_route``, a boolean ``fallback`` column
+    says which values libphonenumber itself decided (the vectorized path could not).
     """
-    frame, _ = normalize_phones_with_stats(
-        values, default_region=default_region, validation=validation
-    )
-    return frame
+    e164, reason, _, fallback = _decide(values, default_region.upper(), validation)
+    frame = pl.DataFrame({"e164": e164, "reason": reason.cast(pl.String)}, schema=SCHEMA)
+    return frame.with_columns(fallback=fallback) if with_route else frame
 
 
 def _exact(keys: pl.Series, region: str, validation: PhoneValidation) -> pl.DataFrame:

@@ -33,7 +33,11 @@ from spotify_audience_sync.encode import (
 )
 from spotify_audience_sync.errors import ConfigError, InputError
 from spotify_audience_sync.identifiers import (
+    FALLBACK_COLUMN,
+    HASHED,
+    PREHASHED,
     REJECT_REASONS,
+    STATUS,
     IdentifierType,
     NormalizeOptions,
     normalize_batch,
@@ -264,30 +268,41 @@ class PreparedSegment:
         self.close()
 
 
+@dataclass(frozen=True)
+class _Processed:
+    """What a worker hands back for one batch: rows, staged partitions by group, counts."""
+
+    rows: int
+    payloads: list[tuple[int, dict[int, Records]]]
+    statuses: dict[IdentifierType, dict[str, int]]
+    phone_fallback: int
+
+
+def _count_statuses(statuses: pl.Series) -> dict[str, int]:
+    """How many values ended in each status: a bincount of the Enum's codes."""
+    codes = statuses.to_physical().to_numpy()
+    counts = np.bincount(codes, minlength=len(STATUS.categories))
+    return {STATUS.categories[i]: int(n) for i, n in enumerate(counts) if n}
+
+
 def _process(
     parse: Callable[[], pl.DataFrame],
     columns: Mapping[IdentifierType, str],
     options: PrepareOptions,
-) -> tuple[int, list[tuple[int, dict[int, Records]]], pl.DataFrame]:
+) -> _Processed:
     """One batch, on a worker thread: parsing, rules and hashes, status counts, partitions."""
     batch = parse()
     kinds = list(columns)
     normalized = normalize_batch(batch, columns, options.normalize)
-    statuses = pl.concat(
-        [
-            normalized.group_by(status_column(kind))
-            .len()
-            .select(
-                pl.lit(kind.key).alias("kind"), pl.col(status_column(kind)).alias("status"), "len"
-            )
-            for kind in kinds
-        ]
-    )
+    statuses = {kind: _count_statuses(normalized[status_column(kind)]) for kind in kinds}
     payloads = [
         (block.group, partition_payload(block.records, block.partitions))
         for block in to_blocks(normalized, options.layout, kinds)
     ]
-    return batch.height, payloads, statuses
+    fallback = (
+        int(normalized[FALLBACK_COLUMN].sum()) if FALLBACK_COLUMN in normalized.columns else 0
+    )
+    return _Processed(batch.height, payloads, statuses, fallback)
 
 
 def prepare_segment(
@@ -342,23 +357,26 @@ def _run_batches(
     """Keep ``workers`` batches in flight; merge results in input order (deterministic output)."""
     wanted = list(dict.fromkeys(columns.values()))
     renamed = {kind: columns[kind] for kind in columns}
-    in_flight: deque[Future[tuple[int, list[tuple[int, dict[int, Records]]], pl.DataFrame]]]
-    in_flight = deque()
+    in_flight: deque[Future[_Processed]] = deque()
     with ThreadPoolExecutor(max_workers=max(1, options.workers)) as pool:
 
         def merge_oldest() -> None:
-            rows, payloads, statuses = in_flight.popleft().result()
-            for group, payload in payloads:
+            done = in_flight.popleft().result()
+            for group, payload in done.payloads:
                 stage.write(group, payload)
-            report.rows_read += rows
-            for key, status, n in statuses.iter_rows():
-                entry = report.identifiers[key]
-                if status == "hashed":
-                    entry.hashed += n
-                elif status == "prehashed":
-                    entry.prehashed += n
-                else:
-                    entry.rejected[status] = entry.rejected.get(status, 0) + n
+            report.rows_read += done.rows
+            if IdentifierType.PHONE in columns:
+                phone = report.identifiers[IdentifierType.PHONE.key]
+                phone.fallback = (phone.fallback or 0) + done.phone_fallback
+            for kind, counts in done.statuses.items():
+                entry = report.identifiers[kind.key]
+                for status, n in counts.items():
+                    if status == HASHED:
+                        entry.hashed += n
+                    elif status == PREHASHED:
+                        entry.prehashed += n
+                    else:
+                        entry.rejected[status] = entry.rejected.get(status, 0) + n
             if on_progress is not None:
                 on_progress(report.rows_read)
 

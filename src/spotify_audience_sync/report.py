@@ -27,6 +27,8 @@ class TypeCounts:
     rejected: dict[str, int] = field(default_factory=dict)
     duplicates: int = 0
     written: int = 0
+    #: Phones only: values libphonenumber itself decided, because the vectorized rules could not.
+    fallback: int | None = None
 
     @property
     def accepted(self) -> int:
@@ -66,6 +68,8 @@ class PrepareReport:
         data["seconds"] = round(self.seconds, 3)
         data["rows_per_second"] = round(self.rows_per_second)
         for key, counts in self.identifiers.items():
+            if counts.fallback is None:
+                del data["identifiers"][key]["fallback"]
             data["identifiers"][key]["accepted"] = counts.accepted
             data["identifiers"][key]["rejected_total"] = counts.rejected_total
         return data
