@@ -291,18 +291,25 @@ def _process(
     options: PrepareOptions,
 ) -> _Processed:
     """One batch, on a worker thread: parsing, rules and hashes, status counts, partitions."""
+    # Each stage's input is let go as soon as the next stage has what it needs: a batch's
+    # peak working set, times the batches in flight, is most of the process's peak memory.
     batch = parse()
+    rows = batch.height
     kinds = list(columns)
     normalized = normalize_batch(batch, columns, options.normalize)
+    del batch
     statuses = {kind: _count_statuses(normalized[status_column(kind)]) for kind in kinds}
-    payloads = [
-        (block.group, partition_payload(block.records, block.partitions))
-        for block in to_blocks(normalized, options.layout, kinds)
-    ]
     fallback = (
         int(normalized[FALLBACK_COLUMN].sum()) if FALLBACK_COLUMN in normalized.columns else 0
     )
-    return _Processed(batch.height, payloads, statuses, fallback)
+    blocks = to_blocks(normalized, options.layout, kinds)
+    del normalized
+    payloads = []
+    while blocks:
+        block = blocks.pop(0)
+        payloads.append((block.group, partition_payload(block.records, block.partitions)))
+        del block
+    return _Processed(rows, payloads, statuses, fallback)
 
 
 def prepare_segment(

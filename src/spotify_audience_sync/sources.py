@@ -164,14 +164,8 @@ class Source:
             self._stream, self.name, self.chunk_bytes, self._prefix, quoted=self.format != "ndjson"
         )
         for chunk in chunks:
-            yield partial(self._parse_at, chunk, columns, line)
+            yield _Deferred(self, chunk, columns, line)
             line += _count(chunk, b"\n")
-
-    def _parse_at(self, chunk: bytes, columns: list[str], line: int) -> pl.DataFrame:
-        try:
-            return self._parse(chunk, columns)
-        except pl.exceptions.PolarsError as exc:
-            raise _parse_error(self.name, self.format, line, exc) from None
 
     def _parse(self, chunk: bytes, columns: list[str]) -> pl.DataFrame:
         if self.format == "ndjson":
@@ -192,6 +186,23 @@ class Source:
             raise_if_empty=False,
         )
         return frame.select(pl.col(f"c{i}").alias(c) for i, c in zip(indices, columns, strict=True))
+
+
+class _Deferred:
+    """One chunk of text, parsed when called, once: the raw bytes are let go as they parse."""
+
+    __slots__ = ("_chunk", "_columns", "_line", "_source")
+
+    def __init__(self, source: Source, chunk: bytes, columns: list[str], line: int) -> None:
+        self._source, self._chunk, self._columns, self._line = source, chunk, columns, line
+
+    def __call__(self) -> pl.DataFrame:
+        chunk, self._chunk = self._chunk, b""
+        source = self._source
+        try:
+            return source._parse(chunk, self._columns)
+        except pl.exceptions.PolarsError as exc:
+            raise _parse_error(source.name, source.format, self._line, exc) from None
 
 
 def ready(batch: pl.DataFrame) -> Callable[[], pl.DataFrame]:
