@@ -53,7 +53,7 @@ def main() -> None:
     parser.add_argument("--shape", choices=["emails", "mixed"], default="mixed")
     args = parser.parse_args()
 
-    src = make_segment(args.rows, phones=args.shape == "mixed")
+    src = make_segment(args.rows, phone=args.shape == "mixed")
     sandbox, env = start_sandbox()
     try:
         with tempfile.TemporaryDirectory(prefix="bench-sync-") as home:
