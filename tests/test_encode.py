@@ -13,6 +13,8 @@ from hypothesis import strategies as st
 
 from spotify_audience_sync.encode import (
     Block,
+    _digests,
+    _from_views,
     deduplicate,
     encode_records,
     groups,
@@ -26,6 +28,7 @@ from spotify_audience_sync.identifiers import (
     NormalizeOptions,
     digests,
     normalize_batch,
+    sha256_hex,
 )
 from spotify_audience_sync.staging import partition_payload
 
@@ -176,3 +179,21 @@ def test_the_file_path_hashes_exactly_like_the_rules_and_never_writes_a_raw_valu
     expected_rows = [d for d in digests(normalized, EMAIL).to_list() if d is not None]
     assert sorted(line.split(",")[1] for line in text.splitlines()) == sorted(expected_rows)
     assert all(re.fullmatch(r"EMAIL_ID_SHA256,[0-9a-f]{64}", line) for line in text.splitlines())
+
+
+def test_digests_come_out_of_arrow_buffers_exactly_on_both_paths() -> None:
+    """A freshly hashed column is read through its string views; a filtered or sliced one
+    (views no longer in order) through large_binary. Both give the digests, byte for byte."""
+    values = [f"user{i}@example.com" for i in range(20_000)]
+    fresh = pl.select(sha256_hex(pl.lit(pl.Series(values)))).to_series()
+    expected = [sha(v) for v in values]
+    assert _from_views(fresh, fresh.len()) is not None
+    assert text_of(_digests(fresh)) == expected
+    every_third = fresh.filter(pl.Series([i % 3 == 0 for i in range(len(values))]))
+    sliced = fresh.slice(1_000, 5_000)
+    for column, rows in ((every_third, expected[::3]), (sliced, expected[1_000:6_000])):
+        assert _from_views(column, column.len()) is None
+        assert text_of(_digests(column)) == rows
+    assert _digests(fresh.clear()).shape == (0, 64)
+    with pytest.raises(ValueError, match="null"):
+        _digests(pl.Series([expected[0], None]))

@@ -403,3 +403,28 @@ def test_any_chunk_size_reads_what_polars_wrote(values: list[str], chunk_bytes: 
         with open_source(str(path), chunk_bytes=chunk_bytes) as source:
             read = pl.concat(list(source.batches(["note", "email"])))
     assert read.equals(frame.select("note", "email"))
+
+
+def test_quote_parity_over_large_chunks_matches_a_whole_file_read(tmp_path: Path) -> None:
+    """Chunks large enough that quotes are counted with numpy (64 KiB and up) still cut only
+    between records: quoted newlines, doubled quotes and empty quoted fields included."""
+    rows = [
+        (f"user{i}@example.com", f'line one\nline "{i}" two' if i % 7 == 0 else f"n{i}", "")
+        for i in range(40_000)
+    ]
+    frame = pl.DataFrame(rows, schema=["email", "note", "empty"], orient="row")
+    path = tmp_path / "seg.csv"
+    frame.write_csv(path, quote_style="always")
+    assert path.stat().st_size > 10 * 100_000
+    with open_source(str(path), chunk_bytes=100_000) as source:
+        batches = list(source.batches(["email", "note"]))
+    assert len(batches) > 10
+    assert pl.concat(batches).equals(frame.select("email", "note"))
+
+
+@pytest.mark.parametrize("size", [0, 10, 70_000, 300_000])
+def test_counting_bytes_agrees_with_bytes_count(size: int) -> None:
+    data = bytes((i * 7919) % 251 for i in range(size)).replace(b"\x00", b'"')
+    for start, end in [(0, None), (size // 3, None), (size // 5, size // 2)]:
+        stop = len(data) if end is None else end
+        assert sources._count(data, b'"', start, end) == data.count(b'"', start, stop)
