@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import gzip
 import hashlib
 import io
 import os
@@ -285,3 +286,41 @@ def test_fingerprint_depends_on_the_set_not_the_order(tmp_path: Path) -> None:
 
     assert fingerprint(shuffled) == fingerprint(FIXTURE)
     assert fingerprint(fewer) != fingerprint(FIXTURE)
+
+
+def _written(path: Path, chunk_bytes: int) -> bytes:
+    with open_source(str(path), chunk_bytes=chunk_bytes) as source:
+        prepared = prepare_segment(source, PrepareOptions())
+    out = io.BytesIO()
+    with prepared:
+        prepared.write_to(out)
+    return out.getvalue()
+
+
+def test_ragged_and_blank_rows_read_the_same_wherever_a_chunk_starts(tmp_path: Path) -> None:
+    """Rows missing a trailing field, with an extra empty one, or blank, are read as polars
+    reads them under the header, whichever of them happens to begin a chunk."""
+    path = tmp_path / "ragged.csv"
+    lines = ["email,phone"]
+    for i in range(400):
+        email = f"user{i}@example.com"
+        lines.append([f"{email},+1201555{i:04d}", email, f"{email},", ""][i % 4])
+    path.write_text("\n".join(lines) + "\n")
+    whole = _written(path, 1 << 20)
+    assert whole.count(b"\n") > 300
+    for chunk_bytes in (7, 64, 333, 1000):
+        assert _written(path, chunk_bytes) == whole
+
+
+def test_an_earlier_chunk_s_parse_error_wins_over_a_later_read_error(tmp_path: Path) -> None:
+    """Reading runs ahead of parsing; the error the user sees is still the first in the file:
+    invalid UTF-8 a few rows before the end of a gzip stream that is cut short."""
+    body = b"email\n" + b"".join(b"user%d@example.com\n" % i for i in range(3000))
+    body = body.replace(b"user2980@", b"user\xff2980@", 1)
+    path = tmp_path / "cut.csv.gz"
+    path.write_bytes(gzip.compress(body)[:-10])  # no trailer, the last bytes lost
+    with (
+        open_source(str(path), chunk_bytes=256) as source,
+        pytest.raises(InputError, match="not valid UTF-8"),
+    ):
+        prepare_segment(source, PrepareOptions())

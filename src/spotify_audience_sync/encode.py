@@ -42,7 +42,6 @@ __all__ = [
     "deduplicate",
     "encode_records",
     "encoded_size",
-    "groups",
     "header",
     "record_width",
     "to_blocks",
@@ -68,13 +67,6 @@ class Block:
 def record_width(layout: Layout, kinds: Sequence[IdentifierType]) -> int:
     """Bytes per record: one digest (type-value), or a lead byte and one digest per type (wide)."""
     return _DIGEST if layout == "type-value" else 1 + _DIGEST * len(kinds)
-
-
-def groups(layout: Layout, kinds: Sequence[IdentifierType]) -> list[int]:
-    """The record groups a layout uses, in file order: one per type (type-value), or one."""
-    if layout == "type-value":
-        return sorted(_ORDER.index(kind) for kind in kinds)
-    return [0]
 
 
 def header(layout: Layout, kinds: Sequence[IdentifierType]) -> bytes:
@@ -251,17 +243,21 @@ def deduplicate(records: Records) -> Records:
     """Distinct records in a canonical order, whatever order they came in. Exact.
 
     Fast path: one SIMD sort of u64 words that hold the sort key's top bits above each
-    record's index (a partition's records share the key's top six bits, so those are dropped
-    first), then neighbours with equal keys are dropped after checking that they really are
-    equal records. Which of two equal records is kept does not matter, so the order is a
-    function of the set alone. When different records share those key bits, :func:`_exact`
-    takes over. One gather builds the result.
+    record's index (when all records share the key's top six bits, as a partition's do, those
+    are dropped first), then neighbours with equal keys are dropped after checking that they
+    really are equal records. Which of two equal records is kept does not matter. When
+    different records share the kept key bits, :func:`_exact` takes over; both order by the
+    whole key, so the order is a function of the set alone. One gather builds the result.
     """
     n = len(records)
     if n <= 1:
         return records
     bits = np.uint64(max(1, (n - 1).bit_length()))
-    key = (_sort_key(records) << np.uint64(6)) >> bits << bits
+    key = _sort_key(records)
+    top = key >> np.uint64(58)
+    if (top == top[0]).all():  # the bits every record shares order nothing: make room
+        key = key << np.uint64(6)
+    key = key >> bits << bits
     packed = np.sort(key | np.arange(n, dtype=np.uint64))
     order = (packed & ((np.uint64(1) << bits) - np.uint64(1))).astype(np.intp)
     top = packed >> bits

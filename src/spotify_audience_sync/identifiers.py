@@ -139,7 +139,7 @@ def _finish(kind: IdentifierType, frame: pl.LazyFrame, reason: pl.Expr) -> pl.La
     value lowercased), each materialized once as a column: polars does not reliably share
     repeated sub-expressions inside when/then chains, and recomputing them doubled the cost.
     ``reason`` is the type's own rejection reason as a :data:`STATUS`, null when valid. Hashing
-    happens later, on accepted values only (see ``encode``).
+    happens later, in ``encode``.
     """
     stripped = pl.col("_s")
     empty = stripped.is_null() | (stripped == "")

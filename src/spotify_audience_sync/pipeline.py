@@ -388,10 +388,17 @@ def _run_batches(
                 on_progress(report.rows_read)
 
         try:
-            for parse in source.deferred_batches(wanted):
-                in_flight.append(pool.submit(_process, parse, renamed, options))
-                if len(in_flight) > options.workers:
+            try:
+                for parse in source.deferred_batches(wanted):
+                    in_flight.append(pool.submit(_process, parse, renamed, options))
+                    if len(in_flight) > options.workers:
+                        merge_oldest()
+            except InputError:
+                # Reading runs ahead of parsing: an error reading a later chunk must not hide
+                # one in an earlier chunk, so the earlier ones are finished (or fail) first.
+                while in_flight:
                     merge_oldest()
+                raise
             while in_flight:
                 merge_oldest()
         finally:

@@ -109,6 +109,7 @@ class Source:
     _raw: BinaryIO | None = field(default=None, repr=False)
     _owned: bool = field(default=True, repr=False)
     _path: Path | None = field(default=None, repr=False)
+    _header: bytes = field(default=b"", repr=False)
     chunk_bytes: int = DEFAULT_CHUNK_BYTES
 
     def batches(self, columns: list[str]) -> Iterator[pl.DataFrame]:
@@ -173,19 +174,19 @@ class Source:
             missing = [c for c in columns if c not in frame.columns]
             frame = frame.with_columns(pl.lit(None, pl.String).alias(c) for c in missing)
             return frame.select(pl.col(columns).cast(pl.String))
-        # By position, under names we give: the first column of a repeated name wins.
-        schema = {f"c{i}": pl.String for i in range(len(self.columns))}
-        indices = [self.columns.index(c) for c in columns]
+        # By position, under the header we wrote: the first column of a repeated name wins.
+        # The header goes in front of every chunk, so each chunk parses like the file's start
+        # (a ragged or blank first line, a BOM-like first character) wherever the cut falls.
+        fields = [f"c{self.columns.index(c)}" for c in columns]
         frame = pl.read_csv(
-            chunk,
-            has_header=False,
-            schema=schema,
-            columns=indices,
+            self._header + chunk,
+            columns=fields,
             separator="\t" if self.format == "tsv" else ",",
+            infer_schema=False,
             encoding="utf8",
             raise_if_empty=False,
         )
-        return frame.select(pl.col(f"c{i}").alias(c) for i, c in zip(indices, columns, strict=True))
+        return frame.select(pl.col(f).alias(c) for f, c in zip(fields, columns, strict=True))
 
 
 class _Deferred:
@@ -194,10 +195,13 @@ class _Deferred:
     __slots__ = ("_chunk", "_columns", "_line", "_source")
 
     def __init__(self, source: Source, chunk: bytes, columns: list[str], line: int) -> None:
-        self._source, self._chunk, self._columns, self._line = source, chunk, columns, line
+        self._source, self._columns, self._line = source, columns, line
+        self._chunk: bytes | None = chunk
 
     def __call__(self) -> pl.DataFrame:
-        chunk, self._chunk = self._chunk, b""
+        chunk, self._chunk = self._chunk, None
+        if chunk is None:
+            raise RuntimeError("a deferred batch is parsed once")
         source = self._source
         try:
             return source._parse(chunk, self._columns)
@@ -347,7 +351,8 @@ def open_source(
 def _open_delimited(stream: BinaryIO, name: str, kind: Format, chunk_bytes: int) -> Source:
     delimiter = "\t" if kind == "tsv" else ","
     columns = _read_header(stream, name, delimiter)
-    return Source(name, kind, columns, _stream=stream, chunk_bytes=chunk_bytes)
+    header = delimiter.join(f"c{i}" for i in range(len(columns))).encode() + b"\n"
+    return Source(name, kind, columns, _stream=stream, _header=header, chunk_bytes=chunk_bytes)
 
 
 def _read_header(stream: BinaryIO, name: str, delimiter: str) -> list[str]:

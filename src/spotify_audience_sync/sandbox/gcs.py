@@ -89,7 +89,8 @@ class _Session:
         """Queue the bytes persisted since the last call for the running digests (in order:
         one background thread folds them)."""
         if 0 <= self.digested < len(self.data):
-            fresh = bytes(self.data[self.digested :])
+            with memoryview(self.data) as view:  # one copy, released before any resize
+                fresh = bytes(view[self.digested :])
             self.digested = len(self.data)
             self.folding = _DIGESTER.submit(self._fold, fresh)
 
