@@ -176,17 +176,19 @@ def _device_frame(frame: pl.LazyFrame, column: str) -> pl.LazyFrame:
 
 
 def _phone_frame(values: pl.Series, options: NormalizeOptions) -> pl.LazyFrame:
-    """Phones leave the expression world: libphonenumber rules run on the distinct values."""
+    """Phones leave the expression world: libphonenumber's rules, vectorized (see ``phones``)."""
     stripped = values.cast(pl.String).str.strip_chars()
-    needs_parse = ~(stripped.is_null() | (stripped == "") | stripped.str.contains(_SHA256_HEX))
+    hexes = stripped.str.contains(_SHA256_HEX)
+    needs_parse = ~(stripped.is_null() | (stripped == "") | hexes)
     parsed = normalize_phones(
         stripped.filter(needs_parse),
         default_region=options.default_region,
         validation=options.phone_validation,
         with_route=True,
     )
-    frame = pl.DataFrame({"_s": stripped}).with_columns(
-        _n=pl.when(pl.col("_s").str.contains(_SHA256_HEX)).then(pl.col("_s").str.to_lowercase()),
+    frame = pl.DataFrame({"_s": stripped, "_h": hexes}).select(
+        "_s",
+        _n=pl.when(pl.col("_h")).then(pl.col("_s").str.to_lowercase()),
         _r=pl.lit(None, pl.String),
     )
     fallback = pl.repeat(False, len(values), dtype=pl.Boolean, eager=True)

@@ -64,8 +64,12 @@ def normalize_phones(
     says which values libphonenumber itself decided (the vectorized path could not).
     """
     e164, reason, _, fallback = _decide(values, default_region.upper(), validation)
-    frame = pl.DataFrame({"e164": e164, "reason": reason.cast(pl.String)}, schema=SCHEMA)
+    frame = _frame(e164, reason)
     return frame.with_columns(fallback=fallback) if with_route else frame
+
+
+def _frame(e164: pl.Series, reason: pl.Series) -> pl.DataFrame:
+    return pl.DataFrame({"e164": e164, "reason": reason.cast(pl.String)}, schema=SCHEMA)
 
 
 def _exact(keys: pl.Series, region: str, validation: PhoneValidation) -> pl.DataFrame:
@@ -179,5 +183,4 @@ def normalize_phones_with_stats(
         fallback_rows=fallback_rows,
         fallback_values=stripped.filter(fallback).n_unique(),
     )
-    frame = pl.DataFrame({"e164": e164, "reason": reason.cast(pl.String)}, schema=SCHEMA)
-    return frame, stats
+    return _frame(e164, reason), stats

@@ -185,15 +185,20 @@ class PreparedSegment:
     ) -> tuple[bytes, int, dict[IdentifierType, int], int]:
         """One partition's digest, row count, per-type counts and encoded size (worker thread)."""
         digest = hashlib.sha256()
-        counts: dict[IdentifierType, int] = {}
         size = 0
         for group, records in parts.items():
             digest.update(bytes([group]) + len(records).to_bytes(8, "big"))
             digest.update(np.ascontiguousarray(records).data)
+            size += encoded_size(records, self.layout, self.kinds, group)
+        return digest.digest(), sum(len(r) for r in parts.values()), self._written(parts), size
+
+    def _written(self, parts: dict[int, Records]) -> dict[IdentifierType, int]:
+        """Identifiers per type in one partition's distinct records."""
+        counts: dict[IdentifierType, int] = {}
+        for group, records in parts.items():
             for kind, n in written_per_type(records, self.layout, self.kinds, group).items():
                 counts[kind] = counts.get(kind, 0) + n
-            size += encoded_size(records, self.layout, self.kinds, group)
-        return digest.digest(), sum(len(r) for r in parts.values()), counts, size
+        return counts
 
     def chunks(self) -> Iterator[bytes]:
         """Yield the file: the header, then each partition's distinct rows as CSV bytes.
@@ -228,13 +233,11 @@ class PreparedSegment:
 
     def _encode(self, parts: dict[int, Records]) -> tuple[bytes, int, dict[IdentifierType, int]]:
         """One partition's distinct records → bytes and counts (runs on a worker thread)."""
-        counts: dict[IdentifierType, int] = {}
-        chunks = []
-        for group, records in parts.items():
-            for kind, n in written_per_type(records, self.layout, self.kinds, group).items():
-                counts[kind] = counts.get(kind, 0) + n
-            chunks.append(encode_records(records, self.layout, self.kinds, group))
-        return b"".join(chunks), sum(len(r) for r in parts.values()), counts
+        data = b"".join(
+            encode_records(records, self.layout, self.kinds, group)
+            for group, records in parts.items()
+        )
+        return data, sum(len(r) for r in parts.values()), self._written(parts)
 
     def write_to(self, stream: BinaryIO) -> None:
         """Write the whole file to a binary stream."""

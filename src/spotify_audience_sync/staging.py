@@ -27,14 +27,13 @@ from typing import TypeVar
 import numpy as np
 import numpy.typing as npt
 
-from spotify_audience_sync.encode import deduplicate
+from spotify_audience_sync.encode import Records, deduplicate
 from spotify_audience_sync.errors import ConfigError
 
 __all__ = ["Stage", "partition_payload"]
 
 T = TypeVar("T")
 PARTITIONS = 64
-Records = npt.NDArray[np.uint8]
 
 
 def partition_payload(records: Records, partitions: npt.NDArray[np.uint8]) -> dict[int, Records]:
