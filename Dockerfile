@@ -12,6 +12,13 @@ ENV UV_COMPILE_BYTECODE=1 \
     UV_LINK_MODE=copy \
     UV_PYTHON_DOWNLOADS=never \
     UV_PROJECT_ENVIRONMENT=/app/.venv
+# A C compiler for the one extension (src/spotify_audience_sync/_native.c, the pipeline's hot
+# loops); only the built virtual environment reaches the runtime image. Unpinned on purpose:
+# Debian's point releases replace these versions, and a pin would break the build each time.
+# hadolint ignore=DL3008
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends gcc libc6-dev \
+    && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 # Dependencies first, in their own layer: it is rebuilt only when the lock changes.
 COPY pyproject.toml uv.lock ./

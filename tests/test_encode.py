@@ -13,19 +13,21 @@ from hypothesis import strategies as st
 
 from spotify_audience_sync.encode import (
     Block,
-    _digests,
-    _from_views,
+    Layout,
     deduplicate,
     encode_records,
     header,
     record_width,
-    to_blocks,
     written_per_type,
 )
+from spotify_audience_sync.encode import to_blocks as blocks_of_hashes
+from spotify_audience_sync.hashing import from_views as _from_views
+from spotify_audience_sync.hashing import hex_matrix as _digests
 from spotify_audience_sync.identifiers import (
     IdentifierType,
     NormalizeOptions,
     digests,
+    hash_frame,
     normalize_batch,
     sha256_hex,
 )
@@ -49,6 +51,11 @@ def wide_record(lead: int, *hexes: str) -> np.ndarray:
 
 def text_of(records: np.ndarray) -> list[str]:
     return [bytes(r).decode() for r in records]
+
+
+def to_blocks(normalized: pl.DataFrame, layout: Layout, kinds: list[IdentifierType]) -> list[Block]:
+    """Blocks of a normalized frame: hashed as the pipeline hashes it."""
+    return blocks_of_hashes({k: hash_frame(normalized, k) for k in kinds}, layout, kinds)
 
 
 def frame(**columns: list[str | None]) -> pl.DataFrame:

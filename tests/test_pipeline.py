@@ -17,7 +17,7 @@ import pytest
 
 from spotify_audience_sync.encode import Layout, encode_records, to_blocks
 from spotify_audience_sync.errors import InputError
-from spotify_audience_sync.identifiers import IdentifierType, NormalizeOptions
+from spotify_audience_sync.identifiers import IdentifierType, NormalizeOptions, hash_frame
 from spotify_audience_sync.pipeline import PrepareOptions, prepare_segment, resolve_columns
 from spotify_audience_sync.sources import open_source
 from spotify_audience_sync.staging import Stage, partition_payload
@@ -175,7 +175,8 @@ def test_stage_is_removed_when_reading_fails(tmp_path: Path) -> None:
 def test_dedup_is_exact_across_batches(tmp_path: Path) -> None:
     digests = [_sha(f"user{i}@example.com") for i in range(50)]
     frame = pl.DataFrame({"email_value": digests, "email_status": ["prehashed"] * 50})
-    [block] = to_blocks(frame, "type-value", [IdentifierType.EMAIL])
+    hashes = {IdentifierType.EMAIL: hash_frame(frame, IdentifierType.EMAIL)}
+    [block] = to_blocks(hashes, "type-value", [IdentifierType.EMAIL])
     with Stage(block.records.shape[1], tmp_path) as stage:
         stage.write(block.group, partition_payload(block.records, block.partitions))
         stage.write(block.group, partition_payload(block.records[::-1], block.partitions[::-1]))

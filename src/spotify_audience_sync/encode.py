@@ -18,22 +18,15 @@ the file is only framing: a type name in front, a newline behind.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
 import numpy.typing as npt
-import polars as pl
 
-from spotify_audience_sync.identifiers import (
-    HASHED,
-    PREHASHED,
-    IdentifierType,
-    sha256_hex,
-    status_column,
-    value_column,
-)
+from spotify_audience_sync.hashing import DIGEST as _DIGEST
+from spotify_audience_sync.identifiers import Hashes, IdentifierType
 
 __all__ = [
     "Block",
@@ -51,7 +44,6 @@ __all__ = [
 Layout = Literal["type-value", "wide"]
 Records = npt.NDArray[np.uint8]
 
-_DIGEST = 64  # hex characters per SHA-256
 _ORDER = list(IdentifierType)
 
 
@@ -76,60 +68,6 @@ def header(layout: Layout, kinds: Sequence[IdentifierType]) -> bytes:
     return (",".join(kind.value for kind in kinds) + "\n").encode()
 
 
-def _digests(column: pl.Series) -> npt.NDArray[np.uint8]:
-    """64-character hex digests (no nulls) → an ``(n, 64)`` matrix of their ASCII bytes.
-
-    Polars exports strings zero-copy as Arrow string views; a freshly hashed column's views
-    point at its data buffers in order, so those buffers, concatenated, are the matrix. That
-    layout is checked, not assumed; otherwise (a filtered column, say) the digests go through
-    Arrow's ``large_binary`` layout, whose data buffer is the matrix too (one conversion).
-    Both are many times cheaper than reinterpreting to a polars fixed-size array.
-    """
-    n = column.len()
-    if n == 0:
-        return np.empty((0, _DIGEST), dtype=np.uint8)
-    if column.null_count():
-        raise ValueError("digests must not be null")
-    matrix = _from_views(column, n)
-    if matrix is not None:
-        return matrix
-    array = column.cast(pl.Binary).to_arrow(compat_level=pl.CompatLevel.oldest())
-    _, offsets_buffer, data_buffer = array.buffers()
-    offsets = np.frombuffer(offsets_buffer, dtype=np.int64)[array.offset : array.offset + n + 1]
-    if not (np.diff(offsets) == _DIGEST).all():
-        raise ValueError("digests must be 64 characters long")
-    data = np.frombuffer(data_buffer, dtype=np.uint8, count=n * _DIGEST, offset=int(offsets[0]))
-    return data.reshape(n, _DIGEST)
-
-
-def _from_views(column: pl.Series, n: int) -> npt.NDArray[np.uint8] | None:
-    """The matrix straight from a string-view column's data buffers, or None if the views are
-    not the plain in-order layout (each value 64 bytes, each buffer filled from its start)."""
-    array = column.to_arrow(compat_level=pl.CompatLevel.newest())
-    buffers = array.buffers()
-    if str(array.type) != "string_view" or array.null_count or len(buffers) < 3:
-        return None
-    views = np.frombuffer(buffers[1], dtype=np.uint32)
-    views = views[4 * array.offset : 4 * (array.offset + n)].reshape(n, 4)
-    length, index, start = views[:, 0], views[:, 2], views[:, 3]
-    if not (length == _DIGEST).all() or (np.diff(index.astype(np.int64)) < 0).any():
-        return None
-    counts = np.bincount(index, minlength=len(buffers) - 2)
-    if len(counts) > len(buffers) - 2:
-        return None
-    first_row = np.cumsum(counts) - counts
-    expected = (np.arange(n, dtype=np.int64) - first_row[index]) * _DIGEST
-    if not (start == expected).all():
-        return None
-    parts = [
-        np.frombuffer(buffers[2 + i], dtype=np.uint8, count=int(count) * _DIGEST)
-        for i, count in enumerate(counts)
-        if count
-    ]
-    matrix = parts[0] if len(parts) == 1 else np.concatenate(parts)
-    return matrix.reshape(n, _DIGEST)
-
-
 def _nibbles(hex_chars: npt.NDArray[np.uint8]) -> npt.NDArray[np.uint8]:
     """ASCII ``0-9a-f`` → values 0-15, by arithmetic (a lookup table is slower in numpy)."""
     result: npt.NDArray[np.uint8] = (hex_chars & 0x0F) + np.uint8(9) * (hex_chars >> 6)
@@ -143,56 +81,23 @@ def _first_byte(hex_chars: npt.NDArray[np.uint8]) -> npt.NDArray[np.uint8]:
     return result
 
 
-def _accepted(
-    normalized: pl.DataFrame, kind: IdentifierType
-) -> tuple[npt.NDArray[np.uint8], npt.NDArray[np.bool_]]:
-    """Row-aligned hex digests of a type as an ``(n, 64)`` matrix, and which rows are accepted.
-
-    For ``wide``, which keeps a person's identifiers on one row. Every row is hashed in one
-    vectorized call (rejected rows are few); pre-hashed rows are then overwritten with their
-    own digests, so they are never hashed twice.
-    """
-    value, status = normalized[value_column(kind)], normalized[status_column(kind)]
-    hashed = (status == HASHED).to_numpy()
-    prehashed = (status == PREHASHED).to_numpy()
-    matrix = _digests(
-        normalized.select(sha256_hex(pl.col(value_column(kind)).fill_null(""))).to_series()
-    )
-    if prehashed.any():
-        matrix = matrix.copy()
-        matrix[prehashed] = _digests(value.filter(pl.Series(prehashed)))
-    return matrix, hashed | prehashed
-
-
-def _type_blocks(normalized: pl.DataFrame, kind: IdentifierType) -> list[Block]:
-    """A type's accepted digests: hashed values hashed, pre-hashed ones as they are.
-
-    Only accepted values are hashed, and the digests are used where Arrow put them.
-    """
-    status = pl.col(status_column(kind))
-    value = pl.col(value_column(kind))
-    blocks = []
-    for wanted in (HASHED, PREHASHED):
-        series = normalized.select(value.filter(status == wanted)).to_series()
-        if wanted == HASHED:  # filtered first: hashing inside the filtering query is slower
-            series = series.to_frame("v").select(sha256_hex(pl.col("v"))).to_series()
-        if series.len():
-            matrix = _digests(series)
-            blocks.append(Block(_ORDER.index(kind), matrix, _first_byte(matrix[:, :2])))
-    return blocks
-
-
 def to_blocks(
-    normalized: pl.DataFrame, layout: Layout, kinds: Sequence[IdentifierType]
+    hashes: Mapping[IdentifierType, Hashes], layout: Layout, kinds: Sequence[IdentifierType]
 ) -> list[Block]:
-    """Accepted hashes of a normalized batch → blocks of records with their partition bytes.
+    """A hashed batch's accepted digests → blocks of records with their partition bytes.
 
     Identical rows get identical records in the same group and the same partition: that is
     what lets each partition be deduplicated on its own.
     """
     if layout == "type-value":
-        return [block for kind in kinds for block in _type_blocks(normalized, kind)]
-    columns = [_accepted(normalized, kind) for kind in kinds]
+        blocks = []
+        for kind in kinds:
+            matrix, accepted = hashes[kind].matrix, hashes[kind].accepted
+            records = matrix if accepted.all() else matrix[accepted]
+            if len(records):
+                blocks.append(Block(_ORDER.index(kind), records, _first_byte(records[:, :2])))
+        return blocks
+    columns = [(hashes[kind].matrix, hashes[kind].accepted) for kind in kinds]
     keep = np.logical_or.reduce([accepted for _, accepted in columns])
     records = np.zeros((int(keep.sum()), record_width(layout, kinds)), dtype=np.uint8)
     lead = np.zeros(len(records), dtype=np.uint8)

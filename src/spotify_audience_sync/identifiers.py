@@ -13,9 +13,18 @@ import enum
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+import numpy as np
+import numpy.typing as npt
 import polars as pl
-import polars_hash  # noqa: F401  (registers the .chash namespace)
 
+from spotify_audience_sync.hashing import (
+    EMAIL_DEFER,
+    Matrix,
+    email_kernel,
+    hex_matrix,
+    sha256_hex,
+    sha256_matrix,
+)
 from spotify_audience_sync.phones import PHONE_REASONS, PhoneValidation, normalize_phones
 
 __all__ = [
@@ -24,9 +33,13 @@ __all__ = [
     "PREHASHED",
     "REJECT_REASONS",
     "STATUS",
+    "HashedBatch",
+    "Hashes",
     "IdentifierType",
     "NormalizeOptions",
     "digests",
+    "hash_batch",
+    "hash_frame",
     "normalize_batch",
     "normalize_values",
     "sha256_hex",
@@ -83,10 +96,8 @@ class NormalizeOptions:
     phone_validation: PhoneValidation = "valid"
 
 
-def sha256_hex(value: pl.Expr) -> pl.Expr:
-    """Vectorized SHA-256 hex of the UTF-8 bytes (polars-hash; matches hashlib)."""
-    digest: pl.Expr = value.chash.sha2_256()  # type: ignore[attr-defined]
-    return digest
+#: Each status's code (its index in :data:`STATUS`); the C email kernel writes the same codes.
+CODES = {name: i for i, name in enumerate(STATUS.categories.to_list())}
 
 
 def value_column(kind: IdentifierType) -> str:
@@ -236,3 +247,102 @@ def normalize_values(
     frame = pl.DataFrame({"v": values}, schema={"v": pl.String})
     out = normalize_batch(frame, {kind: "v"}, options or NormalizeOptions())
     return list(zip(digests(out, kind).to_list(), out[status_column(kind)].to_list(), strict=True))
+
+
+@dataclass(frozen=True)
+class Hashes:
+    """One type's digests, row-aligned with its batch, and which rows have one.
+
+    ``matrix`` is ``(rows, 64)``: the hex digest of each hashed or pre-hashed row (other rows
+    are undefined); ``accepted`` marks those rows. This is what the encoder makes records of.
+    """
+
+    matrix: Matrix
+    accepted: npt.NDArray[np.bool_]
+
+
+@dataclass(frozen=True)
+class HashedBatch:
+    """A batch after the rules and hashing: per type, each row's status code and digest."""
+
+    rows: int
+    codes: dict[IdentifierType, npt.NDArray[np.uint8]]
+    hashes: dict[IdentifierType, Hashes]
+    phone_fallback: int
+
+
+def hash_frame(frame: pl.DataFrame, kind: IdentifierType) -> Hashes:
+    """A normalized frame's digests: hashed values hashed, pre-hashed ones as they are."""
+    status, value = frame[status_column(kind)], frame[value_column(kind)]
+    hashed, prehashed = (status == HASHED).fill_null(False), (status == PREHASHED).fill_null(False)
+    accepted = (hashed | prehashed).to_numpy()
+    if hashed.all():  # nothing to scatter
+        return Hashes(sha256_matrix(value), accepted)
+    matrix = np.zeros((frame.height, 64), dtype=np.uint8)
+    for mask, digest in ((hashed, sha256_matrix), (prehashed, hex_matrix)):
+        if mask.any():
+            matrix[mask.to_numpy()] = digest(value.filter(mask))
+    return Hashes(matrix, accepted)
+
+
+def _codes(frame: pl.DataFrame, kind: IdentifierType) -> npt.NDArray[np.uint8]:
+    codes: npt.NDArray[np.uint8] = (
+        frame[status_column(kind)].to_physical().cast(pl.UInt8).to_numpy(writable=True)
+    )
+    return codes
+
+
+def _native_emails(
+    values: pl.Series, options: NormalizeOptions
+) -> tuple[npt.NDArray[np.uint8], Hashes] | None:
+    """Emails through the C kernel; the few values it leaves (non-ASCII) through the rules."""
+    values = values.cast(pl.String)
+    result = email_kernel(values, options.gmail_canonical)
+    if result is None:
+        return None
+    codes, matrix, deferred = result
+    if values.null_count():  # a null's view is not a value: it is empty, whatever it holds
+        codes[values.is_null().to_numpy()] = CODES["empty"]
+        deferred = int(np.count_nonzero(codes == EMAIL_DEFER))
+    if deferred:
+        rows = np.flatnonzero(codes == EMAIL_DEFER)
+        subset = pl.DataFrame({"v": values.gather(rows)}).lazy()
+        normalized = _email_frame(subset, "v", options).collect()
+        codes[rows] = _codes(normalized, IdentifierType.EMAIL)
+        matrix[rows] = hash_frame(normalized, IdentifierType.EMAIL).matrix
+    accepted = codes <= max(CODES[HASHED], CODES[PREHASHED])
+    return codes, Hashes(matrix, accepted)
+
+
+def hash_batch(
+    batch: pl.DataFrame,
+    columns: Mapping[IdentifierType, str],
+    options: NormalizeOptions,
+) -> HashedBatch:
+    """The rules and SHA-256 for one batch of raw rows (the pipeline's hot path).
+
+    Same answers as :func:`normalize_batch` followed by :func:`hash_frame`; emails take the C
+    kernel when it is built (see :mod:`.hashing`).
+    """
+    codes: dict[IdentifierType, npt.NDArray[np.uint8]] = {}
+    hashes: dict[IdentifierType, Hashes] = {}
+    rest = dict(columns)
+    if IdentifierType.EMAIL in columns:
+        native = _native_emails(batch[columns[IdentifierType.EMAIL]], options)
+        if native is not None:
+            codes[IdentifierType.EMAIL], hashes[IdentifierType.EMAIL] = native
+            del rest[IdentifierType.EMAIL]
+    fallback = 0
+    if rest:
+        normalized = normalize_batch(batch, rest, options)
+        for kind in rest:
+            codes[kind] = _codes(normalized, kind)
+            hashes[kind] = hash_frame(normalized, kind)
+        if FALLBACK_COLUMN in normalized.columns:
+            fallback = int(normalized[FALLBACK_COLUMN].sum())
+    return HashedBatch(
+        rows=batch.height,
+        codes={kind: codes[kind] for kind in columns},
+        hashes={kind: hashes[kind] for kind in columns},
+        phone_fallback=fallback,
+    )

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 import numpy as np
+import numpy.typing as npt
 import polars as pl
 
 from spotify_audience_sync.encode import (
@@ -33,15 +34,13 @@ from spotify_audience_sync.encode import (
 )
 from spotify_audience_sync.errors import ConfigError, InputError
 from spotify_audience_sync.identifiers import (
-    FALLBACK_COLUMN,
     HASHED,
     PREHASHED,
     REJECT_REASONS,
     STATUS,
     IdentifierType,
     NormalizeOptions,
-    normalize_batch,
-    status_column,
+    hash_batch,
 )
 from spotify_audience_sync.report import PrepareReport, TypeCounts
 from spotify_audience_sync.sources import Source, looks_like_data
@@ -281,9 +280,8 @@ class _Processed:
     phone_fallback: int
 
 
-def _count_statuses(statuses: pl.Series) -> dict[str, int]:
-    """How many values ended in each status: a bincount of the Enum's codes."""
-    codes = statuses.to_physical().to_numpy()
+def _count_statuses(codes: npt.NDArray[np.uint8]) -> dict[str, int]:
+    """How many values ended in each status: a bincount of the status codes."""
     counts = np.bincount(codes, minlength=len(STATUS.categories))
     return {STATUS.categories[i]: int(n) for i, n in enumerate(counts) if n}
 
@@ -297,16 +295,12 @@ def _process(
     # Each stage's input is let go as soon as the next stage has what it needs: a batch's
     # peak working set, times the batches in flight, is most of the process's peak memory.
     batch = parse()
-    rows = batch.height
-    kinds = list(columns)
-    normalized = normalize_batch(batch, columns, options.normalize)
+    hashed = hash_batch(batch, columns, options.normalize)
     del batch
-    statuses = {kind: _count_statuses(normalized[status_column(kind)]) for kind in kinds}
-    fallback = (
-        int(normalized[FALLBACK_COLUMN].sum()) if FALLBACK_COLUMN in normalized.columns else 0
-    )
-    blocks = to_blocks(normalized, options.layout, kinds)
-    del normalized
+    statuses = {kind: _count_statuses(codes) for kind, codes in hashed.codes.items()}
+    blocks = to_blocks(hashed.hashes, options.layout, list(columns))
+    rows, fallback = hashed.rows, hashed.phone_fallback
+    del hashed
     payloads = []
     while blocks:
         block = blocks.pop(0)

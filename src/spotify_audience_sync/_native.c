@@ -1,0 +1,674 @@
+/*
+ * Hot loops of the identifier pipeline, in C: SHA-256 of many short strings and the email rules.
+ *
+ * Why: polars-hash spends ~340 ns a value (hashing plus hex formatting plus a String per row),
+ * and the email rules are four polars passes (strip, lowercase, regex, hex check), ~250 ns a
+ * value. Here each value is read once, straight out of polars' Arrow string views, hashed with
+ * the CPU's SHA instructions when it has them, and written as 64 hex characters into a matrix
+ * the encoder uses as is. The GIL is released, so the pipeline's worker threads run in parallel.
+ *
+ * Pure data logic, like identifiers.py: no I/O. Anything this file cannot decide exactly (an
+ * email with a non-ASCII byte) is marked DEFER and decided by the polars expressions, which
+ * stay the definition. tests/test_native.py holds both to the same answers.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <stdint.h>
+#include <string.h>
+
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#include <cpuid.h>
+#include <immintrin.h>
+#define SAS_X86 1
+#endif
+
+/* ---------------------------------------------------------------- SHA-256 (FIPS 180-4) ---- */
+
+static const uint32_t K256[64] = {
+    0x428a2f98, 0x71374491, 0xb5c0fbcf, 0xe9b5dba5, 0x3956c25b, 0x59f111f1, 0x923f82a4,
+    0xab1c5ed5, 0xd807aa98, 0x12835b01, 0x243185be, 0x550c7dc3, 0x72be5d74, 0x80deb1fe,
+    0x9bdc06a7, 0xc19bf174, 0xe49b69c1, 0xefbe4786, 0x0fc19dc6, 0x240ca1cc, 0x2de92c6f,
+    0x4a7484aa, 0x5cb0a9dc, 0x76f988da, 0x983e5152, 0xa831c66d, 0xb00327c8, 0xbf597fc7,
+    0xc6e00bf3, 0xd5a79147, 0x06ca6351, 0x14292967, 0x27b70a85, 0x2e1b2138, 0x4d2c6dfc,
+    0x53380d13, 0x650a7354, 0x766a0abb, 0x81c2c92e, 0x92722c85, 0xa2bfe8a1, 0xa81a664b,
+    0xc24b8b70, 0xc76c51a3, 0xd192e819, 0xd6990624, 0xf40e3585, 0x106aa070, 0x19a4c116,
+    0x1e376c08, 0x2748774c, 0x34b0bcb5, 0x391c0cb3, 0x4ed8aa4a, 0x5b9cca4f, 0x682e6ff3,
+    0x748f82ee, 0x78a5636f, 0x84c87814, 0x8cc70208, 0x90befffa, 0xa4506ceb, 0xbef9a3f7,
+    0xc67178f2};
+
+static const uint32_t H256[8] = {0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a,
+                                 0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19};
+
+#define ROTR(x, n) (((x) >> (n)) | ((x) << (32 - (n))))
+
+static void compress_portable(uint32_t state[8], const uint8_t *data, size_t blocks) {
+    for (; blocks; blocks--, data += 64) {
+        uint32_t w[64];
+        for (int t = 0; t < 16; t++) {
+            w[t] = ((uint32_t)data[4 * t] << 24) | ((uint32_t)data[4 * t + 1] << 16) |
+                   ((uint32_t)data[4 * t + 2] << 8) | (uint32_t)data[4 * t + 3];
+        }
+        for (int t = 16; t < 64; t++) {
+            uint32_t s0 = ROTR(w[t - 15], 7) ^ ROTR(w[t - 15], 18) ^ (w[t - 15] >> 3);
+            uint32_t s1 = ROTR(w[t - 2], 17) ^ ROTR(w[t - 2], 19) ^ (w[t - 2] >> 10);
+            w[t] = w[t - 16] + s0 + w[t - 7] + s1;
+        }
+        uint32_t a = state[0], b = state[1], c = state[2], d = state[3];
+        uint32_t e = state[4], f = state[5], g = state[6], h = state[7];
+        for (int t = 0; t < 64; t++) {
+            uint32_t t1 = h + (ROTR(e, 6) ^ ROTR(e, 11) ^ ROTR(e, 25)) + ((e & f) ^ (~e & g)) +
+                          K256[t] + w[t];
+            uint32_t t2 = (ROTR(a, 2) ^ ROTR(a, 13) ^ ROTR(a, 22)) + ((a & b) ^ (a & c) ^ (b & c));
+            h = g;
+            g = f;
+            f = e;
+            e = d + t1;
+            d = c;
+            c = b;
+            b = a;
+            a = t1 + t2;
+        }
+        state[0] += a;
+        state[1] += b;
+        state[2] += c;
+        state[3] += d;
+        state[4] += e;
+        state[5] += f;
+        state[6] += g;
+        state[7] += h;
+    }
+}
+
+#ifdef SAS_X86
+/* The SHA extensions (Goldmont, Zen and later): two rounds an instruction. The state lives as
+ * ABEF / CDGH, the layout sha256rnds2 works on. */
+__attribute__((target("sha,sse4.1,ssse3"))) static void compress_shani(uint32_t state[8],
+                                                                      const uint8_t *data,
+                                                                      size_t blocks) {
+    const __m128i swap = _mm_set_epi64x(0x0c0d0e0f08090a0bULL, 0x0405060700010203ULL);
+    __m128i tmp = _mm_shuffle_epi32(_mm_loadu_si128((const __m128i *)&state[0]), 0xB1);
+    __m128i cdgh = _mm_shuffle_epi32(_mm_loadu_si128((const __m128i *)&state[4]), 0x1B);
+    __m128i abef = _mm_alignr_epi8(tmp, cdgh, 8);
+    cdgh = _mm_blend_epi16(cdgh, tmp, 0xF0);
+    for (; blocks; blocks--, data += 64) {
+        const __m128i abef_in = abef, cdgh_in = cdgh;
+        __m128i w0 = _mm_shuffle_epi8(_mm_loadu_si128((const __m128i *)(data + 0)), swap);
+        __m128i w1 = _mm_shuffle_epi8(_mm_loadu_si128((const __m128i *)(data + 16)), swap);
+        __m128i w2 = _mm_shuffle_epi8(_mm_loadu_si128((const __m128i *)(data + 32)), swap);
+        __m128i w3 = _mm_shuffle_epi8(_mm_loadu_si128((const __m128i *)(data + 48)), swap);
+#define SAS_ROUNDS4(w, g)                                                                      \
+    do {                                                                                       \
+        __m128i k = _mm_add_epi32((w), _mm_loadu_si128((const __m128i *)&K256[4 * (g)]));     \
+        cdgh = _mm_sha256rnds2_epu32(cdgh, abef, k);                                           \
+        abef = _mm_sha256rnds2_epu32(abef, cdgh, _mm_shuffle_epi32(k, 0x0E));                  \
+    } while (0)
+/* W[t..t+3] from the four previous groups: a = W[t-16..], b = W[t-12..], c = W[t-8..],
+ * d = W[t-4..]; the result replaces a. */
+#define SAS_SCHEDULE(a, b, c, d)                                                               \
+    (a) = _mm_sha256msg2_epu32(                                                                \
+        _mm_add_epi32(_mm_sha256msg1_epu32((a), (b)), _mm_alignr_epi8((d), (c), 4)), (d))
+        SAS_ROUNDS4(w0, 0);
+        SAS_ROUNDS4(w1, 1);
+        SAS_ROUNDS4(w2, 2);
+        SAS_ROUNDS4(w3, 3);
+        for (int g = 4; g < 16; g += 4) {
+            SAS_SCHEDULE(w0, w1, w2, w3);
+            SAS_ROUNDS4(w0, g);
+            SAS_SCHEDULE(w1, w2, w3, w0);
+            SAS_ROUNDS4(w1, g + 1);
+            SAS_SCHEDULE(w2, w3, w0, w1);
+            SAS_ROUNDS4(w2, g + 2);
+            SAS_SCHEDULE(w3, w0, w1, w2);
+            SAS_ROUNDS4(w3, g + 3);
+        }
+#undef SAS_ROUNDS4
+#undef SAS_SCHEDULE
+        abef = _mm_add_epi32(abef, abef_in);
+        cdgh = _mm_add_epi32(cdgh, cdgh_in);
+    }
+    tmp = _mm_shuffle_epi32(abef, 0x1B);
+    cdgh = _mm_shuffle_epi32(cdgh, 0xB1);
+    _mm_storeu_si128((__m128i *)&state[0], _mm_blend_epi16(tmp, cdgh, 0xF0));
+    _mm_storeu_si128((__m128i *)&state[4], _mm_alignr_epi8(cdgh, tmp, 8));
+}
+
+/* Two single-block messages at once: each round's instructions wait on the one before, so a
+ * second independent message fills the pipeline almost for free. Writes both hex digests. */
+__attribute__((target("sha,sse4.1,ssse3"))) static void shani_x2_hex(const uint8_t *b0,
+                                                                    const uint8_t *b1,
+                                                                    uint8_t *out0, uint8_t *out1) {
+    const __m128i swap = _mm_set_epi64x(0x0c0d0e0f08090a0bULL, 0x0405060700010203ULL);
+    __m128i tmp = _mm_shuffle_epi32(_mm_loadu_si128((const __m128i *)&H256[0]), 0xB1);
+    __m128i cdgh_in = _mm_shuffle_epi32(_mm_loadu_si128((const __m128i *)&H256[4]), 0x1B);
+    const __m128i abef_in = _mm_alignr_epi8(tmp, cdgh_in, 8);
+    cdgh_in = _mm_blend_epi16(cdgh_in, tmp, 0xF0);
+    __m128i a0 = abef_in, c0 = cdgh_in, a1 = abef_in, c1 = cdgh_in;
+    __m128i x0 = _mm_shuffle_epi8(_mm_loadu_si128((const __m128i *)(b0 + 0)), swap);
+    __m128i x1 = _mm_shuffle_epi8(_mm_loadu_si128((const __m128i *)(b0 + 16)), swap);
+    __m128i x2 = _mm_shuffle_epi8(_mm_loadu_si128((const __m128i *)(b0 + 32)), swap);
+    __m128i x3 = _mm_shuffle_epi8(_mm_loadu_si128((const __m128i *)(b0 + 48)), swap);
+    __m128i y0 = _mm_shuffle_epi8(_mm_loadu_si128((const __m128i *)(b1 + 0)), swap);
+    __m128i y1 = _mm_shuffle_epi8(_mm_loadu_si128((const __m128i *)(b1 + 16)), swap);
+    __m128i y2 = _mm_shuffle_epi8(_mm_loadu_si128((const __m128i *)(b1 + 32)), swap);
+    __m128i y3 = _mm_shuffle_epi8(_mm_loadu_si128((const __m128i *)(b1 + 48)), swap);
+#define SAS_R4(wx, wy, g)                                                                      \
+    do {                                                                                       \
+        const __m128i kk = _mm_loadu_si128((const __m128i *)&K256[4 * (g)]);                   \
+        __m128i kx = _mm_add_epi32((wx), kk), ky = _mm_add_epi32((wy), kk);                    \
+        c0 = _mm_sha256rnds2_epu32(c0, a0, kx);                                                \
+        c1 = _mm_sha256rnds2_epu32(c1, a1, ky);                                                \
+        a0 = _mm_sha256rnds2_epu32(a0, c0, _mm_shuffle_epi32(kx, 0x0E));                       \
+        a1 = _mm_sha256rnds2_epu32(a1, c1, _mm_shuffle_epi32(ky, 0x0E));                       \
+    } while (0)
+#define SAS_S(a, b, c, d)                                                                      \
+    (a) = _mm_sha256msg2_epu32(                                                                \
+        _mm_add_epi32(_mm_sha256msg1_epu32((a), (b)), _mm_alignr_epi8((d), (c), 4)), (d))
+    SAS_R4(x0, y0, 0);
+    SAS_R4(x1, y1, 1);
+    SAS_R4(x2, y2, 2);
+    SAS_R4(x3, y3, 3);
+    for (int g = 4; g < 16; g += 4) {
+        SAS_S(x0, x1, x2, x3);
+        SAS_S(y0, y1, y2, y3);
+        SAS_R4(x0, y0, g);
+        SAS_S(x1, x2, x3, x0);
+        SAS_S(y1, y2, y3, y0);
+        SAS_R4(x1, y1, g + 1);
+        SAS_S(x2, x3, x0, x1);
+        SAS_S(y2, y3, y0, y1);
+        SAS_R4(x2, y2, g + 2);
+        SAS_S(x3, x0, x1, x2);
+        SAS_S(y3, y0, y1, y2);
+        SAS_R4(x3, y3, g + 3);
+    }
+#undef SAS_R4
+#undef SAS_S
+    const __m128i digits = _mm_setr_epi8('0', '1', '2', '3', '4', '5', '6', '7', '8', '9', 'a',
+                                         'b', 'c', 'd', 'e', 'f');
+    const __m128i low = _mm_set1_epi8(0x0f);
+    __m128i pairs[2][2] = {{a0, c0}, {a1, c1}};
+    uint8_t *outs[2] = {out0, out1};
+    for (int m = 0; m < 2; m++) {
+        __m128i abef = _mm_add_epi32(pairs[m][0], abef_in);
+        __m128i cdgh = _mm_add_epi32(pairs[m][1], cdgh_in);
+        __m128i t = _mm_shuffle_epi32(abef, 0x1B);
+        cdgh = _mm_shuffle_epi32(cdgh, 0xB1);
+        __m128i halves[2] = {_mm_blend_epi16(t, cdgh, 0xF0), _mm_alignr_epi8(cdgh, t, 8)};
+        for (int h = 0; h < 2; h++) {
+            __m128i bytes = _mm_shuffle_epi8(halves[h], swap); /* digest order */
+            __m128i hi = _mm_shuffle_epi8(digits, _mm_and_si128(_mm_srli_epi16(bytes, 4), low));
+            __m128i lo = _mm_shuffle_epi8(digits, _mm_and_si128(bytes, low));
+            _mm_storeu_si128((__m128i *)(outs[m] + 32 * h), _mm_unpacklo_epi8(hi, lo));
+            _mm_storeu_si128((__m128i *)(outs[m] + 32 * h + 16), _mm_unpackhi_epi8(hi, lo));
+        }
+    }
+}
+
+static int cpu_has_shani(void) {
+    unsigned a, b, c, d;
+    if (!__get_cpuid(1, &a, &b, &c, &d)) return 0;
+    if (!(c & (1u << 19)) || !(c & (1u << 9))) return 0; /* SSE4.1, SSSE3 */
+    if (!__get_cpuid_count(7, 0, &a, &b, &c, &d)) return 0;
+    return (b >> 29) & 1; /* SHA */
+}
+#endif
+
+typedef void (*compress_fn)(uint32_t state[8], const uint8_t *data, size_t blocks);
+static compress_fn compress = compress_portable;
+
+static const char HEX[] = "0123456789abcdef";
+
+/* SHA-256 of data[0..len) as 64 lowercase hex characters at out. */
+static void sha256_hex(const uint8_t *data, size_t len, uint8_t *out) {
+    uint32_t state[8];
+    memcpy(state, H256, sizeof state);
+    size_t full = len / 64;
+    if (full) compress(state, data, full);
+    uint8_t tail[128];
+    size_t rest = len - full * 64;
+    memcpy(tail, data + full * 64, rest);
+    tail[rest] = 0x80;
+    size_t tail_len = rest + 1 + 8 <= 64 ? 64 : 128;
+    memset(tail + rest + 1, 0, tail_len - rest - 1);
+    uint64_t bits = (uint64_t)len * 8;
+    for (int i = 0; i < 8; i++) tail[tail_len - 1 - i] = (uint8_t)(bits >> (8 * i));
+    compress(state, tail, tail_len / 64);
+    for (int i = 0; i < 8; i++) {
+        for (int j = 0; j < 4; j++) {
+            uint8_t byte = (uint8_t)(state[i] >> (24 - 8 * j));
+            out[8 * i + 2 * j] = (uint8_t)HEX[byte >> 4];
+            out[8 * i + 2 * j + 1] = (uint8_t)HEX[byte & 15];
+        }
+    }
+}
+
+/* Hashes values as they come, two single-block ones at a time when the CPU has SHA-NI. */
+typedef struct {
+    uint8_t block[64];
+    uint8_t *out;
+    int pending;
+} Hasher;
+
+/* The one padded block of a message of at most 55 bytes. */
+static inline void pad_one(const uint8_t *data, size_t len, uint8_t block[64]) {
+    memcpy(block, data, len);
+    block[len] = 0x80;
+    memset(block + len + 1, 0, 55 - len);
+    uint64_t bits = (uint64_t)len * 8;
+    for (int i = 0; i < 8; i++) block[63 - i] = (uint8_t)(bits >> (8 * i));
+}
+
+static inline void hasher_add(Hasher *h, const uint8_t *data, size_t len, uint8_t *out) {
+#ifdef SAS_X86
+    if (len <= 55 && compress == compress_shani) {
+        if (!h->pending) {
+            pad_one(data, len, h->block);
+            h->out = out;
+            h->pending = 1;
+            return;
+        }
+        uint8_t block[64];
+        pad_one(data, len, block);
+        shani_x2_hex(h->block, block, h->out, out);
+        h->pending = 0;
+        return;
+    }
+#endif
+    sha256_hex(data, len, out);
+}
+
+static void hasher_flush(Hasher *h) {
+    if (!h->pending) return;
+    uint32_t state[8];
+    memcpy(state, H256, sizeof state);
+    compress(state, h->block, 1);
+    for (int i = 0; i < 8; i++) {
+        for (int j = 0; j < 4; j++) {
+            uint8_t byte = (uint8_t)(state[i] >> (24 - 8 * j));
+            h->out[8 * i + 2 * j] = (uint8_t)HEX[byte >> 4];
+            h->out[8 * i + 2 * j + 1] = (uint8_t)HEX[byte & 15];
+        }
+    }
+    h->pending = 0;
+}
+
+/* ------------------------------------------------------------- Arrow string views --------- */
+
+/* A column of polars strings as Arrow exports it (string_view): 16-byte views, values of up to
+ * 12 bytes inline, longer ones in numbered data buffers. Every view is checked against the
+ * buffers before it is read. */
+typedef struct {
+    Py_buffer views;
+    Py_buffer *data;
+    Py_ssize_t ndata;
+    Py_ssize_t offset;
+    Py_ssize_t n;
+} Column;
+
+static void column_release(Column *col) {
+    if (col->views.obj) PyBuffer_Release(&col->views);
+    for (Py_ssize_t i = 0; i < col->ndata; i++) {
+        if (col->data[i].obj) PyBuffer_Release(&col->data[i]);
+    }
+    PyMem_Free(col->data);
+    col->data = NULL;
+    col->ndata = 0;
+}
+
+/* Fill col from (views, data buffers, offset, n); 0 on success, -1 with an exception set. */
+static int column_open(Column *col, PyObject *views, PyObject *data, Py_ssize_t offset,
+                       Py_ssize_t n) {
+    memset(col, 0, sizeof *col);
+    if (offset < 0 || n < 0) {
+        PyErr_SetString(PyExc_ValueError, "offset and length must not be negative");
+        return -1;
+    }
+    if (PyObject_GetBuffer(views, &col->views, PyBUF_SIMPLE) < 0) return -1;
+    if (col->views.len / 16 < offset + n) {
+        PyErr_SetString(PyExc_ValueError, "the views buffer is shorter than offset + length");
+        column_release(col);
+        return -1;
+    }
+    PyObject *seq = PySequence_Fast(data, "data buffers must be a sequence");
+    if (seq == NULL) {
+        column_release(col);
+        return -1;
+    }
+    Py_ssize_t count = PySequence_Fast_GET_SIZE(seq);
+    col->data = PyMem_Calloc(count ? (size_t)count : 1, sizeof(Py_buffer));
+    if (col->data == NULL) {
+        Py_DECREF(seq);
+        column_release(col);
+        PyErr_NoMemory();
+        return -1;
+    }
+    for (Py_ssize_t i = 0; i < count; i++) {
+        if (PyObject_GetBuffer(PySequence_Fast_GET_ITEM(seq, i), &col->data[i], PyBUF_SIMPLE) <
+            0) {
+            col->ndata = i;
+            Py_DECREF(seq);
+            column_release(col);
+            return -1;
+        }
+    }
+    col->ndata = count;
+    Py_DECREF(seq);
+    col->offset = offset;
+    col->n = n;
+    const uint8_t *v = (const uint8_t *)col->views.buf + 16 * offset;
+    for (Py_ssize_t i = 0; i < n; i++, v += 16) {
+        uint32_t len, index, start;
+        memcpy(&len, v, 4);
+        if (len <= 12) continue;
+        memcpy(&index, v + 8, 4);
+        memcpy(&start, v + 12, 4);
+        if ((Py_ssize_t)index >= count || (Py_ssize_t)start + (Py_ssize_t)len > col->data[index].len) {
+            PyErr_SetString(PyExc_ValueError, "a string view points outside its data buffers");
+            column_release(col);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* Pointer to value i's bytes and its length (views already checked). */
+static inline const uint8_t *column_value(const Column *col, Py_ssize_t i, size_t *len) {
+    const uint8_t *v = (const uint8_t *)col->views.buf + 16 * (col->offset + i);
+    uint32_t n, index, start;
+    memcpy(&n, v, 4);
+    *len = n;
+    if (n <= 12) return v + 4;
+    memcpy(&index, v + 8, 4);
+    memcpy(&start, v + 12, 4);
+    return (const uint8_t *)col->data[index].buf + start;
+}
+
+static int writable(PyObject *obj, Py_buffer *out, Py_ssize_t need, const char *what) {
+    if (PyObject_GetBuffer(obj, out, PyBUF_WRITABLE) < 0) return -1;
+    if (out->len < need) {
+        PyErr_Format(PyExc_ValueError, "%s buffer too small: %zd bytes, need %zd", what, out->len,
+                     need);
+        PyBuffer_Release(out);
+        return -1;
+    }
+    return 0;
+}
+
+/* ------------------------------------------------------------------- sha256_hex ----------- */
+
+static PyObject *py_sha256_hex(PyObject *self, PyObject *args) {
+    PyObject *views, *data, *out_obj;
+    Py_ssize_t offset, n;
+    if (!PyArg_ParseTuple(args, "OOnnO", &views, &data, &offset, &n, &out_obj)) return NULL;
+    Column col;
+    if (column_open(&col, views, data, offset, n) < 0) return NULL;
+    Py_buffer out;
+    if (writable(out_obj, &out, 64 * n, "output") < 0) {
+        column_release(&col);
+        return NULL;
+    }
+    Py_BEGIN_ALLOW_THREADS;
+    uint8_t *o = out.buf;
+    Hasher hasher = {.pending = 0};
+    for (Py_ssize_t i = 0; i < n; i++, o += 64) {
+        size_t len;
+        const uint8_t *value = column_value(&col, i, &len);
+        hasher_add(&hasher, value, len, o);
+    }
+    hasher_flush(&hasher);
+    Py_END_ALLOW_THREADS;
+    PyBuffer_Release(&out);
+    column_release(&col);
+    Py_RETURN_NONE;
+}
+
+/* ------------------------------------------------------------------- emails --------------- */
+
+/* Status codes, as identifiers.CODES numbers them. */
+enum { E_HASHED = 0, E_PREHASHED = 1, E_EMPTY = 2, E_MALFORMED = 3, E_DEFER = 255 };
+
+/* The longest value decided here; longer ones (never real emails) go to polars. */
+#define EMAIL_MAX 320
+
+/* Byte classes for the ASCII pass: a banned character (whitespace or control), a hex digit,
+ * a byte of a multi-byte character. LOWER is ASCII lowercasing. Filled at import. */
+enum { C_BANNED = 1, C_HEX = 2, C_HIGH = 4 };
+static uint8_t CLASS[256], LOWER[256];
+
+static void tables_init(void) {
+    for (int c = 0; c < 256; c++) {
+        CLASS[c] = (uint8_t)((c <= 0x20 || c == 0x7f ? C_BANNED : 0) |
+                             ((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') ||
+                                      (c >= 'A' && c <= 'F')
+                                  ? C_HEX
+                                  : 0) |
+                             (c >= 0x80 ? C_HIGH : 0));
+        LOWER[c] = (uint8_t)(c >= 'A' && c <= 'Z' ? c + 32 : c);
+    }
+}
+
+/* Rust's char::is_whitespace restricted to ASCII: what polars' strip_chars() strips. */
+static inline int ascii_space(uint8_t c) { return c == ' ' || (c >= 0x09 && c <= 0x0d); }
+
+static inline int is_hex(uint8_t c) {
+    return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
+}
+
+/* Lowercase of a code point in U+0080..U+017F (Latin-1 Supplement, Latin Extended-A), as
+ * Unicode's simple mapping gives it, or -1 when this file leaves the value to polars (U+0130,
+ * whose lowercase is two code points). */
+static inline int latin_lower(int cp) {
+    if (cp >= 0xC0 && cp <= 0xDE && cp != 0xD7) return cp + 0x20;
+    if (cp < 0x100) return cp;
+    if (cp == 0x130) return -1;
+    if ((cp <= 0x12F) || (cp >= 0x132 && cp <= 0x137) || (cp >= 0x14A && cp <= 0x177))
+        return cp | 1;
+    if ((cp >= 0x139 && cp <= 0x148) || (cp >= 0x179 && cp <= 0x17E))
+        return (cp & 1) ? cp + 1 : cp;
+    if (cp == 0x178) return 0xFF;
+    return cp; /* U+0131, U+0138, U+0149, U+017F: lowercase already */
+}
+
+/* Not allowed anywhere in an email by the rules' regex: whitespace (\s), control (\p{Cc})
+ * and format (\p{Cf}) characters, for the code points handled here. */
+static inline int banned_cp(int cp) {
+    return cp <= 0x20 || (cp >= 0x7f && cp <= 0xa0) || cp == 0xad;
+}
+
+static inline int gmail_domain(const uint8_t *domain, size_t len) {
+    return (len == 9 && memcmp(domain, "gmail.com", 9) == 0) ||
+           (len == 14 && memcmp(domain, "googlemail.com", 14) == 0);
+}
+
+/* Valid as the rules' regex says, for a lowercased value with exactly one '@' at `at`. */
+static int email_valid(const uint8_t *buf, size_t len, size_t at, const uint8_t *flags) {
+    if (at == 0 || at + 1 >= len) return 0;
+    for (size_t i = 0; i < at; i++) {
+        if (flags[i]) return 0;
+    }
+    /* The domain: labels without dots, none empty, at least two. */
+    if (buf[at + 1] == '.' || buf[len - 1] == '.') return 0;
+    int dots = 0;
+    for (size_t i = at + 1; i < len; i++) {
+        if (flags[i]) return 0;
+        if (buf[i] == '.') {
+            if (buf[i - 1] == '.') return 0;
+            dots++;
+        }
+    }
+    return dots > 0;
+}
+
+/* One email → its status; its normalized bytes are left in buf[0..*out_len). flags[i] is
+ * nonzero where buf[i] starts or continues a banned character. */
+static int email_rules(const uint8_t *value, size_t len, int gmail, uint8_t *buf,
+                       uint8_t *flags, size_t *out_len) {
+    size_t start = 0, end = len;
+    while (start < end && ascii_space(value[start])) start++;
+    while (end > start && ascii_space(value[end - 1])) end--;
+    if (start == end) return E_EMPTY;
+    size_t m = end - start;
+    if (m > EMAIL_MAX) return E_DEFER;
+    const uint8_t *v = value + start;
+    /* ASCII first: one table-driven pass, no branch per byte. */
+    uint8_t any = 0, all = C_HEX;
+    for (size_t i = 0; i < m; i++) {
+        uint8_t c = v[i], cls = CLASS[c];
+        any |= cls;
+        all &= cls;
+        buf[i] = LOWER[c];
+        flags[i] = cls & C_BANNED;
+    }
+    if (!(any & C_HIGH)) {
+        *out_len = m;
+        if (m == 64 && (all & C_HEX)) return E_PREHASHED;
+        const uint8_t *first = memchr(buf, '@', m);
+        if (first == NULL || memchr(first + 1, '@', m - (size_t)(first - buf) - 1) != NULL)
+            return E_MALFORMED;
+        size_t at = (size_t)(first - buf);
+        if (!(any & C_BANNED) && !(gmail && gmail_domain(buf + at + 1, m - at - 1)))
+            return email_valid(buf, m, at, flags) ? E_HASHED : E_MALFORMED;
+    }
+    /* U+0085 and U+00A0 at either end are whitespace the rules strip: leave those to polars
+     * (other Unicode whitespace is outside the code points decided here anyway). */
+    if (m >= 2 && ((v[0] == 0xC2 && (v[1] == 0x85 || v[1] == 0xA0)) ||
+                   (v[m - 2] == 0xC2 && (v[m - 1] == 0x85 || v[m - 1] == 0xA0))))
+        return E_DEFER;
+    size_t ats = 0, at = 0;
+    int hex = m == 64;
+    for (size_t i = 0; i < m; i++) {
+        uint8_t c = v[i];
+        if (c < 0x80) {
+            hex &= is_hex(c);
+            buf[i] = LOWER[c];
+            flags[i] = (uint8_t)(c <= 0x20 || c == 0x7f);
+            if (c == '@') {
+                ats++;
+                at = i;
+            }
+            continue;
+        }
+        /* Two-byte sequences of U+0080..U+017F; anything else is polars' to decide. */
+        if (c < 0xC2 || c > 0xC5 || i + 1 >= m || (v[i + 1] & 0xC0) != 0x80) return E_DEFER;
+        int cp = ((c & 0x1F) << 6) | (v[i + 1] & 0x3F);
+        int lower = latin_lower(cp);
+        if (lower < 0) return E_DEFER;
+        buf[i] = (uint8_t)(0xC0 | (lower >> 6));
+        buf[i + 1] = (uint8_t)(0x80 | (lower & 0x3F));
+        flags[i] = flags[i + 1] = (uint8_t)banned_cp(cp);
+        hex = 0;
+        i++;
+    }
+    *out_len = m;
+    if (hex) return E_PREHASHED;
+    if (ats != 1) return E_MALFORMED;
+    if (gmail) {
+        const uint8_t *domain = buf + at + 1;
+        size_t dlen = m - at - 1;
+        if (gmail_domain(domain, dlen)) {
+            /* The rules drop "+..." with a regex whose "." stops at a newline, so a newline
+             * in the local part survives it: the result is malformed either way. */
+            if (memchr(buf, '\n', at) != NULL) return E_MALFORMED;
+            size_t w = 0;
+            for (size_t i = 0; i < at && buf[i] != '+'; i++) {
+                if (buf[i] != '.') {
+                    flags[w] = flags[i];
+                    buf[w++] = buf[i];
+                }
+            }
+            memmove(buf + w, buf + at, m - at);
+            memmove(flags + w, flags + at, m - at);
+            m = w + 1 + dlen;
+            at = w;
+            *out_len = m;
+        }
+    }
+    return email_valid(buf, m, at, flags) ? E_HASHED : E_MALFORMED;
+}
+
+static PyObject *py_emails(PyObject *self, PyObject *args) {
+    PyObject *views, *data, *status_obj, *out_obj;
+    Py_ssize_t offset, n;
+    int gmail;
+    if (!PyArg_ParseTuple(args, "OOnnpOO", &views, &data, &offset, &n, &gmail, &status_obj,
+                          &out_obj))
+        return NULL;
+    Column col;
+    if (column_open(&col, views, data, offset, n) < 0) return NULL;
+    Py_buffer status, out;
+    if (writable(status_obj, &status, n, "status") < 0) {
+        column_release(&col);
+        return NULL;
+    }
+    if (writable(out_obj, &out, 64 * n, "output") < 0) {
+        PyBuffer_Release(&status);
+        column_release(&col);
+        return NULL;
+    }
+    Py_ssize_t deferred = 0;
+    Py_BEGIN_ALLOW_THREADS;
+    uint8_t *codes = status.buf;
+    uint8_t *o = out.buf;
+    uint8_t buf[EMAIL_MAX], flags[EMAIL_MAX];
+    Hasher hasher = {.pending = 0};
+    for (Py_ssize_t i = 0; i < n; i++, o += 64) {
+        size_t len, m = 0;
+        const uint8_t *value = column_value(&col, i, &len);
+        int code = email_rules(value, len, gmail, buf, flags, &m);
+        codes[i] = (uint8_t)code;
+        if (code == E_HASHED) {
+            hasher_add(&hasher, buf, m, o);
+        } else if (code == E_PREHASHED) {
+            memcpy(o, buf, 64);
+        } else if (code == E_DEFER) {
+            deferred++;
+        }
+    }
+    hasher_flush(&hasher);
+    Py_END_ALLOW_THREADS;
+    PyBuffer_Release(&out);
+    PyBuffer_Release(&status);
+    column_release(&col);
+    return PyLong_FromSsize_t(deferred);
+}
+
+/* ------------------------------------------------------------------- module --------------- */
+
+static PyObject *py_accelerated(PyObject *self, PyObject *unused) {
+    return PyBool_FromLong(compress != compress_portable);
+}
+
+static PyObject *py_use_portable(PyObject *self, PyObject *arg) {
+    int portable = PyObject_IsTrue(arg);
+    if (portable < 0) return NULL;
+#ifdef SAS_X86
+    compress = (!portable && cpu_has_shani()) ? compress_shani : compress_portable;
+#else
+    compress = compress_portable;
+#endif
+    Py_RETURN_NONE;
+}
+
+static PyMethodDef methods[] = {
+    {"sha256_hex", py_sha256_hex, METH_VARARGS,
+     "sha256_hex(views, data_buffers, offset, n, out): SHA-256 hex of n string views into out "
+     "(n*64 bytes)."},
+    {"emails", py_emails, METH_VARARGS,
+     "emails(views, data_buffers, offset, n, gmail_canonical, status, out) -> deferred: the "
+     "email rules and SHA-256 for ASCII values; status 255 marks values left to polars."},
+    {"accelerated", py_accelerated, METH_NOARGS, "True when the CPU's SHA instructions are used."},
+    {"use_portable", py_use_portable, METH_O,
+     "use_portable(flag): force the portable SHA-256 (for tests), or go back to the fastest."},
+    {NULL, NULL, 0, NULL}};
+
+static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_native",
+                                    "Hot loops of the identifier pipeline (see _native.c).", -1,
+                                    methods};
+
+PyMODINIT_FUNC PyInit__native(void) {
+    tables_init();
+#ifdef SAS_X86
+    if (cpu_has_shani()) compress = compress_shani;
+#endif
+    return PyModule_Create(&module);
+}

@@ -1,0 +1,25 @@
+"""Types of the C extension (``_native.c``); optional: absent when built without a compiler."""
+
+from collections.abc import Sequence
+
+from typing_extensions import Buffer
+
+def sha256_hex(views: Buffer, data: Sequence[Buffer], offset: int, n: int, out: Buffer) -> None:
+    """SHA-256 hex of ``n`` Arrow string views into ``out`` (``n * 64`` bytes)."""
+
+def emails(
+    views: Buffer,
+    data: Sequence[Buffer],
+    offset: int,
+    n: int,
+    gmail_canonical: bool,
+    status: Buffer,
+    out: Buffer,
+) -> int:
+    """The email rules and SHA-256 for ASCII values; returns how many were left to polars."""
+
+def accelerated() -> bool:
+    """True when the CPU's SHA instructions are in use."""
+
+def use_portable(portable: bool) -> None:
+    """Force the portable SHA-256 (True), or go back to the fastest the CPU has (False)."""

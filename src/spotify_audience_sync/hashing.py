@@ -1,0 +1,171 @@
+"""SHA-256 hex digests of polars string columns, as ``(n, 64)`` matrices of their ASCII bytes.
+
+The encoder works on fixed-width records, so digests travel as byte matrices, never as
+per-row Python or polars strings. Two engines give the same bytes: the C extension
+(``_native.c``: the CPU's SHA instructions, values read straight out of Arrow's string views,
+no GIL held) and, where it was not built (no C compiler at install time), polars-hash. Pure:
+no I/O.
+"""
+
+from __future__ import annotations
+
+import os
+from types import ModuleType
+from typing import TYPE_CHECKING
+
+import numpy as np
+import numpy.typing as npt
+import polars as pl
+import polars_hash  # noqa: F401  (registers the .chash namespace)
+
+if TYPE_CHECKING:
+    from typing_extensions import Buffer
+
+__all__ = [
+    "DIGEST",
+    "DISABLE_ENV",
+    "EMAIL_DEFER",
+    "Matrix",
+    "email_kernel",
+    "hex_matrix",
+    "native",
+    "sha256_hex",
+    "sha256_matrix",
+    "use_native",
+]
+
+Matrix = npt.NDArray[np.uint8]
+DIGEST = 64  # hex characters per SHA-256
+#: Set (to anything) to run without the C extension: same results, polars does the work.
+DISABLE_ENV = "SPOTIFY_AUDIENCE_SYNC_NO_NATIVE"
+#: The email kernel's status for a value it leaves to the polars rules (a non-ASCII byte).
+EMAIL_DEFER = 255
+
+
+def _load() -> ModuleType | None:
+    if os.environ.get(DISABLE_ENV):
+        return None
+    try:
+        from spotify_audience_sync import _native
+    except ImportError:  # built without a C compiler: polars does the work
+        return None
+    module: ModuleType = _native
+    return module
+
+
+_NATIVE = _load()
+_enabled = _NATIVE is not None
+
+
+def native() -> bool:
+    """Whether the C extension does the hashing (and the email rules) in this process."""
+    return _enabled
+
+
+def use_native(enabled: bool) -> None:
+    """Switch between the two engines (for tests and benchmarks); a no-op if not built."""
+    global _enabled
+    _enabled = enabled and _NATIVE is not None
+
+
+def sha256_hex(value: pl.Expr) -> pl.Expr:
+    """Vectorized SHA-256 hex of the UTF-8 bytes as a polars expression (polars-hash)."""
+    digest: pl.Expr = value.chash.sha2_256()  # type: ignore[attr-defined]
+    return digest
+
+
+def _views(column: pl.Series) -> tuple[Buffer, list[Buffer], int] | None:
+    """A String column's Arrow string views: (views buffer, data buffers, offset)."""
+    array = column.cast(pl.String).to_arrow(compat_level=pl.CompatLevel.newest())
+    if str(array.type) != "string_view":
+        return None
+    buffers = array.buffers()
+    return buffers[1], [b"" if b is None else b for b in buffers[2:]], array.offset
+
+
+def sha256_matrix(values: pl.Series) -> Matrix:
+    """SHA-256 hex of every value (no nulls), row for row."""
+    n = values.len()
+    if n == 0:
+        return np.empty((0, DIGEST), dtype=np.uint8)
+    if values.null_count():
+        raise ValueError("values to hash must not be null")
+    views = _views(values) if _enabled else None
+    if views is None or _NATIVE is None:
+        return hex_matrix(values.to_frame("v").select(sha256_hex(pl.col("v"))).to_series())
+    out = np.empty((n, DIGEST), dtype=np.uint8)
+    _NATIVE.sha256_hex(views[0], views[1], views[2], n, out)
+    return out
+
+
+def email_kernel(values: pl.Series, gmail_canonical: bool) -> tuple[Matrix, Matrix, int] | None:
+    """The email rules and SHA-256 in one pass, for ASCII values: ``(codes, matrix, deferred)``.
+
+    ``codes`` are :data:`identifiers.STATUS` codes (hashed, prehashed, empty, malformed) or
+    :data:`EMAIL_DEFER` where the polars rules must decide; ``matrix`` holds the digest of each
+    hashed or pre-hashed row (other rows are undefined). None when the extension is off.
+    """
+    if not _enabled or _NATIVE is None:
+        return None
+    views = _views(values)
+    if views is None:
+        return None
+    n = values.len()
+    codes = np.empty(n, dtype=np.uint8)
+    out = np.empty((n, DIGEST), dtype=np.uint8)
+    deferred = int(_NATIVE.emails(views[0], views[1], views[2], n, gmail_canonical, codes, out))
+    return codes, out, deferred
+
+
+def hex_matrix(column: pl.Series) -> Matrix:
+    """64-character hex digests (no nulls) → an ``(n, 64)`` matrix of their ASCII bytes.
+
+    Polars exports strings zero-copy as Arrow string views; a freshly hashed column's views
+    point at its data buffers in order, so those buffers, concatenated, are the matrix. That
+    layout is checked, not assumed; otherwise (a filtered column, say) the digests go through
+    Arrow's ``large_binary`` layout, whose data buffer is the matrix too (one conversion).
+    Both are many times cheaper than reinterpreting to a polars fixed-size array.
+    """
+    n = column.len()
+    if n == 0:
+        return np.empty((0, DIGEST), dtype=np.uint8)
+    if column.null_count():
+        raise ValueError("digests must not be null")
+    matrix = from_views(column, n)
+    if matrix is not None:
+        return matrix
+    array = column.cast(pl.Binary).to_arrow(compat_level=pl.CompatLevel.oldest())
+    _, offsets_buffer, data_buffer = array.buffers()
+    offsets = np.frombuffer(offsets_buffer, dtype=np.int64)[array.offset : array.offset + n + 1]
+    if not (np.diff(offsets) == DIGEST).all():
+        raise ValueError("digests must be 64 characters long")
+    data = np.frombuffer(data_buffer, dtype=np.uint8, count=n * DIGEST, offset=int(offsets[0]))
+    return data.reshape(n, DIGEST)
+
+
+def from_views(column: pl.Series, n: int) -> Matrix | None:
+    """The matrix straight from a string-view column's data buffers, or None if the views are
+    not the plain in-order layout (each value 64 bytes, each buffer filled from its start)."""
+    array = column.to_arrow(compat_level=pl.CompatLevel.newest())
+    buffers = array.buffers()
+    if str(array.type) != "string_view" or array.null_count or len(buffers) < 3:
+        return None
+    views = np.frombuffer(buffers[1], dtype=np.uint32)
+    views = views[4 * array.offset : 4 * (array.offset + n)].reshape(n, 4)
+    length, index, start = views[:, 0], views[:, 2], views[:, 3]
+    if not (length == DIGEST).all() or (np.diff(index.astype(np.int64)) < 0).any():
+        return None
+    counts = np.bincount(index, minlength=len(buffers) - 2)
+    if len(counts) > len(buffers) - 2:
+        return None
+    first_row = np.cumsum(counts) - counts
+    expected = (np.arange(n, dtype=np.int64) - first_row[index]) * DIGEST
+    if not (start == expected).all():
+        return None
+    parts = [
+        np.frombuffer(buffers[2 + i], dtype=np.uint8, count=int(count) * DIGEST)
+        for i, count in enumerate(counts)
+        if count
+    ]
+    matrix = parts[0] if len(parts) == 1 else np.concatenate(parts)
+    return matrix.reshape(n, DIGEST)

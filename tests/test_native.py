@@ -1,0 +1,261 @@
+"""The C extension against its definitions: hashlib for SHA-256, the polars rules for emails.
+
+Every test here runs the C code and the reference on the same inputs and compares; none
+asserts a fixed number. Skipped as a whole only where the extension was not built (a machine
+without a C compiler), and then the polars path is what runs everywhere.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import random
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from spotify_audience_sync import hashing
+from spotify_audience_sync.identifiers import (
+    CODES,
+    IdentifierType,
+    NormalizeOptions,
+    _email_frame,
+    hash_batch,
+    hash_frame,
+    status_column,
+)
+
+native = pytest.importorskip("spotify_audience_sync._native")
+EMAIL = IdentifierType.EMAIL
+
+
+@pytest.fixture(params=["sha-ni", "portable"])
+def engine(request: pytest.FixtureRequest) -> Iterator[str]:
+    """Both SHA-256 cores: the CPU's SHA instructions (where it has them) and plain C."""
+    if request.param == "sha-ni":
+        native.use_portable(False)
+        if not native.accelerated():
+            pytest.skip("this CPU has no SHA instructions")
+    else:
+        native.use_portable(True)
+    yield request.param
+    native.use_portable(False)
+
+
+def rows(matrix: np.ndarray) -> list[str]:
+    return [bytes(row).decode() for row in matrix]
+
+
+def test_the_kernels_status_codes_are_the_rules_codes() -> None:
+    """_native.c numbers statuses 0-3 itself; they must be identifiers' STATUS codes."""
+    assert [CODES["hashed"], CODES["prehashed"], CODES["empty"], CODES["malformed"]] == [0, 1, 2, 3]
+    assert hashing.EMAIL_DEFER not in CODES.values()
+
+
+def test_sha256_matches_hashlib_at_every_padding_boundary(engine: str) -> None:
+    """Lengths 0-300 cross the one-block (55), two-block and inline-view (12) boundaries;
+    single-block values are hashed two at a time, so odd and even counts both occur."""
+    rng = random.Random(7)
+    values = ["".join(rng.choice("ab€😀z") for _ in range(n)) for n in range(301)]
+    values += ["x" * n for n in range(130)]
+    for count in (1, 2, 3, len(values)):
+        series = pl.Series(values[:count])
+        expected = [hashlib.sha256(v.encode()).hexdigest() for v in values[:count]]
+        assert rows(hashing.sha256_matrix(series)) == expected
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.text(max_size=90), min_size=1, max_size=40), st.integers(0, 5))
+def test_sha256_of_a_slice_reads_the_right_views(values: list[str], start: int) -> None:
+    series = pl.Series(values).slice(start)
+    expected = [hashlib.sha256(v.encode()).hexdigest() for v in values[start:]]
+    assert rows(hashing.sha256_matrix(series)) == expected
+
+
+def test_malformed_views_are_refused_not_read() -> None:
+    views = np.zeros((1, 4), dtype=np.uint32)
+    views[0] = [40, 0, 3, 0]  # 40 bytes in data buffer 3, of which there is none
+    with pytest.raises(ValueError, match="outside its data buffers"):
+        native.sha256_hex(views.tobytes(), [b"x" * 64], 0, 1, np.empty(64, np.uint8))
+    with pytest.raises(ValueError, match="shorter"):
+        native.sha256_hex(views.tobytes(), [], 1, 1, np.empty(64, np.uint8))
+    with pytest.raises(ValueError, match="too small"):
+        native.sha256_hex(np.zeros(16, np.uint8).tobytes(), [], 0, 1, np.empty(10, np.uint8))
+
+
+def accepted_rows(matrix: np.ndarray, accepted: np.ndarray) -> list[str | None]:
+    """Digests where accepted (other rows of the matrix are undefined), None elsewhere."""
+    return [bytes(row).decode() if ok else None for row, ok in zip(matrix, accepted, strict=True)]
+
+
+def reference(values: list[str | None], gmail: bool) -> tuple[list[int], list[str | None]]:
+    """The polars rules (the definition) and polars-hash: codes and digests."""
+    frame = pl.DataFrame({"v": values}, schema={"v": pl.String})
+    hashing.use_native(False)
+    try:
+        options = NormalizeOptions(gmail_canonical=gmail)
+        normalized = _email_frame(frame.lazy(), "v", options).collect()
+        hashes = hash_frame(normalized, EMAIL)
+    finally:
+        hashing.use_native(True)
+    codes = normalized[status_column(EMAIL)].to_physical().to_list()
+    return codes, accepted_rows(hashes.matrix, hashes.accepted)
+
+
+def kernel(values: list[str | None], gmail: bool) -> tuple[list[int], list[str | None]]:
+    batch = pl.DataFrame({"v": values}, schema={"v": pl.String})
+    hashed = hash_batch(batch, {EMAIL: "v"}, NormalizeOptions(gmail_canonical=gmail))
+    hashes = hashed.hashes[EMAIL]
+    return hashed.codes[EMAIL].tolist(), accepted_rows(hashes.matrix, hashes.accepted)
+
+
+#: Values at the edges of each rule, and every code point the kernel decides itself.
+EDGES = [
+    None,
+    "",
+    "   ",
+    "a@b.c",
+    "A@B.C",
+    " \tUser.Name+tag@Example.COM\r\n",
+    "a@b",
+    "@b.c",
+    "a@.b.c",
+    "a@b..c",
+    "a@b.c.",
+    "a@@b.c",
+    "a@b@c.d",
+    "a b@c.d",
+    "a\x00@c.d",
+    "a\x7f@c.d",
+    "a\x1c@c.d",
+    "a@c.d\x1f",
+    "\x1fa@c.d",
+    "a.@c.d",
+    ".a@c.d",
+    "a@c.d\n",
+    "a@c\n.d",
+    "0" * 64,
+    "A" * 64,
+    "g" + "0" * 63,
+    "0" * 63,
+    "0" * 65,
+    " " + "AbCdEf0123" * 6 + "abcd ",
+    "x" * 400 + "@example.com",
+    "J.O.H.N+news@gmail.com",
+    "john+a+b@GoogleMail.com",
+    "+x@gmail.com",
+    "...@gmail.com",
+    "a+b c@gmail.com",
+    "a b+c@gmail.com",
+    "a+b\nc@gmail.com",
+    "a\n+b@gmail.com",
+    "a@gmail.com.",
+    "a.b@gmail.co",
+    "\u00a0a@b.c",
+    "a@b.c\u00a0",
+    "\u0085a@b.c",
+    "a@b.c\u0085",
+    "a\u00a0b@c.d",
+    "a\u00adb@c.d",
+    "a\u2003@b.c",
+    "\u2003a@b.c\u3000",
+    "ÜBER@MÜLLER.DE",
+    "İstanbul@example.com",
+    "ǅ@example.com",
+    "ΣΑΣ@example.com",
+    "😀@example.com",
+    "a@例え.jp",
+]
+EDGES += [f"x{chr(cp)}y@{chr(cp)}.example.com" for cp in range(0x80, 0x250)]
+EDGES += [f"{chr(cp)}@b.c" for cp in range(0x80, 0x180)]
+
+
+@pytest.mark.parametrize("gmail", [False, True], ids=["plain", "gmail-canonical"])
+def test_kernel_agrees_with_the_rules_on_every_edge(gmail: bool, engine: str) -> None:
+    assert kernel(EDGES, gmail) == reference(EDGES, gmail)
+
+
+_CHARS = st.sampled_from(
+    [*"aAzZ09.+@ -_\t\n\r\x00\x1f\x7f", "\u00a0", "\u0085", "\u00ad", "ü", "Ü", "İ", "ß"]
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(
+        st.one_of(
+            st.none(),
+            st.text(_CHARS, max_size=24),
+            st.text(max_size=24),
+            st.builds(
+                lambda a, b, c: f"{a}@{b}.{c}",
+                st.text(_CHARS, max_size=8),
+                st.text(_CHARS, max_size=8),
+                st.sampled_from(["com", "COM", "c", ""]),
+            ),
+            st.builds(
+                lambda a, d: f"{a}@{d}",
+                st.text(_CHARS, max_size=10),
+                st.sampled_from(["gmail.com", "GMAIL.com", "googlemail.com", "gmail.com "]),
+            ),
+        ),
+        min_size=1,
+        max_size=30,
+    ),
+    st.booleans(),
+)
+def test_kernel_agrees_with_the_rules_on_generated_values(
+    values: list[str | None], gmail: bool
+) -> None:
+    assert kernel(values, gmail) == reference(values, gmail)
+
+
+def test_the_whole_batch_is_the_same_file_on_both_engines() -> None:
+    """hash_batch with the kernel on and off: same codes, same digests, row for row."""
+    rng = random.Random(3)
+    values: list[str | None] = [
+        rng.choice(EDGES) if rng.random() < 0.3 else f"  User{i}@Müller{i % 7}.de "
+        for i in range(5_000)
+    ]
+    assert kernel(values, False) == reference(values, False)
+
+
+FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "segment.csv"
+
+
+def _prepare(tmp_path: Path, name: str, args: list[str], *, native_on: bool) -> tuple[bytes, dict]:
+    env = {k: v for k, v in os.environ.items() if k != hashing.DISABLE_ENV}
+    if not native_on:
+        env[hashing.DISABLE_ENV] = "1"
+    out, report = tmp_path / f"{name}.csv", tmp_path / f"{name}.json"
+    command = [sys.executable, "-m", "spotify_audience_sync", "prepare", str(FIXTURE)]
+    command += ["--output", str(out), "--report", str(report), "-q", *args]
+    done = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr
+    counts = json.loads(report.read_text())
+    counts.pop("seconds")
+    counts.pop("rows_per_second", None)
+    counts.pop("output")
+    return out.read_bytes(), counts
+
+
+@pytest.mark.parametrize(
+    "args", [[], ["--layout", "wide", "--gmail-canonical"]], ids=["type-value", "wide-gmail"]
+)
+def test_prepare_writes_the_same_file_with_the_extension_switched_off(
+    tmp_path: Path, args: list[str]
+) -> None:
+    """The escape hatch (SPOTIFY_AUDIENCE_SYNC_NO_NATIVE=1) changes nothing but speed."""
+    fast = _prepare(tmp_path, "fast", args, native_on=True)
+    slow = _prepare(tmp_path, "slow", args, native_on=False)
+    assert fast[0] == slow[0]
+    assert fast[1] == slow[1]
+    assert fast[0].count(b"\n") > 1_000
