@@ -218,6 +218,26 @@ def test_kernel_agrees_with_the_rules_on_generated_values(
     assert kernel(values, gmail) == reference(values, gmail)
 
 
+@pytest.mark.parametrize("gmail", [False, True], ids=["plain", "gmail-canonical"])
+def test_kernel_agrees_with_the_rules_at_every_length_and_position(gmail: bool) -> None:
+    """The 64-byte SIMD path tests bits of masks: '@' and dots at every position, values of
+    every length around its 64-byte limit, banned bytes anywhere."""
+    rng = random.Random(11)
+    values: list[str | None] = []
+    for length in range(1, 72):
+        for _ in range(60):
+            chars = rng.choices(
+                "aZ9.@_-+\x7f\t ü", weights=[30, 5, 5, 10, 2, 1, 1, 1, 1, 1, 1, 1], k=length
+            )
+            values.append("".join(chars))
+        for at in range(length):
+            local, domain = "x" * at, "d" * max(0, length - at - 5)
+            values.append(f"{local}@{domain}.com"[:length] if at else f"@{domain}.com")
+            values.append(f"{local}@{domain}.gmail.com")
+    values += ["a" * n + "@gmail.com" for n in range(50, 60)]
+    assert kernel(values, gmail) == reference(values, gmail)
+
+
 def test_the_whole_batch_is_the_same_file_on_both_engines() -> None:
     """hash_batch with the kernel on and off: same codes, same digests, row for row."""
     rng = random.Random(3)
