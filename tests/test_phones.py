@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from spotify_audience_sync import _phonemeta, phones, phones_decide
+from spotify_audience_sync import _phonemeta, hashing, phones, phones_decide
 from spotify_audience_sync._phonemeta import meta_for
 from spotify_audience_sync.phones import (
     PHONE_REASONS,
@@ -124,16 +124,28 @@ def test_empty_series() -> None:
 
 def test_stats_count_the_fallback_once_per_distinct_value() -> None:
     values = pl.Series(["212 555 0123", "212 555 0123;ext=1", "212 555 0123;ext=1", "n/a"])
-    frame, stats = normalize_phones_with_stats(values)
+    frame, stats = normalize_phones_with_stats(values, native=False)
     assert frame["e164"].to_list() == ["+12125550123", "+12125550123", "+12125550123", None]
     assert stats == PhoneStats(rows=4, fast_rows=1, fallback_rows=3, fallback_values=2)
     assert stats.fallback_share == pytest.approx(0.75)
 
 
+def test_the_c_path_decides_plain_numbers_and_digitless_text_and_defers_the_rest() -> None:
+    """In C: plain numbers and text with no digit at all (not_a_number); the extension goes
+    the polars way, whose fallback (libphonenumber) is counted as before."""
+    if hashing.native_module() is None:
+        pytest.skip("the C extension is not built here")
+    values = pl.Series(["212 555 0123", "212 555 0123;ext=1", "212 555 0123;ext=1", "n/a"])
+    frame, stats = normalize_phones_with_stats(values)
+    assert frame.equals(normalize_phones_exact(values))
+    assert frame["reason"].to_list() == [None, None, None, "not_a_number"]
+    assert stats == PhoneStats(rows=4, fast_rows=2, fallback_rows=2, fallback_values=1)
+
+
 def test_small_groups_go_to_libphonenumber(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(phones_decide, "MIN_GROUP_ROWS", 3)
     values = pl.Series(["+44 20 7946 0958", "+44 20 7946 0959", "+33 6 12 34 56 78"] * 2)
-    frame, stats = normalize_phones_with_stats(values)
+    frame, stats = normalize_phones_with_stats(values, native=False)  # the polars path's routing
     assert frame.equals(normalize_phones_exact(values))
     assert stats == PhoneStats(rows=6, fast_rows=4, fallback_rows=2, fallback_values=1)
 

@@ -24,7 +24,7 @@ import polars as pl
 import pytest
 from phonenumbers import PhoneNumberFormat, PhoneNumberType
 
-from spotify_audience_sync import phones_decide
+from spotify_audience_sync import hashing, phones_decide
 from spotify_audience_sync.phones import normalize_phones_with_stats
 from spotify_audience_sync.phones_exact import parse_exact_both
 
@@ -225,14 +225,24 @@ def decided(request: pytest.FixtureRequest, corpus: list[tuple[str, str]]) -> tu
     return region, values, [c for _, c in picked], expected
 
 
-@pytest.mark.parametrize("validation", ["valid", "possible"])
+@pytest.mark.parametrize(
+    ("validation", "native"),
+    [("valid", True), ("valid", False), ("possible", False)],
+    ids=["valid-C", "valid-polars", "possible-polars"],
+)
 def test_fast_path_agrees_with_libphonenumber(
-    decided: tuple, validation: Validation, monkeypatch: pytest.MonkeyPatch
+    decided: tuple, validation: Validation, native: bool, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """Both fast paths: the C one (valid mode only; what it defers goes to polars) and the
+    polars one on its own (where the extension is not built, and in possible mode)."""
+    if native and hashing.native_module() is None:
+        pytest.skip("the C extension is not built here")
     # Every metadata group takes the vectorized path, however few rows it has here.
     monkeypatch.setattr(phones_decide, "MIN_GROUP_ROWS", 1)
     region, values, categories, expected = decided
-    frame, stats = normalize_phones_with_stats(values, default_region=region, validation=validation)
+    frame, stats = normalize_phones_with_stats(
+        values, default_region=region, validation=validation, native=native
+    )
     got = list(zip(frame["e164"].to_list(), frame["reason"].to_list(), strict=True))
     mismatches = Counter(
         category

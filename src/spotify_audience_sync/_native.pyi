@@ -4,11 +4,14 @@ from collections.abc import Sequence
 
 from typing_extensions import Buffer
 
-def sha256_hex(views: Buffer, data: Sequence[Buffer], offset: int, n: int, out: Buffer) -> None:
+def sha256_hex(
+    views: Buffer, validity: Buffer | None, data: Sequence[Buffer], offset: int, n: int, out: Buffer
+) -> None:
     """SHA-256 hex of ``n`` Arrow string views into ``out`` (``n * 64`` bytes)."""
 
 def emails(
     views: Buffer,
+    validity: Buffer | None,
     data: Sequence[Buffer],
     offset: int,
     n: int,
@@ -23,3 +26,25 @@ def accelerated() -> bool:
 
 def use_portable(portable: bool) -> None:
     """Force the portable SHA-256 (True), or go back to the fastest the CPU has (False)."""
+
+def phones(
+    views: Buffer,
+    validity: Buffer | None,
+    data: Sequence[Buffer],
+    offset: int,
+    n: int,
+    tables: Sequence[Buffer],
+    home: int,
+    national_ok: bool,
+    idd: bytes,
+    dcc: bytes,
+    hashed: int,
+    empty: int,
+    invalid: int,
+    not_a_number: int,
+    mode: int,
+    codes: Buffer,
+    out: Buffer,
+    need: Buffer,
+) -> int:
+    """libphonenumber's rules for plain phone numbers; returns how many were left to polars."""

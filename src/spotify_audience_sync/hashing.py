@@ -10,6 +10,7 @@ no I/O.
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from types import ModuleType
 from typing import TYPE_CHECKING
 
@@ -25,20 +26,24 @@ __all__ = [
     "DIGEST",
     "DISABLE_ENV",
     "EMAIL_DEFER",
+    "Exported",
     "Matrix",
     "email_kernel",
     "hex_matrix",
     "native",
+    "native_module",
     "sha256_hex",
     "sha256_matrix",
     "use_native",
+    "views",
 ]
 
 Matrix = npt.NDArray[np.uint8]
 DIGEST = 64  # hex characters per SHA-256
 #: Set (to anything) to run without the C extension: same results, polars does the work.
 DISABLE_ENV = "SPOTIFY_AUDIENCE_SYNC_NO_NATIVE"
-#: The email kernel's status for a value it leaves to the polars rules (a non-ASCII byte).
+#: The email kernel's status for a value it leaves to the polars rules (a character past
+#: U+017F, Unicode whitespace at an end, more than 320 bytes).
 EMAIL_DEFER = 255
 
 
@@ -74,13 +79,34 @@ def sha256_hex(value: pl.Expr) -> pl.Expr:
     return digest
 
 
-def _views(column: pl.Series) -> tuple[Buffer, list[Buffer], int] | None:
-    """A String column's Arrow string views: (views buffer, data buffers, offset)."""
+@dataclass(frozen=True)
+class Exported:
+    """A string column's Arrow buffers: 16-byte views, the validity bitmap (None: no nulls),
+    the data buffers long values live in, and the array's offset."""
+
+    views: Buffer
+    validity: Buffer | None
+    data: list[Buffer]
+    offset: int
+
+    def args(self) -> tuple[Buffer, Buffer | None, list[Buffer], int]:
+        """The leading arguments of every kernel in ``_native``."""
+        return self.views, self.validity, self.data, self.offset
+
+
+def native_module() -> ModuleType | None:
+    """The C extension when it is built and switched on, else None."""
+    return _NATIVE if _enabled else None
+
+
+def views(column: pl.Series) -> Exported | None:
+    """A String column as Arrow exports it (string views): what the C kernels read."""
     array = column.cast(pl.String).to_arrow(compat_level=pl.CompatLevel.newest())
     if str(array.type) != "string_view":
         return None
     buffers = array.buffers()
-    return buffers[1], [b"" if b is None else b for b in buffers[2:]], array.offset
+    data = [b"" if b is None else b for b in buffers[2:]]
+    return Exported(buffers[1], buffers[0], data, array.offset)
 
 
 def sha256_matrix(values: pl.Series) -> Matrix:
@@ -90,11 +116,11 @@ def sha256_matrix(values: pl.Series) -> Matrix:
         return np.empty((0, DIGEST), dtype=np.uint8)
     if values.null_count():
         raise ValueError("values to hash must not be null")
-    views = _views(values) if _enabled else None
-    if views is None or _NATIVE is None:
+    exported = views(values) if _enabled else None
+    if exported is None or _NATIVE is None:
         return hex_matrix(values.to_frame("v").select(sha256_hex(pl.col("v"))).to_series())
     out = np.empty((n, DIGEST), dtype=np.uint8)
-    _NATIVE.sha256_hex(views[0], views[1], views[2], n, out)
+    _NATIVE.sha256_hex(*exported.args(), n, out)
     return out
 
 
@@ -107,13 +133,13 @@ def email_kernel(values: pl.Series, gmail_canonical: bool) -> tuple[Matrix, Matr
     """
     if not _enabled or _NATIVE is None:
         return None
-    views = _views(values)
-    if views is None:
+    exported = views(values)
+    if exported is None:
         return None
     n = values.len()
     codes = np.empty(n, dtype=np.uint8)
     out = np.empty((n, DIGEST), dtype=np.uint8)
-    deferred = int(_NATIVE.emails(views[0], views[1], views[2], n, gmail_canonical, codes, out))
+    deferred = int(_NATIVE.emails(*exported.args(), n, gmail_canonical, codes, out))
     return codes, out, deferred
 
 
@@ -150,9 +176,9 @@ def from_views(column: pl.Series, n: int) -> Matrix | None:
     buffers = array.buffers()
     if str(array.type) != "string_view" or array.null_count or len(buffers) < 3:
         return None
-    views = np.frombuffer(buffers[1], dtype=np.uint32)
-    views = views[4 * array.offset : 4 * (array.offset + n)].reshape(n, 4)
-    length, index, start = views[:, 0], views[:, 2], views[:, 3]
+    words = np.frombuffer(buffers[1], dtype=np.uint32)
+    words = words[4 * array.offset : 4 * (array.offset + n)].reshape(n, 4)
+    length, index, start = words[:, 0], words[:, 2], words[:, 3]
     if not (length == DIGEST).all() or (np.diff(index.astype(np.int64)) < 0).any():
         return None
     counts = np.bincount(index, minlength=len(buffers) - 2)

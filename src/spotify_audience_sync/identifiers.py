@@ -17,6 +17,7 @@ import numpy as np
 import numpy.typing as npt
 import polars as pl
 
+from spotify_audience_sync import phones_native
 from spotify_audience_sync.hashing import (
     EMAIL_DEFER,
     Matrix,
@@ -98,6 +99,8 @@ class NormalizeOptions:
 
 #: Each status's code (its index in :data:`STATUS`); the C email kernel writes the same codes.
 CODES = {name: i for i, name in enumerate(STATUS.categories.to_list())}
+if [CODES[HASHED], CODES[PREHASHED], CODES["empty"], CODES["malformed"]] != [0, 1, 2, 3]:
+    raise RuntimeError("STATUS no longer starts as _native.c's email codes (0-3) do")
 
 
 def value_column(kind: IdentifierType) -> str:
@@ -186,7 +189,7 @@ def _device_frame(frame: pl.LazyFrame, column: str) -> pl.LazyFrame:
     return _finish(IdentifierType.DEVICE_ID, normalized, reason)
 
 
-def _phone_frame(values: pl.Series, options: NormalizeOptions) -> pl.LazyFrame:
+def _phone_frame(values: pl.Series, options: NormalizeOptions, native: bool = True) -> pl.LazyFrame:
     """Phones leave the expression world: libphonenumber's rules, vectorized (see ``phones``)."""
     stripped = values.cast(pl.String).str.strip_chars()
     hexes = stripped.str.contains(_SHA256_HEX)
@@ -196,6 +199,7 @@ def _phone_frame(values: pl.Series, options: NormalizeOptions) -> pl.LazyFrame:
         default_region=options.default_region,
         validation=options.phone_validation,
         with_route=True,
+        native=native,
     )
     frame = pl.DataFrame({"_s": stripped, "_h": hexes}).select(
         "_s",
@@ -295,7 +299,8 @@ def _codes(frame: pl.DataFrame, kind: IdentifierType) -> npt.NDArray[np.uint8]:
 def _native_emails(
     values: pl.Series, options: NormalizeOptions
 ) -> tuple[npt.NDArray[np.uint8], Hashes] | None:
-    """Emails through the C kernel; the few values it leaves (non-ASCII) through the rules."""
+    """Emails through the C kernel; the few values it leaves (see ``hashing.EMAIL_DEFER``)
+    through the polars rules."""
     values = values.cast(pl.String)
     result = email_kernel(values, options.gmail_canonical)
     if result is None:
@@ -314,6 +319,28 @@ def _native_emails(
     return codes, Hashes(matrix, accepted)
 
 
+def _native_phones(
+    values: pl.Series, options: NormalizeOptions
+) -> tuple[npt.NDArray[np.uint8], Hashes, int] | None:
+    """Phones through the C path (E.164 and SHA-256 in one pass); the values it leaves
+    (pre-hashed ones, letters, extensions, unusual prefixes) through ``_phone_frame``."""
+    if options.phone_validation != "valid":
+        return None
+    codes_for = (CODES[HASHED], CODES["empty"], CODES["invalid_number"], CODES["not_a_number"])
+    decided = phones_native.decide(values, options.default_region.upper(), codes_for, hashes=True)
+    if decided is None:
+        return None
+    codes, matrix, fallback = decided.codes, decided.out, 0
+    if decided.deferred:
+        rows = np.flatnonzero(codes == phones_native.DEFER)
+        frame = _phone_frame(values.gather(rows), options, native=False).collect()
+        codes[rows] = _codes(frame, IdentifierType.PHONE)
+        matrix[rows] = hash_frame(frame, IdentifierType.PHONE).matrix
+        fallback = int(frame[FALLBACK_COLUMN].sum())
+    accepted = (codes == CODES[HASHED]) | (codes == CODES[PREHASHED])
+    return codes, Hashes(matrix, accepted), fallback
+
+
 def hash_batch(
     batch: pl.DataFrame,
     columns: Mapping[IdentifierType, str],
@@ -327,19 +354,24 @@ def hash_batch(
     codes: dict[IdentifierType, npt.NDArray[np.uint8]] = {}
     hashes: dict[IdentifierType, Hashes] = {}
     rest = dict(columns)
+    fallback = 0
     if IdentifierType.EMAIL in columns:
         native = _native_emails(batch[columns[IdentifierType.EMAIL]], options)
         if native is not None:
             codes[IdentifierType.EMAIL], hashes[IdentifierType.EMAIL] = native
             del rest[IdentifierType.EMAIL]
-    fallback = 0
+    if IdentifierType.PHONE in columns:
+        phones = _native_phones(batch[columns[IdentifierType.PHONE]], options)
+        if phones is not None:
+            codes[IdentifierType.PHONE], hashes[IdentifierType.PHONE], fallback = phones
+            del rest[IdentifierType.PHONE]
     if rest:
         normalized = normalize_batch(batch, rest, options)
         for kind in rest:
             codes[kind] = _codes(normalized, kind)
             hashes[kind] = hash_frame(normalized, kind)
         if FALLBACK_COLUMN in normalized.columns:
-            fallback = int(normalized[FALLBACK_COLUMN].sum())
+            fallback += int(normalized[FALLBACK_COLUMN].sum())
     return HashedBatch(
         rows=batch.height,
         codes={kind: codes[kind] for kind in columns},

@@ -17,9 +17,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
+import numpy.typing as npt
 import polars as pl
+import pyarrow as pa  # type: ignore[import-untyped]
 
-from . import phones_decide
+from . import phones_decide, phones_native
 from ._phonemeta import meta_for, regions_for_code
 from .phones_decide import decide_plan, decide_routed, metas_for_code
 from .phones_exact import PHONE_REASONS, REASON, SCHEMA, PhoneValidation, decide_distinct
@@ -55,6 +58,7 @@ def normalize_phones(
     default_region: str = "US",
     validation: PhoneValidation = "valid",
     with_route: bool = False,
+    native: bool = True,
 ) -> pl.DataFrame:
     """Return ``e164`` and ``reason`` for each value, in input order.
 
@@ -62,8 +66,9 @@ def normalize_phones(
     ``validation="valid"`` keeps what ``phonenumbers.is_valid_number`` accepts; ``"possible"``
     relaxes that to ``is_possible_number``. With ``with_route``, a boolean ``fallback`` column
     says which values libphonenumber itself decided (the vectorized path could not).
+    ``native=False`` skips the C path (:mod:`.phones_native`) for values it already deferred.
     """
-    e164, reason, _, fallback = _decide(values, default_region.upper(), validation)
+    e164, reason, _, fallback = _decide(values, default_region.upper(), validation, native)
     frame = _frame(e164, reason)
     return frame.with_columns(fallback=fallback) if with_route else frame
 
@@ -133,10 +138,60 @@ def _stage_one(values: pl.Series, region: str, validation: PhoneValidation) -> p
     )
 
 
+#: Status codes the C path reports in: kept, empty, invalid_number, not_a_number.
+_KEPT, _EMPTY, _INVALID, _NAN = 0, 1, 2, 3
+
+
+def _texts(out: npt.NDArray[np.uint8], kept: npt.NDArray[np.bool_]) -> pl.Series:
+    """E.164 strings from the C path's fixed-width rows (a length byte, then the digits)."""
+    n = len(kept)
+    lengths = np.where(kept, out[:, 0], 0).astype(np.int64)
+    offsets = np.zeros(n + 1, dtype=np.int64)
+    np.cumsum(lengths, out=offsets[1:])
+    data = out[:, 1:][np.arange(out.shape[1] - 1)[None, :] < lengths[:, None]]
+    validity = np.packbits(kept, bitorder="little")
+    array = pa.LargeStringArray.from_buffers(
+        n, pa.py_buffer(offsets), pa.py_buffer(data.tobytes()), pa.py_buffer(validity)
+    )
+    series = pl.from_arrow(array)
+    assert isinstance(series, pl.Series)
+    return series.rename("e164").cast(pl.String)
+
+
+def _decide_native(
+    values: pl.Series, region: str, decided: phones_native.Decided
+) -> tuple[pl.Series, pl.Series, pl.Series, pl.Series]:
+    """:func:`_decide` where the C path decided most values; the rest go the usual way."""
+    codes = pl.Series(decided.codes)
+    e164 = _texts(decided.out, decided.codes == _KEPT)
+    reason = pl.select(
+        pl.when(pl.lit(codes) == _EMPTY)
+        .then(pl.lit("empty", REASON))
+        .when(pl.lit(codes) == _INVALID)
+        .then(pl.lit("invalid_number", REASON))
+        .when(pl.lit(codes) == _NAN)
+        .then(pl.lit("not_a_number", REASON))
+        .otherwise(pl.lit(None, REASON))
+    ).to_series()
+    stripped = values.cast(pl.String).str.strip_chars()
+    fallback = pl.Series("fallback", np.zeros(len(values), dtype=bool))
+    if decided.deferred:
+        rows = pl.Series(np.flatnonzero(decided.codes == phones_native.DEFER))
+        sub_e164, sub_reason, _, sub_fallback = _decide(values.gather(rows), region, "valid", False)
+        e164 = e164.scatter(rows, sub_e164)
+        reason = reason.scatter(rows, sub_reason)
+        fallback = fallback.scatter(rows, sub_fallback)
+    return e164, reason, stripped, fallback
+
+
 def _decide(
-    values: pl.Series, region: str, validation: PhoneValidation
+    values: pl.Series, region: str, validation: PhoneValidation, native: bool = True
 ) -> tuple[pl.Series, pl.Series, pl.Series, pl.Series]:
     """``e164``, ``reason``, the stripped value and whether libphonenumber had to decide."""
+    if native and validation == "valid" and len(values):
+        fast = phones_native.decide(values, region, (_KEPT, _EMPTY, _INVALID, _NAN), hashes=False)
+        if fast is not None:
+            return _decide_native(values, region, fast)
     routed = _stage_one(values, region, validation)
     stripped = routed["s"]
     default = meta_for(region)
@@ -153,7 +208,7 @@ def _decide(
     cores = strip_extension(slow["key"]) if default is not None else slow["key"].clear()
     if cores.is_not_null().sum() >= phones_decide.MIN_GROUP_ROWS:
         ext = slow.with_columns(core=cores).filter(pl.col("core").is_not_null())
-        e164, reason, _, sub_fallback = _decide(ext["core"], region, validation)
+        e164, reason, _, sub_fallback = _decide(ext["core"], region, validation, native)
         decided = pl.concat([decided, ext.select("row", e164=e164, reason=reason)])
         fallback = fallback.scatter(ext["row"], sub_fallback)
         slow = slow.filter(cores.is_null())
@@ -173,9 +228,10 @@ def normalize_phones_with_stats(
     *,
     default_region: str = "US",
     validation: PhoneValidation = "valid",
+    native: bool = True,
 ) -> tuple[pl.DataFrame, PhoneStats]:
     """:func:`normalize_phones`, plus how many rows the vectorized path could not decide."""
-    e164, reason, stripped, fallback = _decide(values, default_region.upper(), validation)
+    e164, reason, stripped, fallback = _decide(values, default_region.upper(), validation, native)
     fallback_rows = int(fallback.sum())
     stats = PhoneStats(
         rows=len(fallback),
