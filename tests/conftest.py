@@ -25,6 +25,19 @@ from spotify_audience_sync.sandbox import Sandbox, run_sandbox
 READY_TIMEOUT = 60.0
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _phone_table_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Compiled phone tables go to a directory of this test session, not the user's cache
+    (child processes inherit it)."""
+    previous = os.environ.get("SPOTIFY_AUDIENCE_SYNC_CACHE_DIR")
+    os.environ["SPOTIFY_AUDIENCE_SYNC_CACHE_DIR"] = str(tmp_path_factory.mktemp("cache"))
+    yield
+    if previous is None:
+        os.environ.pop("SPOTIFY_AUDIENCE_SYNC_CACHE_DIR", None)
+    else:
+        os.environ["SPOTIFY_AUDIENCE_SYNC_CACHE_DIR"] = previous
+
+
 @dataclass
 class SandboxProcess:
     """A ``spotify-audience-sync sandbox`` child process and how to reach it."""

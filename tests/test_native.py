@@ -24,7 +24,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from spotify_audience_sync import hashing
+from spotify_audience_sync import hashing, phones_native
 from spotify_audience_sync.identifiers import (
     CODES,
     IdentifierType,
@@ -377,3 +377,28 @@ def test_the_extension_is_built_from_this_source() -> None:
     if not source.exists():  # installed from a wheel: no source beside it
         pytest.skip("not an editable install")
     assert built.stat().st_mtime >= source.stat().st_mtime, "rebuild: uv sync --reinstall"
+
+
+def test_compiled_phone_tables_are_cached_and_a_bad_cache_is_rebuilt(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def same(a: phones_native._CodeTables, b: phones_native._CodeTables) -> bool:
+        arrays = ("trans", "accept", "regions", "np_text")
+        return (a.state, a.keys) == (b.state, b.keys) and all(
+            np.array_equal(getattr(a, name), getattr(b, name)) for name in arrays
+        )
+
+    monkeypatch.setenv(phones_native.CACHE_ENV, str(tmp_path))
+    fresh = phones_native._build_code(44)
+    first = phones_native._cached_code(44)
+    [saved] = list(tmp_path.rglob("44.npz"))
+    assert same(first, fresh)
+    assert same(phones_native._cached_code(44), fresh)  # read back
+    saved.write_bytes(b"not an npz file")
+    assert same(phones_native._cached_code(44), fresh)  # rebuilt, and written again
+    assert same(phones_native._cached_code(44), fresh)
+    monkeypatch.setenv(phones_native.CACHE_ENV, "")  # off: nothing read or written
+    saved.unlink()
+    assert same(phones_native._cached_code(44), fresh)
+    assert not saved.exists()
+    assert phones_native._build_code(800).state == phones_native._CC_DEFER  # non-geographic

@@ -908,30 +908,29 @@ static int phone_rules(const PhoneTables *t, const PhoneDefault *d, const uint8_
     if (n < NSN_MIN || n > NSN_MAX) return P_DEFER;
     /* is_valid_number: the first region of the calling code that claims the number. */
     int32_t first = t->cc_first[cc], count = t->cc_count[cc];
-    int32_t chosen = -1;
+    int valid = 0;
     if (count == 1) {
-        chosen = t->cc_list[first];
+        valid = type_ok(t, t->regions + R_FIELDS * t->cc_list[first], nsn, n);
     } else {
         for (int32_t i = 0; i < count; i++) {
             const int32_t *o = t->regions + R_FIELDS * t->cc_list[first + i];
             if (o[R_LEADING] >= 0) {
                 if (dfa_prefix(t, o[R_LEADING], nsn, n)) {
-                    chosen = t->cc_list[first + i];
+                    valid = type_ok(t, o, nsn, n);
                     break;
                 }
-            } else if (type_ok(t, o, nsn, n)) {
-                chosen = t->cc_list[first + i];
+            } else if (type_ok(t, o, nsn, n)) { /* claims it by being valid there */
+                valid = 1;
                 break;
             }
         }
     }
-    if (chosen < 0 || !type_ok(t, t->regions + R_FIELDS * chosen, nsn, n)) return 1;
+    if (!valid) return 1;
     size_t w = 0;
     e164[w++] = '+';
-    char ccs[4];
-    int cl = snprintf(ccs, sizeof ccs, "%d", cc);
-    memcpy(e164 + w, ccs, (size_t)cl);
-    w += (size_t)cl;
+    if (cc >= 100) e164[w++] = (uint8_t)('0' + cc / 100);
+    if (cc >= 10) e164[w++] = (uint8_t)('0' + cc / 10 % 10);
+    e164[w++] = (uint8_t)('0' + cc % 10);
     memcpy(e164 + w, nsn, n);
     *e164_len = w + n;
     return 0;

@@ -18,23 +18,27 @@ two to libphonenumber's answers. Pure: no I/O.
 
 from __future__ import annotations
 
+import json
+import os
 import re
 import re._constants as sre  # type: ignore[import-not-found]
 import re._parser as sre_parse  # type: ignore[import-not-found]
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+import platformdirs
 import polars as pl
 from phonenumbers import COUNTRY_CODE_TO_REGION_CODE, REGION_CODE_FOR_NON_GEO_ENTITY
 
 from . import hashing
-from ._phonemeta import RegionMeta, meta_for, regions_for_code
+from ._phonemeta import PHONENUMBERS_VERSION, RegionMeta, meta_for, regions_for_code
 
-__all__ = ["DEFER", "Decided", "Unsupported", "compile_dfa", "decide"]
+__all__ = ["CACHE_ENV", "DEFER", "Decided", "Unsupported", "compile_dfa", "decide"]
 
 DEFER = 255  # the kernel's status for a value the polars path decides
 _NEED = 254  # a calling code whose tables are not loaded yet
@@ -254,37 +258,37 @@ class _Snapshot:
     index: dict[str, int]
 
 
-class _Tables:
-    """Regions' records and DFAs, loaded per calling code on first need; thread-safe."""
+@dataclass(frozen=True)
+class _CodeTables:
+    """One calling code's regions, DFA states numbered from 0: built once, cached on disk."""
+
+    state: int
+    keys: tuple[str, ...]
+    trans: npt.NDArray[np.int32]
+    accept: npt.NDArray[np.uint8]
+    regions: npt.NDArray[np.int32]
+    np_text: npt.NDArray[np.uint8]
+
+
+class _Builder:
+    """Compiles the regions of one calling code into :class:`_CodeTables`."""
 
     def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._trans: list[list[int]] = []
-        self._accept: list[bool] = []
-        self._regions: list[list[int]] = []
-        self._np_text: list[bytes] = []
-        self._index: dict[str, int] = {}
-        self._cc_state = np.zeros(1000, dtype=np.uint8)
-        for code in COUNTRY_CODE_TO_REGION_CODE:
-            if 0 < code < 1000:
-                self._cc_state[code] = _CC_NEED
-        self._cc_first = np.zeros(1000, dtype=np.int32)
-        self._cc_count = np.zeros(1000, dtype=np.int32)
-        self._cc_list: list[int] = []
-        self.snapshot = self._freeze()
+        self.trans: list[list[int]] = []
+        self.accept: list[bool] = []
+        self.regions: list[list[int]] = []
+        self.np_text: list[bytes] = []
 
-    def _add_dfa(self, pattern: str | None) -> int:
+    def dfa(self, pattern: str | None) -> int:
         if pattern is None:
             return -1
         dfa = compile_dfa(pattern)
-        base = len(self._trans)
-        self._trans.extend([[-1 if t < 0 else t + base for t in row] for row in dfa.table])
-        self._accept.extend(dfa.accept)
+        base = len(self.trans)
+        self.trans.extend([[-1 if t < 0 else t + base for t in row] for row in dfa.table])
+        self.accept.extend(dfa.accept)
         return base
 
-    def _add_region(self, m: RegionMeta) -> int:
-        if m.key in self._index:
-            return self._index[m.key]
+    def region(self, m: RegionMeta) -> None:
         mode, literals, np_dfa = _NP_NONE, [], -1
         if m.national_prefix is not None:
             found = None if m.transform is not None else prefix_literals(m.national_prefix)
@@ -292,50 +296,140 @@ class _Tables:
                 mode, literals = _NP_LITERALS, found
             else:
                 try:
-                    mode, np_dfa = _NP_REGEX, self._add_dfa(m.national_prefix)
+                    mode, np_dfa = _NP_REGEX, self.dfa(m.national_prefix)
                 except (Unsupported, re.error):
                     mode = _NP_DEFER
         strip = sum(1 << n for n in m.strip_ok_lengths if n < 31)
-        record = [
-            m.country_code,
-            mode,
-            self._add_dfa(m.general),
-            self._add_dfa(m.valid_general),
-            self._add_dfa(m.valid_types),
-            self._add_dfa(m.leading_digits),
-            int(m.keyed),
-            strip,
-            np_dfa,
-        ]
-        self._regions.append(record)
+        general, valid_general = self.dfa(m.general), self.dfa(m.valid_general)
+        valid_types, leading = self.dfa(m.valid_types), self.dfa(m.leading_digits)
+        record = [m.country_code, mode, general, valid_general, valid_types, leading]
+        record.extend([int(m.keyed), strip, np_dfa])
+        self.regions.append(record)
         slots = [bytes([len(x)]) + x.encode().ljust(7, b"\0") for x in literals]
         slots += [b"\xff" * 8] * (_NP_SLOTS - len(slots))
-        self._np_text.append(b"".join(slots))
-        self._index[m.key] = len(self._regions) - 1
-        return self._index[m.key]
+        self.np_text.append(b"".join(slots))
+
+    def tables(self, state: int, keys: tuple[str, ...]) -> _CodeTables:
+        return _CodeTables(
+            state,
+            keys,
+            np.array(self.trans, dtype=np.int32).reshape(-1, 10),
+            np.array(self.accept, dtype=np.uint8),
+            np.array(self.regions, dtype=np.int32).reshape(-1, _FIELDS),
+            np.frombuffer(b"".join(self.np_text), dtype=np.uint8).reshape(-1, 8 * _NP_SLOTS),
+        )
+
+
+def _build_code(code: int) -> _CodeTables:
+    """A calling code's tables; state DEFER when the C path cannot decide its numbers."""
+    keys = regions_for_code(code)
+    builder = _Builder()
+    metas = [meta_for(k) for k in keys]
+    if not keys or keys[0].startswith(REGION_CODE_FOR_NON_GEO_ENTITY):
+        return _Builder().tables(_CC_DEFER, ())
+    try:
+        for m in metas:
+            if m is None:
+                return _Builder().tables(_CC_DEFER, ())
+            builder.region(m)
+    except (Unsupported, re.error):
+        return _Builder().tables(_CC_DEFER, ())
+    return builder.tables(_CC_READY, keys)
+
+
+# --- the on-disk cache ----------------------------------------------------------------------
+#: Bump when the table layout or the compiler changes: old cache files are then ignored.
+_CACHE_FORMAT = 1
+#: Where compiled tables are kept between runs; empty disables the cache.
+CACHE_ENV = "SPOTIFY_AUDIENCE_SYNC_CACHE_DIR"
+
+
+def _cache_dir() -> Path | None:
+    root = os.environ.get(CACHE_ENV)
+    if root == "":
+        return None
+    base = Path(root) if root else platformdirs.user_cache_path("spotify-audience-sync")
+    return base / f"phones-{PHONENUMBERS_VERSION}-{_CACHE_FORMAT}"
+
+
+def _cached_code(code: int) -> _CodeTables:
+    """:func:`_build_code` through the cache: compiling +1's 25 regions takes ~0.15 s, reading
+    them back ~1 ms. Only arrays are stored (no pickle); anything unreadable is rebuilt."""
+    directory = _cache_dir()
+    path = directory / f"{code}.npz" if directory else None
+    if path is not None and path.exists():
+        try:
+            with np.load(path, allow_pickle=False) as saved:
+                keys = tuple(json.loads(bytes(saved["keys"]).decode()))
+                return _CodeTables(
+                    int(saved["state"]),
+                    keys,
+                    saved["trans"].astype(np.int32).reshape(-1, 10),
+                    saved["accept"].astype(np.uint8),
+                    saved["regions"].astype(np.int32).reshape(-1, _FIELDS),
+                    saved["np_text"].astype(np.uint8).reshape(-1, 8 * _NP_SLOTS),
+                )
+        except (OSError, ValueError, KeyError):
+            pass
+    tables = _build_code(code)
+    if path is not None:
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            partial = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}")
+            with open(partial, "wb") as out:
+                np.savez(
+                    out,
+                    state=np.array(tables.state),
+                    keys=np.frombuffer(json.dumps(list(tables.keys)).encode(), dtype=np.uint8),
+                    trans=tables.trans,
+                    accept=tables.accept,
+                    regions=tables.regions,
+                    np_text=tables.np_text,
+                )
+            os.replace(partial, path)
+        except OSError:  # a read-only home: the cache is an optimisation, never a failure
+            pass
+    return tables
+
+
+class _Tables:
+    """Every loaded calling code's tables, concatenated for the kernel; thread-safe."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._parts: list[_CodeTables] = []
+        self._states = 0
+        self._regions = 0
+        self._index: dict[str, int] = {}
+        self._cc_state = np.zeros(1000, dtype=np.uint8)
+        for code in COUNTRY_CODE_TO_REGION_CODE:
+            if 0 < code < 1000:
+                self._cc_state[code] = _CC_NEED
+        self._cc_first = np.zeros(1000, dtype=np.int32)
+        self._cc_count = np.zeros(1000, dtype=np.int32)
+        self._rebased: list[tuple[npt.NDArray[np.int32], npt.NDArray[np.int32]]] = []
+        self.snapshot = self._freeze()
 
     def _load_code(self, code: int) -> None:
         if self._cc_state[code] != _CC_NEED:
             return
-        keys = regions_for_code(code)
-        metas = [meta_for(k) for k in keys]
-        state = _CC_READY
-        if (
-            not keys
-            or any(m is None for m in metas)
-            or keys[0].startswith(REGION_CODE_FOR_NON_GEO_ENTITY)
-        ):
-            state = _CC_DEFER
-        else:
-            try:
-                rows = [self._add_region(m) for m in metas if m is not None]
-            except (Unsupported, re.error):
-                state = _CC_DEFER
-            else:
-                self._cc_first[code] = len(self._cc_list)
-                self._cc_count[code] = len(rows)
-                self._cc_list.extend(rows)
-        self._cc_state[code] = state
+        part = _cached_code(code)
+        if part.state == _CC_READY:
+            base, first = self._states, self._regions
+            trans = np.where(part.trans < 0, -1, part.trans + base).astype(np.int32)
+            regions = part.regions.copy()
+            for field in (2, 3, 4, 5, 8):  # the DFA starts
+                column = regions[:, field]
+                regions[:, field] = np.where(column < 0, -1, column + base)
+            self._parts.append(part)
+            self._rebased.append((trans, regions))
+            self._states += len(part.trans)
+            self._regions += len(part.regions)
+            for i, key in enumerate(part.keys):
+                self._index[key] = first + i
+            self._cc_first[code] = first
+            self._cc_count[code] = len(part.keys)
+        self._cc_state[code] = part.state
 
     def load(self, codes: Sequence[int]) -> _Snapshot:
         """Make the tables of these calling codes available; return the new snapshot."""
@@ -357,19 +451,21 @@ class _Tables:
         return snapshot.index.get(m.key)
 
     def _freeze(self) -> _Snapshot:
-        trans = np.array(self._trans or [[-1] * 10], dtype=np.int32).reshape(-1, 10)
-        accept = np.array(self._accept or [False], dtype=np.uint8)
-        regions = np.array(self._regions or [[0] * _FIELDS], dtype=np.int32).reshape(-1, _FIELDS)
-        np_text = np.frombuffer(b"".join(self._np_text) or b"\xff" * 8 * _NP_SLOTS, dtype=np.uint8)
-        cc_list = np.array(self._cc_list or [0], dtype=np.int32)
+        def joined(arrays: list[npt.NDArray[Any]], empty: npt.NDArray[Any]) -> npt.NDArray[Any]:
+            return np.concatenate(arrays) if arrays else empty
+
+        trans = joined([t for t, _ in self._rebased], np.full((1, 10), -1, dtype=np.int32))
+        regions = joined([r for _, r in self._rebased], np.zeros((1, _FIELDS), dtype=np.int32))
+        empty_text = np.full((1, 8 * _NP_SLOTS), 0xFF, dtype=np.uint8)
         buffers = (
-            trans,
-            accept,
-            regions,
-            np_text.copy(),
+            np.ascontiguousarray(trans, dtype=np.int32),
+            joined([p.accept for p in self._parts], np.zeros(1, dtype=np.uint8)),
+            np.ascontiguousarray(regions, dtype=np.int32),
+            np.ascontiguousarray(joined([p.np_text for p in self._parts], empty_text)),
             self._cc_first.copy(),
             self._cc_count.copy(),
-            cc_list,
+            # Each code's regions are consecutive, so the list is simply 0..regions-1.
+            np.arange(max(1, self._regions), dtype=np.int32),
             self._cc_state.copy(),
         )
         return _Snapshot(buffers, dict(self._index))
