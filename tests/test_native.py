@@ -24,7 +24,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from spotify_audience_sync import hashing, phones_native
+from spotify_audience_sync import hashing, phones_native, staging
+from spotify_audience_sync.encode import _first_byte
 from spotify_audience_sync.identifiers import (
     CODES,
     IdentifierType,
@@ -402,3 +403,19 @@ def test_compiled_phone_tables_are_cached_and_a_bad_cache_is_rebuilt(
     assert same(phones_native._cached_code(44), fresh)
     assert not saved.exists()
     assert phones_native._build_code(800).state == phones_native._CC_DEFER  # non-geographic
+
+
+@pytest.mark.parametrize("n", [0, 1, 7, 5_000])
+def test_partition_rows_stage_exactly_what_the_numpy_path_stages(n: int) -> None:
+    """The C counting sort: the same partitions, the same records, in the same order."""
+    rng = np.random.default_rng(n)
+    hexes = rng.integers(0, 16, size=(n, 64))
+    matrix = np.frombuffer(b"0123456789abcdef", dtype=np.uint8)[hexes].astype(np.uint8)
+    accepted = rng.random(n) < 0.8
+    got = staging.partition_rows(matrix, accepted)
+    records = matrix[accepted]
+    expected = staging.partition_payload(records, _first_byte(records[:, :2]))
+    assert got is not None
+    assert sorted(got) == sorted(expected)
+    for key, rows in expected.items():
+        assert np.array_equal(got[key], rows)

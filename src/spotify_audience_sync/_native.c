@@ -1078,6 +1078,73 @@ done:
     return result;
 }
 
+/* ------------------------------------------------------------------- partitions ----------- */
+
+static inline int nibble(uint8_t c) {
+    return c <= '9' ? c - '0' : (c | 0x20) - 'a' + 10;
+}
+
+/* The accepted rows of a (n, 64) hex-digest matrix, grouped by partition (the top six bits of
+ * the digest's first byte) in row order: one counting sort, for staging. */
+static PyObject *py_partition_order(PyObject *self, PyObject *args) {
+    PyObject *matrix_obj, *accepted_obj, *order_obj, *counts_obj;
+    Py_ssize_t n;
+    if (!PyArg_ParseTuple(args, "OOnOO", &matrix_obj, &accepted_obj, &n, &order_obj,
+                          &counts_obj))
+        return NULL;
+    if (n < 0 || n > PY_SSIZE_T_MAX / 64) {
+        PyErr_SetString(PyExc_ValueError, "bad row count");
+        return NULL;
+    }
+    Py_buffer matrix, accepted, order, counts;
+    if (PyObject_GetBuffer(matrix_obj, &matrix, PyBUF_C_CONTIGUOUS) < 0) return NULL;
+    if (PyObject_GetBuffer(accepted_obj, &accepted, PyBUF_C_CONTIGUOUS) < 0) {
+        PyBuffer_Release(&matrix);
+        return NULL;
+    }
+    if (matrix.len < 64 * n || accepted.len < n) {
+        PyBuffer_Release(&accepted);
+        PyBuffer_Release(&matrix);
+        PyErr_SetString(PyExc_ValueError, "matrix or mask shorter than n rows");
+        return NULL;
+    }
+    if (writable(order_obj, &order, 8 * n, "order") < 0) {
+        PyBuffer_Release(&accepted);
+        PyBuffer_Release(&matrix);
+        return NULL;
+    }
+    if (writable(counts_obj, &counts, 8 * 64, "counts") < 0) {
+        PyBuffer_Release(&order);
+        PyBuffer_Release(&accepted);
+        PyBuffer_Release(&matrix);
+        return NULL;
+    }
+    Py_ssize_t kept = 0;
+    Py_BEGIN_ALLOW_THREADS;
+    const uint8_t *m = matrix.buf, *ok = accepted.buf;
+    int64_t *out = order.buf, *count = counts.buf;
+    int64_t start[64];
+    memset(count, 0, 8 * 64);
+    for (Py_ssize_t i = 0; i < n; i++) {
+        if (ok[i]) count[(nibble(m[64 * i]) << 2 | nibble(m[64 * i + 1]) >> 2) & 63]++;
+    }
+    int64_t at = 0;
+    for (int k = 0; k < 64; k++) {
+        start[k] = at;
+        at += count[k];
+    }
+    for (Py_ssize_t i = 0; i < n; i++) {
+        if (ok[i]) out[start[(nibble(m[64 * i]) << 2 | nibble(m[64 * i + 1]) >> 2) & 63]++] = i;
+    }
+    kept = (Py_ssize_t)at;
+    Py_END_ALLOW_THREADS;
+    PyBuffer_Release(&counts);
+    PyBuffer_Release(&order);
+    PyBuffer_Release(&accepted);
+    PyBuffer_Release(&matrix);
+    return PyLong_FromSsize_t(kept);
+}
+
 /* ------------------------------------------------------------------- module --------------- */
 
 static PyObject *py_accelerated(PyObject *self, PyObject *unused) {
@@ -1106,6 +1173,9 @@ static PyMethodDef methods[] = {
      "phones(views, validity, data_buffers, offset, n, tables, home, national_ok, idd, dcc, hashed, "
      "empty, invalid, not_a_number, mode, codes, out, need) -> deferred: libphonenumber's rules for plain "
      "phone numbers (see phones_native.py); mode 0 writes digests, mode 1 E.164 text."},
+    {"partition_order", py_partition_order, METH_VARARGS,
+     "partition_order(matrix, accepted, n, order, counts) -> kept: accepted rows grouped by "
+     "partition (top six bits of the first digest byte), stable."},
     {"accelerated", py_accelerated, METH_NOARGS, "True when the CPU's SHA instructions are used."},
     {"use_portable", py_use_portable, METH_O,
      "use_portable(flag): force the portable SHA-256 (for tests), or go back to the fastest."},

@@ -48,3 +48,6 @@ def phones(
     need: Buffer,
 ) -> int:
     """libphonenumber's rules for plain phone numbers; returns how many were left to polars."""
+
+def partition_order(matrix: Buffer, accepted: Buffer, n: int, order: Buffer, counts: Buffer) -> int:
+    """Accepted rows of a hex-digest matrix grouped by partition, in row order; returns how many."""

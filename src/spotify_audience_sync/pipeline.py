@@ -44,7 +44,7 @@ from spotify_audience_sync.identifiers import (
 )
 from spotify_audience_sync.report import PrepareReport, TypeCounts
 from spotify_audience_sync.sources import Source, looks_like_data
-from spotify_audience_sync.staging import Stage, partition_payload
+from spotify_audience_sync.staging import Stage, partition_payload, partition_rows
 
 __all__ = ["PrepareOptions", "PreparedSegment", "prepare_segment", "resolve_columns"]
 
@@ -298,10 +298,22 @@ def _process(
     hashed = hash_batch(batch, columns, options.normalize)
     del batch
     statuses = {kind: _count_statuses(codes) for kind, codes in hashed.codes.items()}
-    blocks = to_blocks(hashed.hashes, options.layout, list(columns))
     rows, fallback = hashed.rows, hashed.phone_fallback
-    del hashed
     payloads = []
+    if options.layout == "type-value":  # straight from the digest matrices when it can
+        for group, kind in enumerate(IdentifierType):
+            if kind in hashed.hashes:
+                h = hashed.hashes[kind]
+                payload = partition_rows(h.matrix, h.accepted)
+                if payload is None:
+                    break
+                if payload:
+                    payloads.append((group, payload))
+        else:
+            return _Processed(rows, payloads, statuses, fallback)
+        payloads = []
+    blocks = to_blocks(hashed.hashes, options.layout, list(columns))
+    del hashed
     while blocks:
         block = blocks.pop(0)
         payloads.append((block.group, partition_payload(block.records, block.partitions)))

@@ -27,10 +27,11 @@ from typing import TypeVar
 import numpy as np
 import numpy.typing as npt
 
+from spotify_audience_sync import hashing
 from spotify_audience_sync.encode import Records, deduplicate
 from spotify_audience_sync.errors import ConfigError
 
-__all__ = ["Stage", "partition_payload"]
+__all__ = ["Stage", "partition_payload", "partition_rows"]
 
 T = TypeVar("T")
 PARTITIONS = 64
@@ -50,6 +51,33 @@ def partition_payload(records: Records, partitions: npt.NDArray[np.uint8]) -> di
     order = np.argsort(keys, kind="stable")
     counts = np.bincount(keys, minlength=PARTITIONS)
     ordered = np.take(records, order, axis=0)
+    payload: dict[int, Records] = {}
+    start = 0
+    for key in np.flatnonzero(counts):
+        end = start + int(counts[key])
+        payload[int(key)] = ordered[start:end]
+        start = end
+    return payload
+
+
+def partition_rows(matrix: Records, accepted: npt.NDArray[np.bool_]) -> dict[int, Records] | None:
+    """:func:`partition_payload` of a type's accepted rows straight from its row-aligned digest
+    matrix: one counting sort in C and one gather, instead of selecting, computing lead bytes
+    and sorting in numpy. Same runs, same order. None without the C extension."""
+    native = hashing.native_module()
+    n = len(matrix)
+    if native is None or matrix.shape[1:] != (hashing.DIGEST,):
+        return None
+    order = np.empty(n, dtype=np.int64)
+    counts = np.empty(PARTITIONS, dtype=np.int64)
+    kept = native.partition_order(
+        np.ascontiguousarray(matrix),
+        np.ascontiguousarray(accepted, dtype=np.bool_),
+        n,
+        order,
+        counts,
+    )
+    ordered = np.take(matrix, order[:kept], axis=0)
     payload: dict[int, Records] = {}
     start = 0
     for key in np.flatnonzero(counts):
