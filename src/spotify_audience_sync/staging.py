@@ -50,7 +50,11 @@ def partition_payload(records: Records, partitions: npt.NDArray[np.uint8]) -> di
     keys = partitions >> 2
     order = np.argsort(keys, kind="stable")
     counts = np.bincount(keys, minlength=PARTITIONS)
-    ordered = np.take(records, order, axis=0)
+    return _runs(np.take(records, order, axis=0), counts)
+
+
+def _runs(ordered: Records, counts: npt.NDArray[np.int64]) -> dict[int, Records]:
+    """Records already grouped by partition → a view of each partition's run."""
     payload: dict[int, Records] = {}
     start = 0
     for key in np.flatnonzero(counts):
@@ -77,14 +81,7 @@ def partition_rows(matrix: Records, accepted: npt.NDArray[np.bool_]) -> dict[int
         order,
         counts,
     )
-    ordered = np.take(matrix, order[:kept], axis=0)
-    payload: dict[int, Records] = {}
-    start = 0
-    for key in np.flatnonzero(counts):
-        end = start + int(counts[key])
-        payload[int(key)] = ordered[start:end]
-        start = end
-    return payload
+    return _runs(np.take(matrix, order[:kept], axis=0), counts)
 
 
 class Stage:
