@@ -25,7 +25,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from spotify_audience_sync import hashing, phones_native, staging
-from spotify_audience_sync.encode import _first_byte
+from spotify_audience_sync.encode import _first_byte, _sort_key
 from spotify_audience_sync.identifiers import (
     CODES,
     IdentifierType,
@@ -419,3 +419,18 @@ def test_partition_rows_stage_exactly_what_the_numpy_path_stages(n: int) -> None
     assert sorted(got) == sorted(expected)
     for key, rows in expected.items():
         assert np.array_equal(got[key], rows)
+
+
+@pytest.mark.parametrize("width", [64, 65])
+def test_sort_keys_in_c_are_numpys(width: int) -> None:
+    rng = np.random.default_rng(width)
+    alphabet = np.frombuffer(b"0123456789abcdefABCDEF", dtype=np.uint8)
+    records = alphabet[rng.integers(0, 22, size=(3_000, width))].astype(np.uint8)
+    fast = _sort_key(records)
+    hashing.use_native(False)
+    try:
+        slow = _sort_key(records)
+    finally:
+        hashing.use_native(True)
+    assert fast.dtype == slow.dtype == np.uint64
+    assert np.array_equal(fast, slow)

@@ -16,6 +16,10 @@
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+
+#if !defined(__BYTE_ORDER__) || __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
+#error "little-endian only (Arrow's buffers and the word tricks below); polars does the work elsewhere"
+#endif
 #include <stdint.h>
 #include <string.h>
 
@@ -1145,6 +1149,49 @@ static PyObject *py_partition_order(PyObject *self, PyObject *args) {
     return PyLong_FromSsize_t(kept);
 }
 
+/* Eight hex digits (lowercase or uppercase) → their 32-bit value, by word arithmetic: the low
+ * nibble plus 9 when bit 6 is set is each digit's value; three steps pack them together. */
+static inline uint64_t pack8(const uint8_t *p) {
+    uint64_t x;
+    memcpy(&x, p, 8);
+    x = __builtin_bswap64(x);
+    x = (x & 0x0F0F0F0F0F0F0F0FULL) + 9 * ((x >> 6) & 0x0101010101010101ULL);
+    x = (x | (x >> 4)) & 0x00FF00FF00FF00FFULL;
+    x = (x | (x >> 8)) & 0x0000FFFF0000FFFFULL;
+    return (x | (x >> 16)) & 0xFFFFFFFFULL;
+}
+
+/* The 16 hex digits at column `col` of each fixed-width record as a u64: the sort key of
+ * deduplication (encode._sort_key), one pass instead of numpy's several. */
+static PyObject *py_hex_keys(PyObject *self, PyObject *args) {
+    PyObject *records_obj, *out_obj;
+    Py_ssize_t n, width, col;
+    if (!PyArg_ParseTuple(args, "OnnnO", &records_obj, &n, &width, &col, &out_obj)) return NULL;
+    if (n < 0 || width < 16 || col < 0 || col > width - 16 || n > PY_SSIZE_T_MAX / width) {
+        PyErr_SetString(PyExc_ValueError, "bad record shape");
+        return NULL;
+    }
+    Py_buffer records, out;
+    if (PyObject_GetBuffer(records_obj, &records, PyBUF_C_CONTIGUOUS) < 0) return NULL;
+    if (records.len < n * width) {
+        PyBuffer_Release(&records);
+        PyErr_SetString(PyExc_ValueError, "records shorter than n rows");
+        return NULL;
+    }
+    if (writable(out_obj, &out, 8 * n, "keys") < 0) {
+        PyBuffer_Release(&records);
+        return NULL;
+    }
+    Py_BEGIN_ALLOW_THREADS;
+    const uint8_t *r = (const uint8_t *)records.buf + col;
+    uint64_t *k = out.buf;
+    for (Py_ssize_t i = 0; i < n; i++, r += width) k[i] = pack8(r) << 32 | pack8(r + 8);
+    Py_END_ALLOW_THREADS;
+    PyBuffer_Release(&out);
+    PyBuffer_Release(&records);
+    Py_RETURN_NONE;
+}
+
 /* ------------------------------------------------------------------- module --------------- */
 
 static PyObject *py_accelerated(PyObject *self, PyObject *unused) {
@@ -1176,6 +1223,9 @@ static PyMethodDef methods[] = {
     {"partition_order", py_partition_order, METH_VARARGS,
      "partition_order(matrix, accepted, n, order, counts) -> kept: accepted rows grouped by "
      "partition (top six bits of the first digest byte), stable."},
+    {"hex_keys", py_hex_keys, METH_VARARGS,
+     "hex_keys(records, n, width, col, out): the 16 hex digits at column col of each record as "
+     "a u64."},
     {"accelerated", py_accelerated, METH_NOARGS, "True when the CPU's SHA instructions are used."},
     {"use_portable", py_use_portable, METH_O,
      "use_portable(flag): force the portable SHA-256 (for tests), or go back to the fastest."},

@@ -51,3 +51,6 @@ def phones(
 
 def partition_order(matrix: Buffer, accepted: Buffer, n: int, order: Buffer, counts: Buffer) -> int:
     """Accepted rows of a hex-digest matrix grouped by partition, in row order; returns how many."""
+
+def hex_keys(records: Buffer, n: int, width: int, col: int, out: Buffer) -> None:
+    """The 16 hex digits at column ``col`` of each fixed-width record, as u64 sort keys."""

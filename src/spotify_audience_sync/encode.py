@@ -26,6 +26,7 @@ import numpy as np
 import numpy.typing as npt
 
 from spotify_audience_sync.hashing import DIGEST as _DIGEST
+from spotify_audience_sync.hashing import native_module
 from spotify_audience_sync.identifiers import Hashes, IdentifierType
 
 __all__ = [
@@ -130,6 +131,11 @@ def _pack_hex(text: npt.NDArray[np.uint64]) -> npt.NDArray[np.uint64]:
 def _sort_key(records: Records) -> npt.NDArray[np.uint64]:
     """A u64 from the lead digest's first 16 hex digits: uniformly spread, so sorting is cheap."""
     width = records.shape[1]
+    native = native_module()
+    if native is not None and width in (_DIGEST, 1 + _DIGEST):  # one pass in C
+        keys = np.empty(len(records), dtype=np.uint64)
+        native.hex_keys(np.ascontiguousarray(records), len(records), width, width - _DIGEST, keys)
+        return keys
     if width == _DIGEST:  # type-value
         prefix = np.ascontiguousarray(records[:, :16])
     elif width == 1 + _DIGEST:
