@@ -8,9 +8,11 @@ without a C compiler), and then the polars path is what runs everywhere.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import os
 import random
+import re
 import struct
 import subprocess
 import sys
@@ -395,9 +397,16 @@ def test_compiled_phone_tables_are_cached_and_a_bad_cache_is_rebuilt(
     [saved] = list(tmp_path.rglob("44.npz"))
     assert same(first, fresh)
     assert same(phones_native._cached_code(44), fresh)  # read back
-    saved.write_bytes(b"not an npz file")
-    assert same(phones_native._cached_code(44), fresh)  # rebuilt, and written again
+    for broken in (b"not an npz file", b""):
+        saved.write_bytes(broken)
+        assert same(phones_native._cached_code(44), fresh)  # rebuilt, and written again
+        assert same(phones_native._cached_code(44), fresh)
+    other = phones_native._build_code(49)  # whole, but another code's: not used for +44
+    saved.write_bytes((next(tmp_path.rglob("44.npz"))).read_bytes())
+    phones_native._cached_code(49)
+    saved.write_bytes(next(tmp_path.rglob("49.npz")).read_bytes())
     assert same(phones_native._cached_code(44), fresh)
+    assert not same(other, fresh)
     monkeypatch.setenv(phones_native.CACHE_ENV, "")  # off: nothing read or written
     saved.unlink()
     assert same(phones_native._cached_code(44), fresh)
@@ -434,3 +443,36 @@ def test_sort_keys_in_c_are_numpys(width: int) -> None:
         hashing.use_native(True)
     assert fast.dtype == slow.dtype == np.uint64
     assert np.array_equal(fast, slow)
+
+
+@pytest.mark.parametrize(
+    "pattern", ["0", "0|180020", "(183[12])|0", "0?", "1?1", "(?:0|01){0,2}", "(?:0|01){0,2}?"]
+)
+def test_prefix_literals_are_what_re_match_finds(pattern: str) -> None:
+    """The first listed literal that starts a number is the prefix re.match takes from it
+    (backtracking order, greedy and lazy), on every string of up to 5 of these digits."""
+    literals = phones_native.prefix_literals(pattern)
+    assert literals is not None
+    for length in range(6):
+        for chars in itertools.product("01289", repeat=length):
+            number = "".join(chars)
+            found = re.match(pattern, number)
+            first = next((x for x in literals if number.startswith(x)), None)
+            assert (found.end() if found else None) == (None if first is None else len(first))
+
+
+def test_phone_tables_that_disagree_with_themselves_are_not_followed() -> None:
+    """The home region naming a calling code whose tables are not loaded: deferred, never read
+    through (the C code once followed cc_first of such a code)."""
+    tables = phones_native._tables()
+    home = tables.home("US")
+    assert home is not None
+    buffers = [b.copy() for b in tables.snapshot.buffers]
+    buffers[2][home, 0] = 2  # calling code 2: unknown, so its first/count are never checked
+    buffers[4][2], buffers[5][2] = 1 << 30, 1
+    exported = hashing.views(pl.Series(["2125551234"]))
+    assert exported is not None
+    status, out, need = np.empty(1, np.uint8), np.empty((1, 24), np.uint8), np.empty(1, np.uint16)
+    args = (home, True, b"011", b"1", 0, 1, 2, 3, 1, status, out, need)
+    assert native.phones(*exported.args(), 1, tuple(buffers), *args) == 1
+    assert status[0] == phones_native.DEFER

@@ -767,7 +767,7 @@ typedef struct {
 static int dfa_full(const PhoneTables *t, int32_t q, const uint8_t *s, size_t n) {
     if (q < 0) return 0;
     for (size_t i = 0; i < n; i++) {
-        q = t->trans[10 * q + (s[i] - '0')];
+        q = t->trans[(size_t)q * 10 + (size_t)(s[i] - '0')];
         if (q < 0) return 0;
     }
     return t->accept[q];
@@ -777,7 +777,7 @@ static int dfa_prefix(const PhoneTables *t, int32_t q, const uint8_t *s, size_t 
     if (q < 0) return 0;
     if (t->accept[q]) return 1;
     for (size_t i = 0; i < n; i++) {
-        q = t->trans[10 * q + (s[i] - '0')];
+        q = t->trans[(size_t)q * 10 + (size_t)(s[i] - '0')];
         if (q < 0) return 0;
         if (t->accept[q]) return 1;
     }
@@ -874,6 +874,7 @@ static int phone_rules(const PhoneTables *t, const PhoneDefault *d, const uint8_
         if (nd >= d->dcc_len && memcmp(digits, d->dcc, d->dcc_len) == 0) return P_DEFER;
         region = d->home;
         cc = t->regions[R_FIELDS * region + R_CC];
+        if (t->cc_state[cc] != CC_READY) return P_DEFER; /* its code's tables: checked */
         raw = digits;
         raw_n = nd;
     }
@@ -1138,9 +1139,11 @@ static PyObject *py_partition_order(PyObject *self, PyObject *args) {
         at += count[k];
     }
     for (Py_ssize_t i = 0; i < n; i++) {
-        if (ok[i]) out[start[(nibble(m[64 * i]) << 2 | nibble(m[64 * i + 1]) >> 2) & 63]++] = i;
+        if (!ok[i]) continue;
+        int64_t pos = start[(nibble(m[64 * i]) << 2 | nibble(m[64 * i + 1]) >> 2) & 63]++;
+        if (pos < n) out[pos] = i; /* inputs changed under us cannot write past the end */
     }
-    kept = (Py_ssize_t)at;
+    kept = (Py_ssize_t)(at < n ? at : n);
     Py_END_ALLOW_THREADS;
     PyBuffer_Release(&counts);
     PyBuffer_Release(&order);

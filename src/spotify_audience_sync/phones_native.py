@@ -18,6 +18,7 @@ two to libphonenumber's answers. Pure: no I/O.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -26,6 +27,7 @@ import re._parser as sre_parse  # type: ignore[import-not-found]
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +37,7 @@ import platformdirs
 import polars as pl
 from phonenumbers import COUNTRY_CODE_TO_REGION_CODE, REGION_CODE_FOR_NON_GEO_ENTITY
 
-from . import hashing
+from . import _phonemeta, hashing
 from ._phonemeta import PHONENUMBERS_VERSION, RegionMeta, meta_for, regions_for_code
 
 __all__ = ["CACHE_ENV", "DEFER", "Decided", "Unsupported", "compile_dfa", "decide"]
@@ -230,15 +232,9 @@ def _expand(items: Sequence[Any]) -> list[str] | None:
             options = None if any(p is None for p in parts) else [x for p in parts for x in p or []]
         elif op in (sre.MAX_REPEAT, sre.MIN_REPEAT) and arg[1] is not sre.MAXREPEAT:
             inner = _expand(arg[2])
-            counts = range(arg[0], arg[1] + 1)
             if inner is None or len(inner) ** arg[1] > 64:  # bounded before it is expanded
                 return None
-            options = []
-            for count in reversed(counts) if op is sre.MAX_REPEAT else counts:
-                reps = [""]
-                for _ in range(count):
-                    reps = [a + b for a in reps for b in inner]
-                options.extend(reps)
+            options = _repeat(inner, arg[0], arg[1], greedy=op is sre.MAX_REPEAT)
         else:
             return None
         if options is None:
@@ -247,6 +243,18 @@ def _expand(items: Sequence[Any]) -> list[str] | None:
         if len(out) > 64:
             return None
     return out
+
+
+def _repeat(inner: list[str], low: int, high: int, *, greedy: bool) -> list[str]:
+    """A bounded repetition's strings in backtracking order: depth first, one more repetition
+    before stopping when greedy, stopping first when lazy."""
+
+    def go(count: int) -> list[str]:
+        more = [x + y for x in inner for y in go(count + 1)] if count < high else []
+        stop = [""] if count >= low else []
+        return more + stop if greedy else stop + more
+
+    return go(0)
 
 
 # --- the tables the kernel reads ------------------------------------------------------------
@@ -339,9 +347,19 @@ def _build_code(code: int) -> _CodeTables:
 
 # --- the on-disk cache ----------------------------------------------------------------------
 #: Bump when the table layout or the compiler changes: old cache files are then ignored.
-_CACHE_FORMAT = 1
+_CACHE_FORMAT = 2
+_phonemeta_file = _phonemeta.__file__ or ""
 #: Where compiled tables are kept between runs; empty disables the cache.
 CACHE_ENV = "SPOTIFY_AUDIENCE_SYNC_CACHE_DIR"
+
+
+@cache
+def _source_stamp() -> str:
+    """A hash of the code that builds the tables: a changed compiler never reads old ones."""
+    digest = hashlib.sha256()
+    for module in (__file__, _phonemeta_file):
+        digest.update(Path(module).read_bytes())
+    return digest.hexdigest()[:12]
 
 
 def _cache_dir() -> Path | None:
@@ -349,33 +367,52 @@ def _cache_dir() -> Path | None:
     if root == "":
         return None
     base = Path(root) if root else platformdirs.user_cache_path("spotify-audience-sync")
-    return base / f"phones-{PHONENUMBERS_VERSION}-{_CACHE_FORMAT}"
+    return base / f"phones-{PHONENUMBERS_VERSION}-{_CACHE_FORMAT}-{_source_stamp()}"
+
+
+def _read_cached(path: Path, code: int) -> _CodeTables | None:
+    """A cached calling code's tables if the file is whole and consistent, else None."""
+    with np.load(path, allow_pickle=False) as saved:
+        keys = tuple(json.loads(bytes(saved["keys"]).decode()))
+        tables = _CodeTables(
+            int(saved["state"]),
+            keys,
+            saved["trans"].astype(np.int32).reshape(-1, 10),
+            saved["accept"].astype(np.uint8),
+            saved["regions"].astype(np.int32).reshape(-1, _FIELDS),
+            saved["np_text"].astype(np.uint8).reshape(-1, 8 * _NP_SLOTS),
+        )
+    expected = regions_for_code(code) if tables.state == _CC_READY else ()
+    consistent = (
+        tables.state in (_CC_READY, _CC_DEFER)
+        and keys == expected
+        and len(tables.regions) == len(tables.np_text) == len(keys)
+        and len(tables.trans) == len(tables.accept)
+        and bool((tables.trans < len(tables.trans)).all())
+        and bool((tables.trans >= -1).all())
+        and bool((tables.regions[:, [2, 3, 4, 5, 8]] < len(tables.trans)).all())
+    )
+    return tables if consistent else None
 
 
 def _cached_code(code: int) -> _CodeTables:
     """:func:`_build_code` through the cache: compiling +1's 25 regions takes ~0.15 s, reading
-    them back ~1 ms. Only arrays are stored (no pickle); anything unreadable is rebuilt."""
+    them back ~1 ms. Only arrays are stored (no pickle); anything unreadable, inconsistent or
+    unwritable is rebuilt or skipped: the cache is an optimisation, never a failure."""
     directory = _cache_dir()
     path = directory / f"{code}.npz" if directory else None
-    if path is not None and path.exists():
-        try:
-            with np.load(path, allow_pickle=False) as saved:
-                keys = tuple(json.loads(bytes(saved["keys"]).decode()))
-                return _CodeTables(
-                    int(saved["state"]),
-                    keys,
-                    saved["trans"].astype(np.int32).reshape(-1, 10),
-                    saved["accept"].astype(np.uint8),
-                    saved["regions"].astype(np.int32).reshape(-1, _FIELDS),
-                    saved["np_text"].astype(np.uint8).reshape(-1, 8 * _NP_SLOTS),
-                )
-        except (OSError, ValueError, KeyError):
-            pass
-    tables = _build_code(code)
     if path is not None:
         try:
+            cached = _read_cached(path, code) if path.exists() else None
+        except Exception:
+            cached = None
+        if cached is not None:
+            return cached
+    tables = _build_code(code)
+    if path is not None:
+        partial = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}")
+        try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            partial = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}")
             with open(partial, "wb") as out:
                 np.savez(
                     out,
@@ -387,8 +424,8 @@ def _cached_code(code: int) -> _CodeTables:
                     np_text=tables.np_text,
                 )
             os.replace(partial, path)
-        except OSError:  # a read-only home: the cache is an optimisation, never a failure
-            pass
+        except OSError:
+            partial.unlink(missing_ok=True)
     return tables
 
 
