@@ -27,7 +27,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from spotify_audience_sync import hashing, phones_native, staging
-from spotify_audience_sync.encode import _first_byte, _sort_key
+from spotify_audience_sync.encode import _sort_key, first_byte
 from spotify_audience_sync.identifiers import (
     CODES,
     IdentifierType,
@@ -422,12 +422,17 @@ def test_partition_rows_stage_exactly_what_the_numpy_path_stages(n: int) -> None
     matrix = np.frombuffer(b"0123456789abcdef", dtype=np.uint8)[hexes].astype(np.uint8)
     accepted = rng.random(n) < 0.8
     got = staging.partition_rows(matrix, accepted)
+    hashing.use_native(False)
+    try:
+        without = staging.partition_rows(matrix, accepted)  # the numpy way
+    finally:
+        hashing.use_native(True)
     records = matrix[accepted]
-    expected = staging.partition_payload(records, _first_byte(records[:, :2]))
-    assert got is not None
-    assert sorted(got) == sorted(expected)
-    for key, rows in expected.items():
-        assert np.array_equal(got[key], rows)
+    expected = staging.partition_payload(records, first_byte(records[:, :2]))
+    for result in (got, without):
+        assert sorted(result) == sorted(expected)
+        for key, rows in expected.items():
+            assert np.array_equal(result[key], rows)
 
 
 @pytest.mark.parametrize("width", [64, 65])

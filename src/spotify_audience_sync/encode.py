@@ -36,6 +36,7 @@ __all__ = [
     "deduplicate",
     "encode_records",
     "encoded_size",
+    "first_byte",
     "header",
     "record_width",
     "to_blocks",
@@ -75,7 +76,7 @@ def _nibbles(hex_chars: npt.NDArray[np.uint8]) -> npt.NDArray[np.uint8]:
     return result
 
 
-def _first_byte(hex_chars: npt.NDArray[np.uint8]) -> npt.NDArray[np.uint8]:
+def first_byte(hex_chars: npt.NDArray[np.uint8]) -> npt.NDArray[np.uint8]:
     """The digest's first byte, from its first two hex characters."""
     pair = _nibbles(hex_chars[:, :2])
     result: npt.NDArray[np.uint8] = (pair[:, 0] << np.uint8(4)) | pair[:, 1]
@@ -96,7 +97,7 @@ def to_blocks(
             matrix, accepted = hashes[kind].matrix, hashes[kind].accepted
             records = matrix if accepted.all() else matrix[accepted]
             if len(records):
-                blocks.append(Block(_ORDER.index(kind), records, _first_byte(records[:, :2])))
+                blocks.append(Block(_ORDER.index(kind), records, first_byte(records[:, :2])))
         return blocks
     columns = [(hashes[kind].matrix, hashes[kind].accepted) for kind in kinds]
     keep = np.logical_or.reduce([accepted for _, accepted in columns])
@@ -107,7 +108,7 @@ def to_blocks(
         start = 1 + _DIGEST * i
         records[mask, start : start + _DIGEST] = matrix[keep][mask]
         records[mask, 0] |= np.uint8(1 << i)
-        lead = np.where(mask, _first_byte(records[:, start : start + 2]), lead)
+        lead = np.where(mask, first_byte(records[:, start : start + 2]), lead)
     return [Block(0, records, lead)] if len(records) else []
 
 

@@ -296,6 +296,12 @@ def _codes(frame: pl.DataFrame, kind: IdentifierType) -> npt.NDArray[np.uint8]:
     return codes
 
 
+def _accepted(codes: npt.NDArray[np.uint8]) -> npt.NDArray[np.bool_]:
+    """Rows that carry a digest: hashed here, or pre-hashed."""
+    accepted: npt.NDArray[np.bool_] = (codes == CODES[HASHED]) | (codes == CODES[PREHASHED])
+    return accepted
+
+
 def _native_emails(
     values: pl.Series, options: NormalizeOptions
 ) -> tuple[npt.NDArray[np.uint8], Hashes] | None:
@@ -305,18 +311,14 @@ def _native_emails(
     result = email_kernel(values, options.gmail_canonical)
     if result is None:
         return None
-    codes, matrix, deferred = result
-    if values.null_count():  # a null's view is not a value: it is empty, whatever it holds
-        codes[values.is_null().to_numpy()] = CODES["empty"]
-        deferred = int(np.count_nonzero(codes == EMAIL_DEFER))
+    codes, matrix, deferred = result  # a null is read as empty (the kernel takes the bitmap)
     if deferred:
         rows = np.flatnonzero(codes == EMAIL_DEFER)
         subset = pl.DataFrame({"v": values.gather(rows)}).lazy()
         normalized = _email_frame(subset, "v", options).collect()
         codes[rows] = _codes(normalized, IdentifierType.EMAIL)
         matrix[rows] = hash_frame(normalized, IdentifierType.EMAIL).matrix
-    accepted = codes <= max(CODES[HASHED], CODES[PREHASHED])
-    return codes, Hashes(matrix, accepted)
+    return codes, Hashes(matrix, _accepted(codes))
 
 
 def _native_phones(
@@ -337,8 +339,7 @@ def _native_phones(
         codes[rows] = _codes(frame, IdentifierType.PHONE)
         matrix[rows] = hash_frame(frame, IdentifierType.PHONE).matrix
         fallback = int(frame[FALLBACK_COLUMN].sum())
-    accepted = (codes == CODES[HASHED]) | (codes == CODES[PREHASHED])
-    return codes, Hashes(matrix, accepted), fallback
+    return codes, Hashes(matrix, _accepted(codes)), fallback
 
 
 def hash_batch(

@@ -563,10 +563,8 @@ def decide(
     need = np.empty(n, dtype=np.uint16)
     args = (home, national_ok, idd, str(m.country_code).encode(), *codes, int(not hashes))
     snapshot = tables.snapshot
+    # Nulls come out as empty: the kernel reads the validity bitmap.
     deferred = native.phones(*views.args(), n, snapshot.buffers, *args, status, out, need)
-    if column.null_count():  # a null's view is not a value
-        status[column.is_null().to_numpy()] = codes[1]
-        deferred = int(np.count_nonzero(status >= _NEED))
     waiting = np.flatnonzero(status == _NEED)
     if len(waiting):
         snapshot = tables.load(sorted({int(c) for c in need[waiting]}))

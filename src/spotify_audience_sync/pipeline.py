@@ -300,18 +300,13 @@ def _process(
     statuses = {kind: _count_statuses(codes) for kind, codes in hashed.codes.items()}
     rows, fallback = hashed.rows, hashed.phone_fallback
     payloads = []
-    if options.layout == "type-value":  # straight from the digest matrices when it can
+    if options.layout == "type-value":  # a type's group is its place in IdentifierType
         for group, kind in enumerate(IdentifierType):
             if kind in hashed.hashes:
-                h = hashed.hashes[kind]
-                payload = partition_rows(h.matrix, h.accepted)
-                if payload is None:
-                    break
+                payload = partition_rows(hashed.hashes[kind].matrix, hashed.hashes[kind].accepted)
                 if payload:
                     payloads.append((group, payload))
-        else:
-            return _Processed(rows, payloads, statuses, fallback)
-        payloads = []
+        return _Processed(rows, payloads, statuses, fallback)
     blocks = to_blocks(hashed.hashes, options.layout, list(columns))
     del hashed
     while blocks:

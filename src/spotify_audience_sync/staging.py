@@ -28,7 +28,7 @@ import numpy as np
 import numpy.typing as npt
 
 from spotify_audience_sync import hashing
-from spotify_audience_sync.encode import Records, deduplicate
+from spotify_audience_sync.encode import Records, deduplicate, first_byte
 from spotify_audience_sync.errors import ConfigError
 
 __all__ = ["Stage", "partition_payload", "partition_rows"]
@@ -64,14 +64,15 @@ def _runs(ordered: Records, counts: npt.NDArray[np.int64]) -> dict[int, Records]
     return payload
 
 
-def partition_rows(matrix: Records, accepted: npt.NDArray[np.bool_]) -> dict[int, Records] | None:
-    """:func:`partition_payload` of a type's accepted rows straight from its row-aligned digest
-    matrix: one counting sort in C and one gather, instead of selecting, computing lead bytes
-    and sorting in numpy. Same runs, same order. None without the C extension."""
+def partition_rows(matrix: Records, accepted: npt.NDArray[np.bool_]) -> dict[int, Records]:
+    """:func:`partition_payload` of one type's accepted rows, from its row-aligned digest
+    matrix (type-value records). With the C extension: one counting sort and one gather,
+    instead of selecting, computing lead bytes and sorting in numpy. Same runs, same order."""
     native = hashing.native_module()
     n = len(matrix)
-    if native is None or matrix.shape[1:] != (hashing.DIGEST,):
-        return None
+    if native is None:
+        records = matrix[accepted]
+        return partition_payload(records, first_byte(records[:, :2]))
     order = np.empty(n, dtype=np.int64)
     counts = np.empty(PARTITIONS, dtype=np.int64)
     kept = native.partition_order(
