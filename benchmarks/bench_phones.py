@@ -95,8 +95,8 @@ def _peak_rss_mb() -> float:
 
 def _child(path: str, rows: int, reference_rows: int) -> None:
     """Run one path in this process and print its measurements as JSON."""
-    from spotify_audience_sync.phones import normalize_phones_with_stats
-    from spotify_audience_sync.phones_exact import normalize_phones_exact
+    from spotify_audience_sync.identifiers.phones.exact import normalize_phones_exact
+    from spotify_audience_sync.identifiers.phones.normalize import normalize_phones_with_stats
 
     column = build_column(rows)
     if path == "reference":
@@ -156,7 +156,7 @@ def main() -> None:
         return
     fast = _run("fast", args.rows, args.reference_rows)
     ref = _run("reference", args.rows, args.reference_rows)
-    from spotify_audience_sync._phonemeta import PHONENUMBERS_VERSION
+    from spotify_audience_sync.identifiers.phones.metadata import PHONENUMBERS_VERSION
 
     print(
         f"phone column: {args.rows:,} rows, default region US, "

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from click.testing import CliRunner
 
-from spotify_audience_sync.cli import main
+from spotify_audience_sync.cli.main import main
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 BLOCK = re.compile(r"(<!-- help: (?P<cmd>[a-z -]*?) -->\n)(.*?)(<!-- /help -->)", re.S)

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import yaml
 
-from spotify_audience_sync.manifest import build_manifest
+from spotify_audience_sync.cli.manifest import build_manifest
 
 TARGET = Path(__file__).resolve().parents[1] / "connector.yaml"
 HEADER = (

@@ -24,7 +24,7 @@ from pathlib import Path
 import pytest
 
 from spotify_audience_sync import __version__
-from spotify_audience_sync.manifest import build_manifest
+from spotify_audience_sync.cli.manifest import build_manifest
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCKERFILE = ROOT / "Dockerfile"
@@ -280,7 +280,7 @@ def test_install_steps_replayed_from_the_lock_give_a_working_command(
     assert run("--help").returncode == 0  # the image's CMD
 
     # The wheel carries the compiled extension (the build stage has a compiler).
-    probe = "from spotify_audience_sync import hashing; print(hashing.native())"
+    probe = "from spotify_audience_sync.identifiers import hashing; print(hashing.native())"
     python = run("-c", probe, program=venv / "bin" / "python")
     assert python.stdout.strip() == "True", python.stderr
 

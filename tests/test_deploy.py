@@ -12,8 +12,8 @@ import pytest
 import yaml
 
 from spotify_audience_sync import __version__
-from spotify_audience_sync.cli import main
-from spotify_audience_sync.manifest import exit_code_list
+from spotify_audience_sync.cli.main import main
+from spotify_audience_sync.cli.manifest import exit_code_list
 
 ROOT = Path(__file__).resolve().parents[1]
 CRONJOB = ROOT / "deploy" / "kubernetes" / "cronjob.yaml"

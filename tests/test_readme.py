@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from conftest import load_script
-from spotify_audience_sync.cli import main
+from spotify_audience_sync.cli.main import main
 
 ROOT = Path(__file__).resolve().parents[1]
 README = (ROOT / "README.md").read_text(encoding="utf-8")

@@ -17,7 +17,6 @@ from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from spotify_audience_sync.errors import ConfigError
-from spotify_audience_sync.state import default_state_dir
 
 __all__ = [
     "DEFAULT_API_BASE_URL",
@@ -40,6 +39,11 @@ APP_NAME = "spotify-audience-sync"
 def default_token_store() -> Path:
     """Where tokens live unless told otherwise: the user's config dir, never the work tree."""
     return platformdirs.user_config_path(APP_NAME) / "tokens.json"
+
+
+def default_state_dir() -> Path:
+    """Per-user data dir: survives reboots, unlike a temp dir; a container mounts a volume."""
+    return platformdirs.user_data_path("spotify-audience-sync") / "state"
 
 
 def env_name(field: str) -> str:

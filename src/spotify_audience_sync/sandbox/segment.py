@@ -10,7 +10,7 @@ from __future__ import annotations
 import phonenumbers
 import polars as pl
 
-from spotify_audience_sync.identifiers import sha256_hex
+from spotify_audience_sync.identifiers.normalize import sha256_hex
 
 __all__ = ["generate"]
 

@@ -1,0 +1,199 @@
+"""Commands that talk to Spotify (or the sandbox): ``auth``, ``audiences`` and ``sandbox``.
+
+Thin: each command loads Settings, calls the library and prints. Errors are SyncErrors that
+``cli.Group`` turns into one line and an exit code.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+import webbrowser
+
+import click
+
+from spotify_audience_sync.errors import ConfigError
+from spotify_audience_sync.settings import Settings, load_settings
+from spotify_audience_sync.spotify.auth import DEFAULT_LOGIN_PORT, OAuthSession, TokenStore
+from spotify_audience_sync.spotify.client import AdsClient
+from spotify_audience_sync.spotify.login import login
+from spotify_audience_sync.spotify.models import Audience
+
+__all__ = ["audiences", "auth", "sandbox"]
+
+
+def _utc(seconds: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(seconds))
+
+
+def _has_browser() -> bool:
+    """Open a browser only where one can appear; a console browser would hang a headless run."""
+    graphical = os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")
+    return bool(graphical) or sys.platform in ("darwin", "win32")
+
+
+def _client(settings: Settings) -> AdsClient:
+    return AdsClient.from_settings(settings, OAuthSession.from_settings(settings))
+
+
+# --- auth ----------------------------------------------------------------------------------
+@click.group()
+def auth() -> None:
+    """Log in to Spotify, show the stored login, or forget it."""
+
+
+@auth.command("login")
+@click.option(
+    "--port",
+    type=click.IntRange(0, 65535),
+    default=DEFAULT_LOGIN_PORT,
+    show_default=True,
+    help="Loopback port of the redirect URI registered for your Spotify app.",
+)
+@click.option("--browser/--no-browser", default=True, help="Open the login page in a browser.")
+@click.option("--timeout", type=float, default=300.0, show_default=True, help="Seconds to wait.")
+def auth_login(port: int, browser: bool, timeout: float) -> None:
+    """Authorize this tool with your Spotify account (PKCE; tokens stored 0600)."""
+    settings = load_settings()
+    settings.require("client_id", "client_secret")
+    assert settings.client_id is not None
+    assert settings.client_secret is not None
+    tokens = login(
+        client_id=settings.client_id,
+        client_secret=settings.client_secret.get_secret_value(),
+        authorize_url=settings.authorize_url,
+        token_url=settings.token_url,
+        store=TokenStore(settings.token_store),
+        port=port,
+        open_url=webbrowser.open if browser and _has_browser() else None,
+        echo=lambda text: click.echo(text, err=True),
+        timeout=timeout,
+    )
+    click.echo(f"Logged in; access token valid until {_utc(tokens.expires_at)}.")
+    click.echo(f"Tokens stored in {settings.token_store}")
+
+
+@auth.command("status")
+def auth_status() -> None:
+    """Show whether a login is stored and when its access token expires (no secrets)."""
+    settings = load_settings()
+    tokens = TokenStore(settings.token_store).load()
+    click.echo(f"token store:    {settings.token_store}")
+    click.echo(f"client id:      {settings.client_id or '(not set)'}")
+    click.echo(f"ad account:     {settings.ad_account_id or '(not set)'}")
+    if tokens is None:
+        source = "SPOTIFY_ADS_REFRESH_TOKEN" if settings.refresh_token else None
+        click.echo(f"login:          {'from ' + source if source else 'none: run `auth login`'}")
+        return
+    click.echo(f"logged in at:   {_utc(tokens.obtained_at) if tokens.obtained_at else '?'}")
+    click.echo(f"refresh token:  {'present' if tokens.refresh_token else 'missing'}")
+    left = tokens.expires_at - time.time()
+    state = f"valid for {left / 60:.0f} more minutes" if left > 0 else "expired (auto-refreshed)"
+    click.echo(f"access token:   {state} (until {_utc(tokens.expires_at)})")
+
+
+@auth.command("logout")
+def auth_logout() -> None:
+    """Delete the stored tokens (Spotify has no revocation endpoint)."""
+    settings = load_settings()
+    removed = TokenStore(settings.token_store).delete()
+    click.echo(f"Removed {settings.token_store}." if removed else "No stored login to remove.")
+
+
+# --- audiences -----------------------------------------------------------------------------
+def _line(audience: Audience) -> str:
+    size = audience.size
+    shown = f"{size.min}-{size.max}" if size and size.max else "-"
+    return f"{audience.id}  {audience.status or '?':<10}  {shown:>15}  {audience.name}"
+
+
+def _json(audience: Audience) -> str:
+    return json.dumps(audience.model_dump(mode="json"), sort_keys=True)
+
+
+@click.group()
+def audiences() -> None:
+    """List, show or delete audiences of the ad account (SPOTIFY_ADS_AD_ACCOUNT_ID)."""
+
+
+@audiences.command("list")
+@click.option("-q", "--query", default=None, help="Case-insensitive name search.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
+def audiences_list(query: str | None, as_json: bool) -> None:
+    """List every audience (all pages)."""
+    with _client(load_settings()) as client:
+        for audience in client.list_audiences(q=query):
+            click.echo(_json(audience) if as_json else _line(audience))
+
+
+@audiences.command("get")
+@click.argument("audience_id")
+@click.option("--json", "as_json", is_flag=True, help="Print the audience as JSON.")
+def audiences_get(audience_id: str, as_json: bool) -> None:
+    """Show one audience: status and approximate size."""
+    with _client(load_settings()) as client:
+        audience = client.get_audience(audience_id)
+    click.echo(_json(audience) if as_json else _line(audience))
+
+
+@audiences.command("delete")
+@click.argument("audience_id")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+def audiences_delete(audience_id: str, yes: bool) -> None:
+    """Delete an audience (Spotify refuses while it is LIVE)."""
+    settings = load_settings()
+    if not yes:
+        click.confirm(f"Delete audience {audience_id}?", abort=True)
+    with _client(settings) as client:
+        count = client.delete_audience(audience_id)
+    click.echo(f"Deleted {count} audience(s).")
+
+
+# --- sandbox -------------------------------------------------------------------------------
+@click.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", type=click.IntRange(0, 65535), default=8700, show_default=True)
+@click.option("--processing-delay", type=float, default=2.0, show_default=True)
+@click.option("--token-ttl", type=int, default=3600, show_default=True, help="Access token life.")
+@click.option("--rate-limit", type=int, default=1500, show_default=True, help="Requests per 30 s.")
+@click.option("--error-codes-key", type=click.Choice(["error_codes", "errorCodes"]))
+@click.option("--fail", "fails", multiple=True, help="ROUTE:STATUS[:COUNT] or ROUTE:drop[:COUNT].")
+def sandbox(
+    host: str,
+    port: int,
+    processing_delay: float,
+    token_ttl: int,
+    rate_limit: int,
+    error_codes_key: str | None,
+    fails: tuple[str, ...],
+) -> None:
+    """Run the local Spotify emulator (Accounts, Ads API audiences, GCS uploads)."""
+    from spotify_audience_sync.sandbox import FaultRule, Sandbox, SandboxConfig
+
+    try:
+        rules = [FaultRule.parse(spec) for spec in fails]
+    except ValueError as exc:
+        raise ConfigError(f"--fail: {exc}") from None
+    config = SandboxConfig(
+        processing_delay=processing_delay,
+        token_ttl=token_ttl,
+        rate_limit=rate_limit,
+        error_codes_key=error_codes_key or "error_codes",
+        faults=rules,
+    )
+    try:
+        emulator = Sandbox(host, port, config)
+    except OSError as exc:
+        raise ConfigError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
+    click.echo(f"sandbox listening on {emulator.base_url}", nl=True)
+    for name, value in emulator.env().items():
+        click.echo(f"export {name}={value}")
+    sys.stdout.flush()
+    try:
+        emulator.server.serve_forever(poll_interval=0.2)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        emulator.server.server_close()

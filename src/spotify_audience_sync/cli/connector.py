@@ -1,0 +1,77 @@
+"""Commands a CDP or scheduler runs around the sync: ``spec`` (the manifest) and ``check``.
+
+``check`` proves a configuration works before the first sync: settings valid, the state dir
+writable, a token obtained, the ad account's audiences readable. It changes nothing at Spotify
+and prints nothing secret. Its failures
+are the sync's: 78 setting, 77 authentication, 69 refused by Spotify, 75 try again later.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import tempfile
+from pathlib import Path
+
+import click
+
+from spotify_audience_sync.errors import ConfigError
+
+__all__ = ["check", "spec"]
+
+FIRST_PAGE = 50
+
+
+def _probe_writable(directory: Path) -> None:
+    """Create and delete a file in ``directory``: a sync must be able to save its state there."""
+    try:
+        with tempfile.TemporaryFile(dir=directory):
+            pass
+    except OSError as exc:
+        raise ConfigError(
+            f"state dir {directory} is not writable ({exc.strerror}); "
+            "set --state-dir / SPOTIFY_ADS_STATE_DIR"
+        ) from exc
+
+
+@click.command()
+def spec() -> None:
+    """Print the connector manifest as JSON: settings schema, commands and exit codes.
+
+    The same document as connector.yaml; it is generated from the code, so it always matches
+    the installed version.
+    """
+    from spotify_audience_sync.cli.manifest import build_manifest
+
+    click.echo(json.dumps(build_manifest(), indent=2, ensure_ascii=False))
+
+
+@click.command()
+def check() -> None:
+    """Check settings, credentials and access to the ad account; change nothing.
+
+    Validates the SPOTIFY_ADS_* settings and that the state dir can be written, obtains an
+    access token and reads the first page of the ad account's audiences. Exits 0 with one
+    line, or with the code a sync would give.
+    """
+    from spotify_audience_sync.cli.manifest import REQUIRED_SETTINGS
+    from spotify_audience_sync.settings import load_settings
+    from spotify_audience_sync.spotify.auth import OAuthSession
+    from spotify_audience_sync.spotify.client import AdsClient
+    from spotify_audience_sync.sync.state import StateStore
+
+    settings = load_settings()
+    settings.require(*REQUIRED_SETTINGS)
+    _probe_writable(StateStore(settings.state_dir).path(settings.account_id, "check").parent)
+    tokens = OAuthSession.from_settings(settings)
+    try:
+        tokens.access_token()
+        with AdsClient.from_settings(settings, tokens) as client:
+            seen = sum(1 for _ in itertools.islice(client.list_audiences(), FIRST_PAGE))
+    finally:
+        tokens.close()
+    more = "+" if seen == FIRST_PAGE else ""
+    click.echo(
+        f"OK: settings valid, state dir writable, token obtained, ad account "
+        f"{settings.account_id} readable ({seen}{more} audiences seen)"
+    )

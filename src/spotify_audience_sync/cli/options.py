@@ -1,0 +1,171 @@
+"""Flags and helpers shared by the commands: segment options, settings, the run's output."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import click
+
+if TYPE_CHECKING:
+    from spotify_audience_sync.cli.output import LogFormat, Output
+    from spotify_audience_sync.segment.pipeline import PrepareOptions
+    from spotify_audience_sync.settings import Settings
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _region(_ctx: click.Context, _param: click.Parameter, value: str | None) -> str | None:
+    """Accept only regions libphonenumber knows, so a typo fails before any work starts."""
+    if value is None:
+        return None
+    import phonenumbers
+
+    region = value.strip().upper()
+    if region not in phonenumbers.SUPPORTED_REGIONS:
+        raise click.BadParameter(
+            f"{value!r} is not an ISO 3166 alpha-2 region libphonenumber knows"
+        )
+    return region
+
+
+def make_output(
+    log_format: LogFormat | None, quiet: bool, verbose: int, *, stdout_is_data: bool = False
+) -> Output:
+    """The run's reporter, kept on the click context so errors reach it too."""
+    from spotify_audience_sync.cli.output import Output
+
+    verbosity = -1 if quiet else min(verbose, 1)
+    output = Output(log_format or "auto", verbosity, stdout_is_data=stdout_is_data)
+    click.get_current_context().find_root().obj = output
+    return output
+
+
+_SEGMENT_OPTIONS: list[Callable[[F], F]] = [
+    click.argument("input_path", metavar="[INPUT]", required=False),
+    click.option(
+        "--query", metavar="SQL", help="Read the segment from this SQL query instead of INPUT."
+    ),
+    click.option(
+        "--database-url",
+        metavar="URL",
+        help="Database for --query: postgresql://…, duckdb:///file.db or duckdb:// "
+        "[default: SPOTIFY_ADS_DATABASE_URL].",
+    ),
+    click.option(
+        "--format",
+        "fmt",
+        type=click.Choice(["auto", "csv", "tsv", "ndjson", "parquet"]),
+        default="auto",
+        show_default=True,
+        help="Input format; 'auto' goes by the file name (.csv, .tsv, .ndjson/.jsonl, "
+        ".parquet, each optionally .gz), CSV otherwise.",
+    ),
+    click.option("--email-column", metavar="C", help="Column holding emails [default: email]."),
+    click.option(
+        "--phone-column", metavar="C", help="Column holding phone numbers [default: phone]."
+    ),
+    click.option(
+        "--device-id-column", metavar="C", help="Column holding IDFA/GAID [default: device_id]."
+    ),
+    click.option(
+        "--default-region",
+        callback=_region,
+        metavar="CC",
+        help="Region (ISO 3166 alpha-2) for phone numbers written without a country code "
+        "[default: US].",
+    ),
+    click.option(
+        "--gmail-canonical",
+        is_flag=True,
+        default=None,
+        help="Drop dots and +suffixes in gmail.com / googlemail.com local parts.",
+    ),
+    click.option(
+        "--phone-validation",
+        type=click.Choice(["valid", "possible"]),
+        help="Keep numbers libphonenumber calls valid, or merely possible (length-plausible) "
+        "[default: valid].",
+    ),
+    click.option(
+        "--layout",
+        type=click.Choice(["type-value", "wide"]),
+        help="type-value: one 'type,value' row per identifier; wide: one column per type "
+        "[default: type-value].",
+    ),
+    click.option(
+        "--report", "report_path", metavar="PATH", help="Write a JSON report (counts only)."
+    ),
+    click.option(
+        "--temp-dir",
+        metavar="DIR",
+        help="Where hashed (never raw) identifiers are staged for deduplication "
+        "[default: system temp].",
+    ),
+    click.option(
+        "--log-format",
+        type=click.Choice(["auto", "human", "json"]),
+        help="human: progress bars (on a terminal) and a summary on stderr; json: one JSON "
+        "object per line on stdout; auto: human on a terminal, else json "
+        "[default: auto].",
+    ),
+    click.option("-q", "--quiet", is_flag=True, help="Only warnings, errors and the final result."),
+    click.option("-v", "--verbose", count=True, help="Also report each step as it happens."),
+]
+
+
+def segment_options(command: F) -> F:
+    """The input and identifier flags shared by `prepare` and `sync`."""
+    for option in reversed(_SEGMENT_OPTIONS):
+        command = option(command)
+    return command
+
+
+def require_one_input(input_path: str | None, query: str | None) -> None:
+    """Exactly one of INPUT and --query, else a usage error (exit 2)."""
+    if (input_path is None) == (query is None):
+        raise click.UsageError("give exactly one of INPUT or --query SQL")
+
+
+def load_cli_settings(**flags: Any) -> Settings:
+    """Settings from env / .env with the flags that were given laid over them."""
+    from spotify_audience_sync.settings import load_settings
+
+    return load_settings(**flags)
+
+
+def prepare_options(settings: Settings, flags: dict[str, Any]) -> PrepareOptions:
+    """The pipeline options: flag if given, else setting, else default."""
+    from spotify_audience_sync.identifiers.normalize import IdentifierType, NormalizeOptions
+    from spotify_audience_sync.segment.pipeline import PrepareOptions
+
+    requested = {
+        kind: flags[name]
+        for kind, name in (
+            (IdentifierType.EMAIL, "email_column"),
+            (IdentifierType.PHONE, "phone_column"),
+            (IdentifierType.DEVICE_ID, "device_id_column"),
+        )
+        if flags.get(name)
+    }
+    return PrepareOptions(
+        columns=requested,
+        normalize=NormalizeOptions(
+            gmail_canonical=settings.gmail_canonical,
+            default_region=settings.default_region,
+            phone_validation=settings.phone_validation,
+        ),
+        layout=settings.layout,
+        temp_dir=str(settings.temp_dir) if settings.temp_dir else None,
+    )
+
+
+SETTING_FLAGS = (
+    "log_format",
+    "default_region",
+    "gmail_canonical",
+    "phone_validation",
+    "layout",
+    "temp_dir",
+    "database_url",
+)

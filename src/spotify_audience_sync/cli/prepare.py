@@ -1,0 +1,66 @@
+"""`prepare`: the offline half of `sync`, a segment in and the upload file out."""
+
+from __future__ import annotations
+
+import sys
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from spotify_audience_sync.cli.options import (
+    SETTING_FLAGS,
+    load_cli_settings,
+    make_output,
+    prepare_options,
+    require_one_input,
+    segment_options,
+)
+
+if TYPE_CHECKING:
+    from spotify_audience_sync.segment.sources import Format
+
+
+@click.command()
+@segment_options
+@click.option(
+    "-o", "--output", required=True, help="Where to write the upload file ('-' for stdout)."
+)
+def prepare(
+    input_path: str | None,
+    output: str,
+    fmt: Format,
+    report_path: str | None,
+    quiet: bool,
+    verbose: int,
+    **flags: Any,
+) -> None:
+    """Normalize, hash and deduplicate a segment into the file Spotify matches against.
+
+    INPUT is a CSV (optionally gzip), TSV, NDJSON or Parquet file, or '-' for stdin; or
+    give --query SQL and --database-url instead. Nothing is sent anywhere: this is the
+    offline half of `sync`.
+    """
+    from spotify_audience_sync.segment.pipeline import prepare_segment
+    from spotify_audience_sync.segment.report import write_json
+    from spotify_audience_sync.segment.warehouse import open_input
+
+    require_one_input(input_path, flags.get("query"))
+    settings = load_cli_settings(**{k: flags.get(k) for k in SETTING_FLAGS})
+    out = make_output(settings.log_format, quiet, verbose, stdout_is_data=output == "-")
+    options = prepare_options(settings, flags)
+    with (
+        open_input(input_path, fmt, flags.get("query"), settings.database_url) as source,
+        out.phase("read") as progress,
+    ):
+        prepared = prepare_segment(source, options, on_progress=progress)
+    with prepared:
+        prepared.report.output = "<stdout>" if output == "-" else output
+        if output == "-":
+            prepared.write_to(sys.stdout.buffer)
+            sys.stdout.buffer.flush()
+        else:
+            prepared.write_file(output)
+    if report_path:
+        write_json(report_path, prepared.report.to_dict())
+    out.summary(prepared.report.summary())
+    out.event("result", command="prepare", report=prepared.report.to_dict())

@@ -1,0 +1,310 @@
+"""`sync` (the main job) and `demo` (the main job against a sandbox started for it).
+
+Thin: flags and settings in, :func:`mirror.mirror` does the work, the outcome becomes an exit
+code: 0 done (BOOKABLE/LIVE, skipped, dry run, or uploaded with --no-wait), 3 EMPTY (Spotify
+matched nobody), 5 still PROCESSING when --wait-timeout ran out (the upload itself succeeded).
+"""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from spotify_audience_sync.cli.options import (
+    SETTING_FLAGS,
+    load_cli_settings,
+    make_output,
+    prepare_options,
+    require_one_input,
+    segment_options,
+)
+
+if TYPE_CHECKING:
+    from spotify_audience_sync.cli.output import Output
+    from spotify_audience_sync.segment.pipeline import PreparedSegment
+    from spotify_audience_sync.segment.sources import Format
+    from spotify_audience_sync.settings import Settings
+    from spotify_audience_sync.sync.mirror import SyncReport, Uploader
+
+EXIT_EMPTY = 3
+EXIT_STILL_PROCESSING = 5
+DEMO_AUDIENCE = "spotify-audience-sync demo"
+FIXTURE = Path("fixtures") / "segment.csv"
+
+
+def _outcome_code(report: SyncReport, waited: bool) -> int:
+    if report.action in ("created", "replaced") and waited:
+        if report.status == "EMPTY":
+            return EXIT_EMPTY
+        if report.status not in ("BOOKABLE", "LIVE"):
+            return EXIT_STILL_PROCESSING
+    return 0
+
+
+def _summary(report: SyncReport) -> str:
+    audience = f"{report.audience_name!r} ({report.audience_id or 'new'})"
+    line = f"audience {audience}: {report.action}"
+    if report.action in ("created", "replaced"):
+        line += (
+            f"; {report.identifiers:,} identifiers, {report.bytes:,} bytes in "
+            f"{report.upload_requests} requests ({report.upload_resumes} resumes)"
+        )
+    if report.status:
+        line += f"; status {report.status}"
+    if report.size_min is not None and report.size_max is not None:
+        line += f", size {report.size_min:,} to {report.size_max:,}"
+    rate = report.match_rate
+    if rate is not None:
+        line += f" (estimated match rate {rate[0]:.0%} to {rate[1]:.0%})"
+    if report.status == "EMPTY":
+        line += "\nSpotify matched none of the identifiers: check the normalization options"
+    elif report.status == "PROCESSING" and report.action in ("created", "replaced"):
+        line += (
+            "\nstill processing (Spotify can take up to three days); check later with "
+            f"`spotify-audience-sync audiences get {report.audience_id}`"
+        )
+    return line
+
+
+def run_sync(
+    settings: Settings,
+    input_path: str | None,
+    fmt: Format,
+    flags: dict[str, Any],
+    *,
+    report_path: str | None,
+    out: Output,
+) -> tuple[int, SyncReport]:
+    """Prepare, then mirror; print the summary, write the report; return the exit code.
+
+    The segment is ``input_path``, or the query ``flags["query"]`` on the settings' database.
+    """
+    from spotify_audience_sync.errors import SyncError
+    from spotify_audience_sync.segment.pipeline import prepare_segment
+    from spotify_audience_sync.segment.report import write_json
+    from spotify_audience_sync.segment.warehouse import open_input
+    from spotify_audience_sync.spotify.auth import OAuthSession
+    from spotify_audience_sync.spotify.client import AdsClient
+    from spotify_audience_sync.sync.mirror import SyncOptions, SyncReport, mirror, validate_options
+    from spotify_audience_sync.sync.state import StateStore
+
+    options = SyncOptions(
+        ad_account_id=settings.account_id,
+        audience_name=flags.get("audience_name"),
+        audience_id=flags.get("audience_id"),
+        description=flags.get("description"),
+        dry_run=bool(flags.get("dry_run")),
+        wait=not flags.get("no_wait"),
+        wait_timeout=settings.wait_timeout,
+        allow_shrink=bool(flags.get("allow_shrink")),
+        force=bool(flags.get("force")),
+        chunk_size=settings.upload_chunk_size,
+    )
+    validate_options(options)  # before reading anything: a bad name fails in milliseconds
+    report = SyncReport(ad_account_id=options.ad_account_id)
+    prepared: PreparedSegment | None = None
+    tokens = OAuthSession.from_settings(settings)
+    try:
+        with (
+            open_input(input_path, fmt, flags.get("query"), settings.database_url) as source,
+            out.phase("read") as progress,
+        ):
+            prepared = prepare_segment(
+                source, prepare_options(settings, flags), on_progress=progress
+            )
+        segment = prepared
+
+        seen: dict[str, Any] = {}
+
+        def events(name: str, fields: dict[str, Any]) -> None:
+            out.event(name, **fields)
+            if name == "prepared":  # exact counts are known: show them before anything is sent
+                out.summary(segment.report.summary())
+            elif name in ("created", "replaced"):
+                seen["since"] = time.monotonic()
+            elif name == "status" and fields.get("status") != seen.get("status"):
+                seen["status"] = fields.get("status")  # people see each change while waiting
+                waited = time.monotonic() - seen.get("since", time.monotonic())
+                out.summary(f"  processing: {seen['status']} after {waited:.0f} s")
+
+        with prepared, AdsClient.from_settings(settings, tokens) as client:
+            mirror(
+                prepared,
+                client,
+                options,
+                uploader=_uploader(out),
+                store=StateStore(settings.state_dir),
+                events=events,
+                report=report,
+            )
+    except SyncError as exc:
+        if report_path:  # a scheduler needs the report most when the run failed
+            error = {"error": type(exc).__name__, "message": str(exc), "exit_code": exc.exit_code}
+            write_json(report_path, _result(prepared, report) | {"error": error})
+        raise
+    finally:
+        tokens.close()
+    result = _result(prepared, report)
+    if report_path:
+        write_json(report_path, result)
+    out.summary(_summary(report))
+    code = _outcome_code(report, options.wait)
+    out.event("result", command="sync", exit_code=code, **result)
+    return code, report
+
+
+def _synthetic_segment(directory: Path) -> str:
+    """A made-up segment (no one's data) for rehearsals where fixtures/ is not at hand."""
+    from spotify_audience_sync.sandbox.segment import generate
+
+    path = directory / "synthetic-segment.csv"
+    generate(3000, seed=7, device_ids=True).write_csv(path)
+    return str(path)
+
+
+def _result(prepared: PreparedSegment | None, report: SyncReport) -> dict[str, Any]:
+    """The JSON report: what was prepared and what the sync did (counts and ids only)."""
+    return {
+        "prepare": prepared.report.to_dict() if prepared is not None else None,
+        "sync": report.to_dict(),
+    }
+
+
+def _uploader(out: Output) -> Uploader:
+    """The resumable upload, with a progress bar in bytes."""
+    from spotify_audience_sync.spotify.upload import UploadResult, upload_file
+
+    def upload(
+        upload_url: str, chunks: Any, *, total_bytes: int | None, chunk_size: int
+    ) -> UploadResult:
+        with out.phase("upload", total=total_bytes, unit="bytes") as progress:
+            return upload_file(
+                upload_url,
+                chunks,
+                total_bytes=total_bytes,
+                chunk_size=chunk_size,
+                on_progress=progress,
+            )
+
+    return upload
+
+
+@click.command()
+@segment_options
+@click.option("--audience-name", metavar="NAME", help="Create or replace the audience so named.")
+@click.option("--audience-id", metavar="UUID", help="Replace this audience.")
+@click.option(
+    "--ad-account-id", metavar="UUID", help="Ad account [default: SPOTIFY_ADS_AD_ACCOUNT_ID]."
+)
+@click.option("--description", metavar="TEXT", help="Description of a new audience (≤ 80).")
+@click.option(
+    "--dry-run", is_flag=True, help="Do everything up to the first write to Spotify, then stop."
+)
+@click.option("--no-wait", is_flag=True, help="Return once the file is uploaded.")
+@click.option(
+    "--wait-timeout",
+    type=float,
+    metavar="SECONDS",
+    help="How long to wait for processing [default: 3600].",
+)
+@click.option(
+    "--allow-shrink", is_flag=True, help="Allow fewer than half the last sync's identifiers."
+)
+@click.option("--force", is_flag=True, help="Upload even if the set is unchanged since last sync.")
+@click.option(
+    "--chunk-size",
+    type=int,
+    metavar="BYTES",
+    help="Upload request size, a multiple of 262144 [default: 8388608].",
+)
+@click.option("--state-dir", metavar="DIR", help="Where sync state and locks live.")
+def sync(
+    input_path: str | None,
+    fmt: Format,
+    report_path: str | None,
+    quiet: bool,
+    verbose: int,
+    **flags: Any,
+) -> None:
+    """Make a Spotify customer-list audience hold exactly the segment in INPUT (Mirror mode).
+
+    The audience is found by --audience-id, or by its exact --audience-name (created when
+    there is none), and its whole membership is replaced by the segment's identifiers.
+    INPUT is a file as for `prepare`, or give --query SQL and --database-url instead.
+    """
+    require_one_input(input_path, flags.get("query"))
+    if bool(flags.get("audience_name")) == bool(flags.get("audience_id")):
+        raise click.UsageError(
+            "name the audience with exactly one of --audience-name or --audience-id"
+        )
+    settings = load_cli_settings(
+        **{k: flags.get(k) for k in SETTING_FLAGS},
+        ad_account_id=flags.get("ad_account_id"),
+        wait_timeout=flags.get("wait_timeout"),
+        upload_chunk_size=flags.get("chunk_size"),
+        state_dir=flags.get("state_dir"),
+    )
+    out = make_output(settings.log_format, quiet, verbose)
+    code, _ = run_sync(settings, input_path, fmt, flags, report_path=report_path, out=out)
+    raise SystemExit(code)
+
+
+@click.command()
+@click.argument("input_path", metavar="[INPUT]", required=False)
+@click.option("--processing-delay", type=float, default=1.0, show_default=True, hidden=True)
+def demo(input_path: str | None, processing_delay: float) -> None:
+    """Rehearse a sync end to end against a local sandbox started for it (no credentials).
+
+    Syncs INPUT [default: fixtures/segment.csv, or a generated synthetic segment of 3,000 rows
+    where there is no such file, as in the container] to a new audience, waits for it to
+    become BOOKABLE, checks the sandbox received exactly the prepared rows, then syncs again
+    to show that an unchanged segment is skipped.
+    """
+    from spotify_audience_sync.cli.output import Output
+    from spotify_audience_sync.sandbox import run_sandbox
+    from spotify_audience_sync.settings import load_settings
+
+    out = Output("human")  # a rehearsal is for a person: always the human view
+
+    with (
+        tempfile.TemporaryDirectory(prefix="sas-demo-") as home,
+        run_sandbox(processing_delay=processing_delay) as sandbox,
+    ):
+        tokens = sandbox.mint_tokens()
+        env = sandbox.env()
+        settings = load_settings(
+            _env_file=None,
+            client_id=env["SPOTIFY_ADS_CLIENT_ID"],
+            client_secret=env["SPOTIFY_ADS_CLIENT_SECRET"],
+            refresh_token=str(tokens["refresh_token"]),
+            ad_account_id=sandbox.ad_account_id,
+            api_base_url=sandbox.api_base_url,
+            token_url=sandbox.token_url,
+            authorize_url=sandbox.authorize_url,
+            token_store=Path(home) / "tokens.json",
+            state_dir=Path(home) / "state",
+            wait_timeout=60.0,
+        )
+        if input_path is None:
+            input_path = str(FIXTURE) if FIXTURE.exists() else _synthetic_segment(Path(home))
+        click.echo(f"sandbox listening on {sandbox.base_url}; syncing {input_path}", err=True)
+        flags: dict[str, Any] = {"audience_name": DEMO_AUDIENCE, "description": "demo segment"}
+        code, report = run_sync(settings, input_path, "auto", flags, report_path=None, out=out)
+        assert report.audience_id is not None
+        members = sandbox.membership(report.audience_id)
+        click.echo(
+            f"the sandbox received {len(members):,} rows for the audience "
+            f"(the prepared file had {report.identifiers:,} identifiers)",
+            err=True,
+        )
+        click.echo("syncing the same segment again:", err=True)
+        quiet = Output("human", verbosity=-1)
+        again, second = run_sync(settings, input_path, "auto", flags, report_path=None, out=quiet)
+        click.echo(_summary(second), err=True)
+        listed = sandbox.audiences.list(sandbox.ad_account_id, {})["audiences"]
+        click.echo(f"audiences in the ad account: {len(listed)} (no duplicate)", err=True)
+    raise SystemExit(code or again)

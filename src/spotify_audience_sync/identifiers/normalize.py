@@ -1,0 +1,385 @@
+"""Identifier rules: normalize, validate and SHA-256 each identifier type as polars expressions.
+
+Pure data logic: no I/O, nothing logged, no HTTP. Normalization is defined once, here, in one
+engine (polars), because engines disagree at the edges (Python's ``str.strip`` also strips
+``\\x1c``-``\\x1f``; DuckDB lowercases ``İ`` differently). Every value ends in exactly one
+*status*: ``hashed`` (normalized then hashed here), ``prehashed`` (already a SHA-256 hex digest,
+passed through lowercased), or the reason it was rejected.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+import polars as pl
+
+from spotify_audience_sync.identifiers.hashing import (
+    EMAIL_DEFER,
+    Matrix,
+    email_kernel,
+    hex_matrix,
+    sha256_hex,
+    sha256_matrix,
+)
+from spotify_audience_sync.identifiers.phones import native as phones_native
+from spotify_audience_sync.identifiers.phones.normalize import (
+    PHONE_REASONS,
+    PhoneValidation,
+    normalize_phones,
+)
+
+__all__ = [
+    "FALLBACK_COLUMN",
+    "HASHED",
+    "PREHASHED",
+    "REJECT_REASONS",
+    "STATUS",
+    "HashedBatch",
+    "Hashes",
+    "IdentifierType",
+    "NormalizeOptions",
+    "digests",
+    "hash_batch",
+    "hash_frame",
+    "normalize_batch",
+    "normalize_values",
+    "sha256_hex",
+    "status_column",
+    "value_column",
+]
+
+
+class IdentifierType(enum.Enum):
+    """The identifier types Spotify matches on; values are the wire names in the upload file."""
+
+    EMAIL = "EMAIL_ID_SHA256"
+    PHONE = "PHONE_NUMBER_SHA256"
+    DEVICE_ID = "DEVICE_ID_SHA256"
+
+    @property
+    def key(self) -> str:
+        """Short lowercase name used for columns, flags and report keys."""
+        return self.name.lower()
+
+
+HASHED = "hashed"
+PREHASHED = "prehashed"
+
+#: Rejection reasons per type, in report order. ``empty`` is a blank or missing cell.
+REJECT_REASONS: dict[IdentifierType, tuple[str, ...]] = {
+    IdentifierType.EMAIL: ("empty", "malformed"),
+    IdentifierType.PHONE: PHONE_REASONS,
+    IdentifierType.DEVICE_ID: ("empty", "malformed", "zeroed"),
+}
+
+#: Every status a value can end in, as one polars Enum: cheap to compare and to count.
+STATUS = pl.Enum(
+    list(dict.fromkeys([HASHED, PREHASHED, *(r for rs in REJECT_REASONS.values() for r in rs)]))
+)
+
+_SHA256_HEX = r"^[0-9a-fA-F]{64}$"
+# One @, a non-empty local part, a dotted domain of non-empty labels; no whitespace, control or
+# format characters anywhere (zero-width spaces would silently change the hash).
+_EMAIL = r"^[^@\s\p{Cc}\p{Cf}]+@[^@\s\p{Cc}\p{Cf}.]+(\.[^@\s\p{Cc}\p{Cf}.]+)+$"
+_UUID = r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"
+_ZERO_UUID = "00000000-0000-0000-0000-000000000000"
+_GMAIL_DOMAINS = ("gmail.com", "googlemail.com")
+#: True where libphonenumber itself decided a phone (the vectorized rules could not).
+FALLBACK_COLUMN = "phone_fallback"
+
+
+@dataclass(frozen=True, slots=True)
+class NormalizeOptions:
+    """How identifiers are normalized; the defaults are what Spotify's partners document."""
+
+    gmail_canonical: bool = False
+    default_region: str = "US"
+    phone_validation: PhoneValidation = "valid"
+
+
+#: Each status's code (its index in :data:`STATUS`); the C email kernel writes the same codes.
+CODES = {name: i for i, name in enumerate(STATUS.categories.to_list())}
+if [CODES[HASHED], CODES[PREHASHED], CODES["empty"], CODES["malformed"]] != [0, 1, 2, 3]:
+    raise RuntimeError("STATUS no longer starts as _native.c's email codes (0-3) do")
+
+
+def value_column(kind: IdentifierType) -> str:
+    """Name of the column holding a type's normalized value (pre-hashed: the digest).
+
+    Meaningful only where the status is ``hashed`` or ``prehashed``; use :func:`digests`.
+    """
+    return f"{kind.key}_value"
+
+
+def digests(frame: pl.DataFrame, kind: IdentifierType) -> pl.Series:
+    """Row-aligned lowercase SHA-256 hex of a normalized batch: null where rejected."""
+    value, status = pl.col(value_column(kind)), pl.col(status_column(kind))
+    return frame.select(
+        pl.when(status == HASHED)
+        .then(sha256_hex(value))
+        .when(status == PREHASHED)
+        .then(value)
+        .alias(kind.key)
+    ).to_series()
+
+
+def status_column(kind: IdentifierType) -> str:
+    """Name of the column holding a type's status: hashed, prehashed or a rejection reason."""
+    return f"{kind.key}_status"
+
+
+def _status(name: str) -> pl.Expr:
+    return pl.lit(name, STATUS)
+
+
+def _email_normalized(stripped: pl.Expr, gmail_canonical: bool) -> pl.Expr:
+    email = stripped.str.to_lowercase()
+    if not gmail_canonical:
+        return email
+    local = email.str.extract(r"^([^@]*)@", 1)
+    domain = email.str.extract(r"@([^@]*)$", 1)
+    canonical_local = local.str.replace(r"\+.*$", "").str.replace_all(".", "", literal=True)
+    return (
+        pl.when(domain.is_in(_GMAIL_DOMAINS) & (email.str.count_matches("@", literal=True) == 1))
+        .then(pl.concat_str(canonical_local, pl.lit("@"), domain))
+        .otherwise(email)
+    )
+
+
+def _finish(kind: IdentifierType, frame: pl.LazyFrame, reason: pl.Expr) -> pl.LazyFrame:
+    """Shared tail: empty and pre-hashed detection, and each value's final status.
+
+    ``frame`` carries ``_s`` (stripped) and ``_n`` (normalized; for a pre-hashed value, that
+    value lowercased), each materialized once as a column: polars does not reliably share
+    repeated sub-expressions inside when/then chains, and recomputing them doubled the cost.
+    ``reason`` is the type's own rejection reason as a :data:`STATUS`, null when valid. Hashing
+    happens later, in ``encode``.
+    """
+    stripped = pl.col("_s")
+    empty = stripped.is_null() | (stripped == "")
+    prehashed = (stripped.str.len_bytes() == 64) & stripped.str.contains(_SHA256_HEX)
+    return frame.select(
+        pl.col("_n").alias(value_column(kind)),
+        pl.when(empty)
+        .then(_status("empty"))
+        .when(prehashed)
+        .then(_status(PREHASHED))
+        .otherwise(reason.fill_null(_status(HASHED)))
+        .alias(status_column(kind)),
+    )
+
+
+def _email_frame(frame: pl.LazyFrame, column: str, options: NormalizeOptions) -> pl.LazyFrame:
+    stripped = frame.select(_s=pl.col(column).cast(pl.String).str.strip_chars())
+    normalized = stripped.with_columns(_n=_email_normalized(pl.col("_s"), options.gmail_canonical))
+    reason = pl.when(pl.col("_n").str.contains(_EMAIL)).then(None).otherwise(_status("malformed"))
+    return _finish(IdentifierType.EMAIL, normalized, reason)
+
+
+def _device_frame(frame: pl.LazyFrame, column: str) -> pl.LazyFrame:
+    stripped = frame.select(_s=pl.col(column).cast(pl.String).str.strip_chars())
+    normalized = stripped.with_columns(_n=pl.col("_s").str.to_lowercase())
+    reason = (
+        pl.when(~pl.col("_n").str.contains(_UUID))
+        .then(_status("malformed"))
+        .when(pl.col("_n") == _ZERO_UUID)
+        .then(_status("zeroed"))
+        .otherwise(None)
+    )
+    return _finish(IdentifierType.DEVICE_ID, normalized, reason)
+
+
+def _phone_frame(values: pl.Series, options: NormalizeOptions, native: bool = True) -> pl.LazyFrame:
+    """Phones leave the expression world: libphonenumber's rules, vectorized (see ``phones``)."""
+    stripped = values.cast(pl.String).str.strip_chars()
+    hexes = stripped.str.contains(_SHA256_HEX)
+    needs_parse = ~(stripped.is_null() | (stripped == "") | hexes)
+    parsed = normalize_phones(
+        stripped.filter(needs_parse),
+        default_region=options.default_region,
+        validation=options.phone_validation,
+        with_route=True,
+        native=native,
+    )
+    frame = pl.DataFrame({"_s": stripped, "_h": hexes}).select(
+        "_s",
+        _n=pl.when(pl.col("_h")).then(pl.col("_s").str.to_lowercase()),
+        _r=pl.lit(None, pl.String),
+    )
+    fallback = pl.repeat(False, len(values), dtype=pl.Boolean, eager=True)
+    if parsed.height:
+        positions = needs_parse.arg_true()
+        frame = frame.with_columns(
+            frame["_n"].scatter(positions, parsed["e164"]),
+            frame["_r"].scatter(positions, parsed["reason"]),
+        )
+        fallback = fallback.scatter(positions, parsed["fallback"])
+    finished = _finish(IdentifierType.PHONE, frame.lazy(), pl.col("_r").cast(STATUS))
+    return finished.with_columns(pl.lit(fallback).alias(FALLBACK_COLUMN))
+
+
+def normalize_batch(
+    batch: pl.DataFrame,
+    columns: Mapping[IdentifierType, str],
+    options: NormalizeOptions,
+) -> pl.DataFrame:
+    """Turn one batch of raw rows into a value column and a status column per mapped type.
+
+    ``columns`` maps each identifier type present in the input to its column in ``batch``.
+    The result has one row per input row, so row-level layouts (``wide``) keep people together.
+    """
+    source = batch.lazy()
+    frames: list[pl.LazyFrame] = []
+    for kind in IdentifierType:
+        if kind not in columns:
+            continue
+        if kind is IdentifierType.EMAIL:
+            frames.append(_email_frame(source, columns[kind], options))
+        elif kind is IdentifierType.DEVICE_ID:
+            frames.append(_device_frame(source, columns[kind]))
+        else:
+            frames.append(_phone_frame(batch[columns[kind]], options))
+    if not frames:
+        return pl.DataFrame(height=batch.height)
+    return pl.concat(frames, how="horizontal").collect()
+
+
+def normalize_values(
+    kind: IdentifierType, values: list[str | None], options: NormalizeOptions | None = None
+) -> list[tuple[str | None, str]]:
+    """Convenience for tests and one-off checks: ``(sha256 or None, status)`` per value."""
+    frame = pl.DataFrame({"v": values}, schema={"v": pl.String})
+    out = normalize_batch(frame, {kind: "v"}, options or NormalizeOptions())
+    return list(zip(digests(out, kind).to_list(), out[status_column(kind)].to_list(), strict=True))
+
+
+@dataclass(frozen=True)
+class Hashes:
+    """One type's digests, row-aligned with its batch, and which rows have one.
+
+    ``matrix`` is ``(rows, 64)``: the hex digest of each hashed or pre-hashed row (other rows
+    are undefined); ``accepted`` marks those rows. This is what the encoder makes records of.
+    """
+
+    matrix: Matrix
+    accepted: npt.NDArray[np.bool_]
+
+
+@dataclass(frozen=True)
+class HashedBatch:
+    """A batch after the rules and hashing: per type, each row's status code and digest."""
+
+    rows: int
+    codes: dict[IdentifierType, npt.NDArray[np.uint8]]
+    hashes: dict[IdentifierType, Hashes]
+    phone_fallback: int
+
+
+def hash_frame(frame: pl.DataFrame, kind: IdentifierType) -> Hashes:
+    """A normalized frame's digests: hashed values hashed, pre-hashed ones as they are."""
+    status, value = frame[status_column(kind)], frame[value_column(kind)]
+    hashed, prehashed = (status == HASHED).fill_null(False), (status == PREHASHED).fill_null(False)
+    accepted = (hashed | prehashed).to_numpy()
+    if hashed.all():  # nothing to scatter
+        return Hashes(sha256_matrix(value), accepted)
+    matrix = np.zeros((frame.height, 64), dtype=np.uint8)
+    for mask, digest in ((hashed, sha256_matrix), (prehashed, hex_matrix)):
+        if mask.any():
+            matrix[mask.to_numpy()] = digest(value.filter(mask))
+    return Hashes(matrix, accepted)
+
+
+def _codes(frame: pl.DataFrame, kind: IdentifierType) -> npt.NDArray[np.uint8]:
+    codes: npt.NDArray[np.uint8] = (
+        frame[status_column(kind)].to_physical().cast(pl.UInt8).to_numpy(writable=True)
+    )
+    return codes
+
+
+def _accepted(codes: npt.NDArray[np.uint8]) -> npt.NDArray[np.bool_]:
+    """Rows that carry a digest: hashed here, or pre-hashed."""
+    accepted: npt.NDArray[np.bool_] = (codes == CODES[HASHED]) | (codes == CODES[PREHASHED])
+    return accepted
+
+
+def _native_emails(
+    values: pl.Series, options: NormalizeOptions
+) -> tuple[npt.NDArray[np.uint8], Hashes] | None:
+    """Emails through the C kernel; the few values it leaves (see ``hashing.EMAIL_DEFER``)
+    through the polars rules."""
+    values = values.cast(pl.String)
+    result = email_kernel(values, options.gmail_canonical)
+    if result is None:
+        return None
+    codes, matrix, deferred = result  # a null is read as empty (the kernel takes the bitmap)
+    if deferred:
+        rows = np.flatnonzero(codes == EMAIL_DEFER)
+        subset = pl.DataFrame({"v": values.gather(rows)}).lazy()
+        normalized = _email_frame(subset, "v", options).collect()
+        codes[rows] = _codes(normalized, IdentifierType.EMAIL)
+        matrix[rows] = hash_frame(normalized, IdentifierType.EMAIL).matrix
+    return codes, Hashes(matrix, _accepted(codes))
+
+
+def _native_phones(
+    values: pl.Series, options: NormalizeOptions
+) -> tuple[npt.NDArray[np.uint8], Hashes, int] | None:
+    """Phones through the C path (E.164 and SHA-256 in one pass); the values it leaves
+    (pre-hashed ones, letters, extensions, unusual prefixes) through ``_phone_frame``."""
+    if options.phone_validation != "valid":
+        return None
+    codes_for = (CODES[HASHED], CODES["empty"], CODES["invalid_number"], CODES["not_a_number"])
+    decided = phones_native.decide(values, options.default_region.upper(), codes_for, hashes=True)
+    if decided is None:
+        return None
+    codes, matrix, fallback = decided.codes, decided.out, 0
+    if decided.deferred:
+        rows = np.flatnonzero(codes == phones_native.DEFER)
+        frame = _phone_frame(values.gather(rows), options, native=False).collect()
+        codes[rows] = _codes(frame, IdentifierType.PHONE)
+        matrix[rows] = hash_frame(frame, IdentifierType.PHONE).matrix
+        fallback = int(frame[FALLBACK_COLUMN].sum())
+    return codes, Hashes(matrix, _accepted(codes)), fallback
+
+
+def hash_batch(
+    batch: pl.DataFrame,
+    columns: Mapping[IdentifierType, str],
+    options: NormalizeOptions,
+) -> HashedBatch:
+    """The rules and SHA-256 for one batch of raw rows (the pipeline's hot path).
+
+    Same answers as :func:`normalize_batch` followed by :func:`hash_frame`; emails take the C
+    kernel when it is built (see :mod:`.hashing`).
+    """
+    codes: dict[IdentifierType, npt.NDArray[np.uint8]] = {}
+    hashes: dict[IdentifierType, Hashes] = {}
+    rest = dict(columns)
+    fallback = 0
+    if IdentifierType.EMAIL in columns:
+        native = _native_emails(batch[columns[IdentifierType.EMAIL]], options)
+        if native is not None:
+            codes[IdentifierType.EMAIL], hashes[IdentifierType.EMAIL] = native
+            del rest[IdentifierType.EMAIL]
+    if IdentifierType.PHONE in columns:
+        phones = _native_phones(batch[columns[IdentifierType.PHONE]], options)
+        if phones is not None:
+            codes[IdentifierType.PHONE], hashes[IdentifierType.PHONE], fallback = phones
+            del rest[IdentifierType.PHONE]
+    if rest:
+        normalized = normalize_batch(batch, rest, options)
+        for kind in rest:
+            codes[kind] = _codes(normalized, kind)
+            hashes[kind] = hash_frame(normalized, kind)
+        if FALLBACK_COLUMN in normalized.columns:
+            fallback += int(normalized[FALLBACK_COLUMN].sum())
+    return HashedBatch(
+        rows=batch.height,
+        codes={kind: codes[kind] for kind in columns},
+        hashes={kind: hashes[kind] for kind in columns},
+        phone_fallback=fallback,
+    )

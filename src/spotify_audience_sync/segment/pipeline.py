@@ -1,0 +1,410 @@
+"""The identifier pipeline: source batches → rules and hashing → staging → deduplicated CSV bytes.
+
+Two phases. Reading runs batch by batch on a small thread pool (polars releases the GIL, so two
+cores hash at once) and spills only hashes to the stage. Then :meth:`PreparedSegment.chunks`
+deduplicates partition by partition and yields the file's bytes, so a writer or an uploader can
+stream them without the whole file ever being in memory.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import time
+from collections import deque
+from collections.abc import Callable, Iterator, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import BinaryIO
+
+import numpy as np
+import numpy.typing as npt
+import polars as pl
+
+from spotify_audience_sync.errors import ConfigError, InputError
+from spotify_audience_sync.identifiers.normalize import (
+    HASHED,
+    PREHASHED,
+    REJECT_REASONS,
+    STATUS,
+    IdentifierType,
+    NormalizeOptions,
+    hash_batch,
+)
+from spotify_audience_sync.segment.encode import (
+    Layout,
+    Records,
+    encode_records,
+    encoded_size,
+    header,
+    record_width,
+    to_blocks,
+    written_per_type,
+)
+from spotify_audience_sync.segment.report import PrepareReport, TypeCounts
+from spotify_audience_sync.segment.sources import Source, looks_like_data
+from spotify_audience_sync.segment.staging import Stage, partition_payload, partition_rows
+
+__all__ = ["PrepareOptions", "PreparedSegment", "prepare_segment", "resolve_columns"]
+
+ProgressCallback = Callable[[int], None]
+
+_DEFAULT_NAMES = {
+    IdentifierType.EMAIL: "email",
+    IdentifierType.PHONE: "phone",
+    IdentifierType.DEVICE_ID: "device_id",
+}
+_FLAGS = {
+    IdentifierType.EMAIL: "--email-column",
+    IdentifierType.PHONE: "--phone-column",
+    IdentifierType.DEVICE_ID: "--device-id-column",
+}
+
+
+@dataclass(frozen=True)
+class PrepareOptions:
+    """Everything that shapes the upload file, apart from the input itself."""
+
+    columns: Mapping[IdentifierType, str] = field(default_factory=dict)
+    normalize: NormalizeOptions = field(default_factory=NormalizeOptions)
+    layout: Layout = "type-value"
+    temp_dir: str | None = None
+    workers: int = 2
+
+
+def column_label(name: str, position: int) -> str:
+    """How a column may appear in messages and reports: its name, unless that looks like data.
+
+    A file without a header row makes its first data row the "column names": such names are
+    shown by position only, never as text.
+    """
+    return f"column {position}" if looks_like_data(name) else name
+
+
+def _listing(columns: list[str]) -> str:
+    shown = ", ".join(
+        repr(label) if label == name else label
+        for name, label in ((c, column_label(c, i)) for i, c in enumerate(columns[:20], 1))
+    )
+    return shown + (f" and {len(columns) - 20} more" if len(columns) > 20 else "")
+
+
+def _header_hint(columns: list[str]) -> str:
+    if any(looks_like_data(c) for c in columns):
+        return " The first row looks like data, not a header: add a header row naming the columns."
+    return ""
+
+
+def resolve_columns(
+    source_name: str, available: list[str], requested: Mapping[IdentifierType, str]
+) -> dict[IdentifierType, str]:
+    """Map identifier types to input columns: as requested, else by default name.
+
+    Names match exactly first, then case-insensitively when that is unambiguous.
+    """
+    by_folded: dict[str, list[str]] = {}
+    for name in available:
+        by_folded.setdefault(name.casefold(), []).append(name)
+
+    def find(name: str) -> str | None:
+        if name in available:
+            return name
+        matches = by_folded.get(name.casefold(), [])
+        return matches[0] if len(matches) == 1 else None
+
+    resolved: dict[IdentifierType, str] = {}
+    for kind in IdentifierType:
+        if kind in requested:
+            found = find(requested[kind])
+            if found is None:
+                asked = column_label(requested[kind], 0)
+                raise InputError(
+                    f"{source_name}: no column {asked!r} ({_FLAGS[kind]}); "
+                    f"columns are {_listing(available)}.{_header_hint(available)}"
+                )
+            resolved[kind] = found
+        elif (found := find(_DEFAULT_NAMES[kind])) is not None:
+            resolved[kind] = found
+    if not resolved:
+        raise InputError(
+            f"{source_name}: no identifier column found; columns are {_listing(available)}. "
+            "Name one with --email-column, --phone-column or --device-id-column."
+            + _header_hint(available)
+        )
+    return resolved
+
+
+class PreparedSegment:
+    """A segment read, hashed and staged; :meth:`chunks` yields the deduplicated file."""
+
+    def __init__(
+        self,
+        stage: Stage,
+        report: PrepareReport,
+        kinds: list[IdentifierType],
+        layout: Layout,
+        workers: int = 2,
+    ) -> None:
+        self.report = report
+        self._workers = workers
+        self.layout: Layout = layout
+        self.kinds = kinds
+        self._stage = stage
+        self._started = time.perf_counter() - report.seconds
+
+    def finalize(self) -> str:
+        """Deduplicate everything now; fill in exact counts and size; return the fingerprint.
+
+        After this, the report knows what the file holds before a byte of it is produced, so
+        a caller can check limits and compare with the last sync before anything is sent.
+        The fingerprint is a SHA-256 over the distinct rows in canonical order: equal sets
+        give equal fingerprints, whatever the input order.
+        """
+        if self.report.fingerprint is not None:
+            return self.report.fingerprint
+        fingerprint = hashlib.sha256(header(self.layout, self.kinds))
+        written: dict[IdentifierType, int] = dict.fromkeys(self.kinds, 0)
+        rows = 0
+        size = len(header(self.layout, self.kinds))
+        for digest, count, counts, nbytes in self._stage.deduplicated(
+            self._measure, workers=self._workers, keep=True
+        ):
+            fingerprint.update(digest)
+            rows += count
+            size += nbytes
+            for kind, n in counts.items():
+                written[kind] += n
+        self._set_written(written, rows, size)
+        self.report.fingerprint = fingerprint.hexdigest()
+        return self.report.fingerprint
+
+    def _measure(
+        self, parts: dict[int, Records]
+    ) -> tuple[bytes, int, dict[IdentifierType, int], int]:
+        """One partition's digest, row count, per-type counts and encoded size (worker thread)."""
+        digest = hashlib.sha256()
+        size = 0
+        for group, records in parts.items():
+            digest.update(bytes([group]) + len(records).to_bytes(8, "big"))
+            digest.update(np.ascontiguousarray(records).data)
+            size += encoded_size(records, self.layout, self.kinds, group)
+        return digest.digest(), sum(len(r) for r in parts.values()), self._written(parts), size
+
+    def _written(self, parts: dict[int, Records]) -> dict[IdentifierType, int]:
+        """Identifiers per type in one partition's distinct records."""
+        counts: dict[IdentifierType, int] = {}
+        for group, records in parts.items():
+            for kind, n in written_per_type(records, self.layout, self.kinds, group).items():
+                counts[kind] = counts.get(kind, 0) + n
+        return counts
+
+    def chunks(self) -> Iterator[bytes]:
+        """Yield the file: the header, then each partition's distinct rows as CSV bytes.
+
+        Without :meth:`finalize` first, counts of written rows, duplicates and bytes are
+        complete once this is exhausted (one pass, the cheapest way to write a file).
+        """
+        final = self.report.fingerprint is not None
+        yield header(self.layout, self.kinds)
+        written: dict[IdentifierType, int] = dict.fromkeys(self.kinds, 0)
+        rows, size = 0, len(header(self.layout, self.kinds))
+        for data, count, counts in self._stage.deduplicated(
+            self._encode, workers=self._workers, keep=final
+        ):
+            rows += count
+            size += len(data)
+            for kind, n in counts.items():
+                written[kind] += n
+            if data:
+                yield data
+        if not final:
+            self._set_written(written, rows, size)
+        self.report.seconds = time.perf_counter() - self._started
+
+    def _set_written(self, written: dict[IdentifierType, int], rows: int, size: int) -> None:
+        for kind, n in written.items():
+            entry = self.report.identifiers[kind.key]
+            entry.written = n
+            entry.duplicates = entry.accepted - n
+        self.report.rows_written = rows
+        self.report.bytes_written = size
+
+    def _encode(self, parts: dict[int, Records]) -> tuple[bytes, int, dict[IdentifierType, int]]:
+        """One partition's distinct records → bytes and counts (runs on a worker thread)."""
+        data = b"".join(
+            encode_records(records, self.layout, self.kinds, group)
+            for group, records in parts.items()
+        )
+        return data, sum(len(r) for r in parts.values()), self._written(parts)
+
+    def write_to(self, stream: BinaryIO) -> None:
+        """Write the whole file to a binary stream."""
+        for chunk in self.chunks():
+            stream.write(chunk)
+
+    def write_file(self, path: str | Path) -> None:
+        """Write the file atomically: a half-written output never replaces a good one."""
+        target = Path(path)
+        partial = target.with_name(f".{target.name}.partial")
+        try:
+            fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        except OSError as exc:
+            raise ConfigError(f"--output {path}: cannot be written ({exc.strerror})") from exc
+        try:
+            with os.fdopen(fd, "wb") as out:
+                self.write_to(out)
+            os.replace(partial, target)
+        except BaseException:
+            partial.unlink(missing_ok=True)
+            raise
+
+    def close(self) -> None:
+        """Remove the staged hashes."""
+        self._stage.close()
+
+    def __enter__(self) -> PreparedSegment:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+
+@dataclass(frozen=True)
+class _Processed:
+    """What a worker hands back for one batch: rows, staged partitions by group, counts."""
+
+    rows: int
+    payloads: list[tuple[int, dict[int, Records]]]
+    statuses: dict[IdentifierType, dict[str, int]]
+    phone_fallback: int
+
+
+def _count_statuses(codes: npt.NDArray[np.uint8]) -> dict[str, int]:
+    """How many values ended in each status: a bincount of the status codes."""
+    counts = np.bincount(codes, minlength=len(STATUS.categories))
+    return {STATUS.categories[i]: int(n) for i, n in enumerate(counts) if n}
+
+
+def _process(
+    parse: Callable[[], pl.DataFrame],
+    columns: Mapping[IdentifierType, str],
+    options: PrepareOptions,
+) -> _Processed:
+    """One batch, on a worker thread: parsing, rules and hashes, status counts, partitions."""
+    # Each stage's input is let go as soon as the next stage has what it needs: a batch's
+    # peak working set, times the batches in flight, is most of the process's peak memory.
+    batch = parse()
+    hashed = hash_batch(batch, columns, options.normalize)
+    del batch
+    statuses = {kind: _count_statuses(codes) for kind, codes in hashed.codes.items()}
+    rows, fallback = hashed.rows, hashed.phone_fallback
+    payloads = []
+    if options.layout == "type-value":  # a type's group is its place in IdentifierType
+        for group, kind in enumerate(IdentifierType):
+            if kind in hashed.hashes:
+                payload = partition_rows(hashed.hashes[kind].matrix, hashed.hashes[kind].accepted)
+                if payload:
+                    payloads.append((group, payload))
+        return _Processed(rows, payloads, statuses, fallback)
+    blocks = to_blocks(hashed.hashes, options.layout, list(columns))
+    del hashed
+    while blocks:
+        block = blocks.pop(0)
+        payloads.append((block.group, partition_payload(block.records, block.partitions)))
+        del block
+    return _Processed(rows, payloads, statuses, fallback)
+
+
+def prepare_segment(
+    source: Source,
+    options: PrepareOptions | None = None,
+    *,
+    on_progress: ProgressCallback | None = None,
+) -> PreparedSegment:
+    """Read, normalize, hash and stage the whole source; return it ready to be encoded."""
+    options = options or PrepareOptions()
+    started = time.perf_counter()
+    columns = resolve_columns(source.name, source.columns, options.columns)
+    kinds = list(columns)
+    report = PrepareReport(
+        input=source.name,
+        format=source.format,
+        layout=options.layout,
+        options={
+            "default_region": options.normalize.default_region,
+            "gmail_canonical": options.normalize.gmail_canonical,
+            "phone_validation": options.normalize.phone_validation,
+        },
+        identifiers={
+            kind.key: TypeCounts(
+                column=column_label(columns[kind], source.columns.index(columns[kind]) + 1),
+                rejected=dict.fromkeys(REJECT_REASONS[kind], 0),
+            )
+            for kind in kinds
+        },
+    )
+    stage = Stage(record_width(options.layout, kinds), options.temp_dir)
+    try:
+        _run_batches(source, columns, options, stage, report, on_progress)
+    except BaseException:
+        stage.close()
+        raise
+    if report.rows_read == 0:
+        stage.close()
+        raise InputError(f"{source.name}: has a header but no data rows")
+    report.seconds = time.perf_counter() - started
+    return PreparedSegment(stage, report, kinds, options.layout, options.workers)
+
+
+def _run_batches(
+    source: Source,
+    columns: Mapping[IdentifierType, str],
+    options: PrepareOptions,
+    stage: Stage,
+    report: PrepareReport,
+    on_progress: ProgressCallback | None,
+) -> None:
+    """Keep ``workers`` batches in flight; merge results in input order (deterministic output)."""
+    wanted = list(dict.fromkeys(columns.values()))
+    renamed = {kind: columns[kind] for kind in columns}
+    in_flight: deque[Future[_Processed]] = deque()
+    with ThreadPoolExecutor(max_workers=max(1, options.workers)) as pool:
+
+        def merge_oldest() -> None:
+            done = in_flight.popleft().result()
+            for group, payload in done.payloads:
+                stage.write(group, payload)
+            report.rows_read += done.rows
+            if IdentifierType.PHONE in columns:
+                phone = report.identifiers[IdentifierType.PHONE.key]
+                phone.fallback = (phone.fallback or 0) + done.phone_fallback
+            for kind, counts in done.statuses.items():
+                entry = report.identifiers[kind.key]
+                for status, n in counts.items():
+                    if status == HASHED:
+                        entry.hashed += n
+                    elif status == PREHASHED:
+                        entry.prehashed += n
+                    else:
+                        entry.rejected[status] = entry.rejected.get(status, 0) + n
+            if on_progress is not None:
+                on_progress(report.rows_read)
+
+        try:
+            try:
+                for parse in source.deferred_batches(wanted):
+                    in_flight.append(pool.submit(_process, parse, renamed, options))
+                    if len(in_flight) > options.workers:
+                        merge_oldest()
+            except InputError:
+                # Reading runs ahead of parsing: an error reading a later chunk must not hide
+                # one in an earlier chunk, so the earlier ones are finished (or fail) first.
+                while in_flight:
+                    merge_oldest()
+                raise
+            while in_flight:
+                merge_oldest()
+        finally:
+            for future in in_flight:
+                future.cancel()

@@ -1,0 +1,257 @@
+"""OAuth 2.0 for Spotify Accounts over authlib + httpx2: login, token store, refresh.
+
+* ``login`` runs the authorization-code flow with PKCE and ``state`` through a one-shot
+  loopback server on ``http://127.0.0.1:<port>/callback`` and stores the tokens.
+* ``OAuthSession`` is the API client's token provider: it refreshes ahead of expiry and once
+  after a 401, keeps a rotated refresh token (or the old one when none comes back), and lets
+  only one thread refresh at a time. ``invalid_grant`` means "log in again", said plainly.
+* ``TokenStore`` writes a JSON file readable by its owner only (0600), atomically.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import secrets
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx2
+from authlib.integrations.httpx_client import OAuth2Client, OAuthError
+
+from spotify_audience_sync.errors import AuthError, ConfigError, TransientError
+from spotify_audience_sync.settings import Settings
+from spotify_audience_sync.spotify.redact import mask
+
+__all__ = ["DEFAULT_LOGIN_PORT", "OAuthSession", "TokenSet", "TokenStore", "exchange_code"]
+
+log = logging.getLogger(__name__)
+
+DEFAULT_LOGIN_PORT = 8765
+LOGIN_HINT = "run `spotify-audience-sync auth login`"
+
+
+@dataclass(frozen=True)
+class TokenSet:
+    """What the token endpoint gave us, with absolute times (epoch seconds)."""
+
+    access_token: str | None
+    refresh_token: str | None
+    expires_at: float
+    obtained_at: float
+
+    def __repr__(self) -> str:
+        return (
+            f"TokenSet(access_token={mask(self.access_token)!r}, "
+            f"refresh_token={mask(self.refresh_token)!r}, expires_at={self.expires_at})"
+        )
+
+    @classmethod
+    def from_reply(
+        cls, reply: dict[str, Any], now: float, old_refresh: str | None = None
+    ) -> TokenSet:
+        """Keep the old refresh token when the reply carries none (no rotation)."""
+        return cls(
+            access_token=str(reply["access_token"]),
+            refresh_token=str(reply.get("refresh_token") or old_refresh or "") or None,
+            expires_at=now + float(reply.get("expires_in") or 3600),
+            obtained_at=now,
+        )
+
+
+class TokenStore:
+    """The token file. Created 0600 in a 0700 directory; replaced atomically on each save."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path).expanduser()
+
+    def load(self) -> TokenSet | None:
+        try:
+            data = json.loads(self.path.read_text(encoding="utf-8"))
+            return TokenSet(**data)
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError, TypeError) as exc:
+            raise AuthError(f"token store {self.path} is unreadable; {LOGIN_HINT}") from exc
+
+    def save(self, tokens: TokenSet) -> None:
+        self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        temp = self.path.with_name(f".{self.path.name}.{secrets.token_hex(4)}.tmp")
+        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            json.dump(asdict(tokens), handle)
+        os.replace(temp, self.path)
+        os.chmod(self.path, 0o600)
+
+    def delete(self) -> bool:
+        try:
+            self.path.unlink()
+        except FileNotFoundError:
+            return False
+        return True
+
+
+def _oauth_client(
+    client_id: str, client_secret: str, transport: httpx2.BaseTransport | None, **kwargs: Any
+) -> OAuth2Client:
+    return OAuth2Client(
+        client_id=client_id,
+        client_secret=client_secret,
+        token_endpoint_auth_method="client_secret_basic",
+        transport=transport,
+        timeout=httpx2.Timeout(30.0, connect=10.0),
+        **kwargs,
+    )
+
+
+def _token_call(call: Callable[[], dict[str, Any]], what: str) -> dict[str, Any]:
+    """Run one token-endpoint call; translate authlib/httpx2 failures into our errors."""
+    try:
+        return call()
+    except OAuthError as exc:
+        if exc.error == "invalid_grant":
+            raise AuthError(
+                f"{what}: Spotify refused the grant (invalid_grant: expired or revoked); "
+                f"{LOGIN_HINT} again"
+            ) from exc
+        raise AuthError(f"{what}: Spotify Accounts refused ({exc.error}); check "
+                        "SPOTIFY_ADS_CLIENT_ID and SPOTIFY_ADS_CLIENT_SECRET") from exc  # fmt: skip
+    except httpx2.HTTPStatusError as exc:
+        status = exc.response.status_code
+        if status >= 500 or status == 429:
+            raise TransientError(f"{what}: Spotify Accounts answered HTTP {status}") from exc
+        raise AuthError(f"{what}: Spotify Accounts answered HTTP {status}") from exc
+    except httpx2.TransportError as exc:
+        raise TransientError(f"{what}: network failure ({type(exc).__name__})") from exc
+    except ValueError as exc:
+        raise TransientError(f"{what}: the token endpoint sent no JSON object") from exc
+
+
+def exchange_code(
+    *,
+    client_id: str,
+    client_secret: str,
+    token_url: str,
+    code: str,
+    code_verifier: str,
+    redirect_uri: str,
+    transport: httpx2.BaseTransport | None = None,
+    clock: Callable[[], float] = time.time,
+) -> TokenSet:
+    """Trade an authorization code (plus its PKCE verifier) for tokens, with Basic client auth."""
+    with _oauth_client(client_id, client_secret, transport, redirect_uri=redirect_uri) as client:
+        reply = _token_call(
+            lambda: dict(
+                client.fetch_token(
+                    token_url,
+                    grant_type="authorization_code",
+                    code=code,
+                    code_verifier=code_verifier,
+                    redirect_uri=redirect_uri,
+                )
+            ),
+            "login",
+        )
+    return TokenSet.from_reply(reply, clock())
+
+
+class OAuthSession:
+    """A thread-safe token provider backed by a refresh token (and optionally a store)."""
+
+    def __init__(
+        self,
+        *,
+        client_id: str,
+        client_secret: str,
+        token_url: str,
+        store: TokenStore | None = None,
+        refresh_token: str | None = None,
+        transport: httpx2.BaseTransport | None = None,
+        clock: Callable[[], float] = time.time,
+        leeway: float = 60.0,
+    ) -> None:
+        self._token_url = token_url
+        self._store = store
+        self._clock = clock
+        self._leeway = leeway
+        self._lock = threading.Lock()
+        stored = store.load() if store is not None else None
+        if stored is None and refresh_token:
+            stored = TokenSet(None, refresh_token, 0.0, 0.0)
+        if stored is None or not stored.refresh_token:
+            raise AuthError(f"not logged in: {LOGIN_HINT}, or set SPOTIFY_ADS_REFRESH_TOKEN")
+        self._tokens: TokenSet = stored
+        self._fallback = refresh_token if refresh_token != stored.refresh_token else None
+        self._client = _oauth_client(client_id, client_secret, transport)
+
+    @classmethod
+    def from_settings(cls, settings: Settings, **kwargs: Any) -> OAuthSession:
+        """Build from ``Settings``; ConfigError names any missing credential."""
+        settings.require("client_id", "client_secret")
+        assert settings.client_id is not None
+        assert settings.client_secret is not None
+        refresh = settings.refresh_token.get_secret_value() if settings.refresh_token else None
+        return cls(
+            client_id=settings.client_id,
+            client_secret=settings.client_secret.get_secret_value(),
+            token_url=settings.token_url,
+            store=TokenStore(settings.token_store),
+            refresh_token=refresh,
+            **kwargs,
+        )
+
+    @property
+    def tokens(self) -> TokenSet:
+        return self._tokens
+
+    def close(self) -> None:
+        self._client.close()
+
+    def access_token(self) -> str:
+        """A token valid for at least ``leeway`` more seconds, refreshing first if needed."""
+        with self._lock:
+            current = self._tokens
+            if current.access_token and current.expires_at - self._leeway > self._clock():
+                return current.access_token
+            return self._refresh_locked()
+
+    def refresh(self, stale: str) -> str:
+        """Called after a 401. If another thread already replaced ``stale``, reuse its result."""
+        with self._lock:
+            current = self._tokens.access_token
+            if current and current != stale and self._tokens.expires_at > self._clock():
+                return current
+            return self._refresh_locked()
+
+    def _refresh_locked(self) -> str:
+        old = self._tokens.refresh_token
+        if not old:
+            raise ConfigError(f"no refresh token: {LOGIN_HINT}")
+        try:
+            reply = _token_call(
+                lambda: dict(self._client.refresh_token(self._token_url, refresh_token=old)),
+                "token refresh",
+            )
+        except AuthError:
+            # The stored token died but SPOTIFY_ADS_REFRESH_TOKEN holds another: a newer login
+            # handed to a container whose token file outlived the old one. Try it, once.
+            if self._fallback is None:
+                raise
+            self._tokens, self._fallback = TokenSet(None, self._fallback, 0.0, 0.0), None
+            log.info("stored refresh token refused; trying SPOTIFY_ADS_REFRESH_TOKEN")
+            return self._refresh_locked()
+        self._tokens = TokenSet.from_reply(reply, self._clock(), old_refresh=old)
+        rotated = self._tokens.refresh_token != old
+        log.info("access token refreshed%s", " (refresh token rotated)" if rotated else "")
+        if self._store is not None:
+            try:
+                self._store.save(self._tokens)
+            except OSError as exc:
+                log.warning("could not save tokens to %s: %s", self._store.path, exc.strerror)
+        assert self._tokens.access_token is not None
+        return self._tokens.access_token

@@ -1,0 +1,333 @@
+"""The Spotify Ads API v3 audience client: one pooled ``httpx2.Client``, typed results.
+
+Status → error mapping lives here and nowhere else:
+
+* 2xx → parsed model
+* 401 → refresh the token once and resend (the request was not processed), then AuthError
+* 429 → wait ``Retry-After`` (else ``X-RateLimit-Reset``, else backoff) and resend, any method
+* 5xx, timeouts, dropped connections → resend GET with backoff; POST/PATCH/DELETE fail at once
+  with TransientError, because the outcome is unknown and the caller must reconcile by GET
+* failures to connect at all → resend any method (nothing reached Spotify)
+* other 4xx → RemoteError(status, sp_trace_id, codes). 403 included: no access to the ad
+  account or the API terms are not accepted — logging in again would not fix either.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from email.utils import parsedate_to_datetime
+from typing import Any, Protocol, TypeVar
+
+import httpx2
+from pydantic import BaseModel, ValidationError
+
+from spotify_audience_sync.errors import AuthError, ConfigError, RemoteError, TransientError
+from spotify_audience_sync.settings import Settings
+from spotify_audience_sync.spotify.models import Audience, AudiencePage, UploadUrl
+from spotify_audience_sync.spotify.ratelimit import RateLimiter
+
+__all__ = ["AdsClient", "RetryPolicy", "StaticToken", "TokenProvider", "remote_error"]
+
+log = logging.getLogger(__name__)
+M = TypeVar("M", bound=BaseModel)
+
+_NOT_SENT = (httpx2.ConnectError, httpx2.ConnectTimeout, httpx2.PoolTimeout)
+_LOGIN_HINT = "run `spotify-audience-sync auth login`"
+
+
+class TokenProvider(Protocol):
+    """Gives bearer tokens; ``refresh(stale)`` is called once after a 401 with the refused one."""
+
+    def access_token(self) -> str: ...
+
+    def refresh(self, stale: str) -> str: ...
+
+
+class StaticToken:
+    """A fixed access token (tests, short scripts): a 401 cannot be repaired."""
+
+    def __init__(self, token: str) -> None:
+        self._token = token
+
+    def access_token(self) -> str:
+        return self._token
+
+    def refresh(self, stale: str) -> str:
+        raise AuthError(f"the access token was refused and cannot be refreshed; {_LOGIN_HINT}")
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How long to keep trying. ``attempts`` counts every send of one request."""
+
+    attempts: int = 5
+    base_delay: float = 0.5
+    max_delay: float = 30.0
+    max_wait: float = 120.0
+    """A server asking us to wait longer than this fails the call instead of hanging."""
+
+
+def _seconds(value: str | None) -> float | None:
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        return max(0.0, parsedate_to_datetime(value).timestamp() - time.time())
+    except (TypeError, ValueError):
+        return None
+
+
+def remote_error(response: httpx2.Response, what: str) -> RemoteError:
+    """Build RemoteError from an ErrorResponse body, tolerant of its spellings and of non-JSON."""
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    body = body if isinstance(body, dict) else {}
+    trace = body.get("sp_trace_id") or response.headers.get("sp-trace-id")
+    messages = body.get("messages") or []
+    if not isinstance(messages, list):
+        messages = [messages]
+    raw_codes = body.get("error_codes") or body.get("errorCodes") or []
+    codes = tuple(
+        str(c.get("code")) if isinstance(c, dict) else str(c)
+        for c in (raw_codes if isinstance(raw_codes, list) else [raw_codes])
+    )
+    detail = "; ".join(str(m)[:200] for m in messages) or response.reason_phrase
+    text = f"{what}: Spotify answered HTTP {response.status_code}: {detail}"
+    if codes:
+        text += f" (codes: {', '.join(codes)})"
+    if response.status_code == 403:
+        text += " — check access to the ad account and that the Ads API terms are accepted"
+    if trace:
+        text += f" [sp_trace_id={trace}]"
+    return RemoteError(text, status=response.status_code, trace_id=trace, codes=codes)
+
+
+class AdsClient:
+    """Audience operations for one ad account. Use as a context manager to close the pool."""
+
+    def __init__(
+        self,
+        *,
+        base_url: str,
+        ad_account_id: str,
+        tokens: TokenProvider,
+        http: httpx2.Client | None = None,
+        transport: httpx2.BaseTransport | None = None,
+        timeout: float = 30.0,
+        retry: RetryPolicy | None = None,
+        limiter: RateLimiter | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+        jitter: Callable[[], float] = random.random,
+    ) -> None:
+        self._owns_http = http is None
+        self._http = http or httpx2.Client(
+            transport=transport, timeout=httpx2.Timeout(timeout, connect=min(timeout, 10.0))
+        )
+        self._base = base_url.rstrip("/")
+        self._prefix = f"/ad_accounts/{ad_account_id}/audiences"
+        self._tokens = tokens
+        self._retry = retry or RetryPolicy()
+        self._sleep = sleep
+        self._limiter = limiter or RateLimiter(sleep=sleep)
+        self._jitter = jitter
+
+    @classmethod
+    def from_settings(cls, settings: Settings, tokens: TokenProvider, **kwargs: Any) -> AdsClient:
+        """Build from ``Settings`` (base URL, ad account); kwargs as for the constructor."""
+        return cls(
+            base_url=settings.api_base_url,
+            ad_account_id=settings.account_id,
+            tokens=tokens,
+            **kwargs,
+        )
+
+    def close(self) -> None:
+        """Close the connection pool, unless it was handed in (then its owner closes it)."""
+        if self._owns_http:
+            self._http.close()
+
+    def __enter__(self) -> AdsClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # --- audience operations -----------------------------------------------------------------
+    def new_upload_url(self) -> UploadUrl:
+        """A signed URL for the file of a new audience; its ``id`` becomes the audience id."""
+        return self._call("POST", "/upload_url", UploadUrl, what="get an upload URL")
+
+    def replacement_upload_url(self, audience_id: str) -> UploadUrl:
+        """A signed URL whose upload replaces the whole membership of ``audience_id``."""
+        what = f"get a replacement upload URL for audience {audience_id}"
+        return self._call("POST", f"/upload_url/{audience_id}", UploadUrl, what=what)
+
+    def create_audience(self, name: str, description: str | None, upload_id: str) -> Audience:
+        """Create a customer-list audience from a completed upload (not retried on 5xx)."""
+        body: dict[str, Any] = {
+            "audience_type": "CUSTOM",
+            "subtype": "CUSTOMER_LIST",
+            "name": _check_name(name),
+            "audience_id": upload_id,
+        }
+        if description is not None:
+            body["description"] = _check_description(description)
+        return self._call("POST", "", Audience, json=body, what="create an audience")
+
+    def get_audience(self, audience_id: str) -> Audience:
+        return self._call("GET", f"/{audience_id}", Audience, what=f"get audience {audience_id}")
+
+    def edit_audience(
+        self, audience_id: str, *, name: str | None = None, description: str | None = None
+    ) -> Audience:
+        """Change name and/or description (``audience_type`` is sent because Spotify needs it)."""
+        body: dict[str, Any] = {"audience_type": "CUSTOM"}
+        if name is not None:
+            body["name"] = _check_name(name)
+        if description is not None:
+            body["description"] = _check_description(description)
+        what = f"edit audience {audience_id}"
+        return self._call("PATCH", f"/{audience_id}", Audience, json=body, what=what)
+
+    def delete_audience(self, audience_id: str) -> int:
+        """Delete; returns ``deletion_count``. A LIVE audience gives RemoteError status 409."""
+        response = self._send("DELETE", f"/{audience_id}", what=f"delete audience {audience_id}")
+        try:
+            return int(response.json().get("deletion_count", 0))
+        except (ValueError, AttributeError, TypeError):
+            return 0
+
+    def list_audiences(
+        self,
+        q: str | None = None,
+        *,
+        audience_ids: list[str] | None = None,
+        sort_field: str | None = None,
+        sort_direction: str | None = None,
+        page_size: int = 50,
+    ) -> Iterator[Audience]:
+        """Every audience matching the filters, fetching pages lazily until the last."""
+        if not 1 <= page_size <= 50:
+            raise ConfigError("page_size must be between 1 and 50")
+        params: list[tuple[str, str]] = [("limit", str(page_size))]
+        params += [("q", q)] if q else []
+        params += [("audience_ids", i) for i in audience_ids or []]
+        params += [("sort_field", sort_field)] if sort_field else []
+        params += [("sort_direction", sort_direction)] if sort_direction else []
+        offset = 0
+        while True:
+            page = self._call(
+                "GET", "", AudiencePage, params=[*params, ("offset", str(offset))],
+                what="list audiences",
+            )  # fmt: skip
+            yield from page.audiences
+            offset += len(page.audiences)
+            total = page.paging.total_results
+            if not page.audiences or (total is not None and offset >= total):
+                return
+
+    # --- transport ---------------------------------------------------------------------------
+    def _call(self, method: str, path: str, model: type[M], *, what: str, **kwargs: Any) -> M:
+        response = self._send(method, path, what=what, **kwargs)
+        try:
+            return model.model_validate(response.json())
+        except (ValueError, ValidationError) as exc:
+            raise RemoteError(
+                f"{what}: unexpected response body (HTTP {response.status_code})",
+                status=response.status_code,
+            ) from exc
+
+    def _backoff(self, attempt: int) -> float:
+        cap = min(self._retry.max_delay, self._retry.base_delay * 2.0 ** (attempt - 1))
+        return cap / 2 + self._jitter() * cap / 2
+
+    def _send(self, method: str, path: str, *, what: str, **kwargs: Any) -> httpx2.Response:
+        idempotent = method == "GET"
+        refreshed = False
+        attempt = 0
+        token = self._tokens.access_token()
+        while True:
+            attempt += 1
+            self._limiter.acquire()
+            headers = {"Authorization": f"Bearer {token}", "Accept": "application/json"}
+            url = f"{self._base}{self._prefix}{path}"
+            try:
+                response = self._http.request(method, url, headers=headers, **kwargs)
+            except httpx2.TransportError as exc:
+                retry_ok = idempotent or isinstance(exc, _NOT_SENT)
+                log.warning("%s: %s on attempt %d", what, type(exc).__name__, attempt)
+                if retry_ok and attempt < self._retry.attempts:
+                    self._sleep(self._backoff(attempt))
+                    continue
+                raise TransientError(_network_message(what, exc, method, retry_ok)) from exc
+            status = response.status_code
+            log.debug("%s %s%s -> %d (attempt %d)", method, self._prefix, path, status, attempt)
+            if status < 400:
+                return response
+            if status == 401 and not refreshed:
+                refreshed = True
+                token = self._tokens.refresh(token)
+                attempt -= 1
+                continue
+            if status == 401:
+                trace = remote_error(response, what).trace_id
+                raise AuthError(
+                    f"{what}: Spotify refused the access token even after a refresh "
+                    f"(HTTP 401, sp_trace_id={trace}); {_LOGIN_HINT}"
+                )
+            if status == 429 or (status >= 500 and idempotent):
+                wait = self._wait_for(response, attempt)
+                if attempt < self._retry.attempts and wait <= self._retry.max_wait:
+                    log.info("%s: HTTP %d, waiting %.1f s", what, status, wait)
+                    self._sleep(wait)
+                    continue
+                why = (
+                    f"asked to wait {wait:.0f} s"
+                    if wait > self._retry.max_wait
+                    else f"gave up after {attempt} tries"
+                )
+                raise TransientError(f"{remote_error(response, what)} ({why})")
+            if status >= 500:
+                raise TransientError(
+                    f"{remote_error(response, what)} — outcome unknown, not retried: "
+                    "check the audience state before trying again"
+                )
+            raise remote_error(response, what)
+
+    def _wait_for(self, response: httpx2.Response, attempt: int) -> float:
+        if response.status_code == 429:
+            for header in ("Retry-After", "X-RateLimit-Reset"):
+                seconds = _seconds(response.headers.get(header))
+                if seconds is not None:
+                    return seconds
+        return self._backoff(attempt)
+
+
+def _network_message(what: str, exc: Exception, method: str, retried: bool) -> str:
+    if retried:
+        return f"{what}: network failure ({type(exc).__name__}) outlived the retries"
+    return (
+        f"{what}: network failure ({type(exc).__name__}) during {method}; the outcome is "
+        "unknown and it was not retried: check the audience state before trying again"
+    )
+
+
+def _check_name(name: str) -> str:
+    if not 2 <= len(name) <= 80:
+        raise ConfigError("audience name must be 2-80 characters")
+    return name
+
+
+def _check_description(description: str) -> str:
+    if len(description) > 80:
+        raise ConfigError("audience description must be at most 80 characters")
+    return description

@@ -1,0 +1,135 @@
+"""What the last successful sync of each audience left behind, and one run at a time per audience.
+
+A small JSON file per (ad account, audience) holds counts and an order-independent fingerprint
+of the uploaded set: never identifiers. It lets a scheduled run skip an upload that would change
+nothing and refuse one that would silently shrink the audience. Files are written atomically
+(temp file, fsync, rename) with mode 0600; a lock file held with ``flock`` keeps two runs of the
+same audience apart (the lock dies with the process, so a crash never leaves a stale lock).
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import json
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from spotify_audience_sync.errors import ConfigError, SafetyError
+from spotify_audience_sync.settings import default_state_dir
+
+__all__ = ["StateStore", "SyncState", "default_state_dir"]
+
+
+@dataclass
+class SyncState:
+    """The last successful sync of one audience."""
+
+    ad_account_id: str
+    audience_id: str
+    audience_name: str
+    synced_at: str
+    identifiers: int
+    counts: dict[str, int] = field(default_factory=dict)
+    fingerprint: str = ""
+    layout: str = "type-value"
+    bytes: int = 0
+    status: str | None = None
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> SyncState:
+        known = set(cls.__dataclass_fields__)
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+
+class StateStore:
+    """State files and lock files under one directory (``--state-dir``)."""
+
+    def __init__(self, directory: str | Path | None = None) -> None:
+        self.directory = Path(directory) if directory else default_state_dir()
+
+    def _account_dir(self, ad_account_id: str) -> Path:
+        path = self.directory / ad_account_id
+        try:
+            path.mkdir(parents=True, exist_ok=True, mode=0o700)
+        except OSError as exc:
+            raise ConfigError(
+                f"state dir {self.directory} is not usable ({exc.strerror}); "
+                "set --state-dir / SPOTIFY_ADS_STATE_DIR"
+            ) from exc
+        return path
+
+    def path(self, ad_account_id: str, audience_id: str) -> Path:
+        """The state file of one audience."""
+        return self._account_dir(ad_account_id) / f"{audience_id}.json"
+
+    def load(self, ad_account_id: str, audience_id: str) -> SyncState | None:
+        """The last successful sync, or None (never synced, or the file is unreadable)."""
+        path = self.path(ad_account_id, audience_id)
+        try:
+            return SyncState.from_json(json.loads(path.read_text(encoding="utf-8")))
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError, TypeError) as exc:
+            raise ConfigError(
+                f"state file {path} is unreadable ({type(exc).__name__}); "
+                "move it away to start afresh (the shrink guard then has no baseline)"
+            ) from exc
+
+    def find_by_name(self, ad_account_id: str, audience_name: str) -> list[SyncState]:
+        """States of audiences synced under this name, newest first (unreadable ones skipped)."""
+        found: list[SyncState] = []
+        for path in self._account_dir(ad_account_id).glob("*.json"):
+            try:
+                state = SyncState.from_json(json.loads(path.read_text(encoding="utf-8")))
+            except (OSError, ValueError, TypeError):
+                continue
+            if state.audience_name == audience_name:
+                found.append(state)
+        return sorted(found, key=lambda s: s.synced_at, reverse=True)
+
+    def save(self, state: SyncState) -> Path:
+        """Write atomically, so a crash leaves the old state or the new one, never half."""
+        path = self.path(state.ad_account_id, state.audience_id)
+        partial = path.with_name(f".{path.name}.partial")
+        data = (json.dumps(asdict(state), indent=2) + "\n").encode()
+        try:
+            fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "wb") as out:
+                out.write(data)
+                out.flush()
+                os.fsync(out.fileno())
+            os.replace(partial, path)
+        except OSError as exc:
+            partial.unlink(missing_ok=True)
+            raise ConfigError(f"cannot write state file {path} ({exc.strerror})") from exc
+        return path
+
+    @contextmanager
+    def lock(self, ad_account_id: str, audience_ref: str) -> Iterator[Path]:
+        """Hold the audience's lock for the block; refuse at once if another run holds it.
+
+        ``audience_ref`` is what the user named (an id or a name), so two runs that would both
+        create the same audience by name are kept apart too.
+        """
+        digest = hashlib.sha256(audience_ref.encode()).hexdigest()[:16]
+        path = self._account_dir(ad_account_id) / f".lock-{digest}"
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "another process"
+                raise SafetyError(
+                    f"another sync of this audience is running (pid {holder}); "
+                    "nothing was changed: try again when it has finished"
+                ) from None
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, str(os.getpid()).encode(), 0)
+            yield path
+        finally:
+            os.close(fd)

@@ -1,0 +1,64 @@
+"""The auth/audiences/sandbox commands: help everywhere, exit codes, messages, no secrets."""
+
+from __future__ import annotations
+
+import pytest
+from click.testing import CliRunner
+
+from spotify_audience_sync.cli.main import main
+
+COMMANDS = [
+    ["auth", "login"],
+    ["auth", "status"],
+    ["auth", "logout"],
+    ["audiences", "list"],
+    ["audiences", "get"],
+    ["audiences", "delete"],
+    ["sandbox"],
+]
+
+
+@pytest.fixture(autouse=True)
+def _isolated(monkeypatch, tmp_path) -> None:
+    monkeypatch.chdir(tmp_path)
+    for name in ("CLIENT_ID", "CLIENT_SECRET", "REFRESH_TOKEN", "AD_ACCOUNT_ID"):
+        monkeypatch.delenv(f"SPOTIFY_ADS_{name}", raising=False)
+    monkeypatch.setenv("SPOTIFY_ADS_TOKEN_STORE", str(tmp_path / "tokens.json"))
+
+
+@pytest.mark.parametrize("command", COMMANDS, ids=" ".join)
+def test_every_command_has_help(command: list[str]) -> None:
+    result = CliRunner().invoke(main, [*command, "--help"])
+    assert result.exit_code == 0
+    assert len(result.output.splitlines()) > 3
+
+
+def test_status_and_logout_without_a_login() -> None:
+    runner = CliRunner()
+    status = runner.invoke(main, ["auth", "status"])
+    assert status.exit_code == 0
+    assert "none: run `auth login`" in status.output
+    assert "No stored login" in runner.invoke(main, ["auth", "logout"]).output
+
+
+def test_login_without_credentials_names_the_variables() -> None:
+    result = CliRunner().invoke(main, ["auth", "login", "--no-browser"])
+    assert result.exit_code == 78
+    assert "SPOTIFY_ADS_CLIENT_ID, SPOTIFY_ADS_CLIENT_SECRET" in result.output
+
+
+def test_a_bad_ad_account_id_fails_at_start(monkeypatch) -> None:
+    monkeypatch.setenv("SPOTIFY_ADS_AD_ACCOUNT_ID", "12")
+    result = CliRunner().invoke(main, ["audiences", "list"])
+    assert result.exit_code == 78
+    assert "SPOTIFY_ADS_AD_ACCOUNT_ID" in result.output
+
+
+def test_secrets_are_not_echoed_in_errors(monkeypatch) -> None:
+    monkeypatch.setenv("SPOTIFY_ADS_CLIENT_ID", "cid")
+    monkeypatch.setenv("SPOTIFY_ADS_CLIENT_SECRET", "super-secret-value")
+    monkeypatch.setenv("SPOTIFY_ADS_TOKEN_URL", "not a url")
+    result = CliRunner().invoke(main, ["auth", "login", "--no-browser"])
+    assert result.exit_code == 78
+    assert "SPOTIFY_ADS_TOKEN_URL" in result.output
+    assert "super-secret" not in result.output

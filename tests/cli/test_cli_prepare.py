@@ -1,0 +1,189 @@
+"""`prepare` from the command line: output, report, and one test per error with its exit code."""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import json
+import re
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from spotify_audience_sync.cli.main import main
+
+FIXTURE = Path(__file__).resolve().parents[2] / "fixtures" / "segment.csv"
+
+
+def invoke(*args: str, stdin: bytes | None = None) -> tuple[int, str, str]:
+    result = CliRunner().invoke(main, ["prepare", *args], input=stdin)
+    return result.exit_code, result.stdout, result.stderr
+
+
+def raw_identifiers() -> set[str]:
+    """Every raw identifier in the fixture, in the forms a leak would take."""
+    values: set[str] = set()
+    with FIXTURE.open(encoding="utf-8", newline="") as f:
+        for row in csv.DictReader(f):
+            for value in row.values():
+                value = (value or "").strip()
+                if len(value) >= 6 and len(value) != 64:
+                    values.update({value, value.lower()})
+    return values
+
+
+def count_leaks(text: str, raw: set[str]) -> int:
+    """How many raw identifiers appear in ``text``: a count, so a failure prints no values."""
+    return sum(1 for value in raw if value in text)
+
+
+def test_prepare_writes_the_file_a_report_and_a_summary(tmp_path: Path) -> None:
+    out, report = tmp_path / "out.csv", tmp_path / "report.json"
+    code, stdout, stderr = invoke(
+        str(FIXTURE), "-o", str(out), "--report", str(report), "--log-format", "human"
+    )
+    assert code == 0
+    assert stdout == ""
+    lines = out.read_text().splitlines()
+    assert lines[0] == "type,value"
+    data = json.loads(report.read_text())
+    assert data["rows_read"] == 3000
+    assert data["rows_written"] == len(lines) - 1
+    assert data["bytes_written"] == out.stat().st_size
+    assert set(data["identifiers"]) == {"email", "phone", "device_id"}
+    assert data["identifiers"]["email"]["column"] == "Email"
+    # Phones libphonenumber decided itself are counted (none here: the C path decides the
+    # fixture's "n/a" cells itself); other types carry no such count.
+    phone = data["identifiers"]["phone"]
+    assert 0 <= phone["fallback"] <= phone["accepted"] + phone["rejected_total"]
+    assert "fallback" not in data["identifiers"]["email"]
+    assert "rows/s" in stderr
+    assert "wrote" in stderr
+
+
+def test_nothing_raw_reaches_output_report_or_terminal(tmp_path: Path) -> None:
+    out, report = tmp_path / "out.csv", tmp_path / "report.json"
+    code, stdout, stderr = invoke(str(FIXTURE), "-o", str(out), "--report", str(report))
+    assert code == 0
+    raw = raw_identifiers()
+    assert len(raw) > 1000
+    for text in (out.read_text(), report.read_text(), stdout, stderr):
+        assert count_leaks(text, raw) == 0
+
+
+def test_output_to_stdout_and_input_from_stdin() -> None:
+    data = gzip.compress(FIXTURE.read_bytes())
+    code, stdout, _ = invoke("-", "-o", "-", "-q", stdin=data)
+    assert code == 0
+    assert stdout.startswith("type,value\n")
+    assert stdout.count("\n") > 1000
+
+
+def test_wide_layout_flag(tmp_path: Path) -> None:
+    out = tmp_path / "out.csv"
+    code, _, _ = invoke(str(FIXTURE), "-o", str(out), "--layout", "wide", "-q")
+    assert code == 0
+    assert out.read_text().splitlines()[0] == "EMAIL_ID_SHA256,PHONE_NUMBER_SHA256,DEVICE_ID_SHA256"
+
+
+def test_column_flags_pick_columns(tmp_path: Path) -> None:
+    src, out = tmp_path / "in.csv", tmp_path / "out.csv"
+    src.write_text("id,contact\n1,someone@example.com\n", encoding="utf-8")
+    code, _, _ = invoke(str(src), "-o", str(out), "--email-column", "contact", "-q")
+    assert code == 0
+    assert out.read_text().splitlines()[1].startswith("EMAIL_ID_SHA256,")
+
+
+@pytest.mark.parametrize(
+    ("setup", "extra", "exit_code", "message"),
+    [
+        pytest.param(None, [], 66, r"missing\.csv: no such file", id="missing-file"),
+        pytest.param(b"", [], 65, r"in\.csv: is empty", id="empty-file"),
+        pytest.param(
+            b"email\n", [], 65, r"in\.csv: has a header but no data rows", id="header-only"
+        ),
+        pytest.param(
+            b"id,name\n1,x\n",
+            [],
+            65,
+            r"in\.csv: no identifier column found",
+            id="no-identifier-column",
+        ),
+        pytest.param(
+            b"email\na@example.com\n",
+            ["--phone-column", "mobile"],
+            65,
+            r"in\.csv: no column 'mobile' \(--phone-column\)",
+            id="missing-column",
+        ),
+        pytest.param(
+            b"email\n\xff\xfe@x.com\n", [], 65, r"in\.csv: is not valid UTF-8", id="bad-encoding"
+        ),
+        pytest.param(
+            b"email\na@example.com\n",
+            ["--default-region", "XX"],
+            2,
+            r"'XX' is not an ISO 3166 alpha-2 region",
+            id="bad-region",
+        ),
+        pytest.param(
+            b"email\na@example.com\n",
+            ["--layout", "tall"],
+            2,
+            r"Invalid value for '--layout'",
+            id="bad-layout",
+        ),
+    ],
+)
+def test_errors_have_messages_and_exit_codes(
+    tmp_path: Path, setup: bytes | None, extra: list[str], exit_code: int, message: str
+) -> None:
+    src = tmp_path / ("missing.csv" if setup is None else "in.csv")
+    if setup is not None:
+        src.write_bytes(setup)
+    out = tmp_path / "out.csv"
+    code, _, stderr = invoke(str(src), "-o", str(out), *extra)
+    assert code == exit_code
+    assert re.search(message, stderr)
+    assert not out.exists(), "no output file may be left behind on error"
+
+
+def test_unwritable_output_is_a_config_error(tmp_path: Path) -> None:
+    code, _, stderr = invoke(str(FIXTURE), "-o", str(tmp_path / "no" / "such" / "dir.csv"))
+    assert code == 78
+    assert "--output" in stderr
+
+
+def test_failed_run_leaves_the_previous_output_untouched(tmp_path: Path) -> None:
+    out = tmp_path / "out.csv"
+    out.write_text("previous good file\n")
+    bad = tmp_path / "bad.csv"
+    bad.write_bytes(b"email\n\xff@x.com\n")
+    code, _, _ = invoke(str(bad), "-o", str(out))
+    assert code == 65
+    assert out.read_text() == "previous good file\n"
+
+
+def test_json_format_prints_one_result_line(tmp_path: Path) -> None:
+    out = tmp_path / "out.csv"
+    code, stdout, stderr = invoke(str(FIXTURE), "-o", str(out), "--log-format", "json")
+    assert code == 0
+    (line,) = [json.loads(x) for x in stdout.splitlines()]
+    assert line["event"] == "result"
+    assert line["report"]["rows_read"] == 3000
+    assert stderr == ""
+
+
+def test_json_errors_go_to_stdout_as_json(tmp_path: Path) -> None:
+    code, stdout, stderr = invoke(str(tmp_path / "nope.csv"), "-o", "x.csv", "--log-format", "json")
+    assert code == 66
+    assert json.loads(stdout.splitlines()[-1])["error"] == "InputNotFoundError"
+    assert "no such file" in stderr
+
+
+def test_json_goes_to_stderr_when_the_file_goes_to_stdout() -> None:
+    code, stdout, stderr = invoke(str(FIXTURE), "-o", "-", "--log-format", "json")
+    assert code == 0
+    assert stdout.startswith("type,value\n")
+    assert json.loads(stderr.splitlines()[-1])["event"] == "result"

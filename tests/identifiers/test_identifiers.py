@@ -1,0 +1,209 @@
+"""Identifier rules: table-driven cases, published vectors, never-crash/never-leak properties."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from spotify_audience_sync.identifiers.normalize import (
+    REJECT_REASONS,
+    IdentifierType,
+    NormalizeOptions,
+    normalize_values,
+)
+
+VECTORS = Path(__file__).resolve().parents[3] / "shared" / "vectors" / "public-normalization.jsonl"
+HEX64 = re.compile(r"^[0-9a-f]{64}$")
+EMAIL = IdentifierType.EMAIL
+PHONE = IdentifierType.PHONE
+DEVICE = IdentifierType.DEVICE_ID
+# "+1 201 555 0123" in full-width forms, as East Asian input methods type it.
+FULL_WIDTH = "".join(c if c == " " else chr(ord(c) + 0xFEE0) for c in "+1 201 555 0123")
+
+
+def sha(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def one(kind: IdentifierType, value: str | None, **options: Any) -> tuple[str | None, str]:
+    ((digest, status),) = normalize_values(kind, [value], NormalizeOptions(**options))
+    return digest, status
+
+
+@pytest.mark.parametrize(
+    ("raw", "normalized"),
+    [
+        pytest.param("User@Example.com", "user@example.com", id="lowercased"),
+        pytest.param("  user@example.com\t", "user@example.com", id="outer-whitespace"),
+        pytest.param("\u00a0user@example.com\u2003", "user@example.com", id="unicode-spaces"),
+        pytest.param("ÜSER@Bücher.de", "üser@bücher.de", id="unicode-lowercase"),
+        pytest.param("İnci@example.com", "i̇nci@example.com", id="dotted-capital-i"),
+        pytest.param("a.b+tag@gmail.com", "a.b+tag@gmail.com", id="gmail-untouched-by-default"),
+        pytest.param("x@sub.example.co.uk", "x@sub.example.co.uk", id="subdomains"),
+    ],
+)
+def test_valid_emails_hash_their_normalized_form(raw: str, normalized: str) -> None:
+    assert one(EMAIL, raw) == (sha(normalized), "hashed")
+
+
+@pytest.mark.parametrize(
+    ("raw", "normalized"),
+    [
+        pytest.param("J.Doe+News@Gmail.com", "jdoe@gmail.com", id="gmail"),
+        pytest.param("j.doe@googlemail.com", "jdoe@googlemail.com", id="googlemail"),
+        pytest.param("j.doe+x@example.com", "j.doe+x@example.com", id="other-domains-untouched"),
+    ],
+)
+def test_gmail_canonicalization_is_an_option(raw: str, normalized: str) -> None:
+    assert one(EMAIL, raw, gmail_canonical=True) == (sha(normalized), "hashed")
+
+
+@pytest.mark.parametrize(
+    ("raw", "status"),
+    [
+        pytest.param(None, "empty", id="null"),
+        pytest.param("", "empty", id="blank"),
+        pytest.param("   ", "empty", id="spaces"),
+        pytest.param("userexample.com", "malformed", id="no-at"),
+        pytest.param("a@b@example.com", "malformed", id="two-ats"),
+        pytest.param("@example.com", "malformed", id="empty-local"),
+        pytest.param("user@localhost", "malformed", id="undotted-domain"),
+        pytest.param("user@example.", "malformed", id="empty-label"),
+        pytest.param("us er@example.com", "malformed", id="inner-space"),
+        pytest.param("user@exa\u200bmple.com", "malformed", id="zero-width-space"),
+        pytest.param("user@example.com\x1f", "malformed", id="control-char"),
+        pytest.param("+tag@gmail.com", "malformed", id="gmail-empty-after-canonical"),
+    ],
+)
+def test_rejected_emails_get_a_reason_and_no_hash(raw: str | None, status: str) -> None:
+    assert one(EMAIL, raw, gmail_canonical=True) == (None, status)
+
+
+@pytest.mark.parametrize("kind", list(IdentifierType), ids=lambda k: k.key)
+def test_sha256_values_pass_through_lowercased_and_are_not_hashed_again(
+    kind: IdentifierType,
+) -> None:
+    digest = sha("someone@example.com")
+    assert one(kind, f" {digest.upper()} ") == (digest, "prehashed")
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        pytest.param(
+            "ABCDEF01-1234-5678-9ABC-DEF012345678",
+            (sha("abcdef01-1234-5678-9abc-def012345678"), "hashed"),
+            id="idfa-uppercase",
+        ),
+        pytest.param(
+            " 38400000-8cf0-11bd-b23e-10b96e40000d ",
+            (sha("38400000-8cf0-11bd-b23e-10b96e40000d"), "hashed"),
+            id="gaid",
+        ),
+        pytest.param(
+            "00000000-0000-0000-0000-000000000000", (None, "zeroed"), id="limit-ad-tracking"
+        ),
+        pytest.param("38400000-8cf0-11bd-b23e", (None, "malformed"), id="truncated"),
+        pytest.param("not-a-device", (None, "malformed"), id="garbage"),
+        pytest.param("", (None, "empty"), id="blank"),
+    ],
+)
+def test_device_ids(raw: str, expected: tuple[str | None, str]) -> None:
+    assert one(DEVICE, raw) == expected
+
+
+@pytest.mark.parametrize(
+    ("raw", "region", "e164"),
+    [
+        pytest.param("(201) 555-0123", "US", "+12015550123", id="us-national"),
+        pytest.param("011 44 7400 123456", "US", "+447400123456", id="us-idd"),
+        pytest.param("00 44 7400 123456", "DE", "+447400123456", id="00-idd"),
+        pytest.param("07400 123456", "GB", "+447400123456", id="gb-trunk-zero"),
+        pytest.param("+49 (0)1512 3456789", "US", "+4915123456789", id="de-bracketed-trunk"),
+        pytest.param(FULL_WIDTH, "US", "+12015550123", id="full-width"),
+        pytest.param("201-555-0123 ext. 42", "US", "+12015550123", id="extension-dropped"),
+    ],
+)
+def test_phones_become_e164_before_hashing(raw: str, region: str, e164: str) -> None:
+    assert one(PHONE, raw, default_region=region) == (sha(e164), "hashed")
+
+
+@pytest.mark.parametrize(
+    ("raw", "validation", "status"),
+    [
+        pytest.param("555-0123", "valid", "invalid_number", id="too-short-for-us"),
+        pytest.param("+1 200 555 0123", "valid", "invalid_number", id="invalid-area-code"),
+        pytest.param("n/a", "valid", "not_a_number", id="text"),
+        pytest.param("+999 1234 5678", "valid", "invalid_country_code", id="unknown-country"),
+    ],
+)
+def test_phone_rejections(raw: str, validation: str, status: str) -> None:
+    assert one(PHONE, raw, phone_validation=validation) == (None, status)
+
+
+def test_possible_validation_keeps_numbers_valid_would_reject() -> None:
+    assert one(PHONE, "+1 200 555 0123", phone_validation="valid")[1] == "invalid_number"
+    assert one(PHONE, "+1 200 555 0123", phone_validation="possible") == (
+        sha("+12005550123"),
+        "hashed",
+    )
+
+
+def _vectors() -> list[Any]:
+    if not VECTORS.exists():
+        return [pytest.param(None, marks=pytest.mark.skip(reason=f"{VECTORS} not present"))]
+    rows = [json.loads(line) for line in VECTORS.read_text(encoding="utf-8").splitlines() if line]
+    return [pytest.param(row, id=f"{i}-{row['kind']}") for i, row in enumerate(rows)]
+
+
+@pytest.mark.parametrize("vector", _vectors())
+def test_public_normalization_vectors(vector: dict[str, Any]) -> None:
+    kind = {"email": EMAIL, "phone": PHONE}[vector["kind"]]
+    options = NormalizeOptions(
+        gmail_canonical=bool(vector.get("gmail_canonical", False)),
+        default_region=vector.get("region", "US"),
+    )
+    ((digest, status),) = normalize_values(kind, [vector["input"]], options)
+    assert digest == vector["sha256"]
+    if vector["sha256"] is None:
+        assert status in REJECT_REASONS[kind]
+    else:
+        assert digest == sha(vector["normalized"])
+
+
+def test_vectors_cover_both_kinds_and_the_gmail_option() -> None:
+    if not VECTORS.exists():
+        pytest.skip(f"{VECTORS} not present")
+    rows = [json.loads(line) for line in VECTORS.read_text(encoding="utf-8").splitlines() if line]
+    assert {r["kind"] for r in rows} == {"email", "phone"}
+    assert any(r.get("gmail_canonical") for r in rows)
+    assert any(r["sha256"] is None for r in rows)
+
+
+ANY_TEXT = st.one_of(
+    st.none(), st.text(max_size=40), st.from_regex(r"\s*[\w.+-]+@[\w-]+\.[a-z]{2,}\s*")
+)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(values=st.lists(ANY_TEXT, max_size=25), kind=st.sampled_from(list(IdentifierType)))
+def test_normalization_never_raises_and_never_emits_a_raw_value(
+    values: list[str | None], kind: IdentifierType
+) -> None:
+    results = normalize_values(kind, values, NormalizeOptions(gmail_canonical=True))
+    assert len(results) == len(values)
+    for value, (digest, status) in zip(values, results, strict=True):
+        if digest is None:
+            assert status in REJECT_REASONS[kind]
+            continue
+        assert status in {"hashed", "prehashed"}
+        assert HEX64.match(digest)
+        if status == "hashed":
+            assert value is None or digest != value.strip().lower()

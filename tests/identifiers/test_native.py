@@ -1,0 +1,485 @@
+"""The C extension against its definitions: hashlib for SHA-256, the polars rules for emails.
+
+Every test here runs the C code and the reference on the same inputs and compares; none
+asserts a fixed number. Skipped as a whole only where the extension was not built (a machine
+without a C compiler), and then the polars path is what runs everywhere.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+import os
+import random
+import re
+import struct
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import pyarrow as pa
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from spotify_audience_sync.identifiers import hashing
+from spotify_audience_sync.identifiers.normalize import (
+    CODES,
+    IdentifierType,
+    NormalizeOptions,
+    _email_frame,
+    hash_batch,
+    hash_frame,
+    status_column,
+)
+from spotify_audience_sync.identifiers.phones import native as phones_native
+from spotify_audience_sync.segment import staging
+from spotify_audience_sync.segment.encode import _sort_key, first_byte
+
+native = pytest.importorskip("spotify_audience_sync._native")
+EMAIL, PHONE = IdentifierType.EMAIL, IdentifierType.PHONE
+
+
+@pytest.fixture(params=["sha-ni", "portable"])
+def engine(request: pytest.FixtureRequest) -> Iterator[str]:
+    """Both SHA-256 cores: the CPU's SHA instructions (where it has them) and plain C."""
+    if request.param == "sha-ni":
+        native.use_portable(False)
+        if not native.accelerated():
+            pytest.skip("this CPU has no SHA instructions")
+    else:
+        native.use_portable(True)
+    yield request.param
+    native.use_portable(False)
+
+
+def rows(matrix: np.ndarray) -> list[str]:
+    return [bytes(row).decode() for row in matrix]
+
+
+def test_the_kernels_status_codes_are_the_rules_codes() -> None:
+    """_native.c numbers statuses 0-3 itself; they must be identifiers' STATUS codes."""
+    assert [CODES["hashed"], CODES["prehashed"], CODES["empty"], CODES["malformed"]] == [0, 1, 2, 3]
+    assert hashing.EMAIL_DEFER not in CODES.values()
+
+
+def test_sha256_matches_hashlib_at_every_padding_boundary(engine: str) -> None:
+    """Lengths 0-300 cross the one-block (55), two-block and inline-view (12) boundaries;
+    single-block values are hashed two at a time, so odd and even counts both occur."""
+    rng = random.Random(7)
+    values = ["".join(rng.choice("ab€😀z") for _ in range(n)) for n in range(301)]
+    values += ["x" * n for n in range(130)]
+    for count in (1, 2, 3, len(values)):
+        series = pl.Series(values[:count])
+        expected = [hashlib.sha256(v.encode()).hexdigest() for v in values[:count]]
+        assert rows(hashing.sha256_matrix(series)) == expected
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.text(max_size=90), min_size=1, max_size=40), st.integers(0, 5))
+def test_sha256_of_a_slice_reads_the_right_views(values: list[str], start: int) -> None:
+    series = pl.Series(values).slice(start)
+    expected = [hashlib.sha256(v.encode()).hexdigest() for v in values[start:]]
+    assert rows(hashing.sha256_matrix(series)) == expected
+
+
+def test_malformed_views_are_refused_not_read() -> None:
+    views = np.zeros((1, 4), dtype=np.uint32)
+    views[0] = [40, 0, 3, 0]  # 40 bytes in data buffer 3, of which there is none
+    out = np.empty(64, np.uint8)
+    with pytest.raises(ValueError, match="outside its data buffers"):
+        native.sha256_hex(views.tobytes(), None, [b"x" * 64], 0, 1, out)
+    with pytest.raises(ValueError, match="shorter"):
+        native.sha256_hex(views.tobytes(), None, [], 1, 1, out)
+    with pytest.raises(ValueError, match="too small"):
+        native.sha256_hex(bytes(16), None, [], 0, 1, np.empty(10, np.uint8))
+    with pytest.raises(ValueError, match="small non-negative"):  # offset + n would overflow
+        native.sha256_hex(bytes(32), None, [], 2**62 + 2**36, 2**62, bytearray(0))
+    with pytest.raises(ValueError, match="validity bitmap"):
+        native.sha256_hex(bytes(16 * 9), b"\xff", [], 0, 9, np.empty(9 * 64, np.uint8))
+
+
+def test_a_null_slot_is_empty_whatever_its_view_holds() -> None:
+    """Arrow leaves a null's view undefined (pyarrow-built arrays may hold garbage there):
+    it is never followed, and the value counts as empty, as in the polars rules."""
+    data = b"y" * 20 + b"@example.com"
+    views = (
+        struct.pack("<I4sII", len(data), data[:4], 0, 0)
+        + struct.pack("<I4sII", 1000, b"zzzz", 7, 123456)  # null, pointing nowhere
+        + struct.pack("<I12s", 5, b"a@b.c")
+    )
+    array = pa.Array.from_buffers(
+        pa.string_view(), 3, [pa.py_buffer(bytes([5])), pa.py_buffer(views), pa.py_buffer(data)]
+    )
+    values = pl.from_arrow(array)
+    assert isinstance(values, pl.Series)
+    assert kernel(values.to_list(), False) == reference(values.to_list(), False)
+    batch = pl.DataFrame({"v": values})
+    hashed = hash_batch(batch, {EMAIL: "v"}, NormalizeOptions())
+    assert hashed.codes[EMAIL].tolist() == [CODES["hashed"], CODES["empty"], CODES["hashed"]]
+
+
+def accepted_rows(matrix: np.ndarray, accepted: np.ndarray) -> list[str | None]:
+    """Digests where accepted (other rows of the matrix are undefined), None elsewhere."""
+    return [bytes(row).decode() if ok else None for row, ok in zip(matrix, accepted, strict=True)]
+
+
+def reference(values: list[str | None], gmail: bool) -> tuple[list[int], list[str | None]]:
+    """The polars rules (the definition) and polars-hash: codes and digests."""
+    frame = pl.DataFrame({"v": values}, schema={"v": pl.String})
+    hashing.use_native(False)
+    try:
+        options = NormalizeOptions(gmail_canonical=gmail)
+        normalized = _email_frame(frame.lazy(), "v", options).collect()
+        hashes = hash_frame(normalized, EMAIL)
+    finally:
+        hashing.use_native(True)
+    codes = normalized[status_column(EMAIL)].to_physical().to_list()
+    return codes, accepted_rows(hashes.matrix, hashes.accepted)
+
+
+def kernel(values: list[str | None], gmail: bool) -> tuple[list[int], list[str | None]]:
+    batch = pl.DataFrame({"v": values}, schema={"v": pl.String})
+    hashed = hash_batch(batch, {EMAIL: "v"}, NormalizeOptions(gmail_canonical=gmail))
+    hashes = hashed.hashes[EMAIL]
+    return hashed.codes[EMAIL].tolist(), accepted_rows(hashes.matrix, hashes.accepted)
+
+
+#: Values at the edges of each rule, and every code point the kernel decides itself.
+EDGES = [
+    None,
+    "",
+    "   ",
+    "a@b.c",
+    "A@B.C",
+    " \tUser.Name+tag@Example.COM\r\n",
+    "a@b",
+    "@b.c",
+    "a@.b.c",
+    "a@b..c",
+    "a@b.c.",
+    "a@@b.c",
+    "a@b@c.d",
+    "a b@c.d",
+    "a\x00@c.d",
+    "a\x7f@c.d",
+    "a\x1c@c.d",
+    "a@c.d\x1f",
+    "\x1fa@c.d",
+    "a.@c.d",
+    ".a@c.d",
+    "a@c.d\n",
+    "a@c\n.d",
+    "0" * 64,
+    "A" * 64,
+    "g" + "0" * 63,
+    "0" * 63,
+    "0" * 65,
+    " " + "AbCdEf0123" * 6 + "abcd ",
+    "x" * 400 + "@example.com",
+    "J.O.H.N+news@gmail.com",
+    "john+a+b@GoogleMail.com",
+    "+x@gmail.com",
+    "...@gmail.com",
+    "a+b c@gmail.com",
+    "a b+c@gmail.com",
+    "a+b\nc@gmail.com",
+    "a\n+b@gmail.com",
+    "a@gmail.com.",
+    "a.b@gmail.co",
+    "\u00a0a@b.c",
+    "a@b.c\u00a0",
+    "\u0085a@b.c",
+    "a@b.c\u0085",
+    "a\u00a0b@c.d",
+    "a\u00adb@c.d",
+    "a\u2003@b.c",
+    "\u2003a@b.c\u3000",
+    "ÜBER@MÜLLER.DE",
+    "İstanbul@example.com",
+    "ǅ@example.com",
+    "ΣΑΣ@example.com",
+    "😀@example.com",
+    "a@例え.jp",
+]
+EDGES += [f"x{chr(cp)}y@{chr(cp)}.example.com" for cp in range(0x80, 0x250)]
+EDGES += [f"{chr(cp)}@b.c" for cp in range(0x80, 0x180)]
+
+
+@pytest.mark.parametrize("gmail", [False, True], ids=["plain", "gmail-canonical"])
+def test_kernel_agrees_with_the_rules_on_every_edge(gmail: bool, engine: str) -> None:
+    assert kernel(EDGES, gmail) == reference(EDGES, gmail)
+
+
+_CHARS = st.sampled_from(
+    [*"aAzZ09.+@ -_\t\n\r\x00\x1f\x7f", "\u00a0", "\u0085", "\u00ad", "ü", "Ü", "İ", "ß"]
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(
+        st.one_of(
+            st.none(),
+            st.text(_CHARS, max_size=24),
+            st.text(max_size=24),
+            st.builds(
+                lambda a, b, c: f"{a}@{b}.{c}",
+                st.text(_CHARS, max_size=8),
+                st.text(_CHARS, max_size=8),
+                st.sampled_from(["com", "COM", "c", ""]),
+            ),
+            st.builds(
+                lambda a, d: f"{a}@{d}",
+                st.text(_CHARS, max_size=10),
+                st.sampled_from(["gmail.com", "GMAIL.com", "googlemail.com", "gmail.com "]),
+            ),
+        ),
+        min_size=1,
+        max_size=30,
+    ),
+    st.booleans(),
+)
+def test_kernel_agrees_with_the_rules_on_generated_values(
+    values: list[str | None], gmail: bool
+) -> None:
+    assert kernel(values, gmail) == reference(values, gmail)
+
+
+@pytest.mark.parametrize("gmail", [False, True], ids=["plain", "gmail-canonical"])
+def test_kernel_agrees_with_the_rules_at_every_length_and_position(gmail: bool) -> None:
+    """The 64-byte SIMD path tests bits of masks: '@' and dots at every position, values of
+    every length around its 64-byte limit, banned bytes anywhere."""
+    rng = random.Random(11)
+    values: list[str | None] = []
+    for length in range(1, 72):
+        for _ in range(60):
+            chars = rng.choices(
+                "aZ9.@_-+\x7f\t ü", weights=[30, 5, 5, 10, 2, 1, 1, 1, 1, 1, 1, 1], k=length
+            )
+            values.append("".join(chars))
+        for at in range(length):
+            local, domain = "x" * at, "d" * max(0, length - at - 5)
+            values.append(f"{local}@{domain}.com"[:length] if at else f"@{domain}.com")
+            values.append(f"{local}@{domain}.gmail.com")
+    values += ["a" * n + "@gmail.com" for n in range(50, 60)]
+    assert kernel(values, gmail) == reference(values, gmail)
+
+
+def test_the_whole_batch_is_the_same_file_on_both_engines() -> None:
+    """hash_batch with the kernel on and off: same codes, same digests, row for row."""
+    rng = random.Random(3)
+    values: list[str | None] = [
+        rng.choice(EDGES) if rng.random() < 0.3 else f"  User{i}@Müller{i % 7}.de "
+        for i in range(5_000)
+    ]
+    assert kernel(values, False) == reference(values, False)
+
+
+FIXTURE = Path(__file__).resolve().parents[2] / "fixtures" / "segment.csv"
+
+
+def _prepare(tmp_path: Path, name: str, args: list[str], *, native_on: bool) -> tuple[bytes, dict]:
+    env = {k: v for k, v in os.environ.items() if k != hashing.DISABLE_ENV}
+    if not native_on:
+        env[hashing.DISABLE_ENV] = "1"
+    out, report = tmp_path / f"{name}.csv", tmp_path / f"{name}.json"
+    command = [sys.executable, "-m", "spotify_audience_sync", "prepare", str(FIXTURE)]
+    command += ["--output", str(out), "--report", str(report), "-q", *args]
+    done = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr
+    counts = json.loads(report.read_text())
+    counts.pop("seconds")
+    counts.pop("rows_per_second", None)
+    counts.pop("output")
+    # Which values libphonenumber itself had to decide depends on the engine; nothing else.
+    counts["identifiers"].get("phone", {}).pop("fallback", None)
+    return out.read_bytes(), counts
+
+
+@pytest.mark.parametrize(
+    "args", [[], ["--layout", "wide", "--gmail-canonical"]], ids=["type-value", "wide-gmail"]
+)
+def test_prepare_writes_the_same_file_with_the_extension_switched_off(
+    tmp_path: Path, args: list[str]
+) -> None:
+    """The escape hatch (SPOTIFY_AUDIENCE_SYNC_NO_NATIVE=1) changes nothing but speed."""
+    fast = _prepare(tmp_path, "fast", args, native_on=True)
+    slow = _prepare(tmp_path, "slow", args, native_on=False)
+    assert fast[0] == slow[0]
+    assert fast[1] == slow[1]
+    assert fast[0].count(b"\n") > 1_000
+
+
+FULLWIDTH = str.maketrans("0123456789", "".join(chr(0xFF10 + d) for d in range(10)))
+PHONES = [
+    None,
+    "",
+    "  ",
+    "n/a",
+    "+",
+    "212 555 0123",
+    "(212) 555-0123",
+    "1 212 555 0123",
+    "+1 212 555 0123",
+    "011 44 20 7946 0958",
+    "011",
+    "0114420",
+    "+44 (0)20 7946 0958",
+    "+49-(0)151-23015838",
+    "+55 11 96148 3059",
+    "+61 412 617 682",
+    "+7 701 123 4567",
+    "+800 1234 5678",
+    "212 555 0123 ext. 12",
+    "1-800-FLOWERS",
+    "+1 212 555 0123;ext=1",
+    "212 555 0123".translate(FULLWIDTH),
+    "0" * 64,
+    "ab" * 32,
+    "+999 123",
+    "+0 123 456",
+    "12",
+]
+
+
+@pytest.mark.parametrize("region", ["US", "GB", "KZ", "AR", "DE"])
+def test_phones_hash_the_same_on_both_engines(region: str) -> None:
+    """The pipeline's phone path (C: E.164 and SHA-256 in one pass, the rest deferred to the
+    polars rules) against the polars rules alone: the same status and digest on every row,
+    and libphonenumber's own share still counted."""
+    rng = random.Random(5)
+    values: list[str | None] = list(PHONES)
+    for _ in range(3_000):
+        digits = "".join(rng.choice("0123456789") for _ in range(rng.randint(3, 14)))
+        head = rng.choice(["", "+", "+1 ", "+44 ", "+49 ", "00", "011 ", "0", "(", "8 "])
+        values.append(head + rng.choice(["", " ", "-"]).join([digits[:3], digits[3:]]))
+    batch = pl.DataFrame({"p": values}, schema={"p": pl.String})
+    options = NormalizeOptions(default_region=region)
+    on = hash_batch(batch, {PHONE: "p"}, options)
+    hashing.use_native(False)
+    try:
+        off = hash_batch(batch, {PHONE: "p"}, options)
+    finally:
+        hashing.use_native(True)
+    assert on.codes[PHONE].tolist() == off.codes[PHONE].tolist()
+    for got, expected in ((on, off),):
+        assert accepted_rows(got.hashes[PHONE].matrix, got.hashes[PHONE].accepted) == (
+            accepted_rows(expected.hashes[PHONE].matrix, expected.hashes[PHONE].accepted)
+        )
+    assert 0 < on.phone_fallback <= off.phone_fallback
+
+
+def test_the_extension_is_built_from_this_source() -> None:
+    """An editable install keeps an old in-place build when a rebuild fails (the extension is
+    optional): then these tests would test old code. ``uv sync`` rebuilds on source changes."""
+    built = Path(native.__file__)
+    source = built.with_name("_native.c")
+    if not source.exists():  # installed from a wheel: no source beside it
+        pytest.skip("not an editable install")
+    assert built.stat().st_mtime >= source.stat().st_mtime, "rebuild: uv sync --reinstall"
+
+
+def test_compiled_phone_tables_are_cached_and_a_bad_cache_is_rebuilt(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def same(a: phones_native._CodeTables, b: phones_native._CodeTables) -> bool:
+        arrays = ("trans", "accept", "regions", "np_text")
+        return (a.state, a.keys) == (b.state, b.keys) and all(
+            np.array_equal(getattr(a, name), getattr(b, name)) for name in arrays
+        )
+
+    monkeypatch.setenv(phones_native.CACHE_ENV, str(tmp_path))
+    fresh = phones_native._build_code(44)
+    first = phones_native._cached_code(44)
+    [saved] = list(tmp_path.rglob("44.npz"))
+    assert same(first, fresh)
+    assert same(phones_native._cached_code(44), fresh)  # read back
+    for broken in (b"not an npz file", b""):
+        saved.write_bytes(broken)
+        assert same(phones_native._cached_code(44), fresh)  # rebuilt, and written again
+        assert same(phones_native._cached_code(44), fresh)
+    other = phones_native._build_code(49)  # whole, but another code's: not used for +44
+    saved.write_bytes((next(tmp_path.rglob("44.npz"))).read_bytes())
+    phones_native._cached_code(49)
+    saved.write_bytes(next(tmp_path.rglob("49.npz")).read_bytes())
+    assert same(phones_native._cached_code(44), fresh)
+    assert not same(other, fresh)
+    monkeypatch.setenv(phones_native.CACHE_ENV, "")  # off: nothing read or written
+    saved.unlink()
+    assert same(phones_native._cached_code(44), fresh)
+    assert not saved.exists()
+    assert phones_native._build_code(800).state == phones_native._CC_DEFER  # non-geographic
+
+
+@pytest.mark.parametrize("n", [0, 1, 7, 5_000])
+def test_partition_rows_stage_exactly_what_the_numpy_path_stages(n: int) -> None:
+    """The C counting sort: the same partitions, the same records, in the same order."""
+    rng = np.random.default_rng(n)
+    hexes = rng.integers(0, 16, size=(n, 64))
+    matrix = np.frombuffer(b"0123456789abcdef", dtype=np.uint8)[hexes].astype(np.uint8)
+    accepted = rng.random(n) < 0.8
+    got = staging.partition_rows(matrix, accepted)
+    hashing.use_native(False)
+    try:
+        without = staging.partition_rows(matrix, accepted)  # the numpy way
+    finally:
+        hashing.use_native(True)
+    records = matrix[accepted]
+    expected = staging.partition_payload(records, first_byte(records[:, :2]))
+    for result in (got, without):
+        assert sorted(result) == sorted(expected)
+        for key, rows in expected.items():
+            assert np.array_equal(result[key], rows)
+
+
+@pytest.mark.parametrize("width", [64, 65])
+def test_sort_keys_in_c_are_numpys(width: int) -> None:
+    rng = np.random.default_rng(width)
+    alphabet = np.frombuffer(b"0123456789abcdefABCDEF", dtype=np.uint8)
+    records = alphabet[rng.integers(0, 22, size=(3_000, width))].astype(np.uint8)
+    fast = _sort_key(records)
+    hashing.use_native(False)
+    try:
+        slow = _sort_key(records)
+    finally:
+        hashing.use_native(True)
+    assert fast.dtype == slow.dtype == np.uint64
+    assert np.array_equal(fast, slow)
+
+
+@pytest.mark.parametrize(
+    "pattern", ["0", "0|180020", "(183[12])|0", "0?", "1?1", "(?:0|01){0,2}", "(?:0|01){0,2}?"]
+)
+def test_prefix_literals_are_what_re_match_finds(pattern: str) -> None:
+    """The first listed literal that starts a number is the prefix re.match takes from it
+    (backtracking order, greedy and lazy), on every string of up to 5 of these digits."""
+    literals = phones_native.prefix_literals(pattern)
+    assert literals is not None
+    for length in range(6):
+        for chars in itertools.product("01289", repeat=length):
+            number = "".join(chars)
+            found = re.match(pattern, number)
+            first = next((x for x in literals if number.startswith(x)), None)
+            assert (found.end() if found else None) == (None if first is None else len(first))
+
+
+def test_phone_tables_that_disagree_with_themselves_are_not_followed() -> None:
+    """The home region naming a calling code whose tables are not loaded: deferred, never read
+    through (the C code once followed cc_first of such a code)."""
+    tables = phones_native._tables()
+    home = tables.home("US")
+    assert home is not None
+    buffers = [b.copy() for b in tables.snapshot.buffers]
+    buffers[2][home, 0] = 2  # calling code 2: unknown, so its first/count are never checked
+    buffers[4][2], buffers[5][2] = 1 << 30, 1
+    exported = hashing.views(pl.Series(["2125551234"]))
+    assert exported is not None
+    status, out, need = np.empty(1, np.uint8), np.empty((1, 24), np.uint8), np.empty(1, np.uint16)
+    args = (home, True, b"011", b"1", 0, 1, 2, 3, 1, status, out, need)
+    assert native.phones(*exported.args(), 1, tuple(buffers), *args) == 1
+    assert status[0] == phones_native.DEFER

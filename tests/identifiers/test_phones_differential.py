@@ -1,0 +1,254 @@
+"""The vectorized phone path + fallback must agree with libphonenumber on every string.
+
+A seeded generator builds 200,000+ strings from libphonenumber's own example numbers for 40+
+regions and non-geographic codes, in every format ``parse`` accepts and many it rejects: E.164,
+international and national formatting, IDD prefixes, trunk prefixes, bare country codes,
+punctuation, full-width digits, extensions, letters, RFC 3966, mutated, truncated and padded
+digits, random digit and character strings. Each string is decided under three of twelve default
+regions (rotating, so each default region sees a quarter of the corpus: 600,000 string/region
+pairs) in both validation modes, by :func:`normalize_phones` and by libphonenumber itself (one
+``parse`` per string and region serves both modes).
+
+Failures report counts per format category and default region, never the strings.
+"""
+
+from __future__ import annotations
+
+import random
+from collections import Counter
+from functools import cache
+from typing import Literal
+
+import phonenumbers
+import polars as pl
+import pytest
+from phonenumbers import PhoneNumberFormat, PhoneNumberType
+
+from spotify_audience_sync.identifiers import hashing
+from spotify_audience_sync.identifiers.phones import decide as phones_decide
+from spotify_audience_sync.identifiers.phones.exact import parse_exact_both
+from spotify_audience_sync.identifiers.phones.normalize import normalize_phones_with_stats
+
+pytestmark = pytest.mark.slow
+
+SEED = 20261122
+CORPUS_SIZE = 200_000
+#: Main regions of their calling codes, then regions that share one (CA: +1, KZ: +7), one
+#: without a national prefix (IT) and one with a transform rule (AR).
+DEFAULT_REGIONS = ("US", "GB", "DE", "FR", "IN", "BR", "AU", "JP", "CA", "IT", "AR", "KZ")
+REGIONS_PER_STRING = 3
+SOURCE_REGIONS = (
+    *DEFAULT_REGIONS,
+    *("CA", "MX", "AR", "CO", "CL", "PE", "IT", "ES", "NL", "BE", "CH", "AT", "SE", "NO", "FI"),
+    *("DK", "PL", "PT", "IE", "RU", "KZ", "CN", "KR", "HK", "SG", "ID", "PH", "VN", "TH", "NZ"),
+    *("ZA", "NG", "EG", "SA", "AE", "IL", "TR", "PK"),
+    # Regions that share a calling code, where leading digits pick the region.
+    *("GG", "JE", "IM", "AX", "SJ", "VA", "SM", "CC", "CX", "RE", "YT", "PR", "DO", "JM", "BB"),
+    *("MA", "EH", "KY", "GP", "BL", "CW", "BQ"),
+)
+NON_GEO_CODES = (800, 808, 870, 878, 881, 882, 883, 888, 979)
+IDD_PREFIXES = ("00", "011", "0011", "810", "001", "010", "0015", "000", "00 ", "011 ")
+SEPARATORS = (" ", " ", "-", ".", "/", "(", ")", "\u00a0", "\u2013", "\uff0d", "\u3000", "  ")
+FULLWIDTH = str.maketrans("0123456789", "".join(chr(0xFF10 + d) for d in range(10)))
+EXTENSIONS = (" ext. ", " x", " X ", "#", " ext ", ";ext=", ",,", ",", " ~", " int ", " доб ")
+JUNK = "abcxyzABCXYZ+#*;,~_:'\"!?@&%$<>{}|\\^`=\t\n\u00ad\u200b\u2060ー٣۴१"
+
+Validation = Literal["valid", "possible"]
+
+
+def _bases() -> list[tuple[str, int, str]]:
+    """(region, calling code, national significant number) for every example number."""
+    bases: list[tuple[str, int, str]] = []
+    for region in SOURCE_REGIONS:
+        numbers = [
+            phonenumbers.example_number_for_type(region, t) for t in PhoneNumberType.values()
+        ]
+        numbers.append(phonenumbers.invalid_example_number(region))
+        for number in numbers:
+            if number is not None:
+                nsn = phonenumbers.national_significant_number(number)
+                bases.append((region, number.country_code, nsn))
+    for code in NON_GEO_CODES:
+        number = phonenumbers.example_number_for_non_geo_entity(code)
+        if number is not None:
+            bases.append(("001", code, phonenumbers.national_significant_number(number)))
+    return bases
+
+
+def _mutate_digits(rng: random.Random, nsn: str) -> str:
+    """Keep the leading digits (so many stay valid), change, drop or add some after them."""
+    digits = list(nsn)
+    for _ in range(rng.choice((0, 1, 1, 2, 3))):
+        digits[rng.randrange(min(2, len(digits)), len(digits))] = str(rng.randrange(10))
+    roll = rng.random()
+    if roll < 0.1 and len(digits) > 3:
+        del digits[rng.randrange(2, len(digits))]
+    elif roll < 0.2:
+        digits.insert(rng.randrange(2, len(digits) + 1), str(rng.randrange(10)))
+    elif roll < 0.25:
+        digits = digits[: rng.randrange(0, 5)]
+    elif roll < 0.3:
+        digits += [str(rng.randrange(10)) for _ in range(rng.randrange(1, 12))]
+    return "".join(digits)
+
+
+def _punctuate(rng: random.Random, digits: str) -> str:
+    out = []
+    for ch in digits:
+        out.append(ch)
+        if rng.random() < 0.3:
+            out.append(rng.choice(SEPARATORS))
+    return "".join(out)
+
+
+@cache
+def _national_prefix(region: str) -> str:
+    if region == "001":
+        return ""
+    return phonenumbers.PhoneMetadata.metadata_for_region(region).national_prefix or ""
+
+
+def _format(rng: random.Random, region: str, code: int, nsn: str) -> tuple[str, str]:
+    """One string for a number, and the name of its format category."""
+    meta_prefix = _national_prefix(region)
+    kind = rng.choice(
+        (
+            "e164", "e164", "intl", "intl", "national", "national", "trunk", "trunk", "bare",
+            "idd", "idd", "cc_no_plus", "cc_trunk", "plus_trunk", "punct", "punct", "fullwidth",
+            "extension", "letters", "rfc3966", "plus_odd", "spaces", "junk_edit",
+        )
+    )  # fmt: skip
+    e164 = f"+{code}{nsn}"
+    if kind == "e164":
+        return e164, kind
+    if kind in {"intl", "national"} and len(nsn) >= 2:
+        number = phonenumbers.PhoneNumber(country_code=code, national_number=int(nsn))
+        if nsn.startswith("0"):
+            number.italian_leading_zero = True
+            number.number_of_leading_zeros = len(nsn) - len(nsn.lstrip("0")) or 1
+        fmt = PhoneNumberFormat.INTERNATIONAL if kind == "intl" else PhoneNumberFormat.NATIONAL
+        return phonenumbers.format_number(number, fmt), kind
+    if kind in {"intl", "national", "bare"}:
+        return nsn, "bare"
+    if kind == "trunk":
+        return _punctuate(rng, meta_prefix + nsn), kind
+    if kind == "idd":
+        return rng.choice(IDD_PREFIXES) + _punctuate(rng, f"{code}{nsn}"), kind
+    if kind == "cc_no_plus":
+        return rng.choice(("", " ", "-")).join((str(code), nsn)), kind
+    if kind == "cc_trunk":
+        return f"{code}{meta_prefix}{nsn}", kind
+    if kind == "plus_trunk":
+        return rng.choice((f"+{code} ({meta_prefix}) {nsn}", f"+{code}{meta_prefix}{nsn}")), kind
+    if kind == "punct":
+        return _punctuate(rng, rng.choice((e164, meta_prefix + nsn, nsn))), kind
+    if kind == "fullwidth":
+        return _punctuate(rng, rng.choice((e164, meta_prefix + nsn))).translate(FULLWIDTH), kind
+    if kind == "extension":
+        ext = "".join(str(rng.randrange(10)) for _ in range(rng.randrange(1, 8)))
+        return rng.choice((e164, meta_prefix + nsn)) + rng.choice(EXTENSIONS) + ext, kind
+    if kind == "letters":
+        chars = list(rng.choice((e164, meta_prefix + nsn))) or ["0"]
+        for _ in range(rng.randrange(1, 5)):
+            chars[rng.randrange(len(chars))] = rng.choice("ABCDEFGHIJKLMNOPQRSTUVWXYZabc")
+        return rng.choice(("", "Tel: ", "phone ")) + "".join(chars), kind
+    if kind == "rfc3966":
+        return rng.choice((f"tel:{e164}", f"tel:{nsn};phone-context=+{code}")), kind
+    if kind == "plus_odd":
+        return rng.choice(
+            (f"++{code}{nsn}", f"+ {code} {nsn}", f"(+{code}) {nsn}", f"+0{code}{nsn}",
+             f"+00{code}{nsn}", f"+011{code}{nsn}", f"+{nsn}", f"{nsn}+", f"+({code}){nsn}")
+        ), kind  # fmt: skip
+    if kind == "spaces":
+        pad = rng.choice(("", " ", "\t", "\n", "\u00a0", "\u3000", "\x1c"))
+        return pad + _punctuate(rng, rng.choice((e164, nsn))) + pad[::-1], kind
+    chars = list(rng.choice((e164, meta_prefix + nsn)))
+    chars.insert(rng.randrange(len(chars) + 1), rng.choice(JUNK))
+    return "".join(chars), "junk_edit"
+
+
+def _random_string(rng: random.Random) -> tuple[str, str]:
+    roll = rng.random()
+    if roll < 0.6:
+        digits = "".join(str(rng.randrange(10)) for _ in range(rng.randrange(0, 21)))
+        return rng.choice(("", "", "+", "0", "00", "+0", " ")) + digits, "random_digits"
+    if roll < 0.95:
+        alphabet = "0123456789" * 4 + "+()-. /x#*;,abcXYZ\u00a0\uff10\uff11"
+        return "".join(rng.choice(alphabet) for _ in range(rng.randrange(0, 25))), "random_chars"
+    return "1" * rng.choice((249, 250, 251, 260)), "very_long"
+
+
+def _corpus() -> list[tuple[str, str]]:
+    rng = random.Random(SEED)
+    bases = _bases()
+    corpus: list[tuple[str, str]] = []
+    while len(corpus) < CORPUS_SIZE:
+        if rng.random() < 0.12:
+            corpus.append(_random_string(rng))
+            continue
+        region, code, nsn = rng.choice(bases)
+        if rng.random() < 0.6:
+            nsn = _mutate_digits(rng, nsn)
+        corpus.append(_format(rng, region, code, nsn))
+    return corpus
+
+
+@pytest.fixture(scope="module")
+def corpus() -> list[tuple[str, str]]:
+    return _corpus()
+
+
+def test_corpus_covers_the_brief(corpus: list[tuple[str, str]]) -> None:
+    categories = Counter(category for _, category in corpus)
+    assert len(corpus) >= CORPUS_SIZE
+    assert len(set(SOURCE_REGIONS)) >= 25
+    assert min(categories.values()) > 200, categories
+
+
+@pytest.fixture(scope="module", params=DEFAULT_REGIONS)
+def decided(request: pytest.FixtureRequest, corpus: list[tuple[str, str]]) -> tuple:
+    """The share of the corpus checked under one default region, decided by libphonenumber."""
+    region: str = request.param
+    slot = DEFAULT_REGIONS.index(region)
+    step = len(DEFAULT_REGIONS) // REGIONS_PER_STRING
+    offsets = [(slot - k * step) % len(DEFAULT_REGIONS) for k in range(REGIONS_PER_STRING)]
+    picked = [item for i, item in enumerate(corpus) if i % len(DEFAULT_REGIONS) in offsets]
+    values = pl.Series([v for v, _ in picked], dtype=pl.String)
+    stripped = values.str.strip_chars().to_list()
+    cache: dict[str, dict] = {}
+    for raw in stripped:
+        if raw and raw not in cache:
+            cache[raw] = parse_exact_both(raw, region)
+    expected: dict[str, list[tuple[str | None, str | None]]] = {"valid": [], "possible": []}
+    for raw in stripped:
+        for mode in ("valid", "possible"):
+            expected[mode].append(cache[raw][mode] if raw else (None, "empty"))
+    return region, values, [c for _, c in picked], expected
+
+
+@pytest.mark.parametrize(
+    ("validation", "native"),
+    [("valid", True), ("valid", False), ("possible", False)],
+    ids=["valid-C", "valid-polars", "possible-polars"],
+)
+def test_fast_path_agrees_with_libphonenumber(
+    decided: tuple, validation: Validation, native: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Both fast paths: the C one (valid mode only; what it defers goes to polars) and the
+    polars one on its own (where the extension is not built, and in possible mode)."""
+    if native and hashing.native_module() is None:
+        pytest.skip("the C extension is not built here")
+    # Every metadata group takes the vectorized path, however few rows it has here.
+    monkeypatch.setattr(phones_decide, "MIN_GROUP_ROWS", 1)
+    region, values, categories, expected = decided
+    frame, stats = normalize_phones_with_stats(
+        values, default_region=region, validation=validation, native=native
+    )
+    got = list(zip(frame["e164"].to_list(), frame["reason"].to_list(), strict=True))
+    mismatches = Counter(
+        category
+        for category, g, e in zip(categories, got, expected[validation], strict=True)
+        if g != e
+    )
+    assert not mismatches, f"{sum(mismatches.values())} mismatches under {region}: {mismatches}"
+    assert stats.fallback_share < 0.35

@@ -1,0 +1,438 @@
+"""Mirror sync end to end against the sandbox: create, replace, skip, guards, faults, recovery."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import spotify_audience_sync.sync.mirror as mirror_module
+from spotify_audience_sync.errors import ConfigError, SafetyError, TransientError
+from spotify_audience_sync.sandbox import Sandbox
+from spotify_audience_sync.sandbox.config import FaultRule
+from spotify_audience_sync.segment.pipeline import PrepareOptions, prepare_segment
+from spotify_audience_sync.segment.sources import open_source
+from spotify_audience_sync.spotify.auth import OAuthSession, TokenStore
+from spotify_audience_sync.spotify.client import AdsClient, StaticToken
+from spotify_audience_sync.spotify.upload import upload_file
+from spotify_audience_sync.sync.mirror import SyncOptions, mirror
+from spotify_audience_sync.sync.state import StateStore
+
+NAME = "loyal customers"
+
+
+def sha(value: str) -> str:
+    return hashlib.sha256(value.encode()).hexdigest()
+
+
+def write_segment(path: Path, people: range) -> Path:
+    """A segment of made-up people: a messy email and a US phone each."""
+    lines = ["Email,phone"]
+    lines += [f"  User{i}@Example.com ,+1 201 555 {i % 10_000:04d}" for i in people]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+def expected(people: range) -> set[tuple[str, str]]:
+    rows = {("EMAIL_ID_SHA256", sha(f"user{i}@example.com")) for i in people}
+    rows |= {("PHONE_NUMBER_SHA256", sha(f"+1201555{i % 10_000:04d}")) for i in people}
+    return rows
+
+
+@pytest.fixture
+def client(sandbox: Sandbox) -> Iterator[AdsClient]:
+    token = str(sandbox.mint_tokens()["access_token"])
+    with AdsClient(
+        base_url=sandbox.api_base_url,
+        ad_account_id=sandbox.ad_account_id,
+        tokens=StaticToken(token),
+        sleep=lambda _s: None,
+    ) as ads:
+        yield ads
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> StateStore:
+    return StateStore(tmp_path / "state")
+
+
+@pytest.fixture
+def sync(
+    tmp_path: Path, sandbox: Sandbox, client: AdsClient, store: StateStore
+) -> Callable[..., Any]:
+    def run(people: range, *, uploader: Any = upload_file, **options: Any) -> Any:
+        path = write_segment(tmp_path / f"seg-{people.start}-{people.stop}.csv", people)
+        opts = SyncOptions(
+            ad_account_id=sandbox.ad_account_id,
+            audience_name=options.pop("audience_name", NAME)
+            if "audience_id" not in options
+            else None,
+            poll_interval=0.02,
+            wait_timeout=10,
+            chunk_size=256 * 1024,
+            **options,
+        )
+        with (
+            open_source(str(path)) as source,
+            prepare_segment(source, PrepareOptions()) as prepared,
+        ):
+            return mirror(prepared, client, opts, uploader=uploader, store=store)
+
+    return run
+
+
+def audiences(sandbox: Sandbox) -> list[dict[str, Any]]:
+    return sandbox.audiences.list(sandbox.ad_account_id, {})["audiences"]  # type: ignore[no-any-return]
+
+
+def test_create_then_replace_then_skip(sync: Callable[..., Any], sandbox: Sandbox) -> None:
+    first = sync(range(1500))
+    assert first.action == "created"
+    assert first.status == "BOOKABLE"
+    assert set(sandbox.membership(first.audience_id)) == expected(range(1500))
+    assert first.size_min is not None
+    assert first.match_rate is not None
+
+    second = sync(range(500, 2500))
+    assert second.action == "replaced"
+    assert second.audience_id == first.audience_id
+    assert set(sandbox.membership(first.audience_id)) == expected(range(500, 2500))
+
+    third = sync(range(500, 2500))
+    assert third.action == "skipped"
+    assert len(audiences(sandbox)) == 1
+
+
+def test_force_uploads_an_unchanged_set(sync: Callable[..., Any]) -> None:
+    sync(range(1200))
+    assert sync(range(1200), force=True).action == "replaced"
+
+
+def test_dry_run_writes_nothing(sync: Callable[..., Any], sandbox: Sandbox) -> None:
+    report = sync(range(1200), dry_run=True)
+    assert report.action == "would create"
+    assert report.identifiers == 2400
+    assert audiences(sandbox) == []
+
+
+def test_no_wait_returns_while_processing(sync: Callable[..., Any], sandbox: Sandbox) -> None:
+    sandbox.config.processing_delay = 5
+    report = sync(range(1200), wait=False)
+    assert report.action == "created"
+    assert report.status == "PROCESSING"
+
+
+def test_too_few_identifiers_are_refused_before_anything_is_sent(
+    sync: Callable[..., Any], sandbox: Sandbox
+) -> None:
+    with pytest.raises(SafetyError, match="only 800 identifiers"):
+        sync(range(400))
+    assert audiences(sandbox) == []
+
+
+def test_a_segment_with_no_valid_identifier_is_refused(
+    tmp_path: Path, sandbox: Sandbox, client: AdsClient, store: StateStore
+) -> None:
+    path = tmp_path / "junk.csv"
+    path.write_text("Email\nnot-an-email\nalso@bad\n", encoding="utf-8")
+    options = SyncOptions(ad_account_id=sandbox.ad_account_id, audience_name=NAME)
+    with (
+        open_source(str(path)) as source,
+        prepare_segment(source) as prepared,
+        pytest.raises(SafetyError, match="no valid identifier"),
+    ):
+        mirror(prepared, client, options, uploader=upload_file, store=store)
+    assert audiences(sandbox) == []
+
+
+def test_a_file_over_the_size_limit_is_refused(
+    sync: Callable[..., Any], sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(mirror_module, "MAX_BYTES", 10_000)
+    with pytest.raises(SafetyError, match="at most 1 GiB"):
+        sync(range(1200))
+    assert audiences(sandbox) == []
+
+
+def test_shrinking_by_more_than_half_needs_allow_shrink(
+    sync: Callable[..., Any], sandbox: Sandbox
+) -> None:
+    first = sync(range(3000))
+    with pytest.raises(SafetyError, match="under half of the last sync"):
+        sync(range(1000))
+    assert set(sandbox.membership(first.audience_id)) == expected(range(3000))
+    assert sync(range(1000), allow_shrink=True).action == "replaced"
+
+
+def test_two_audiences_with_the_name_are_refused(
+    sync: Callable[..., Any], client: AdsClient, sandbox: Sandbox
+) -> None:
+    for _ in range(2):
+        upload = client.new_upload_url()
+        from conftest import gcs_upload  # the plain protocol, without our uploader
+
+        gcs_upload(upload.upload_url, b"type,value\n" + b"EMAIL_ID_SHA256," + b"a" * 64 + b"\n")
+        client.create_audience(NAME, None, upload.id)
+    with pytest.raises(SafetyError, match="2 customer-list audiences are named"):
+        sync(range(1200))
+
+
+def test_unknown_audience_id_is_a_config_error(sync: Callable[..., Any]) -> None:
+    with pytest.raises(ConfigError, match="no such audience"):
+        sync(range(1200), audience_id="00000000-0000-4000-8000-000000000999")
+
+
+def test_replace_by_id(sync: Callable[..., Any], sandbox: Sandbox) -> None:
+    first = sync(range(1200))
+    second = sync(range(100, 1300), audience_id=first.audience_id)
+    assert second.action == "replaced"
+    assert set(sandbox.membership(first.audience_id)) == expected(range(100, 1300))
+
+
+def test_crash_between_upload_and_create_then_rerun_creates_one_audience(
+    sync: Callable[..., Any], sandbox: Sandbox
+) -> None:
+    def upload_then_crash(*args: Any, **kwargs: Any) -> Any:
+        upload_file(*args, **kwargs)
+        raise KeyboardInterrupt  # the process dies before `create`
+
+    with pytest.raises(KeyboardInterrupt):
+        sync(range(1200), uploader=upload_then_crash)
+    assert audiences(sandbox) == []
+    assert sync(range(1200)).action == "created"
+    assert len(audiences(sandbox)) == 1
+
+
+def test_ambiguous_create_is_reconciled_not_repeated(
+    sync: Callable[..., Any], sandbox: Sandbox
+) -> None:
+    sandbox.add_faults(FaultRule(route="createAudience", drop=True, when="after"))
+    report = sync(range(1200))
+    assert report.action == "created"
+    assert len(audiences(sandbox)) == 1
+    assert set(sandbox.membership(report.audience_id)) == expected(range(1200))
+
+
+def test_ambiguous_create_that_did_not_happen_is_made_once(
+    sync: Callable[..., Any], sandbox: Sandbox
+) -> None:
+    sandbox.add_faults(FaultRule(route="createAudience", status=503))
+    assert sync(range(1200)).action == "created"
+    assert len(audiences(sandbox)) == 1
+
+
+def test_429_storm_is_survived(sync: Callable[..., Any], sandbox: Sandbox) -> None:
+    sandbox.add_faults(FaultRule(route="*", status=429, count=4, retry_after=0))
+    assert sync(range(1200)).action == "created"
+
+
+def test_empty_processing_is_reported(
+    sync: Callable[..., Any], sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(mirror_module, "MIN_IDENTIFIERS", 10)
+    report = sync(range(100))  # 200 identifiers: the sandbox, like Spotify, leaves it EMPTY
+    assert report.status == "EMPTY"
+    again = sync(range(100))
+    assert again.action == "replaced", "an EMPTY audience is never skipped"
+
+
+def test_a_second_run_of_the_same_audience_is_refused_while_one_runs(
+    sync: Callable[..., Any], store: StateStore, sandbox: Sandbox
+) -> None:
+    with store.lock(sandbox.ad_account_id, NAME), pytest.raises(SafetyError, match="another sync"):
+        sync(range(1200))
+    assert audiences(sandbox) == []
+
+
+@pytest.fixture
+def session(tmp_path: Path, sandbox: Sandbox) -> Iterator[OAuthSession]:
+    """A real OAuth session against the sandbox's token endpoint (refreshes for real)."""
+    oauth = OAuthSession(
+        client_id=sandbox.config.client_id,
+        client_secret=sandbox.config.client_secret,
+        token_url=sandbox.token_url,
+        store=TokenStore(tmp_path / "tokens.json"),
+        refresh_token=str(sandbox.mint_tokens()["refresh_token"]),
+    )
+    yield oauth
+    oauth.close()
+
+
+def sync_with_session(
+    sandbox: Sandbox, session: OAuthSession, path: Path, store: StateStore, uploader: Any
+) -> Any:
+    """A sync whose client refreshes tokens for real (unlike the StaticToken fixture)."""
+    with (
+        AdsClient(
+            base_url=sandbox.api_base_url, ad_account_id=sandbox.ad_account_id, tokens=session
+        ) as ads,
+        open_source(str(path)) as source,
+        prepare_segment(source) as prepared,
+    ):
+        options = SyncOptions(
+            ad_account_id=sandbox.ad_account_id, audience_name=NAME, poll_interval=0.02
+        )
+        return mirror(prepared, ads, options, uploader=uploader, store=store)
+
+
+def test_expired_token_mid_sequence_is_refreshed(
+    tmp_path: Path, sandbox: Sandbox, store: StateStore, session: OAuthSession
+) -> None:
+    path = write_segment(tmp_path / "seg.csv", range(1200))
+    expired = {"n": 0}
+
+    def expire_then_upload(*args: Any, **kwargs: Any) -> Any:
+        sandbox.accounts.expire_access_tokens()  # the create call that follows must refresh
+        expired["n"] += 1
+        return upload_file(*args, **kwargs)
+
+    report = sync_with_session(sandbox, session, path, store, expire_then_upload)
+    assert expired["n"] == 1
+    assert report.status == "BOOKABLE"
+
+
+def test_state_records_counts_and_fingerprint_not_identifiers(
+    sync: Callable[..., Any], store: StateStore, sandbox: Sandbox
+) -> None:
+    report = sync(range(1200))
+    state = store.path(sandbox.ad_account_id, report.audience_id).read_text()
+    assert report.fingerprint in state
+    assert "@" not in state
+    assert sha("user1@example.com") not in state
+
+
+def test_transient_failures_surface_as_transient_errors(
+    sync: Callable[..., Any], sandbox: Sandbox
+) -> None:
+    sandbox.add_faults(FaultRule(route="createUploadUrl", status=503, count=3))
+    with pytest.raises(TransientError):
+        sync(range(1200))
+    assert audiences(sandbox) == []
+
+
+def test_token_refused_at_the_upload_url_call_is_refreshed_once(
+    tmp_path: Path, sandbox: Sandbox, store: StateStore, session: OAuthSession
+) -> None:
+    session.access_token()  # holds a token the sandbox is about to forget
+    path = write_segment(tmp_path / "seg.csv", range(1200))
+    sandbox.add_faults(FaultRule(route="createUploadUrl", status=401))
+    report = sync_with_session(sandbox, session, path, store, upload_file)
+    assert report.action == "created"
+    assert set(sandbox.membership(report.audience_id)) == expected(range(1200))
+
+
+def test_dry_run_says_when_it_would_skip(sync: Callable[..., Any]) -> None:
+    sync(range(1200))
+    assert sync(range(1200), dry_run=True).action == "would skip"
+    assert sync(range(1300), dry_run=True).action == "would replace"
+
+
+def test_dry_run_asks_for_no_upload_url(
+    sync: Callable[..., Any], client: AdsClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def forbidden(*_args: Any) -> Any:
+        raise AssertionError("a dry run asked for an upload URL")
+
+    monkeypatch.setattr(client, "new_upload_url", forbidden)
+    monkeypatch.setattr(client, "replacement_upload_url", forbidden)
+    assert sync(range(1200), dry_run=True).action == "would create"
+
+
+def test_names_spotify_would_refuse_fail_before_the_upload(sync: Callable[..., Any]) -> None:
+    calls: list[str] = []
+
+    def counting(*args: Any, **kwargs: Any) -> Any:
+        calls.append("upload")
+        return upload_file(*args, **kwargs)
+
+    with pytest.raises(ConfigError, match="--description must be at most 80"):
+        sync(range(1200), description="d" * 81, uploader=counting)
+    assert calls == []
+
+
+def test_a_run_by_id_waits_for_a_run_by_name_of_the_same_audience(
+    sync: Callable[..., Any], store: StateStore, sandbox: Sandbox
+) -> None:
+    first = sync(range(1200))
+    with (
+        store.lock(sandbox.ad_account_id, first.audience_id),
+        pytest.raises(SafetyError, match="another sync"),
+    ):
+        sync(range(1300))  # by name: resolves to the same audience, whose id is locked
+
+
+def test_archived_namesakes_are_not_replaced(sync: Callable[..., Any], sandbox: Sandbox) -> None:
+    first = sync(range(1200))
+    sandbox.audiences.force_status(first.audience_id, "ARCHIVED")
+    second = sync(range(1200))
+    assert second.action == "created"
+    assert second.audience_id != first.audience_id
+
+
+def test_a_lagging_name_search_does_not_create_a_duplicate(
+    sync: Callable[..., Any], client: AdsClient, sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    first = sync(range(1200))
+    monkeypatch.setattr(client, "list_audiences", lambda **_kw: iter(()))
+    second = sync(range(1300))
+    assert second.action == "replaced"
+    assert second.audience_id == first.audience_id
+    assert len(audiences(sandbox)) == 1
+
+
+def test_a_status_read_failure_after_upload_is_not_retried_and_is_remembered(
+    sync: Callable[..., Any], sandbox: Sandbox
+) -> None:
+    sandbox.add_faults(FaultRule(route="getAudience", status=503, count=10))
+    report = sync(range(1200))
+    assert report.action == "created"
+    assert report.status is None  # uploaded; status unknown
+    sandbox.faults.clear()
+    assert sync(range(1200)).action == "skipped", "the upload was remembered: no second upload"
+
+
+class _StaleClient:
+    """Reads the previous file's BOOKABLE once after a replacement, then the real story."""
+
+    def __init__(self, inner: AdsClient, sandbox: Sandbox) -> None:
+        self.inner, self.sandbox, self.reads = inner, sandbox, 0
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+    def get_audience(self, audience_id: str) -> Any:
+        audience = self.inner.get_audience(audience_id)
+        self.reads += 1
+        if self.reads == 1:  # the first poll after the replacement upload
+            from datetime import UTC, datetime, timedelta
+
+            return audience.model_copy(
+                update={
+                    "status": "BOOKABLE",
+                    "updated_at": datetime.now(UTC) - timedelta(hours=1),
+                }
+            )
+        return audience
+
+
+def test_a_stale_bookable_right_after_a_replacement_is_not_taken_as_done(
+    tmp_path: Path, sandbox: Sandbox, client: AdsClient, store: StateStore
+) -> None:
+    options = SyncOptions(
+        ad_account_id=sandbox.ad_account_id, audience_name=NAME, poll_interval=0.02, wait_timeout=10
+    )
+    path = write_segment(tmp_path / "a.csv", range(1200))
+    with open_source(str(path)) as source, prepare_segment(source) as prepared:
+        first = mirror(prepared, client, options, uploader=upload_file, store=store)
+    sandbox.config.processing_delay = 0.3
+    stale = _StaleClient(client, sandbox)
+    path = write_segment(tmp_path / "b.csv", range(1500))
+    with open_source(str(path)) as source, prepare_segment(source) as prepared:
+        second = mirror(prepared, stale, options, uploader=upload_file, store=store)  # type: ignore[arg-type]
+    assert second.audience_id == first.audience_id
+    assert second.status == "BOOKABLE"
+    assert stale.reads > 2, "it kept polling past the stale answer"
+    assert second.seconds["wait"] >= 0.25
