@@ -14,7 +14,8 @@ from pathlib import Path
 
 import yaml
 
-from spotify_audience_sync.cli.manifest import build_manifest
+from spotify_audience_sync.cli import main as cli
+from spotify_audience_sync.cli.manifest import build_manifest, command_list
 
 TARGET = Path(__file__).resolve().parents[1] / "connector.yaml"
 HEADER = (
@@ -26,7 +27,11 @@ HEADER = (
 def render() -> str:
     """The file's text: header, then the manifest in its own key order."""
     body = yaml.safe_dump(
-        build_manifest(), sort_keys=False, allow_unicode=True, width=100, default_flow_style=False
+        build_manifest(command_list(cli)),
+        sort_keys=False,
+        allow_unicode=True,
+        width=100,
+        default_flow_style=False,
     )
     return HEADER + body
 

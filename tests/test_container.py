@@ -24,7 +24,8 @@ from pathlib import Path
 import pytest
 
 from spotify_audience_sync import __version__
-from spotify_audience_sync.cli.manifest import build_manifest
+from spotify_audience_sync.cli import main
+from spotify_audience_sync.cli.manifest import build_manifest, command_list
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCKERFILE = ROOT / "Dockerfile"
@@ -275,7 +276,9 @@ def test_install_steps_replayed_from_the_lock_give_a_working_command(
     assert spec.returncode == 0, spec.stderr
     manifest = json.loads(spec.stdout)
     assert manifest["version"] == __version__
-    assert manifest == build_manifest(), "the installed wheel must describe itself as the source"
+    assert manifest == build_manifest(command_list(main)), (
+        "the installed wheel must describe itself as the source"
+    )
 
     assert run("--help").returncode == 0  # the image's CMD
 

@@ -10,22 +10,30 @@
     ├─ RemoteError                Spotify or GCS said no (4xx)              exit 69
     ├─ SafetyError                our own guards refused (too few, shrink)  exit 4
     └─ TransientError             429/5xx/timeouts after retries ran out    exit 75
+        └─ OutcomeUnknownError    a write got 5xx or no answer: did it land? exit 75
 
 Callers decide retry-or-fail from ``error.retryable`` alone; the CLI maps each type to its
-exit code from ``error.exit_code`` alone. Foreign exceptions are translated where they are
-raised (``raise ... from exc``), never re-wrapped twice.
+exit code from ``error.exit_code`` alone, and every error describes itself for the JSON final
+object with ``to_dict()``. Foreign exceptions are translated where they are raised
+(``raise ... from exc``), never re-wrapped twice. :data:`EXIT_CODES` is the one table of every
+exit code the CLI can return, errors and sync outcomes alike: the manifest, the docs and the
+tests read it from here.
 """
 
 from __future__ import annotations
 
-from typing import ClassVar
+from dataclasses import dataclass
+from typing import Any, ClassVar
 
 __all__ = [
     "EXIT_CODES",
+    "EXIT_EMPTY",
+    "EXIT_STILL_PROCESSING",
     "AuthError",
     "ConfigError",
     "InputError",
     "InputNotFoundError",
+    "OutcomeUnknownError",
     "RemoteError",
     "SafetyError",
     "SyncError",
@@ -38,6 +46,20 @@ class SyncError(Exception):
 
     exit_code: ClassVar[int] = 1
     retryable: ClassVar[bool] = False
+
+    def attrs(self) -> dict[str, Any]:
+        """Structured details beyond the message (subclasses add theirs); never data or secrets."""
+        return {}
+
+    def to_dict(self) -> dict[str, Any]:
+        """The error as the JSON final object and the report carry it, built in one place."""
+        return {
+            "error": type(self).__name__,
+            "message": str(self),
+            "exit_code": self.exit_code,
+            "retryable": self.retryable,
+            **{key: value for key, value in self.attrs().items() if value not in (None, ())},
+        }
 
 
 class ConfigError(SyncError):
@@ -82,6 +104,9 @@ class RemoteError(SyncError):
         self.trace_id = trace_id
         self.codes = codes
 
+    def attrs(self) -> dict[str, Any]:
+        return {"status": self.status, "trace_id": self.trace_id, "codes": list(self.codes) or ()}
+
 
 class SafetyError(SyncError):
     """Our own guard refused to change an audience (too few rows, too big, a shrink).
@@ -98,16 +123,70 @@ class TransientError(SyncError):
     exit_code = 75
     retryable = True
 
+    def __init__(self, message: str, *, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
 
-EXIT_CODES: dict[int, str] = {
-    0: "success",
-    1: "unexpected internal error (a bug: please report it)",
-    2: "usage error: unknown command, flag or argument",
-    SafetyError.exit_code: "refused by a safety guard; nothing was changed",
-    InputError.exit_code: "input data unreadable: encoding, missing or unusable column, empty",
-    InputNotFoundError.exit_code: "input file not found",
-    RemoteError.exit_code: "Spotify or Google refused the request",
-    TransientError.exit_code: "temporary failure outlived the retries; run again later",
-    AuthError.exit_code: "authentication needed or refused",
-    ConfigError.exit_code: "invalid setting",
-}
+    def attrs(self) -> dict[str, Any]:
+        return {"status": self.status}
+
+
+class OutcomeUnknownError(TransientError):
+    """A write (POST/PATCH/DELETE) was answered 5xx or not at all: it may or may not have landed.
+
+    Never resent blindly: the caller reconciles by reading (a rerun of a Mirror sync finds an
+    audience created by the lost POST by its name). Retryable as a whole run, not as a request.
+    """
+
+    def __init__(self, message: str, *, status: int | None = None, method: str = "") -> None:
+        super().__init__(message, status=status)
+        self.method = method
+
+    def attrs(self) -> dict[str, Any]:
+        return {"status": self.status, "method": self.method or None, "outcome": "unknown"}
+
+
+#: A sync that uploaded but Spotify matched none of it (the audience is EMPTY).
+EXIT_EMPTY = 3
+#: A sync that uploaded, but Spotify was still processing when --wait-timeout ran out.
+EXIT_STILL_PROCESSING = 5
+
+
+@dataclass(frozen=True)
+class ExitCode:
+    """One row of the exit-code table."""
+
+    code: int
+    meaning: str
+    retryable: bool = False
+
+
+EXIT_TABLE: tuple[ExitCode, ...] = (
+    ExitCode(0, "success"),
+    ExitCode(1, "unexpected internal error (a bug: please report it)"),
+    ExitCode(2, "usage error: unknown command, flag or argument"),
+    ExitCode(
+        EXIT_EMPTY, "synced, but Spotify matched none of the identifiers (the audience is EMPTY)"
+    ),
+    ExitCode(SafetyError.exit_code, "refused by a safety guard; nothing was changed"),
+    ExitCode(
+        EXIT_STILL_PROCESSING,
+        "uploaded, but still PROCESSING when the wait timeout ran out "
+        "(Spotify can take up to three days)",
+    ),
+    ExitCode(
+        InputError.exit_code, "input data unreadable: encoding, missing or unusable column, empty"
+    ),
+    ExitCode(InputNotFoundError.exit_code, "input file not found"),
+    ExitCode(RemoteError.exit_code, "Spotify or Google refused the request"),
+    ExitCode(
+        TransientError.exit_code,
+        "temporary failure outlived the retries; run again later",
+        retryable=True,
+    ),
+    ExitCode(AuthError.exit_code, "authentication needed or refused"),
+    ExitCode(ConfigError.exit_code, "invalid setting"),
+)
+
+#: Every exit code the CLI returns, with its meaning: the one table the manifest and docs read.
+EXIT_CODES: dict[int, str] = {row.code: row.meaning for row in EXIT_TABLE}

@@ -6,6 +6,7 @@ import io
 import json
 
 from spotify_audience_sync.cli.output import Output
+from spotify_audience_sync.errors import InputError
 
 
 def make(
@@ -43,7 +44,7 @@ def test_quiet_keeps_warnings_errors_and_the_result() -> None:
     output.event("status", status="PROCESSING")
     output.event("retry", "warning", attempt=2)
     output.event("result", action="created")
-    output.error("InputError", "bad", 65)
+    output.error(InputError("bad").to_dict())
     assert [line["event"] for line in lines(out)] == ["retry", "result", "error"]
 
 

@@ -41,9 +41,11 @@ def spec() -> None:
     The same document as connector.yaml; it is generated from the code, so it always matches
     the installed version.
     """
-    from spotify_audience_sync.cli.manifest import build_manifest
+    from spotify_audience_sync.cli.manifest import build_manifest, command_list
 
-    click.echo(json.dumps(build_manifest(), indent=2, ensure_ascii=False))
+    root = click.get_current_context().find_root()
+    commands = command_list(root.command, root)  # type: ignore[arg-type]
+    click.echo(json.dumps(build_manifest(commands), indent=2, ensure_ascii=False))
 
 
 @click.command()

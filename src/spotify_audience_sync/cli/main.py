@@ -54,7 +54,7 @@ class Group(click.Group):
         try:
             return super().invoke(ctx)
         except SyncError as exc:
-            self._fail(ctx, type(exc).__name__, str(exc), exc.exit_code)
+            self._fail(ctx, exc.to_dict())
         except (click.ClickException, click.exceptions.Exit, click.Abort):
             raise
         except Exception as exc:  # a bug: its message may quote data, so it is not printed
@@ -64,15 +64,16 @@ class Group(click.Group):
                 f"internal error ({type(exc).__name__}); details are withheld because they may "
                 "contain data. Rerun with --debug for the traceback, and please report it."
             )
-            self._fail(ctx, type(exc).__name__, message, 1)
+            self._fail(ctx, {"error": type(exc).__name__, "message": message, "exit_code": 1})
 
     @staticmethod
-    def _fail(ctx: click.Context, kind: str, message: str, code: int) -> None:
-        click.echo(f"error: {message}", err=True)
+    def _fail(ctx: click.Context, error: dict[str, Any]) -> None:
+        """``error`` is :meth:`SyncError.to_dict` (or its shape, for a bug)."""
+        click.echo(f"error: {error['message']}", err=True)
         output: Output | None = ctx.obj  # set by make_output, when a command made one
         if output is not None:
-            output.error(kind, message, code)
-        ctx.exit(code)
+            output.error(error)
+        ctx.exit(error["exit_code"])
 
 
 @click.group(cls=Group, context_settings={"help_option_names": ["-h", "--help"]})

@@ -3,8 +3,7 @@
 Built from the code, never written by hand: the version from ``__version__``, the settings
 schema from :class:`~spotify_audience_sync.settings.Settings`, the identifier types from
 :class:`~spotify_audience_sync.identifiers.normalize.IdentifierType`, the commands from the click
-group and the exit codes from :data:`~spotify_audience_sync.errors.EXIT_CODES` (plus the two sync
-outcomes).
+group (passed in) and the exit codes from :data:`~spotify_audience_sync.errors.EXIT_TABLE`.
 ``spotify-audience-sync spec`` prints it as JSON; ``connector.yaml`` at the repository root holds
 the same document as YAML (``scripts/write_connector_yaml.py`` writes it) and a test keeps the
 two equal, so neither can drift from the code.
@@ -40,15 +39,6 @@ REQUIRED_SETTINGS = ("client_id", "client_secret", "ad_account_id")
 """What ``check`` and ``sync`` cannot run without (``prepare`` needs none of them)."""
 
 SYNC_MODES = ("mirror",)
-
-# The two sync outcomes that are not errors (cli_sync.EXIT_EMPTY, cli_sync.EXIT_STILL_PROCESSING).
-_OUTCOME_CODES: dict[str, str] = {
-    "EXIT_EMPTY": "synced, but Spotify matched none of the identifiers (the audience is EMPTY)",
-    "EXIT_STILL_PROCESSING": (
-        "uploaded, but still PROCESSING when the wait timeout ran out "
-        "(Spotify can take up to three days)"
-    ),
-}
 
 
 def settings_schema() -> dict[str, Any]:
@@ -93,25 +83,19 @@ def command_list(group: click.Group, ctx: click.Context | None = None) -> list[d
 def exit_code_list() -> list[dict[str, Any]]:
     """Every exit code with its meaning and whether running again later may help."""
     from spotify_audience_sync import errors
-    from spotify_audience_sync.cli import sync as cli_sync
 
-    retryable = {
-        cls.exit_code: cls.retryable
-        for cls in vars(errors).values()
-        if isinstance(cls, type) and issubclass(cls, errors.SyncError)
-    }
-    meanings = dict(errors.EXIT_CODES)
-    for constant, meaning in _OUTCOME_CODES.items():
-        meanings[getattr(cli_sync, constant)] = meaning
     return [
-        {"code": code, "meaning": meanings[code], "retryable": retryable.get(code, False)}
-        for code in sorted(meanings)
+        {"code": row.code, "meaning": row.meaning, "retryable": row.retryable}
+        for row in sorted(errors.EXIT_TABLE, key=lambda row: row.code)
     ]
 
 
-def build_manifest() -> dict[str, Any]:
-    """The whole manifest as plain JSON-ready data (what `spec` prints)."""
-    from spotify_audience_sync.cli.main import main
+def build_manifest(commands: list[dict[str, str]]) -> dict[str, Any]:
+    """The whole manifest as plain JSON-ready data (what `spec` prints).
+
+    ``commands`` is :func:`command_list` of the CLI's root group, passed in by the caller: the
+    manifest is data about the CLI, so it does not import the CLI.
+    """
     from spotify_audience_sync.identifiers.normalize import IdentifierType
 
     return {
@@ -127,6 +111,6 @@ def build_manifest() -> dict[str, Any]:
         "sync_modes": list(SYNC_MODES),
         "identifier_types": [{"type": t.value, "key": t.key} for t in IdentifierType],
         "settings": settings_schema(),
-        "commands": command_list(main),
+        "commands": commands,
         "exit_codes": exit_code_list(),
     }

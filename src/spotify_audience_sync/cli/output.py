@@ -66,10 +66,10 @@ class Output:
         if self.format == "human" and self.verbosity >= 0:
             self._echo(text)
 
-    def error(self, kind: str, message: str, exit_code: int) -> None:
-        """A failure: JSON line in json format (the CLI prints the message to stderr too)."""
+    def error(self, error: dict[str, Any]) -> None:
+        """A failure (``SyncError.to_dict()``): JSON line in json format; stderr has the message."""
         if self.format == "json":
-            self.event("error", "error", error=kind, message=message, exit_code=exit_code)
+            self.event("error", "error", **error)
 
     def _echo(self, text: str) -> None:
         if self._progress is not None:

@@ -22,6 +22,7 @@ from spotify_audience_sync.cli.options import (
     require_one_input,
     segment_options,
 )
+from spotify_audience_sync.errors import EXIT_EMPTY, EXIT_STILL_PROCESSING
 
 if TYPE_CHECKING:
     from spotify_audience_sync.cli.output import Output
@@ -30,8 +31,6 @@ if TYPE_CHECKING:
     from spotify_audience_sync.settings import Settings
     from spotify_audience_sync.sync.mirror import SyncReport, Uploader
 
-EXIT_EMPTY = 3
-EXIT_STILL_PROCESSING = 5
 DEMO_AUDIENCE = "spotify-audience-sync demo"
 FIXTURE = Path("fixtures") / "segment.csv"
 
@@ -143,8 +142,7 @@ def run_sync(
             )
     except SyncError as exc:
         if report_path:  # a scheduler needs the report most when the run failed
-            error = {"error": type(exc).__name__, "message": str(exc), "exit_code": exc.exit_code}
-            write_json(report_path, _result(prepared, report) | {"error": error})
+            write_json(report_path, _result(prepared, report) | {"error": exc.to_dict()})
         raise
     finally:
         tokens.close()
