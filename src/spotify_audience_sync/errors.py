@@ -6,6 +6,7 @@
     ├─ ConfigError                bad setting or flag                       exit 78
     ├─ InputError                 unreadable input, bad column, encoding    exit 65
     │   └─ InputNotFoundError     the input file does not exist             exit 66
+    ├─ OutputError                an output file cannot be written          exit 73
     ├─ AuthError                  login needed, invalid_grant, 401 twice    exit 77
     ├─ RemoteError                Spotify or GCS said no (4xx)              exit 69
     ├─ SafetyError                our own guards refused (too few, shrink)  exit 4
@@ -34,6 +35,7 @@ __all__ = [
     "InputError",
     "InputNotFoundError",
     "OutcomeUnknownError",
+    "OutputError",
     "RemoteError",
     "SafetyError",
     "SyncError",
@@ -78,6 +80,14 @@ class InputNotFoundError(InputError):
     """The input path does not exist (kept apart so schedulers can alert differently)."""
 
     exit_code = 66
+
+
+class OutputError(SyncError):
+    """An output (``--output``, ``--report``, ``--rejects``) cannot be written: the path is a
+    directory, its folder is missing or read-only, or the disk is full. The message names the
+    flag and the path; nothing is left half-written."""
+
+    exit_code = 73
 
 
 class AuthError(SyncError):
@@ -178,6 +188,10 @@ EXIT_TABLE: tuple[ExitCode, ...] = (
         InputError.exit_code, "input data unreadable: encoding, missing or unusable column, empty"
     ),
     ExitCode(InputNotFoundError.exit_code, "input file not found"),
+    ExitCode(
+        OutputError.exit_code,
+        "an output file cannot be written (a directory, no such folder, no permission, disk full)",
+    ),
     ExitCode(RemoteError.exit_code, "Spotify or Google refused the request"),
     ExitCode(
         TransientError.exit_code,

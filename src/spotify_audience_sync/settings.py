@@ -97,6 +97,9 @@ class Settings(BaseSettings):
     """type-value: one 'type,value' row per identifier; wide: one column per type."""
     temp_dir: Path | None = None
     """Where hashed identifiers are staged for deduplication (default: the system temp dir)."""
+    max_reject_rate: float = Field(default=0.5, gt=0, le=1)
+    """A column with at least this share of its non-empty values rejected is refused by `sync`
+    (exit 4, nothing changed) and warned about by `prepare`; 1 turns the check off."""
     database_url: SecretStr | None = None
     """Database that `--query` reads: postgresql://user:password@host/db, duckdb:///file.db."""
 

@@ -149,9 +149,9 @@ def test_errors_have_messages_and_exit_codes(
     assert not out.exists(), "no output file may be left behind on error"
 
 
-def test_unwritable_output_is_a_config_error(tmp_path: Path) -> None:
+def test_unwritable_output_is_an_output_error(tmp_path: Path) -> None:
     code, _, stderr = invoke(str(FIXTURE), "-o", str(tmp_path / "no" / "such" / "dir.csv"))
-    assert code == 78
+    assert code == 73
     assert "--output" in stderr
 
 

@@ -80,6 +80,9 @@ def test_gmail_canonicalization_is_an_option(raw: str, normalized: str) -> None:
         pytest.param("user@exa\u200bmple.com", "malformed", id="zero-width-space"),
         pytest.param("user@example.com\x1f", "malformed", id="control-char"),
         pytest.param("+tag@gmail.com", "malformed", id="gmail-empty-after-canonical"),
+        pytest.param("a" * 65 + "@example.com", "too_long", id="local-part-over-64"),
+        pytest.param("a@" + "b" * 250 + ".com", "too_long", id="over-254"),
+        pytest.param("a@" + "b" * 10_000_000 + ".com", "too_long", id="ten-megabytes"),
     ],
 )
 def test_rejected_emails_get_a_reason_and_no_hash(raw: str | None, status: str) -> None:
@@ -148,6 +151,47 @@ def test_phone_rejections(raw: str, validation: str, status: str) -> None:
     assert one(PHONE, raw, phone_validation=validation) == (None, status)
 
 
+def test_emails_at_the_length_limits_are_accepted() -> None:
+    local = "a" * 64 + "@example.com"
+    assert one(EMAIL, local) == (sha(local), "hashed")
+    longest = "a@" + "b" * 248 + ".com"  # 254 characters
+    assert one(EMAIL, longest) == (sha(longest), "hashed")
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        pytest.param("4155550123.0", id="national-float"),
+        pytest.param("+14155550123.0", id="international-float"),
+        pytest.param("14155550123.0", id="with-country-code"),
+        pytest.param(" 4155550123.0", id="padded"),
+    ],
+)
+def test_spreadsheet_floats_are_read_as_their_digits(raw: str) -> None:
+    assert one(PHONE, raw) == (sha("+14155550123"), "hashed")
+
+
+@pytest.mark.parametrize(
+    "raw", ["4.15555E+09", "4.15555e+09", "4,15555E+09", "1e+20", "4E9", "+4.1555501E+10"]
+)
+def test_scientific_notation_is_rejected_with_its_own_reason(raw: str) -> None:
+    assert one(PHONE, raw) == (None, "scientific_notation")
+
+
+def test_spreadsheet_rules_hold_on_the_c_path_too() -> None:
+    """hash_batch takes the C phone path where it is built: same answers as the polars path."""
+    import polars as pl
+
+    from spotify_audience_sync.identifiers.normalize import STATUS, hash_batch
+
+    values = ["4155550123.0", "4.15555E+09", "4155550123", "415.555.0123", "4155550123.00"]
+    batch = pl.DataFrame({"p": values})
+    hashed = hash_batch(batch, {PHONE: "p"}, NormalizeOptions())
+    statuses = [STATUS.categories[int(c)] for c in hashed.codes[PHONE]]
+    assert statuses == [one(PHONE, v)[1] for v in values]
+    assert statuses[:4] == ["hashed", "scientific_notation", "hashed", "hashed"]
+
+
 def test_possible_validation_keeps_numbers_valid_would_reject() -> None:
     assert one(PHONE, "+1 200 555 0123", phone_validation="valid")[1] == "invalid_number"
     assert one(PHONE, "+1 200 555 0123", phone_validation="possible") == (
@@ -207,3 +251,14 @@ def test_normalization_never_raises_and_never_emits_a_raw_value(
         assert HEX64.match(digest)
         if status == "hashed":
             assert value is None or digest != value.strip().lower()
+
+
+def test_email_length_limits_hold_on_the_c_path_too() -> None:
+    import polars as pl
+
+    from spotify_audience_sync.identifiers.normalize import STATUS, hash_batch
+
+    values = ["a" * 65 + "@example.com", "a" * 64 + "@example.com", "x@" + "y" * 300 + ".io"]
+    hashed = hash_batch(pl.DataFrame({"e": values}), {EMAIL: "e"}, NormalizeOptions())
+    statuses = [STATUS.categories[int(c)] for c in hashed.codes[EMAIL]]
+    assert statuses == ["too_long", "hashed", "too_long"]

@@ -436,3 +436,55 @@ def test_a_stale_bookable_right_after_a_replacement_is_not_taken_as_done(
     assert second.status == "BOOKABLE"
     assert stale.reads > 2, "it kept polling past the stale answer"
     assert second.seconds["wait"] >= 0.25
+
+
+def _run(
+    tmp_path: Path, sandbox: Sandbox, client: AdsClient, store: StateStore, text: str, **kw: Any
+) -> Any:
+    path = tmp_path / "segment.csv"
+    path.write_text(text, encoding="utf-8")
+    options = SyncOptions(
+        ad_account_id=sandbox.ad_account_id,
+        audience_name=NAME,
+        poll_interval=0.02,
+        wait_timeout=10,
+        **kw,
+    )
+    prepare = PrepareOptions(max_reject_rate=kw.get("max_reject_rate", 0.5))
+    with open_source(str(path)) as source, prepare_segment(source, prepare) as prepared:
+        return mirror(prepared, client, options, uploader=upload_file, store=store)
+
+
+def test_a_type_that_shrinks_by_half_is_refused_though_the_total_does_not(
+    tmp_path: Path, sandbox: Sandbox, client: AdsClient, store: StateStore
+) -> None:
+    """1,200 emails replacing 1,000 emails and 1,333 phones: the total stays above half."""
+    both = "email,phone\n" + "".join(
+        f"u{i}@example.com,+1 201 555 {i:04d}\n" if i < 1333 else f"u{i}@example.com,\n"
+        for i in range(1000)
+    )
+    both += "".join(f",+1 201 555 {i:04d}\n" for i in range(1000, 1333))
+    first = _run(tmp_path, sandbox, client, store, both)
+    assert first.identifiers == 2333
+    emails_only = "email\n" + "".join(f"u{i}@example.com\n" for i in range(1200))
+    with pytest.raises(SafetyError, match=r"phone: 0 identifiers is under half .* 1,333"):
+        _run(tmp_path, sandbox, client, store, emails_only)
+    assert len(sandbox.membership(first.audience_id)) == 2333  # nothing changed
+    again = _run(tmp_path, sandbox, client, store, emails_only, allow_shrink=True)
+    assert again.action == "replaced"
+
+
+def test_a_mostly_rejected_column_is_refused_with_the_likely_fix(
+    tmp_path: Path, sandbox: Sandbox, client: AdsClient, store: StateStore
+) -> None:
+    """UK national numbers read with the default region US: all rejected, nothing created."""
+    text = "email,phone\n" + "".join(f"u{i}@example.com,07911 1{i:05d}\n" for i in range(5000))
+    with pytest.raises(SafetyError) as refused:
+        _run(tmp_path, sandbox, client, store, text)
+    message = str(refused.value)
+    assert "phone column 'phone': 5,000 of 5,000 non-empty values (100%)" in message
+    assert "--default-region" in message
+    assert "07911" not in message
+    assert audiences(sandbox) == []
+    # The threshold is a setting: 1 lets the emails through.
+    assert _run(tmp_path, sandbox, client, store, text, max_reject_rate=1.0).action == "created"

@@ -94,6 +94,13 @@ _SEGMENT_OPTIONS: list[Callable[[F], F]] = [
         "[default: type-value].",
     ),
     click.option(
+        "--max-reject-rate",
+        type=float,
+        metavar="R",
+        help="Refuse (sync) or warn about (prepare) a column with at least this share of its "
+        "non-empty values rejected; 1 turns it off [default: 0.5].",
+    ),
+    click.option(
         "--report", "report_path", metavar="PATH", help="Write a JSON report (counts only)."
     ),
     click.option(
@@ -157,6 +164,7 @@ def prepare_options(settings: Settings, flags: dict[str, Any]) -> PrepareOptions
         ),
         layout=settings.layout,
         temp_dir=str(settings.temp_dir) if settings.temp_dir else None,
+        max_reject_rate=settings.max_reject_rate,
     )
 
 
@@ -168,4 +176,5 @@ SETTING_FLAGS = (
     "layout",
     "temp_dir",
     "database_url",
+    "max_reject_rate",
 )

@@ -61,6 +61,13 @@ class Output:
             details = " ".join(f"{k}={v}" for k, v in fields.items())
             self._echo(f"{level if level != 'info' else '·'} {name} {details}".rstrip())
 
+    def warning(self, message: str, **fields: Any) -> None:
+        """Something a person or a scheduler should look at, though the run goes on."""
+        if self.format == "json":
+            self.event("warning", "warning", message=message, **fields)
+        else:
+            self._echo(f"warning: {message}")
+
     def summary(self, text: str) -> None:
         """The human summary (human format only, not when quiet)."""
         if self.format == "human" and self.verbosity >= 0:

@@ -40,6 +40,7 @@ def prepare(
     give --query SQL and --database-url instead. Nothing is sent anywhere: this is the
     offline half of `sync`.
     """
+    from spotify_audience_sync.segment.outputs import AtomicFile, check_writable
     from spotify_audience_sync.segment.pipeline import prepare_segment
     from spotify_audience_sync.segment.report import write_json
     from spotify_audience_sync.segment.warehouse import open_input
@@ -48,6 +49,9 @@ def prepare(
     settings = load_cli_settings(**{k: flags.get(k) for k in SETTING_FLAGS})
     out = make_output(settings.log_format, quiet, verbose, stdout_is_data=output == "-")
     options = prepare_options(settings, flags)
+    for path, flag in ((output, "--output"), (report_path, "--report")):
+        if path:  # before anything is read: a bad path fails in milliseconds
+            check_writable(path, flag)
     with (
         open_input(input_path, fmt, flags.get("query"), settings.database_url) as source,
         out.phase("read") as progress,
@@ -58,9 +62,17 @@ def prepare(
         if output == "-":
             prepared.write_to(sys.stdout.buffer)
             sys.stdout.buffer.flush()
+            if report_path:
+                write_json(report_path, prepared.report.to_dict())
         else:
-            prepared.write_file(output)
-    if report_path:
-        write_json(report_path, prepared.report.to_dict())
+            # The output is put in place only once the report is written too: a run that fails
+            # leaves neither a complete output nor a report behind.
+            with AtomicFile(output, "--output", mode=0o644) as target:
+                prepared.write_to(target)
+                if report_path:
+                    write_json(report_path, prepared.report.to_dict())
+                target.commit()
     out.summary(prepared.report.summary())
+    for warning in prepared.report.warnings:
+        out.warning(warning, code="column_rejects")
     out.event("result", command="prepare", report=prepared.report.to_dict())

@@ -69,6 +69,18 @@ def _summary(report: SyncReport) -> str:
     return line
 
 
+def _write_report(path: str, data: dict[str, Any], out: Output) -> None:
+    """Write the report; a failure now (the path was checked first) is a warning, never the
+    run's outcome: the audience has already been changed, and a scheduler must not retry."""
+    from spotify_audience_sync.errors import OutputError
+    from spotify_audience_sync.segment.report import write_json
+
+    try:
+        write_json(path, data)
+    except OutputError as exc:
+        out.warning(str(exc), code="report_not_written")
+
+
 def run_sync(
     settings: Settings,
     input_path: str | None,
@@ -83,8 +95,8 @@ def run_sync(
     The segment is ``input_path``, or the query ``flags["query"]`` on the settings' database.
     """
     from spotify_audience_sync.errors import SyncError
+    from spotify_audience_sync.segment.outputs import check_writable
     from spotify_audience_sync.segment.pipeline import prepare_segment
-    from spotify_audience_sync.segment.report import write_json
     from spotify_audience_sync.segment.warehouse import open_input
     from spotify_audience_sync.spotify.auth import OAuthSession
     from spotify_audience_sync.spotify.client import AdsClient
@@ -100,10 +112,13 @@ def run_sync(
         wait=not flags.get("no_wait"),
         wait_timeout=settings.wait_timeout,
         allow_shrink=bool(flags.get("allow_shrink")),
+        max_reject_rate=settings.max_reject_rate,
         force=bool(flags.get("force")),
         chunk_size=settings.upload_chunk_size,
     )
     validate_options(options)  # before reading anything: a bad name fails in milliseconds
+    if report_path:  # and before the first request: nothing after the write may fail the run
+        check_writable(report_path, "--report")
     report = SyncReport(ad_account_id=options.ad_account_id)
     prepared: PreparedSegment | None = None
     tokens = OAuthSession.from_settings(settings)
@@ -123,6 +138,8 @@ def run_sync(
             out.event(name, **fields)
             if name == "prepared":  # exact counts are known: show them before anything is sent
                 out.summary(segment.report.summary())
+                for warning in segment.report.warnings:
+                    out.warning(warning, code="column_rejects")
             elif name in ("created", "replaced"):
                 seen["since"] = time.monotonic()
             elif name == "status" and fields.get("status") != seen.get("status"):
@@ -142,13 +159,13 @@ def run_sync(
             )
     except SyncError as exc:
         if report_path:  # a scheduler needs the report most when the run failed
-            write_json(report_path, _result(prepared, report) | {"error": exc.to_dict()})
+            _write_report(report_path, _result(prepared, report) | {"error": exc.to_dict()}, out)
         raise
     finally:
         tokens.close()
     result = _result(prepared, report)
     if report_path:
-        write_json(report_path, result)
+        _write_report(report_path, result, out)
     out.summary(_summary(report))
     code = _outcome_code(report, options.wait)
     out.event("result", command="sync", exit_code=code, **result)

@@ -71,8 +71,8 @@ PREHASHED = "prehashed"
 
 #: Rejection reasons per type, in report order. ``empty`` is a blank or missing cell.
 REJECT_REASONS: dict[IdentifierType, tuple[str, ...]] = {
-    IdentifierType.EMAIL: ("empty", "malformed"),
-    IdentifierType.PHONE: PHONE_REASONS,
+    IdentifierType.EMAIL: ("empty", "malformed", "too_long"),
+    IdentifierType.PHONE: (*PHONE_REASONS, "scientific_notation"),
     IdentifierType.DEVICE_ID: ("empty", "malformed", "zeroed"),
 }
 
@@ -85,6 +85,11 @@ _SHA256_HEX = r"^[0-9a-fA-F]{64}$"
 # One @, a non-empty local part, a dotted domain of non-empty labels; no whitespace, control or
 # format characters anywhere (zero-width spaces would silently change the hash).
 _EMAIL = r"^[^@\s\p{Cc}\p{Cf}]+@[^@\s\p{Cc}\p{Cf}.]+(\.[^@\s\p{Cc}\p{Cf}.]+)+$"
+#: RFC 5321's limits: a longer address cannot be delivered, so it cannot be anyone's.
+MAX_EMAIL_CHARS = 254
+MAX_LOCAL_PART_CHARS = 64
+# A number a spreadsheet wrote in scientific notation (4.15555E+09): its digits are gone.
+_SCIENTIFIC = r"^\+?\d+(?:[.,]\d+)?[eE][+-]?\d+$"
 _UUID = r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"
 _ZERO_UUID = "00000000-0000-0000-0000-000000000000"
 _GMAIL_DOMAINS = ("gmail.com", "googlemail.com")
@@ -176,7 +181,17 @@ def _finish(kind: IdentifierType, frame: pl.LazyFrame, reason: pl.Expr) -> pl.La
 def _email_frame(frame: pl.LazyFrame, column: str, options: NormalizeOptions) -> pl.LazyFrame:
     stripped = frame.select(_s=pl.col(column).cast(pl.String).str.strip_chars())
     normalized = stripped.with_columns(_n=_email_normalized(pl.col("_s"), options.gmail_canonical))
-    reason = pl.when(pl.col("_n").str.contains(_EMAIL)).then(None).otherwise(_status("malformed"))
+    local = pl.col("_n").str.split("@").list.first()
+    too_long = (pl.col("_n").str.len_chars() > MAX_EMAIL_CHARS) | (
+        local.str.len_chars() > MAX_LOCAL_PART_CHARS
+    )
+    reason = (
+        pl.when(~pl.col("_n").str.contains(_EMAIL))
+        .then(_status("malformed"))
+        .when(too_long)
+        .then(_status("too_long"))
+        .otherwise(None)
+    )
     return _finish(IdentifierType.EMAIL, normalized, reason)
 
 
@@ -193,11 +208,27 @@ def _device_frame(frame: pl.LazyFrame, column: str) -> pl.LazyFrame:
     return _finish(IdentifierType.DEVICE_ID, normalized, reason)
 
 
+def spreadsheet_phones(values: pl.Series) -> pl.Series:
+    """Phones as spreadsheets and numeric columns write them (``4155550123.0``) back to digits.
+
+    An integral float is the number's digits; a float column cast to text reads the same way.
+    Scientific notation lost digits and cannot be undone: it is rejected in :func:`_phone_frame`
+    (its letter ``E`` sends it there from the C path too).
+    """
+    values = values.cast(pl.String)
+    floats = values.str.ends_with(".0")  # the cheap test; the exact one runs on the few hits
+    if not floats.any():
+        return values
+    digits = values.str.replace(r"^(\s*\+?\d+)\.0$", "${1}")
+    return pl.select(pl.when(floats).then(digits).otherwise(values)).to_series().alias(values.name)
+
+
 def _phone_frame(values: pl.Series, options: NormalizeOptions, native: bool = True) -> pl.LazyFrame:
     """Phones leave the expression world: libphonenumber's rules, vectorized (see ``phones``)."""
     stripped = values.cast(pl.String).str.strip_chars()
     hexes = stripped.str.contains(_SHA256_HEX)
-    needs_parse = ~(stripped.is_null() | (stripped == "") | hexes)
+    scientific = stripped.str.contains(_SCIENTIFIC).fill_null(False)
+    needs_parse = ~(stripped.is_null() | (stripped == "") | hexes | scientific)
     parsed = normalize_phones(
         stripped.filter(needs_parse),
         default_region=options.default_region,
@@ -205,10 +236,10 @@ def _phone_frame(values: pl.Series, options: NormalizeOptions, native: bool = Tr
         with_route=True,
         native=native,
     )
-    frame = pl.DataFrame({"_s": stripped, "_h": hexes}).select(
+    frame = pl.DataFrame({"_s": stripped, "_h": hexes, "_e": scientific}).select(
         "_s",
         _n=pl.when(pl.col("_h")).then(pl.col("_s").str.to_lowercase()),
-        _r=pl.lit(None, pl.String),
+        _r=pl.when(pl.col("_e")).then(pl.lit("scientific_notation")).otherwise(None),
     )
     fallback = pl.repeat(False, len(values), dtype=pl.Boolean, eager=True)
     if parsed.height:
@@ -242,7 +273,7 @@ def normalize_batch(
         elif kind is IdentifierType.DEVICE_ID:
             frames.append(_device_frame(source, columns[kind]))
         else:
-            frames.append(_phone_frame(batch[columns[kind]], options))
+            frames.append(_phone_frame(spreadsheet_phones(batch[columns[kind]]), options))
     if not frames:
         return pl.DataFrame(height=batch.height)
     return pl.concat(frames, how="horizontal").collect()
@@ -316,6 +347,12 @@ def _native_emails(
     if result is None:
         return None
     codes, matrix, deferred = result  # a null is read as empty (the kernel takes the bitmap)
+    # The kernel has no length limits: a value long enough to break one goes to the polars
+    # rules (a few in a million; the test is cheap, the byte length read from Arrow).
+    long = values.str.len_bytes() > MAX_LOCAL_PART_CHARS
+    if long.any():
+        codes[long.fill_null(False).to_numpy()] = EMAIL_DEFER
+        deferred = 1
     if deferred:
         rows = np.flatnonzero(codes == EMAIL_DEFER)
         subset = pl.DataFrame({"v": values.gather(rows)}).lazy()
@@ -366,7 +403,7 @@ def hash_batch(
             codes[IdentifierType.EMAIL], hashes[IdentifierType.EMAIL] = native
             del rest[IdentifierType.EMAIL]
     if IdentifierType.PHONE in columns:
-        phones = _native_phones(batch[columns[IdentifierType.PHONE]], options)
+        phones = _native_phones(spreadsheet_phones(batch[columns[IdentifierType.PHONE]]), options)
         if phones is not None:
             codes[IdentifierType.PHONE], hashes[IdentifierType.PHONE], fallback = phones
             del rest[IdentifierType.PHONE]

@@ -9,7 +9,6 @@ stream them without the whole file ever being in memory.
 from __future__ import annotations
 
 import hashlib
-import os
 import time
 from collections import deque
 from collections.abc import Callable, Iterator, Mapping
@@ -22,7 +21,7 @@ import numpy as np
 import numpy.typing as npt
 import polars as pl
 
-from spotify_audience_sync.errors import ConfigError, InputError
+from spotify_audience_sync.errors import InputError
 from spotify_audience_sync.identifiers.normalize import (
     HASHED,
     PREHASHED,
@@ -42,6 +41,8 @@ from spotify_audience_sync.segment.encode import (
     to_blocks,
     written_per_type,
 )
+from spotify_audience_sync.segment.outputs import AtomicFile
+from spotify_audience_sync.segment.quality import DEFAULT_MAX_REJECT_RATE, format_warnings
 from spotify_audience_sync.segment.report import PrepareReport, TypeCounts
 from spotify_audience_sync.segment.sources import Source, looks_like_data
 from spotify_audience_sync.segment.staging import Stage, partition_payload, partition_rows
@@ -71,6 +72,8 @@ class PrepareOptions:
     layout: Layout = "type-value"
     temp_dir: str | None = None
     workers: int = 2
+    max_reject_rate: float = DEFAULT_MAX_REJECT_RATE
+    """Warn about (and let `sync` refuse) a column with this share of its values rejected."""
 
 
 def column_label(name: str, position: int) -> str:
@@ -238,26 +241,16 @@ class PreparedSegment:
         )
         return data, sum(len(r) for r in parts.values()), self._written(parts)
 
-    def write_to(self, stream: BinaryIO) -> None:
+    def write_to(self, stream: BinaryIO | AtomicFile) -> None:
         """Write the whole file to a binary stream."""
         for chunk in self.chunks():
             stream.write(chunk)
 
     def write_file(self, path: str | Path) -> None:
         """Write the file atomically: a half-written output never replaces a good one."""
-        target = Path(path)
-        partial = target.with_name(f".{target.name}.partial")
-        try:
-            fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-        except OSError as exc:
-            raise ConfigError(f"--output {path}: cannot be written ({exc.strerror})") from exc
-        try:
-            with os.fdopen(fd, "wb") as out:
-                self.write_to(out)
-            os.replace(partial, target)
-        except BaseException:
-            partial.unlink(missing_ok=True)
-            raise
+        with AtomicFile(path, "--output", mode=0o644) as out:
+            self.write_to(out)
+            out.commit()
 
     def close(self) -> None:
         """Remove the staged hashes."""
@@ -354,6 +347,7 @@ def prepare_segment(
         stage.close()
         raise InputError(f"{source.name}: has a header but no data rows")
     report.seconds = time.perf_counter() - started
+    report.warnings = format_warnings(report, options.max_reject_rate)
     return PreparedSegment(stage, report, kinds, options.layout, options.workers)
 
 

@@ -7,12 +7,11 @@ stored and shared freely: nothing in it identifies a person.
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from spotify_audience_sync.errors import ConfigError
+from spotify_audience_sync.segment.outputs import AtomicFile
 
 __all__ = ["PrepareReport", "TypeCounts", "write_json"]
 
@@ -56,6 +55,8 @@ class PrepareReport:
     bytes_written: int = 0
     fingerprint: str | None = None
     seconds: float = 0.0
+    #: Findings a person should look at (never values): mostly rejected columns, and so on.
+    warnings: list[str] = field(default_factory=list)
 
     @property
     def rows_per_second(self) -> float:
@@ -98,13 +99,8 @@ class PrepareReport:
         return "\n".join(lines)
 
 
-def write_json(path: str | Path, data: dict[str, Any]) -> None:
-    """Write a report atomically (temp file + rename), so readers never see half a report."""
-    target = Path(path)
-    tmp = target.with_name(f".{target.name}.tmp")
-    try:
-        tmp.write_text(json.dumps(data, indent=2, sort_keys=False) + "\n", encoding="utf-8")
-        os.replace(tmp, target)
-    except OSError as exc:
-        tmp.unlink(missing_ok=True)
-        raise ConfigError(f"--report {path}: cannot be written ({exc.strerror})") from exc
+def write_json(path: str | Path, data: dict[str, Any], flag: str = "--report") -> None:
+    """Write a report atomically (partial file + rename), so readers never see half a report."""
+    with AtomicFile(path, flag, mode=0o644) as out:
+        out.write((json.dumps(data, indent=2, sort_keys=False) + "\n").encode())
+        out.commit()

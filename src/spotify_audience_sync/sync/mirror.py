@@ -27,6 +27,7 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from spotify_audience_sync.errors import ConfigError, RemoteError, SafetyError, TransientError
+from spotify_audience_sync.segment.quality import DEFAULT_MAX_REJECT_RATE, column_problems
 from spotify_audience_sync.spotify.models import Audience, AudienceStatus
 from spotify_audience_sync.sync.state import StateStore, SyncState
 
@@ -49,6 +50,8 @@ log = logging.getLogger(__name__)
 MIN_IDENTIFIERS = 1_000
 MAX_BYTES = 1 << 30
 SHRINK_FLOOR = 0.5
+#: A type is guarded against shrinking on its own once it had at least this many identifiers.
+MIN_TYPE_FOR_SHRINK = 1_000
 # A settled status read after a replacement belongs to it only if updated since the upload
 # began; the slack absorbs clock differences between this machine and Spotify.
 FRESHNESS_SLACK = timedelta(seconds=60)
@@ -88,6 +91,7 @@ class SyncOptions:
     wait: bool = True
     wait_timeout: float = 3600.0
     allow_shrink: bool = False
+    max_reject_rate: float = DEFAULT_MAX_REJECT_RATE
     force: bool = False
     chunk_size: int = 8 * 1024 * 1024
     poll_interval: float = 2.0
@@ -165,15 +169,30 @@ def check_guards(prepared: PreparedSegment, last: SyncState | None, options: Syn
         )
     if size > MAX_BYTES:
         raise SafetyError(f"the file would be {size:,} bytes; Spotify accepts at most 1 GiB")
-    if (
-        last is not None
-        and not options.allow_shrink
-        and identifiers < SHRINK_FLOOR * last.identifiers
-    ):
+    problems = column_problems(prepared.report, options.max_reject_rate)
+    if problems:
+        raise SafetyError(
+            "refusing to sync: "
+            + "; ".join(problem.message() for problem in problems)
+            + f" (--max-reject-rate {options.max_reject_rate:g} sets the threshold)"
+        )
+    if last is None or options.allow_shrink:
+        return
+    if identifiers < SHRINK_FLOOR * last.identifiers:
         raise SafetyError(
             f"{identifiers:,} identifiers is under half of the last sync's "
             f"{last.identifiers:,} ({last.synced_at}); pass --allow-shrink if that is intended"
         )
+    # Per type too: 1,200 emails replacing 1,000 emails and 1,333 phones keeps the total above
+    # half, yet strips every phone from the audience.
+    now = {key: counts.written for key, counts in prepared.report.identifiers.items()}
+    for key, before in sorted(last.counts.items()):
+        after = now.get(key, 0)
+        if before >= MIN_TYPE_FOR_SHRINK and after < SHRINK_FLOOR * before:
+            raise SafetyError(
+                f"{key}: {after:,} identifiers is under half of the last sync's {before:,} "
+                f"({last.synced_at}); pass --allow-shrink if that is intended"
+            )
 
 
 class _Mirror:
