@@ -174,3 +174,56 @@ def test_sync_checks_its_report_path_before_any_request(env: object, tmp_path: P
     assert final["error"] == "OutputError"
     assert final["retryable"] is False
     assert env.audiences.list(env.ad_account_id, {})["audiences"] == []
+
+
+def test_rejects_report_lists_location_column_and_reason_never_the_value(tmp_path: Path) -> None:
+    src = tmp_path / "in.csv"
+    lines = [
+        "email,phone",
+        "good@example.com,+1 415 555 0100",  # line 2
+        "not-an-email,+1 415 555 0101",  # line 3: email malformed
+        ",7.20391E+10",  # line 4: email blank (not listed), phone scientific
+        '"quoted, with comma@x",n/a',  # line 5: both rejected
+        "ok@example.com,",  # line 6
+    ]
+    src.write_text("\n".join(lines) + "\n")
+    rejects = tmp_path / "rejects.csv"
+    code, stdout, stderr = prepare(
+        str(src), "-o", str(tmp_path / "o.csv"), "--rejects", str(rejects), "--max-reject-rate", "1"
+    )
+    assert code == 0, stderr
+    assert rejects.read_text().splitlines() == [
+        "line,column,reason",
+        "3,email,malformed",
+        "4,phone,scientific_notation",
+        "5,email,malformed",
+        "5,phone,not_a_number",
+    ]
+    assert oct(rejects.stat().st_mode & 0o777) == "0o600"
+    text = rejects.read_text() + stdout + stderr
+    for value in ("not-an-email", "7.20391E+10", "quoted", "n/a"):
+        assert value not in text
+
+
+def test_rejects_of_a_parquet_file_are_rows(tmp_path: Path) -> None:
+    src = tmp_path / "in.parquet"
+    pl.DataFrame({"email": ["a@example.com", "bad", None, "worse"]}).write_parquet(src)
+    rejects = tmp_path / "r.csv"
+    code, _, _ = prepare(
+        str(src), "-o", str(tmp_path / "o.csv"), "--rejects", str(rejects), "--max-reject-rate", "1"
+    )
+    assert code == 0
+    assert rejects.read_text().splitlines() == [
+        "row,column,reason",
+        "2,email,malformed",
+        "4,email,malformed",
+    ]
+
+
+def test_a_failed_run_leaves_no_rejects_report(tmp_path: Path) -> None:
+    src = tmp_path / "in.csv"
+    src.write_bytes(b"email\nbad\n\xff@x.com\n")
+    rejects = tmp_path / "r.csv"
+    code, _, _ = prepare(str(src), "-o", str(tmp_path / "o.csv"), "--rejects", str(rejects))
+    assert code == 65
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.csv"]

@@ -104,6 +104,13 @@ _SEGMENT_OPTIONS: list[Callable[[F], F]] = [
         "--report", "report_path", metavar="PATH", help="Write a JSON report (counts only)."
     ),
     click.option(
+        "--rejects",
+        "rejects_path",
+        metavar="PATH",
+        help="Write one CSV line per rejected value: line (or row), column, reason; never "
+        "the value (mode 0600).",
+    ),
+    click.option(
         "--temp-dir",
         metavar="DIR",
         help="Where hashed (never raw) identifiers are staged for deduplication "
@@ -165,6 +172,7 @@ def prepare_options(settings: Settings, flags: dict[str, Any]) -> PrepareOptions
         layout=settings.layout,
         temp_dir=str(settings.temp_dir) if settings.temp_dir else None,
         max_reject_rate=settings.max_reject_rate,
+        rejects_path=flags.get("rejects_path"),
     )
 
 

@@ -49,7 +49,8 @@ def prepare(
     settings = load_cli_settings(**{k: flags.get(k) for k in SETTING_FLAGS})
     out = make_output(settings.log_format, quiet, verbose, stdout_is_data=output == "-")
     options = prepare_options(settings, flags)
-    for path, flag in ((output, "--output"), (report_path, "--report")):
+    checks = ((output, "--output"), (report_path, "--report"), (options.rejects_path, "--rejects"))
+    for path, flag in checks:
         if path:  # before anything is read: a bad path fails in milliseconds
             check_writable(path, flag)
     with (
@@ -64,6 +65,8 @@ def prepare(
             sys.stdout.buffer.flush()
             if report_path:
                 write_json(report_path, prepared.report.to_dict())
+            if prepared.rejects is not None:
+                prepared.rejects.commit()
         else:
             # The output is put in place only once the report is written too: a run that fails
             # leaves neither a complete output nor a report behind.
@@ -71,6 +74,8 @@ def prepare(
                 prepared.write_to(target)
                 if report_path:
                     write_json(report_path, prepared.report.to_dict())
+                if prepared.rejects is not None:
+                    prepared.rejects.commit()
                 target.commit()
     out.summary(prepared.report.summary())
     for warning in prepared.report.warnings:

@@ -117,8 +117,10 @@ def run_sync(
         chunk_size=settings.upload_chunk_size,
     )
     validate_options(options)  # before reading anything: a bad name fails in milliseconds
-    if report_path:  # and before the first request: nothing after the write may fail the run
-        check_writable(report_path, "--report")
+    # ... and before the first request: nothing after a write to Spotify may fail the run.
+    for path, flag in ((report_path, "--report"), (flags.get("rejects_path"), "--rejects")):
+        if path:
+            check_writable(path, flag)
     report = SyncReport(ad_account_id=options.ad_account_id)
     prepared: PreparedSegment | None = None
     tokens = OAuthSession.from_settings(settings)
@@ -131,6 +133,8 @@ def run_sync(
                 source, prepare_options(settings, flags), on_progress=progress
             )
         segment = prepared
+        if prepared.rejects is not None:  # about the input: complete now, whatever the sync does
+            prepared.rejects.commit()
 
         seen: dict[str, Any] = {}
 

@@ -43,6 +43,7 @@ from spotify_audience_sync.segment.encode import (
 )
 from spotify_audience_sync.segment.outputs import AtomicFile
 from spotify_audience_sync.segment.quality import DEFAULT_MAX_REJECT_RATE, format_warnings
+from spotify_audience_sync.segment.rejects import BatchRejects, RejectsFile
 from spotify_audience_sync.segment.report import PrepareReport, TypeCounts
 from spotify_audience_sync.segment.sources import Source, looks_like_data
 from spotify_audience_sync.segment.staging import Stage, partition_payload, partition_rows
@@ -50,6 +51,10 @@ from spotify_audience_sync.segment.staging import Stage, partition_payload, part
 __all__ = ["PrepareOptions", "PreparedSegment", "prepare_segment", "resolve_columns"]
 
 ProgressCallback = Callable[[int], None]
+
+_REASONS: list[str] = STATUS.categories.to_list()
+_FIRST_REASON = _REASONS.index(PREHASHED) + 1  # statuses after hashed and prehashed: rejections
+_EMPTY = _REASONS.index("empty")
 
 _DEFAULT_NAMES = {
     IdentifierType.EMAIL: "email",
@@ -74,6 +79,8 @@ class PrepareOptions:
     workers: int = 2
     max_reject_rate: float = DEFAULT_MAX_REJECT_RATE
     """Warn about (and let `sync` refuse) a column with this share of its values rejected."""
+    rejects_path: str | None = None
+    """Where to write the rejects report (see :mod:`.rejects`); None writes none."""
 
 
 def column_label(name: str, position: int) -> str:
@@ -155,6 +162,8 @@ class PreparedSegment:
         self.kinds = kinds
         self._stage = stage
         self._started = time.perf_counter() - report.seconds
+        #: The rejects report, written but not yet in place: the caller commits it on success.
+        self.rejects: RejectsFile | None = None
 
     def finalize(self) -> str:
         """Deduplicate everything now; fill in exact counts and size; return the fingerprint.
@@ -253,8 +262,10 @@ class PreparedSegment:
             out.commit()
 
     def close(self) -> None:
-        """Remove the staged hashes."""
+        """Remove the staged hashes, and a rejects report nobody committed."""
         self._stage.close()
+        if self.rejects is not None:
+            self.rejects.discard()
 
     def __enter__(self) -> PreparedSegment:
         return self
@@ -271,6 +282,7 @@ class _Processed:
     payloads: list[tuple[int, dict[int, Records]]]
     statuses: dict[IdentifierType, dict[str, int]]
     phone_fallback: int
+    rejects: BatchRejects | None = None
 
 
 def _count_statuses(codes: npt.NDArray[np.uint8]) -> dict[str, int]:
@@ -279,12 +291,35 @@ def _count_statuses(codes: npt.NDArray[np.uint8]) -> dict[str, int]:
     return {STATUS.categories[i]: int(n) for i, n in enumerate(counts) if n}
 
 
+def _rejects(
+    parse: Callable[[], pl.DataFrame],
+    codes: Mapping[IdentifierType, npt.NDArray[np.uint8]],
+    labels: Mapping[IdentifierType, str],
+) -> BatchRejects:
+    """Where this batch's rejected values are (blank cells are counted, not listed)."""
+    parts = []
+    for kind, kind_codes in codes.items():
+        rows = np.flatnonzero((kind_codes >= _FIRST_REASON) & (kind_codes != _EMPTY))
+        parts.append((rows, labels[kind], kind_codes[rows]))
+    rows = np.concatenate([r for r, _, _ in parts]) if parts else np.zeros(0, np.int64)
+    columns = [label for r, label, _ in parts for _ in range(len(r))]
+    reasons = [_REASONS[code] for _, _, c in parts for code in c.tolist()]
+    line_of = getattr(parse, "line_of", None)
+    if line_of is not None:  # the source knows each record's exact line
+        return BatchRejects(np.asarray(line_of(rows), np.int64), columns, reasons, False)
+    return BatchRejects(rows.astype(np.int64), columns, reasons, True)
+
+
 def _process(
     parse: Callable[[], pl.DataFrame],
     columns: Mapping[IdentifierType, str],
     options: PrepareOptions,
+    labels: Mapping[IdentifierType, str] | None = None,
 ) -> _Processed:
-    """One batch, on a worker thread: parsing, rules and hashes, status counts, partitions."""
+    """One batch, on a worker thread: parsing, rules and hashes, status counts, partitions.
+
+    With ``labels`` (each type's column as shown), the rejected values' locations too.
+    """
     # Each stage's input is let go as soon as the next stage has what it needs: a batch's
     # peak working set, times the batches in flight, is most of the process's peak memory.
     batch = parse()
@@ -292,6 +327,7 @@ def _process(
     del batch
     statuses = {kind: _count_statuses(codes) for kind, codes in hashed.codes.items()}
     rows, fallback = hashed.rows, hashed.phone_fallback
+    rejects = _rejects(parse, hashed.codes, labels) if labels is not None else None
     payloads = []
     if options.layout == "type-value":  # a type's group is its place in IdentifierType
         for group, kind in enumerate(IdentifierType):
@@ -299,14 +335,14 @@ def _process(
                 payload = partition_rows(hashed.hashes[kind].matrix, hashed.hashes[kind].accepted)
                 if payload:
                     payloads.append((group, payload))
-        return _Processed(rows, payloads, statuses, fallback)
+        return _Processed(rows, payloads, statuses, fallback, rejects)
     blocks = to_blocks(hashed.hashes, options.layout, list(columns))
     del hashed
     while blocks:
         block = blocks.pop(0)
         payloads.append((block.group, partition_payload(block.records, block.partitions)))
         del block
-    return _Processed(rows, payloads, statuses, fallback)
+    return _Processed(rows, payloads, statuses, fallback, rejects)
 
 
 def prepare_segment(
@@ -337,18 +373,25 @@ def prepare_segment(
             for kind in kinds
         },
     )
+    rejects = None
+    if options.rejects_path:
+        unit = "row" if source.format not in ("csv", "tsv", "ndjson") else "line"
+        rejects = RejectsFile(options.rejects_path, unit)
     stage = Stage(record_width(options.layout, kinds), options.temp_dir)
     try:
-        _run_batches(source, columns, options, stage, report, on_progress)
+        _run_batches(source, columns, options, stage, report, on_progress, rejects)
+        if report.rows_read == 0:
+            raise InputError(f"{source.name}: has a header but no data rows")
     except BaseException:
         stage.close()
+        if rejects is not None:
+            rejects.discard()
         raise
-    if report.rows_read == 0:
-        stage.close()
-        raise InputError(f"{source.name}: has a header but no data rows")
     report.seconds = time.perf_counter() - started
     report.warnings = format_warnings(report, options.max_reject_rate)
-    return PreparedSegment(stage, report, kinds, options.layout, options.workers)
+    prepared = PreparedSegment(stage, report, kinds, options.layout, options.workers)
+    prepared.rejects = rejects
+    return prepared
 
 
 def _run_batches(
@@ -358,10 +401,14 @@ def _run_batches(
     stage: Stage,
     report: PrepareReport,
     on_progress: ProgressCallback | None,
+    rejects: RejectsFile | None = None,
 ) -> None:
     """Keep ``workers`` batches in flight; merge results in input order (deterministic output)."""
     wanted = list(dict.fromkeys(columns.values()))
     renamed = {kind: columns[kind] for kind in columns}
+    labels = {kind: report.identifiers[kind.key].column for kind in columns} if rejects else None
+    # A record's 1-based row (Parquet, queries) or, without a line map, line (the header is 1).
+    first = 2 if source.format in ("csv", "tsv") else 1
     in_flight: deque[Future[_Processed]] = deque()
     with ThreadPoolExecutor(max_workers=max(1, options.workers)) as pool:
 
@@ -369,6 +416,8 @@ def _run_batches(
             done = in_flight.popleft().result()
             for group, payload in done.payloads:
                 stage.write(group, payload)
+            if rejects is not None and done.rejects is not None:
+                rejects.add(done.rejects, first + report.rows_read)
             report.rows_read += done.rows
             if IdentifierType.PHONE in columns:
                 phone = report.identifiers[IdentifierType.PHONE.key]
@@ -388,7 +437,7 @@ def _run_batches(
         try:
             try:
                 for parse in source.deferred_batches(wanted):
-                    in_flight.append(pool.submit(_process, parse, renamed, options))
+                    in_flight.append(pool.submit(_process, parse, renamed, options, labels))
                     if len(in_flight) > options.workers:
                         merge_oldest()
             except InputError:
