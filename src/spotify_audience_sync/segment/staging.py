@@ -15,9 +15,11 @@ after an error.
 
 from __future__ import annotations
 
+import fcntl
 import os
 import shutil
 import tempfile
+import time
 from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -85,16 +87,56 @@ def partition_rows(matrix: Records, accepted: npt.NDArray[np.bool_]) -> dict[int
     return _runs(np.take(matrix, order[:kept], axis=0), counts)
 
 
+_PREFIX = "spotify-audience-sync-"
+
+
+def remove_stale(root: Path) -> list[Path]:
+    """Remove the staging directories of runs that died without cleaning up (killed, OOM).
+
+    A live stage holds an ``flock`` on its directory, which dies with its process, so a
+    directory whose lock can be taken is stale, whatever its pid says (pids are per container;
+    the lock is the file system's). Only directories a minute old are looked at, so one just
+    made by mkdtemp and not yet locked is never taken for stale. Returns what was removed.
+    """
+    removed: list[Path] = []
+    try:
+        candidates = [p for p in root.iterdir() if p.name.startswith(_PREFIX) and p.is_dir()]
+    except OSError:
+        return removed
+    for directory in candidates:
+        try:
+            if time.time() - directory.stat().st_ctime < 60:
+                continue
+            fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+        except OSError:
+            continue
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            continue  # a live run holds it
+        else:
+            shutil.rmtree(directory, ignore_errors=True)
+            removed.append(directory)
+        finally:
+            os.close(fd)
+    return removed
+
+
 class Stage:
     """Partition files of staged rows under a private temporary directory."""
 
     def __init__(self, width: int, temp_dir: str | Path | None = None) -> None:
         self.width = width
+        root = Path(temp_dir or tempfile.gettempdir())
+        remove_stale(root)
         try:
-            self._dir = Path(tempfile.mkdtemp(prefix="spotify-audience-sync-", dir=temp_dir))
+            self._dir = Path(tempfile.mkdtemp(prefix=f"{_PREFIX}{os.getpid()}-", dir=root))
+            # Held for the stage's life: a stage whose lock can be taken belongs to a dead run.
+            self._lock = os.open(self._dir, os.O_RDONLY | os.O_DIRECTORY)
+            fcntl.flock(self._lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError as exc:
             raise ConfigError(
-                f"temp dir {temp_dir or tempfile.gettempdir()} is not usable ({exc.strerror}); "
+                f"temp dir {root} is not usable ({exc.strerror}); "
                 "set --temp-dir / SPOTIFY_ADS_TEMP_DIR"
             ) from exc
         self._files: dict[tuple[int, int], int] = {}
@@ -155,7 +197,9 @@ class Stage:
             if keep:
                 if not already:
                     partial = path.with_name(f".{path.name}")
-                    result.tofile(partial)
+                    fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+                    with os.fdopen(fd, "wb") as out:
+                        out.write(np.ascontiguousarray(result).data)
                     os.replace(partial, path)
             else:
                 path.unlink()
@@ -185,9 +229,12 @@ class Stage:
         self._files.clear()
 
     def close(self) -> None:
-        """Remove every staged file, whatever state the run ended in."""
+        """Remove every staged file, whatever state the run ended in (idempotent)."""
         self._close_files()
         shutil.rmtree(self._dir, ignore_errors=True)
+        if self._lock >= 0:
+            os.close(self._lock)
+            self._lock = -1
 
     def __enter__(self) -> Stage:
         return self
