@@ -123,7 +123,7 @@ def test_cronjob_retries_only_what_may_pass(cronjob: dict[str, Any]) -> None:
     assert rule["onExitCodes"]["operator"] == "In"
     assert rule["onExitCodes"]["containerName"] == "sync"
     assert set(rule["onExitCodes"]["values"]) == FAILING
-    assert {75} == RETRYABLE
+    assert {75, 130, 143} == RETRYABLE
 
 
 # --- Airflow ------------------------------------------------------------------------------------

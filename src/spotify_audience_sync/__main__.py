@@ -1,5 +1,5 @@
 """``python -m spotify_audience_sync`` runs the CLI."""
 
-from spotify_audience_sync.cli.main import main
+from spotify_audience_sync.cli.main import run
 
-main()
+run()

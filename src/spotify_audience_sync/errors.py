@@ -28,7 +28,10 @@ from typing import Any, ClassVar
 
 __all__ = [
     "EXIT_CODES",
+    "EXIT_DECLINED",
     "EXIT_EMPTY",
+    "EXIT_SIGINT",
+    "EXIT_SIGTERM",
     "EXIT_STILL_PROCESSING",
     "AuthError",
     "ConfigError",
@@ -160,6 +163,11 @@ class OutcomeUnknownError(TransientError):
 EXIT_EMPTY = 3
 #: A sync that uploaded, but Spotify was still processing when --wait-timeout ran out.
 EXIT_STILL_PROCESSING = 5
+#: A confirmation prompt was answered no.
+EXIT_DECLINED = 10
+#: Stopped by SIGINT (Ctrl-C) or SIGTERM (a deadline, a scheduler): 128 + the signal's number.
+EXIT_SIGINT = 130
+EXIT_SIGTERM = 143
 
 
 @dataclass(frozen=True)
@@ -184,6 +192,7 @@ EXIT_TABLE: tuple[ExitCode, ...] = (
         "uploaded, but still PROCESSING when the wait timeout ran out "
         "(Spotify can take up to three days)",
     ),
+    ExitCode(EXIT_DECLINED, "declined at a confirmation prompt; nothing was changed"),
     ExitCode(
         InputError.exit_code, "input data unreadable: encoding, missing or unusable column, empty"
     ),
@@ -200,6 +209,17 @@ EXIT_TABLE: tuple[ExitCode, ...] = (
     ),
     ExitCode(AuthError.exit_code, "authentication needed or refused"),
     ExitCode(ConfigError.exit_code, "invalid setting"),
+    ExitCode(
+        EXIT_SIGINT,
+        "interrupted (SIGINT): stopped reading, cancelled the upload, removed staged files",
+        retryable=True,
+    ),
+    ExitCode(
+        EXIT_SIGTERM,
+        "terminated (SIGTERM, e.g. a deadline): stopped reading, cancelled the upload, removed "
+        "staged files",
+        retryable=True,
+    ),
 )
 
 #: Every exit code the CLI returns, with its meaning: the one table the manifest and docs read.

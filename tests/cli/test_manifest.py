@@ -106,7 +106,7 @@ def test_exit_codes_hold_the_errors_and_the_sync_outcomes(manifest: dict[str, An
     assert set(EXIT_CODES) | {3, 5} == set(codes)
     assert "EMPTY" in codes[3]["meaning"]
     assert "PROCESSING" in codes[5]["meaning"]
-    assert [c for c, entry in codes.items() if entry["retryable"]] == [75]
+    assert [c for c, entry in codes.items() if entry["retryable"]] == [75, 130, 143]
 
 
 def test_spec_output_is_valid_json_on_stdout_only() -> None:
@@ -118,7 +118,7 @@ def test_spec_output_is_valid_json_on_stdout_only() -> None:
 
 # --- check ------------------------------------------------------------------------------------
 def check() -> tuple[int, str, str]:
-    result = CliRunner().invoke(main, ["check"])
+    result = CliRunner().invoke(main, ["check", "--log-format", "human"])
     return result.exit_code, result.stdout, result.stderr
 
 

@@ -1,5 +1,9 @@
-"""The command line: thin commands over the library, errors mapped to exit codes, output."""
+"""The command line: thin commands over the library, errors mapped to exit codes, output.
 
-from spotify_audience_sync.cli.main import main
+``run`` is the console entry point (the click group ``main`` plus the machine contract: exit
+codes for signals and usage errors, the final JSON object); ``main`` is the click group itself.
+"""
 
-__all__ = ["main"]
+from spotify_audience_sync.cli.main import main, run
+
+__all__ = ["main", "run"]

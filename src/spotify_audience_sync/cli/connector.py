@@ -49,7 +49,12 @@ def spec() -> None:
 
 
 @click.command()
-def check() -> None:
+@click.option(
+    "--log-format",
+    type=click.Choice(["auto", "human", "json"]),
+    help="json: the outcome as one JSON object on stdout [default: auto].",
+)
+def check(log_format: str | None) -> None:
     """Check settings, credentials and access to the ad account; change nothing.
 
     Validates the SPOTIFY_ADS_* settings and that the state dir can be written, obtains an
@@ -57,12 +62,14 @@ def check() -> None:
     line, or with the code a sync would give.
     """
     from spotify_audience_sync.cli.manifest import REQUIRED_SETTINGS
+    from spotify_audience_sync.cli.options import make_output
     from spotify_audience_sync.settings import load_settings
     from spotify_audience_sync.spotify.auth import OAuthSession
     from spotify_audience_sync.spotify.client import AdsClient
     from spotify_audience_sync.sync.state import StateStore
 
-    settings = load_settings()
+    settings = load_settings(**({"log_format": log_format} if log_format else {}))
+    out = make_output(settings.log_format, False, 0)
     settings.require(*REQUIRED_SETTINGS)
     _probe_writable(StateStore(settings.state_dir).path(settings.account_id, "check").parent)
     tokens = OAuthSession.from_settings(settings)
@@ -73,6 +80,16 @@ def check() -> None:
     finally:
         tokens.close()
     more = "+" if seen == FIRST_PAGE else ""
+    if out.format == "json":
+        out.event(
+            "result",
+            command="check",
+            exit_code=0,
+            ad_account_id=settings.account_id,
+            audiences_seen=seen,
+            more=bool(more),
+        )
+        return
     click.echo(
         f"OK: settings valid, state dir writable, token obtained, ad account "
         f"{settings.account_id} readable ({seen}{more} audiences seen)"

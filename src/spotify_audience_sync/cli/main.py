@@ -9,12 +9,16 @@ short commands start in milliseconds, and the 1 s of imports is not charged to e
 from __future__ import annotations
 
 import importlib
-from typing import TYPE_CHECKING, Any
+import os
+import signal
+import sys
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
 
 from spotify_audience_sync import __version__
-from spotify_audience_sync.errors import SyncError
+from spotify_audience_sync.errors import EXIT_DECLINED, EXIT_SIGINT, EXIT_SIGTERM, SyncError
 
 if TYPE_CHECKING:
     from spotify_audience_sync.cli.output import Output
@@ -73,6 +77,8 @@ class Group(click.Group):
         output: Output | None = ctx.obj  # set by make_output, when a command made one
         if output is not None:
             output.error(error)
+        else:  # failed before its output existed (settings): the entry point prints it
+            _PENDING["error"] = error
         ctx.exit(error["exit_code"])
 
 
@@ -86,3 +92,94 @@ class Group(click.Group):
 )
 def main(debug: bool) -> None:
     """Keep a Spotify Ads Manager customer-list audience equal to a segment of your data."""
+    from spotify_audience_sync.cli.output import begin_run
+
+    begin_run()
+    _PENDING.clear()
+
+
+#: The commands a scheduler runs unattended: in json format, their last stdout line is always
+#: one final object. The others print their own data (``spec``, ``audiences list --json``).
+JOB_COMMANDS = frozenset({"prepare", "sync", "check", "demo"})
+_PENDING: dict[str, dict[str, Any]] = {}
+_SIGINT = "interrupted (SIGINT); stopped cleanly: staged files removed, no upload left open"
+_SIGTERM = "terminated (SIGTERM); stopped cleanly: staged files removed, no upload left open"
+
+
+class Terminated(BaseException):
+    """SIGTERM (what Kubernetes sends at a deadline), raised in the main thread.
+
+    A BaseException, like KeyboardInterrupt, so that every ``with`` and ``finally`` on the way
+    out runs (staged files removed, an open upload session cancelled) while ``except Exception``
+    handlers do not swallow it.
+    """
+
+
+def _terminate(signum: int, _frame: object) -> None:
+    raise Terminated(signum)
+
+
+def _json_requested(args: Sequence[str]) -> bool:
+    """Whether this run speaks JSON lines: its flag, else the setting, else auto (no terminal)."""
+    chosen = None
+    for i, arg in enumerate(args):
+        if arg == "--log-format" and i + 1 < len(args):
+            chosen = args[i + 1]
+        elif arg.startswith("--log-format="):
+            chosen = arg.partition("=")[2]
+    chosen = chosen or os.environ.get("SPOTIFY_ADS_LOG_FORMAT", "auto")
+    return chosen == "json" or (chosen == "auto" and not sys.stderr.isatty())
+
+
+def _command(args: Sequence[str]) -> str | None:
+    return next((a for a in args if not a.startswith("-")), None)
+
+
+def _stopped(code: int, kind: str, message: str) -> tuple[int, dict[str, Any]]:
+    click.echo(f"error: {message}", err=True)
+    return code, {"error": kind, "message": message, "exit_code": code}
+
+
+def run(args: Sequence[str] | None = None) -> NoReturn:
+    """The ``spotify-audience-sync`` entry point: the click group, plus the machine contract.
+
+    Whatever ends the run (a usage error, invalid settings, Ctrl-C, SIGTERM, a bug), the exit
+    code is the documented one and, in json format, the last stdout line is one final object.
+    """
+    from spotify_audience_sync.cli.output import begin_run, final_line, final_sent
+
+    argv = list(sys.argv[1:] if args is None else args)
+    begin_run()
+    _PENDING.clear()
+    previous = signal.signal(signal.SIGTERM, _terminate)
+    error: dict[str, Any] | None = None
+    try:
+        code = main.main(args=argv, prog_name="spotify-audience-sync", standalone_mode=False)
+        code = code if isinstance(code, int) else 0
+    except click.exceptions.Exit as exc:
+        code = exc.exit_code
+    except click.ClickException as exc:  # usage errors: click prints them the usual way
+        exc.show()
+        code = exc.exit_code
+        error = {"error": "UsageError", "message": exc.format_message(), "exit_code": code}
+    except click.Abort as exc:  # click's word for Ctrl-C, and for a "no" at a prompt
+        if isinstance(exc.__cause__, KeyboardInterrupt):
+            code, error = _stopped(EXIT_SIGINT, "Interrupted", _SIGINT)
+        else:
+            code, error = _stopped(EXIT_DECLINED, "Declined", "declined; nothing was changed")
+    except KeyboardInterrupt:
+        code, error = _stopped(EXIT_SIGINT, "Interrupted", _SIGINT)
+    except Terminated:
+        code, error = _stopped(EXIT_SIGTERM, "Terminated", _SIGTERM)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    error = error or _PENDING.get("error")
+    command = _command(argv)
+    # The job commands, and errors before any command ran (not --version, not `audiences`).
+    job = command in JOB_COMMANDS or (error is not None and command not in LAZY_COMMANDS)
+    if not final_sent() and _json_requested(argv) and job:
+        if error is not None:
+            final_line(sys.stdout, "error", **{**error, "exit_code": code})
+        else:
+            final_line(sys.stdout, "result", command=command, exit_code=code)
+    sys.exit(code)

@@ -5,7 +5,10 @@
 timings) on stdout, or on stderr when stdout carries the data (``prepare -o -``), so a CDP or a
 log shipper can parse every line. ``auto`` picks ``human`` on a terminal, ``json`` otherwise.
 
-Events carry counts, ids, sizes and timings only: never an identifier, a token or a URL.
+Events carry counts, ids, sizes and timings only: never an identifier, a token or a URL. Every
+line carries the process's ``run_id`` and the tool's ``version``; in ``json`` the last line of
+every run is one final object, ``result`` or ``error``, with ``exit_code`` (the entry point in
+:mod:`.main` writes it when a run ended before a command could: usage errors, signals).
 """
 
 from __future__ import annotations
@@ -13,12 +16,50 @@ from __future__ import annotations
 import json
 import sys
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any, Literal, TextIO
 
-__all__ = ["LogFormat", "Output"]
+from spotify_audience_sync import __version__
+
+__all__ = ["LogFormat", "Output", "begin_run", "final_line", "final_sent", "run_id"]
+
+_FINAL = {"sent": False}
+#: On every line a run prints: ``run_id`` joins a run's lines in a log store.
+_STAMP = {"run_id": uuid.uuid4().hex, "version": __version__}
+
+
+def begin_run() -> None:
+    """A new run (one per process; tests invoke the CLI many times in one): new id, no final."""
+    _STAMP["run_id"] = uuid.uuid4().hex
+    _FINAL["sent"] = False
+
+
+def run_id() -> str:
+    """This run's id."""
+    return _STAMP["run_id"]
+
+
+def final_sent() -> bool:
+    """Whether this process has printed its final ``result`` or ``error`` JSON object."""
+    return _FINAL["sent"]
+
+
+def final_line(stream: TextIO, event: str, **fields: Any) -> None:
+    """Print the final JSON object, once: for exits that happen where no Output exists."""
+    if _FINAL["sent"]:
+        return
+    level = "info" if event == "result" else "error"
+    _write(stream, {"ts": _now(), "level": level, "event": event, **_STAMP, **fields})
+    _FINAL["sent"] = True
+
+
+def _write(stream: TextIO, line: dict[str, Any]) -> None:
+    stream.write(json.dumps(line, default=str, separators=(",", ":")) + "\n")
+    stream.flush()
+
 
 LogFormat = Literal["auto", "human", "json"]
 _LEVELS = {"debug": 10, "info": 20, "warning": 30, "error": 40}
@@ -54,9 +95,9 @@ class Output:
         if _LEVELS[level] < _LEVELS[threshold] and name != "result":
             return
         if self.format == "json":
-            line = {"ts": _now(), "level": level, "event": name, **fields}
-            self._json.write(json.dumps(line, default=str, separators=(",", ":")) + "\n")
-            self._json.flush()
+            if name in ("result", "error"):
+                _FINAL["sent"] = True  # the entry point adds none of its own
+            _write(self._json, {"ts": _now(), "level": level, "event": name, **_STAMP, **fields})
         elif self.verbosity > 0 or _LEVELS[level] >= _LEVELS["warning"]:
             details = " ".join(f"{k}={v}" for k, v in fields.items())
             self._echo(f"{level if level != 'info' else '·'} {name} {details}".rstrip())
@@ -71,6 +112,11 @@ class Output:
     def summary(self, text: str) -> None:
         """The human summary (human format only, not when quiet)."""
         if self.format == "human" and self.verbosity >= 0:
+            self._echo(text)
+
+    def outcome(self, text: str) -> None:
+        """The run's final result for a person: printed in human format even when quiet."""
+        if self.format == "human":
             self._echo(text)
 
     def error(self, error: dict[str, Any]) -> None:

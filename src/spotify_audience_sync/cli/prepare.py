@@ -77,7 +77,10 @@ def prepare(
                 if prepared.rejects is not None:
                     prepared.rejects.commit()
                 target.commit()
-    out.summary(prepared.report.summary())
+    summary = prepared.report.summary()
+    out.summary(summary)
+    if quiet:  # -q still shows the final result: the line saying what was written
+        out.outcome(summary.splitlines()[-1])
     for warning in prepared.report.warnings:
         out.warning(warning, code="column_rejects")
-    out.event("result", command="prepare", report=prepared.report.to_dict())
+    out.event("result", command="prepare", exit_code=0, report=prepared.report.to_dict())

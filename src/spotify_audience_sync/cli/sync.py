@@ -170,7 +170,7 @@ def run_sync(
     result = _result(prepared, report)
     if report_path:
         _write_report(report_path, result, out)
-    out.summary(_summary(report))
+    out.outcome(_summary(report))  # even with -q: the final result
     code = _outcome_code(report, options.wait)
     out.event("result", command="sync", exit_code=code, **result)
     return code, report

@@ -438,7 +438,12 @@ def mirror(
             return finish()
 
         upload_id, url = run.upload_url(audience)
-        run.emit("upload", audience_id=upload_id, bytes=report.bytes)
+        run.emit(
+            "upload",
+            audience_id=audience.id if audience is not None else None,  # None: to be created
+            upload_id=upload_id,
+            bytes=report.bytes,
+        )
         upload_started, upload_wall = clock(), datetime.now(UTC) - FRESHNESS_SLACK
         outcome = run.uploader(
             url, prepared.chunks(), total_bytes=report.bytes, chunk_size=options.chunk_size

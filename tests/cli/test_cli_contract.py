@@ -1,0 +1,134 @@
+"""The machine contract of the real entry point: every exit has its documented code and, in json
+format, one final JSON object as the last stdout line, with the run's id and the version."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from spotify_audience_sync import __version__
+from spotify_audience_sync.sandbox import Sandbox
+
+FIXTURE = Path(__file__).resolve().parents[2] / "fixtures" / "segment.csv"
+
+
+def cli(*args: str, env: dict[str, str] | None = None, stdin: str | None = None) -> Any:
+    return subprocess.run(
+        [sys.executable, "-m", "spotify_audience_sync", *args],
+        capture_output=True,
+        text=True,
+        env={**os.environ, **(env or {})},
+        input=stdin,
+        timeout=120,
+        check=False,
+    )
+
+
+def last(stdout: str) -> dict[str, Any]:
+    lines = stdout.strip().splitlines()
+    assert lines, "no JSON line on stdout"
+    final = json.loads(lines[-1])
+    assert final["version"] == __version__
+    assert len(final["run_id"]) == 32
+    return final  # type: ignore[no-any-return]
+
+
+@pytest.mark.parametrize(
+    ("args", "env", "code", "kind"),
+    [
+        pytest.param(["sync", "--bogus"], {}, 2, "UsageError", id="unknown-flag"),
+        pytest.param(
+            ["sync", "in.csv", "--audience-name", "a", "--chunk-size", "1000"],
+            {},
+            78,
+            "ConfigError",
+            id="bad-chunk-size",
+        ),
+        pytest.param(
+            ["sync", "in.csv", "--audience-name", "a", "--ad-account-id", "123"],
+            {},
+            78,
+            "ConfigError",
+            id="bad-ad-account",
+        ),
+        pytest.param(
+            ["sync", "in.csv", "--audience-name", "a"],
+            {"SPOTIFY_ADS_WAIT_TIMEOUT": "abc"},
+            78,
+            "ConfigError",
+            id="bad-env-setting",
+        ),
+        pytest.param(["prepare"], {}, 2, "UsageError", id="missing-input"),
+        pytest.param(["nosuchcommand"], {}, 2, "UsageError", id="unknown-command"),
+    ],
+)
+def test_every_early_exit_ends_in_one_final_json_object(
+    tmp_path: Path, args: list[str], env: dict[str, str], code: int, kind: str
+) -> None:
+    result = cli(*args, "--log-format", "json", env={"HOME": str(tmp_path), **env})
+    assert result.returncode == code, result.stderr
+    final = last(result.stdout)
+    assert final["event"] == "error"
+    assert final["error"] == kind
+    assert final["exit_code"] == code
+    assert final["message"]
+
+
+def test_json_is_the_default_without_a_terminal(tmp_path: Path) -> None:
+    result = cli("sync", "--bogus", env={"HOME": str(tmp_path)})
+    assert last(result.stdout)["exit_code"] == 2
+
+
+def test_human_format_prints_no_json(tmp_path: Path) -> None:
+    result = cli("sync", "--bogus", "--log-format", "human", env={"HOME": str(tmp_path)})
+    assert result.returncode == 2
+    assert result.stdout == ""
+
+
+def test_version_and_help_print_no_result_object(tmp_path: Path) -> None:
+    result = cli("--version", env={"HOME": str(tmp_path)})
+    assert result.returncode == 0
+    assert result.stdout.strip() == f"spotify-audience-sync, version {__version__}"
+
+
+def test_every_line_of_a_run_shares_its_run_id(tmp_path: Path) -> None:
+    out = tmp_path / "o.csv"
+    result = cli("prepare", str(FIXTURE), "-o", str(out), "--log-format", "json", "-v")
+    assert result.returncode == 0
+    lines = [json.loads(x) for x in result.stdout.splitlines()]
+    assert len(lines) >= 2
+    assert len({line["run_id"] for line in lines}) == 1
+    assert {line["version"] for line in lines} == {__version__}
+    assert lines[-1]["event"] == "result"
+    assert lines[-1]["exit_code"] == 0
+
+
+def test_quiet_human_still_prints_the_final_result(tmp_path: Path) -> None:
+    out = tmp_path / "o.csv"
+    result = cli("prepare", str(FIXTURE), "-o", str(out), "-q", "--log-format", "human")
+    assert result.returncode == 0
+    assert result.stderr.strip() == (
+        f"wrote 6,237 rows, 515,933 bytes (type-value layout) to {out}"
+    )
+
+
+def test_check_speaks_json(env: Sandbox) -> None:
+    result = cli("check", "--log-format", "json")
+    assert result.returncode == 0, result.stderr
+    (line,) = [json.loads(x) for x in result.stdout.splitlines()]
+    assert line["event"] == "result"
+    assert line["command"] == "check"
+    assert line["exit_code"] == 0
+    assert line["ad_account_id"] == env.ad_account_id
+
+
+def test_a_declined_confirmation_has_its_own_code(env: Sandbox) -> None:
+    result = cli("audiences", "delete", "00000000-0000-4000-8000-000000000000", stdin="n\n")
+    assert result.returncode == 10
+    assert "declined; nothing was changed" in result.stderr
