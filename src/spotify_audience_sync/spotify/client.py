@@ -1,6 +1,7 @@
 """The Spotify Ads API v3 audience client: one pooled ``httpx2.Client``, typed results.
 
-Status → error mapping lives here and nowhere else:
+Which answers are retried and how long to wait is ``retry``'s decision (shared with the
+upload); mapping the verdicts to our errors lives here and nowhere else:
 
 * 2xx → parsed model
 * 401 → refresh the token once and resend (the request was not processed), then AuthError
@@ -18,8 +19,6 @@ import logging
 import random
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
-from email.utils import parsedate_to_datetime
 from typing import Any, Protocol, TypeVar
 
 import httpx2
@@ -29,13 +28,13 @@ from spotify_audience_sync.errors import AuthError, ConfigError, RemoteError, Tr
 from spotify_audience_sync.settings import Settings
 from spotify_audience_sync.spotify.models import Audience, AudiencePage, UploadUrl
 from spotify_audience_sync.spotify.ratelimit import RateLimiter
+from spotify_audience_sync.spotify.retry import RetryPolicy, Verdict, classify
 
 __all__ = ["AdsClient", "RetryPolicy", "StaticToken", "TokenProvider", "remote_error"]
 
 log = logging.getLogger(__name__)
 M = TypeVar("M", bound=BaseModel)
 
-_NOT_SENT = (httpx2.ConnectError, httpx2.ConnectTimeout, httpx2.PoolTimeout)
 _LOGIN_HINT = "run `spotify-audience-sync auth login`"
 
 
@@ -58,30 +57,6 @@ class StaticToken:
 
     def refresh(self, stale: str) -> str:
         raise AuthError(f"the access token was refused and cannot be refreshed; {_LOGIN_HINT}")
-
-
-@dataclass(frozen=True)
-class RetryPolicy:
-    """How long to keep trying. ``attempts`` counts every send of one request."""
-
-    attempts: int = 5
-    base_delay: float = 0.5
-    max_delay: float = 30.0
-    max_wait: float = 120.0
-    """A server asking us to wait longer than this fails the call instead of hanging."""
-
-
-def _seconds(value: str | None) -> float | None:
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        return max(0.0, parsedate_to_datetime(value).timestamp() - time.time())
-    except (TypeError, ValueError):
-        return None
 
 
 def remote_error(response: httpx2.Response, what: str) -> RemoteError:
@@ -246,10 +221,6 @@ class AdsClient:
                 status=response.status_code,
             ) from exc
 
-    def _backoff(self, attempt: int) -> float:
-        cap = min(self._retry.max_delay, self._retry.base_delay * 2.0 ** (attempt - 1))
-        return cap / 2 + self._jitter() * cap / 2
-
     def _send(self, method: str, path: str, *, what: str, **kwargs: Any) -> httpx2.Response:
         idempotent = method == "GET"
         refreshed = False
@@ -263,15 +234,16 @@ class AdsClient:
             try:
                 response = self._http.request(method, url, headers=headers, **kwargs)
             except httpx2.TransportError as exc:
-                retry_ok = idempotent or isinstance(exc, _NOT_SENT)
+                retry_ok = classify(exc, resendable=idempotent) is Verdict.RETRY
                 log.warning("%s: %s on attempt %d", what, type(exc).__name__, attempt)
                 if retry_ok and attempt < self._retry.attempts:
-                    self._sleep(self._backoff(attempt))
+                    self._sleep(self._retry.backoff(attempt, self._jitter()))
                     continue
                 raise TransientError(_network_message(what, exc, method, retry_ok)) from exc
             status = response.status_code
             log.debug("%s %s%s -> %d (attempt %d)", method, self._prefix, path, status, attempt)
-            if status < 400:
+            verdict = classify(response, resendable=idempotent)
+            if verdict is Verdict.OK:
                 return response
             if status == 401 and not refreshed:
                 refreshed = True
@@ -284,32 +256,20 @@ class AdsClient:
                     f"{what}: Spotify refused the access token even after a refresh "
                     f"(HTTP 401, sp_trace_id={trace}); {_LOGIN_HINT}"
                 )
-            if status == 429 or (status >= 500 and idempotent):
-                wait = self._wait_for(response, attempt)
-                if attempt < self._retry.attempts and wait <= self._retry.max_wait:
+            if verdict is Verdict.RETRY:
+                wait = self._retry.wait(attempt, response, self._jitter)
+                why = self._retry.give_up(attempt, wait)
+                if why is None:
                     log.info("%s: HTTP %d, waiting %.1f s", what, status, wait)
                     self._sleep(wait)
                     continue
-                why = (
-                    f"asked to wait {wait:.0f} s"
-                    if wait > self._retry.max_wait
-                    else f"gave up after {attempt} tries"
-                )
                 raise TransientError(f"{remote_error(response, what)} ({why})")
-            if status >= 500:
+            if verdict is Verdict.UNKNOWN:
                 raise TransientError(
                     f"{remote_error(response, what)} — outcome unknown, not retried: "
                     "check the audience state before trying again"
                 )
             raise remote_error(response, what)
-
-    def _wait_for(self, response: httpx2.Response, attempt: int) -> float:
-        if response.status_code == 429:
-            for header in ("Retry-After", "X-RateLimit-Reset"):
-                seconds = _seconds(response.headers.get(header))
-                if seconds is not None:
-                    return seconds
-        return self._backoff(attempt)
 
 
 def _network_message(what: str, exc: Exception, method: str, retried: bool) -> str:
