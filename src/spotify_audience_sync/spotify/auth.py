@@ -2,9 +2,10 @@
 
 * ``login`` runs the authorization-code flow with PKCE and ``state`` through a one-shot
   loopback server on ``http://127.0.0.1:<port>/callback`` and stores the tokens.
-* ``OAuthSession`` is the API client's token provider: it refreshes ahead of expiry and once
-  after a 401, keeps a rotated refresh token (or the old one when none comes back), and lets
-  only one thread refresh at a time. ``invalid_grant`` means "log in again", said plainly.
+* ``OAuthSession`` is the API client's auth layer (an ``httpx2.Auth``, through ``BearerAuth``
+  in ``bearer``, which sets the header and answers a 401): it refreshes ahead of expiry and
+  once after a 401, keeps a rotated refresh token (or the old one when none comes back), and
+  lets only one thread refresh at a time. ``invalid_grant`` means "log in again", said plainly.
 * ``TokenStore`` writes a JSON file readable by its owner only (0600), atomically.
 """
 
@@ -26,6 +27,7 @@ from authlib.integrations.httpx_client import OAuth2Client, OAuthError
 
 from spotify_audience_sync.errors import AuthError, ConfigError, TransientError
 from spotify_audience_sync.settings import Settings
+from spotify_audience_sync.spotify.bearer import LOGIN_HINT, BearerAuth
 from spotify_audience_sync.spotify.redact import mask
 
 __all__ = ["DEFAULT_LOGIN_PORT", "OAuthSession", "TokenSet", "TokenStore", "exchange_code"]
@@ -33,7 +35,6 @@ __all__ = ["DEFAULT_LOGIN_PORT", "OAuthSession", "TokenSet", "TokenStore", "exch
 log = logging.getLogger(__name__)
 
 DEFAULT_LOGIN_PORT = 8765
-LOGIN_HINT = "run `spotify-audience-sync auth login`"
 
 
 @dataclass(frozen=True)
@@ -160,8 +161,11 @@ def exchange_code(
     return TokenSet.from_reply(reply, clock())
 
 
-class OAuthSession:
-    """A thread-safe token provider backed by a refresh token (and optionally a store)."""
+class OAuthSession(BearerAuth):
+    """A thread-safe token provider backed by a refresh token (and optionally a store).
+
+    Pass it as ``auth=`` to any ``httpx2`` request, or as ``tokens`` to ``AdsClient``.
+    """
 
     def __init__(
         self,
