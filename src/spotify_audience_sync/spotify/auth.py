@@ -26,7 +26,6 @@ import httpx2
 from authlib.integrations.httpx_client import OAuth2Client, OAuthError
 
 from spotify_audience_sync.errors import AuthError, ConfigError, TransientError
-from spotify_audience_sync.settings import Settings
 from spotify_audience_sync.spotify.bearer import LOGIN_HINT, BearerAuth
 from spotify_audience_sync.spotify.redact import mask
 
@@ -192,22 +191,6 @@ class OAuthSession(BearerAuth):
         self._tokens: TokenSet = stored
         self._fallback = refresh_token if refresh_token != stored.refresh_token else None
         self._client = _oauth_client(client_id, client_secret, transport)
-
-    @classmethod
-    def from_settings(cls, settings: Settings, **kwargs: Any) -> OAuthSession:
-        """Build from ``Settings``; ConfigError names any missing credential."""
-        settings.require("client_id", "client_secret")
-        assert settings.client_id is not None
-        assert settings.client_secret is not None
-        refresh = settings.refresh_token.get_secret_value() if settings.refresh_token else None
-        return cls(
-            client_id=settings.client_id,
-            client_secret=settings.client_secret.get_secret_value(),
-            token_url=settings.token_url,
-            store=TokenStore(settings.token_store),
-            refresh_token=refresh,
-            **kwargs,
-        )
 
     @property
     def tokens(self) -> TokenSet:

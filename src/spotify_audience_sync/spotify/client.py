@@ -29,7 +29,6 @@ import httpx2
 from pydantic import BaseModel, ValidationError
 
 from spotify_audience_sync.errors import ConfigError, RemoteError, TransientError
-from spotify_audience_sync.settings import Settings
 from spotify_audience_sync.spotify.bearer import WHAT, StaticToken, TokenProvider, bearer
 from spotify_audience_sync.spotify.models import Audience, AudiencePage, UploadUrl
 from spotify_audience_sync.spotify.problem import remote_error
@@ -100,18 +99,6 @@ class AdsClient:
         self._sleep = sleep
         self._auth = _Throttled(bearer(tokens), limiter or RateLimiter(sleep=sleep))
         self._jitter = jitter
-
-    @classmethod
-    def from_settings(
-        cls, settings: Settings, tokens: TokenProvider | httpx2.Auth, **kwargs: Any
-    ) -> AdsClient:
-        """Build from ``Settings`` (base URL, ad account); kwargs as for the constructor."""
-        return cls(
-            base_url=settings.api_base_url,
-            ad_account_id=settings.account_id,
-            tokens=tokens,
-            **kwargs,
-        )
 
     def close(self) -> None:
         """Close the connection pool, unless it was handed in (then its owner closes it)."""
