@@ -11,7 +11,8 @@ the upload); mapping the verdicts to our errors lives here and nowhere else:
 * 408, 429 → wait (a 429's ``Retry-After``, else ``X-RateLimit-Reset``, else backoff) and
   resend, any method: the server did not act on the request
 * 5xx, timeouts, dropped connections → resend GET with backoff; POST/PATCH/DELETE fail at once
-  with TransientError, because the outcome is unknown and the caller must reconcile by GET
+  with OutcomeUnknownError (a TransientError): the write may have landed, so it is never resent
+  blindly and the caller reconciles by GET
 * failures to connect at all → resend any method (nothing reached Spotify)
 * other 4xx → RemoteError(status, sp_trace_id, codes). 403 included: no access to the ad
   account or the API terms are not accepted — logging in again would not fix either.
@@ -28,7 +29,12 @@ from typing import Any, TypeVar
 import httpx2
 from pydantic import BaseModel, ValidationError
 
-from spotify_audience_sync.errors import ConfigError, RemoteError, TransientError
+from spotify_audience_sync.errors import (
+    ConfigError,
+    OutcomeUnknownError,
+    RemoteError,
+    TransientError,
+)
 from spotify_audience_sync.spotify.bearer import WHAT, StaticToken, TokenProvider, bearer
 from spotify_audience_sync.spotify.models import Audience, AudiencePage, UploadUrl
 from spotify_audience_sync.spotify.problem import remote_error
@@ -215,7 +221,10 @@ class AdsClient:
                 if retry_ok and attempt < self._retry.attempts:
                     self._sleep(self._retry.backoff(attempt, self._jitter()))
                     continue
-                raise TransientError(_network_message(what, exc, method, retry_ok)) from exc
+                message = _network_message(what, exc, method, retry_ok)
+                if retry_ok:
+                    raise TransientError(message) from exc
+                raise OutcomeUnknownError(message, method=method) from exc
             status = response.status_code
             log.debug("%s %s%s -> %d (attempt %d)", method, self._prefix, path, status, attempt)
             verdict = classify(response, resendable=idempotent)
@@ -230,9 +239,11 @@ class AdsClient:
                     continue
                 raise TransientError(f"{remote_error(response, what)} ({why})")
             if verdict is Verdict.UNKNOWN:
-                raise TransientError(
+                raise OutcomeUnknownError(
                     f"{remote_error(response, what)} — outcome unknown, not retried: "
-                    "check the audience state before trying again"
+                    "check the audience state before trying again",
+                    status=status,
+                    method=method,
                 )
             raise remote_error(response, what)
 
