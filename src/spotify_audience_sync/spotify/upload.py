@@ -8,21 +8,19 @@ the session when anything fails before the object is complete, so no partial fil
 Which answers are retried and how long to wait is not decided here: ``retry`` owns that, for
 this module and the API client alike; this module owns only its schedule's numbers.
 
-Memory stays bounded: the byte stream is read lazily through a window that holds what GCS has
-not acknowledged yet plus one chunk of look-ahead, never the whole file.
+Memory stays bounded: the byte stream is read lazily through a ``window.StreamWindow`` that
+holds what GCS has not acknowledged yet plus one chunk of look-ahead, never the whole file.
 """
 
 from __future__ import annotations
 
-import base64
 import logging
 import random
 import re
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
-import google_crc32c
 import httpx2
 from google.resumable_media import common
 from google.resumable_media._upload import ResumableUpload
@@ -30,6 +28,7 @@ from google.resumable_media._upload import ResumableUpload
 from spotify_audience_sync.errors import ConfigError, InputError, RemoteError, TransientError
 from spotify_audience_sync.spotify.redact import mask_url
 from spotify_audience_sync.spotify.retry import RetryPolicy, Verdict, classify
+from spotify_audience_sync.spotify.window import StreamWindow
 
 __all__ = ["CHUNK_MULTIPLE", "DEFAULT_CHUNK_SIZE", "UploadResult", "upload_file"]
 
@@ -67,65 +66,10 @@ class UploadResult:
     seconds: float
 
 
-class _Window:
-    """A seekable view of a one-pass stream, from the oldest unacknowledged byte onwards.
-
-    The core reads with ``tell``/``read`` and rewinds with ``seek`` after a failure;
-    ``release`` forgets acknowledged bytes. The CRC32C covers each byte once, in order.
-    """
-
-    def __init__(self, chunks: Iterable[bytes]) -> None:
-        self._source: Iterator[bytes] = iter(chunks)
-        self._buffer = bytearray()
-        self._base = 0
-        self._position = 0
-        self._crc = 0
-        self.exhausted = False
-
-    def tell(self) -> int:
-        return self._position
-
-    def seek(self, offset: int, whence: int = 0) -> int:
-        if whence != 0 or not self._base <= offset <= self._base + len(self._buffer):
-            raise ValueError(f"offset {offset} is outside the held bytes")
-        self._position = offset
-        return offset
-
-    def ahead(self, wanted: int) -> int:
-        """Pull pieces until ``wanted`` bytes follow the position (or the stream ends)."""
-        held = self._base + len(self._buffer) - self._position
-        while held < wanted and not self.exhausted:
-            piece = next(self._source, None)
-            if piece is None:
-                self.exhausted = True
-            elif piece:
-                self._crc = google_crc32c.extend(self._crc, piece)
-                self._buffer += piece
-                held += len(piece)
-        return held
-
-    def read(self, size: int) -> bytes:
-        self.ahead(size)
-        start = self._position - self._base
-        with memoryview(self._buffer) as view:  # one copy, not two
-            data = bytes(view[start : start + size])
-        self._position += len(data)
-        return data
-
-    def release(self, offset: int) -> None:
-        drop = min(offset, self._position) - self._base
-        if drop > 0:
-            del self._buffer[:drop]
-            self._base += drop
-
-    def crc32c(self) -> str:
-        return base64.b64encode(self._crc.to_bytes(4, "big")).decode()
-
-
 class _Upload(ResumableUpload):
     """The core, adapted to signed XML-API URLs and to a stream whose end is found by reading."""
 
-    def __init__(self, upload_url: str, chunk_size: int, window: _Window) -> None:
+    def __init__(self, upload_url: str, chunk_size: int, window: StreamWindow) -> None:
         super().__init__(upload_url, chunk_size)  # type: ignore[no-untyped-call]
         self.window = window
         self.final = False
@@ -406,7 +350,7 @@ def upload_file(
         raise ValueError("pass a client or a transport, not both")
     started = time.monotonic()
     http = client or httpx2.Client(transport=transport, timeout=timeout, follow_redirects=False)
-    core = _Upload(upload_url, chunk_size, _Window(chunks))
+    core = _Upload(upload_url, chunk_size, StreamWindow(chunks))
     run = _Transfer(
         http,
         core,
