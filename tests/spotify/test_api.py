@@ -11,7 +11,13 @@ from typing import Any
 import httpx2
 import pytest
 
-from spotify_audience_sync.errors import AuthError, ConfigError, RemoteError, TransientError
+from spotify_audience_sync.errors import (
+    AuthError,
+    ConfigError,
+    OutcomeUnknownError,
+    RemoteError,
+    TransientError,
+)
 from spotify_audience_sync.spotify.client import AdsClient, RetryPolicy, StaticToken
 from spotify_audience_sync.spotify.models import AudienceStatus
 from spotify_audience_sync.spotify.ratelimit import RateLimiter
@@ -264,6 +270,42 @@ def test_writes_are_never_retried_after_an_ambiguous_5xx(fake, make_client, meth
     with client, pytest.raises(TransientError, match="outcome unknown"):
         calls[method]()
     assert len(fake.seen) == 1
+
+
+def test_a_post_answered_503_is_outcome_unknown_and_sent_once(fake, make_client) -> None:
+    fake.on("POST", "", error(503))
+    with make_client() as client, pytest.raises(OutcomeUnknownError) as info:
+        client.create_audience("name", None, AUD)
+    assert len(fake.seen) == 1
+    assert (info.value.status, info.value.method) == (503, "POST")
+    assert info.value.to_dict()["outcome"] == "unknown"
+    assert "outcome unknown" in str(info.value)
+    assert TOKEN not in str(info.value)
+
+
+def test_a_get_answered_503_is_retried_not_outcome_unknown(fake, make_client) -> None:
+    fake.on("GET", f"/{AUD}", error(503), httpx2.Response(200, json=audience()))
+    with make_client() as client:
+        assert client.get_audience(AUD).id == AUD
+    assert len(fake.seen) == 2
+
+
+def test_a_get_whose_503s_outlive_the_retries_is_a_plain_transient_error(fake, make_client) -> None:
+    fake.on("GET", f"/{AUD}", error(503))
+    client = make_client(retry=RetryPolicy(attempts=3))
+    with client, pytest.raises(TransientError, match="gave up after 3 tries") as info:
+        client.get_audience(AUD)
+    assert not isinstance(info.value, OutcomeUnknownError)
+    assert len(fake.seen) == 3
+
+
+def test_a_write_that_timed_out_after_sending_is_outcome_unknown(fake, make_client) -> None:
+    fake.on("PATCH", f"/{AUD}", httpx2.ReadTimeout("slow"))
+    with make_client() as client, pytest.raises(OutcomeUnknownError) as info:
+        client.edit_audience(AUD, name="renamed")
+    assert len(fake.seen) == 1
+    assert (info.value.status, info.value.method) == (None, "PATCH")
+    assert "outcome is unknown" in str(info.value)
 
 
 def test_writes_are_never_retried_after_a_read_timeout(fake, make_client) -> None:

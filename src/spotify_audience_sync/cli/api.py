@@ -16,8 +16,9 @@ import click
 
 from spotify_audience_sync.errors import ConfigError
 from spotify_audience_sync.settings import Settings, load_settings
-from spotify_audience_sync.spotify.auth import DEFAULT_LOGIN_PORT, OAuthSession, TokenStore
+from spotify_audience_sync.spotify.auth import DEFAULT_LOGIN_PORT, TokenStore
 from spotify_audience_sync.spotify.client import AdsClient
+from spotify_audience_sync.spotify.factory import ads_client, oauth_session
 from spotify_audience_sync.spotify.login import login
 from spotify_audience_sync.spotify.models import Audience
 
@@ -35,7 +36,7 @@ def _has_browser() -> bool:
 
 
 def _client(settings: Settings) -> AdsClient:
-    return AdsClient.from_settings(settings, OAuthSession.from_settings(settings))
+    return ads_client(settings, oauth_session(settings))
 
 
 # --- auth ----------------------------------------------------------------------------------

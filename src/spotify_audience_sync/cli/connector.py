@@ -64,18 +64,17 @@ def check(log_format: str | None) -> None:
     from spotify_audience_sync.cli.manifest import REQUIRED_SETTINGS
     from spotify_audience_sync.cli.options import make_output
     from spotify_audience_sync.settings import load_settings
-    from spotify_audience_sync.spotify.auth import OAuthSession
-    from spotify_audience_sync.spotify.client import AdsClient
+    from spotify_audience_sync.spotify.factory import ads_client, oauth_session
     from spotify_audience_sync.sync.state import StateStore
 
     settings = load_settings(**({"log_format": log_format} if log_format else {}))
     out = make_output(settings.log_format, False, 0)
     settings.require(*REQUIRED_SETTINGS)
     _probe_writable(StateStore(settings.state_dir).path(settings.account_id, "check").parent)
-    tokens = OAuthSession.from_settings(settings)
+    tokens = oauth_session(settings)
     try:
         tokens.access_token()
-        with AdsClient.from_settings(settings, tokens) as client:
+        with ads_client(settings, tokens) as client:
             seen = sum(1 for _ in itertools.islice(client.list_audiences(), FIRST_PAGE))
     finally:
         tokens.close()

@@ -98,8 +98,7 @@ def run_sync(
     from spotify_audience_sync.segment.outputs import check_writable
     from spotify_audience_sync.segment.pipeline import prepare_segment
     from spotify_audience_sync.segment.warehouse import open_input
-    from spotify_audience_sync.spotify.auth import OAuthSession
-    from spotify_audience_sync.spotify.client import AdsClient
+    from spotify_audience_sync.spotify.factory import ads_client, oauth_session
     from spotify_audience_sync.sync.mirror import SyncOptions, SyncReport, mirror, validate_options
     from spotify_audience_sync.sync.state import StateStore
 
@@ -123,7 +122,7 @@ def run_sync(
             check_writable(path, flag)
     report = SyncReport(ad_account_id=options.ad_account_id)
     prepared: PreparedSegment | None = None
-    tokens = OAuthSession.from_settings(settings)
+    tokens = oauth_session(settings)
     try:
         with (
             open_input(input_path, fmt, flags.get("query"), settings.database_url) as source,
@@ -151,7 +150,7 @@ def run_sync(
                 waited = time.monotonic() - seen.get("since", time.monotonic())
                 out.summary(f"  processing: {seen['status']} after {waited:.0f} s")
 
-        with prepared, AdsClient.from_settings(settings, tokens) as client:
+        with prepared, ads_client(settings, tokens) as client:
             mirror(
                 prepared,
                 client,

@@ -1,1 +1,11 @@
-"""The Spotify side: Ads API client, OAuth, the resumable GCS upload, rate limits, redaction."""
+"""The Spotify side: Ads API client, OAuth, the resumable GCS upload, rate limits, redaction.
+
+* ``client`` — audience operations, rate limiting, the retry loop, error mapping
+* ``bearer`` — the bearer header and the one refresh after a 401, as an ``httpx2.Auth``
+* ``auth``, ``login`` — OAuth tokens: the session, the store, the browser login
+* ``retry`` — the one HTTP retry policy, shared by ``client`` and ``upload``
+* ``upload``, ``window`` — the resumable GCS upload and the bounded stream it rewinds in
+* ``problem`` — Spotify's error body read into a RemoteError
+* ``factory`` — the only module here that reads Settings
+* ``models``, ``ratelimit``, ``redact`` — response types, request limits, secret masking
+"""

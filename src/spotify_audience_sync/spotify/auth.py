@@ -2,9 +2,10 @@
 
 * ``login`` runs the authorization-code flow with PKCE and ``state`` through a one-shot
   loopback server on ``http://127.0.0.1:<port>/callback`` and stores the tokens.
-* ``OAuthSession`` is the API client's token provider: it refreshes ahead of expiry and once
-  after a 401, keeps a rotated refresh token (or the old one when none comes back), and lets
-  only one thread refresh at a time. ``invalid_grant`` means "log in again", said plainly.
+* ``OAuthSession`` is the API client's auth layer (an ``httpx2.Auth``, through ``BearerAuth``
+  in ``bearer``, which sets the header and answers a 401): it refreshes ahead of expiry and
+  once after a 401, keeps a rotated refresh token (or the old one when none comes back), and
+  lets only one thread refresh at a time. ``invalid_grant`` means "log in again", said plainly.
 * ``TokenStore`` writes a JSON file readable by its owner only (0600), atomically.
 """
 
@@ -25,7 +26,7 @@ import httpx2
 from authlib.integrations.httpx_client import OAuth2Client, OAuthError
 
 from spotify_audience_sync.errors import AuthError, ConfigError, TransientError
-from spotify_audience_sync.settings import Settings
+from spotify_audience_sync.spotify.bearer import LOGIN_HINT, BearerAuth
 from spotify_audience_sync.spotify.redact import mask
 
 __all__ = ["DEFAULT_LOGIN_PORT", "OAuthSession", "TokenSet", "TokenStore", "exchange_code"]
@@ -33,7 +34,6 @@ __all__ = ["DEFAULT_LOGIN_PORT", "OAuthSession", "TokenSet", "TokenStore", "exch
 log = logging.getLogger(__name__)
 
 DEFAULT_LOGIN_PORT = 8765
-LOGIN_HINT = "run `spotify-audience-sync auth login`"
 
 
 @dataclass(frozen=True)
@@ -160,8 +160,11 @@ def exchange_code(
     return TokenSet.from_reply(reply, clock())
 
 
-class OAuthSession:
-    """A thread-safe token provider backed by a refresh token (and optionally a store)."""
+class OAuthSession(BearerAuth):
+    """A thread-safe token provider backed by a refresh token (and optionally a store).
+
+    Pass it as ``auth=`` to any ``httpx2`` request, or as ``tokens`` to ``AdsClient``.
+    """
 
     def __init__(
         self,
@@ -188,22 +191,6 @@ class OAuthSession:
         self._tokens: TokenSet = stored
         self._fallback = refresh_token if refresh_token != stored.refresh_token else None
         self._client = _oauth_client(client_id, client_secret, transport)
-
-    @classmethod
-    def from_settings(cls, settings: Settings, **kwargs: Any) -> OAuthSession:
-        """Build from ``Settings``; ConfigError names any missing credential."""
-        settings.require("client_id", "client_secret")
-        assert settings.client_id is not None
-        assert settings.client_secret is not None
-        refresh = settings.refresh_token.get_secret_value() if settings.refresh_token else None
-        return cls(
-            client_id=settings.client_id,
-            client_secret=settings.client_secret.get_secret_value(),
-            token_url=settings.token_url,
-            store=TokenStore(settings.token_store),
-            refresh_token=refresh,
-            **kwargs,
-        )
 
     @property
     def tokens(self) -> TokenSet:

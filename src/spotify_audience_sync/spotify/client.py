@@ -1,12 +1,18 @@
 """The Spotify Ads API v3 audience client: one pooled ``httpx2.Client``, typed results.
 
-Status → error mapping lives here and nowhere else:
+It owns the audience operations, client-side rate limiting, the retry loop and the mapping of
+answers to our errors. It does not own authentication: each request goes out with an
+``httpx2.Auth`` from ``bearer`` (an ``OAuthSession``, a ``StaticToken`` or an adapted token
+provider) that sets the bearer header and answers a 401 by refreshing once and resending, then
+AuthError. Which answers are retried and how long to wait is ``retry``'s decision (shared with
+the upload); mapping the verdicts to our errors lives here and nowhere else:
 
 * 2xx → parsed model
-* 401 → refresh the token once and resend (the request was not processed), then AuthError
-* 429 → wait ``Retry-After`` (else ``X-RateLimit-Reset``, else backoff) and resend, any method
+* 408, 429 → wait (a 429's ``Retry-After``, else ``X-RateLimit-Reset``, else backoff) and
+  resend, any method: the server did not act on the request
 * 5xx, timeouts, dropped connections → resend GET with backoff; POST/PATCH/DELETE fail at once
-  with TransientError, because the outcome is unknown and the caller must reconcile by GET
+  with OutcomeUnknownError (a TransientError): the write may have landed, so it is never resent
+  blindly and the caller reconciles by GET
 * failures to connect at all → resend any method (nothing reached Spotify)
 * other 4xx → RemoteError(status, sp_trace_id, codes). 403 included: no access to the ad
   account or the API terms are not accepted — logging in again would not fix either.
@@ -17,109 +23,70 @@ from __future__ import annotations
 import logging
 import random
 import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
-from email.utils import parsedate_to_datetime
-from typing import Any, Protocol, TypeVar
+from collections.abc import Callable, Generator, Iterator
+from typing import Any, TypeVar
 
 import httpx2
 from pydantic import BaseModel, ValidationError
 
-from spotify_audience_sync.errors import AuthError, ConfigError, RemoteError, TransientError
-from spotify_audience_sync.settings import Settings
+from spotify_audience_sync.errors import (
+    ConfigError,
+    OutcomeUnknownError,
+    RemoteError,
+    TransientError,
+)
+from spotify_audience_sync.spotify.bearer import WHAT, StaticToken, TokenProvider, bearer
 from spotify_audience_sync.spotify.models import Audience, AudiencePage, UploadUrl
+from spotify_audience_sync.spotify.problem import remote_error
 from spotify_audience_sync.spotify.ratelimit import RateLimiter
+from spotify_audience_sync.spotify.retry import RetryPolicy, Verdict, classify
 
 __all__ = ["AdsClient", "RetryPolicy", "StaticToken", "TokenProvider", "remote_error"]
 
 log = logging.getLogger(__name__)
 M = TypeVar("M", bound=BaseModel)
 
-_NOT_SENT = (httpx2.ConnectError, httpx2.ConnectTimeout, httpx2.PoolTimeout)
-_LOGIN_HINT = "run `spotify-audience-sync auth login`"
 
+class _Throttled(httpx2.Auth):
+    """Runs another auth flow, taking a rate-limit slot before every request it sends.
 
-class TokenProvider(Protocol):
-    """Gives bearer tokens; ``refresh(stale)`` is called once after a 401 with the refused one."""
+    So the resend after a 401 counts against the limits like any other request.
+    """
 
-    def access_token(self) -> str: ...
+    def __init__(self, inner: httpx2.Auth, limiter: RateLimiter) -> None:
+        self._inner = inner
+        self._limiter = limiter
 
-    def refresh(self, stale: str) -> str: ...
-
-
-class StaticToken:
-    """A fixed access token (tests, short scripts): a 401 cannot be repaired."""
-
-    def __init__(self, token: str) -> None:
-        self._token = token
-
-    def access_token(self) -> str:
-        return self._token
-
-    def refresh(self, stale: str) -> str:
-        raise AuthError(f"the access token was refused and cannot be refreshed; {_LOGIN_HINT}")
-
-
-@dataclass(frozen=True)
-class RetryPolicy:
-    """How long to keep trying. ``attempts`` counts every send of one request."""
-
-    attempts: int = 5
-    base_delay: float = 0.5
-    max_delay: float = 30.0
-    max_wait: float = 120.0
-    """A server asking us to wait longer than this fails the call instead of hanging."""
-
-
-def _seconds(value: str | None) -> float | None:
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        return max(0.0, parsedate_to_datetime(value).timestamp() - time.time())
-    except (TypeError, ValueError):
-        return None
-
-
-def remote_error(response: httpx2.Response, what: str) -> RemoteError:
-    """Build RemoteError from an ErrorResponse body, tolerant of its spellings and of non-JSON."""
-    try:
-        body = response.json()
-    except ValueError:
-        body = None
-    body = body if isinstance(body, dict) else {}
-    trace = body.get("sp_trace_id") or response.headers.get("sp-trace-id")
-    messages = body.get("messages") or []
-    if not isinstance(messages, list):
-        messages = [messages]
-    raw_codes = body.get("error_codes") or body.get("errorCodes") or []
-    codes = tuple(
-        str(c.get("code")) if isinstance(c, dict) else str(c)
-        for c in (raw_codes if isinstance(raw_codes, list) else [raw_codes])
-    )
-    detail = "; ".join(str(m)[:200] for m in messages) or response.reason_phrase
-    text = f"{what}: Spotify answered HTTP {response.status_code}: {detail}"
-    if codes:
-        text += f" (codes: {', '.join(codes)})"
-    if response.status_code == 403:
-        text += " — check access to the ad account and that the Ads API terms are accepted"
-    if trace:
-        text += f" [sp_trace_id={trace}]"
-    return RemoteError(text, status=response.status_code, trace_id=trace, codes=codes)
+    def sync_auth_flow(
+        self, request: httpx2.Request
+    ) -> Generator[httpx2.Request, httpx2.Response, None]:
+        flow = self._inner.sync_auth_flow(request)
+        try:
+            outgoing = next(flow)
+            while True:
+                self._limiter.acquire()
+                response = yield outgoing
+                try:
+                    outgoing = flow.send(response)
+                except StopIteration:
+                    return
+        finally:
+            flow.close()
 
 
 class AdsClient:
-    """Audience operations for one ad account. Use as a context manager to close the pool."""
+    """Audience operations for one ad account. Use as a context manager to close the pool.
+
+    ``tokens`` is an ``httpx2.Auth`` (``OAuthSession``, ``StaticToken``) or any object with
+    ``access_token()`` and ``refresh(stale)``.
+    """
 
     def __init__(
         self,
         *,
         base_url: str,
         ad_account_id: str,
-        tokens: TokenProvider,
+        tokens: TokenProvider | httpx2.Auth,
         http: httpx2.Client | None = None,
         transport: httpx2.BaseTransport | None = None,
         timeout: float = 30.0,
@@ -134,21 +101,10 @@ class AdsClient:
         )
         self._base = base_url.rstrip("/")
         self._prefix = f"/ad_accounts/{ad_account_id}/audiences"
-        self._tokens = tokens
         self._retry = retry or RetryPolicy()
         self._sleep = sleep
-        self._limiter = limiter or RateLimiter(sleep=sleep)
+        self._auth = _Throttled(bearer(tokens), limiter or RateLimiter(sleep=sleep))
         self._jitter = jitter
-
-    @classmethod
-    def from_settings(cls, settings: Settings, tokens: TokenProvider, **kwargs: Any) -> AdsClient:
-        """Build from ``Settings`` (base URL, ad account); kwargs as for the constructor."""
-        return cls(
-            base_url=settings.api_base_url,
-            ad_account_id=settings.account_id,
-            tokens=tokens,
-            **kwargs,
-        )
 
     def close(self) -> None:
         """Close the connection pool, unless it was handed in (then its owner closes it)."""
@@ -246,70 +202,50 @@ class AdsClient:
                 status=response.status_code,
             ) from exc
 
-    def _backoff(self, attempt: int) -> float:
-        cap = min(self._retry.max_delay, self._retry.base_delay * 2.0 ** (attempt - 1))
-        return cap / 2 + self._jitter() * cap / 2
-
     def _send(self, method: str, path: str, *, what: str, **kwargs: Any) -> httpx2.Response:
+        """Send with retries; the auth layer below has already dealt with any 401."""
         idempotent = method == "GET"
-        refreshed = False
+        url = f"{self._base}{self._prefix}{path}"
+        headers = {"Accept": "application/json"}
         attempt = 0
-        token = self._tokens.access_token()
         while True:
             attempt += 1
-            self._limiter.acquire()
-            headers = {"Authorization": f"Bearer {token}", "Accept": "application/json"}
-            url = f"{self._base}{self._prefix}{path}"
             try:
-                response = self._http.request(method, url, headers=headers, **kwargs)
+                response = self._http.request(
+                    method, url, headers=headers, auth=self._auth, extensions={WHAT: what},
+                    **kwargs,
+                )  # fmt: skip
             except httpx2.TransportError as exc:
-                retry_ok = idempotent or isinstance(exc, _NOT_SENT)
+                retry_ok = classify(exc, resendable=idempotent) is Verdict.RETRY
                 log.warning("%s: %s on attempt %d", what, type(exc).__name__, attempt)
                 if retry_ok and attempt < self._retry.attempts:
-                    self._sleep(self._backoff(attempt))
+                    self._sleep(self._retry.backoff(attempt, self._jitter()))
                     continue
-                raise TransientError(_network_message(what, exc, method, retry_ok)) from exc
+                message = _network_message(what, exc, method, retry_ok)
+                if retry_ok:
+                    raise TransientError(message) from exc
+                raise OutcomeUnknownError(message, method=method) from exc
             status = response.status_code
             log.debug("%s %s%s -> %d (attempt %d)", method, self._prefix, path, status, attempt)
-            if status < 400:
+            verdict = classify(response, resendable=idempotent)
+            if verdict is Verdict.OK:
                 return response
-            if status == 401 and not refreshed:
-                refreshed = True
-                token = self._tokens.refresh(token)
-                attempt -= 1
-                continue
-            if status == 401:
-                trace = remote_error(response, what).trace_id
-                raise AuthError(
-                    f"{what}: Spotify refused the access token even after a refresh "
-                    f"(HTTP 401, sp_trace_id={trace}); {_LOGIN_HINT}"
-                )
-            if status == 429 or (status >= 500 and idempotent):
-                wait = self._wait_for(response, attempt)
-                if attempt < self._retry.attempts and wait <= self._retry.max_wait:
+            if verdict is Verdict.RETRY:
+                wait = self._retry.wait(attempt, response, self._jitter)
+                why = self._retry.give_up(attempt, wait)
+                if why is None:
                     log.info("%s: HTTP %d, waiting %.1f s", what, status, wait)
                     self._sleep(wait)
                     continue
-                why = (
-                    f"asked to wait {wait:.0f} s"
-                    if wait > self._retry.max_wait
-                    else f"gave up after {attempt} tries"
-                )
                 raise TransientError(f"{remote_error(response, what)} ({why})")
-            if status >= 500:
-                raise TransientError(
+            if verdict is Verdict.UNKNOWN:
+                raise OutcomeUnknownError(
                     f"{remote_error(response, what)} — outcome unknown, not retried: "
-                    "check the audience state before trying again"
+                    "check the audience state before trying again",
+                    status=status,
+                    method=method,
                 )
             raise remote_error(response, what)
-
-    def _wait_for(self, response: httpx2.Response, attempt: int) -> float:
-        if response.status_code == 429:
-            for header in ("Retry-After", "X-RateLimit-Reset"):
-                seconds = _seconds(response.headers.get(header))
-                if seconds is not None:
-                    return seconds
-        return self._backoff(attempt)
 
 
 def _network_message(what: str, exc: Exception, method: str, retried: bool) -> str:

@@ -5,30 +5,30 @@ and adds what the core lacks for signed XML-API URLs (see ``libraries.md``): the
 ``x-goog-resumable: start`` header on the initiation only, an empty initiation body, retries
 that resume from the committed offset, a CRC32C check against ``x-goog-hash``, and cancelling
 the session when anything fails before the object is complete, so no partial file is ever used.
+Which answers are retried and how long to wait is not decided here: ``retry`` owns that, for
+this module and the API client alike; this module owns only its schedule's numbers.
 
-Memory stays bounded: the byte stream is read lazily through a window that holds what GCS has
-not acknowledged yet plus one chunk of look-ahead, never the whole file.
+Memory stays bounded: the byte stream is read lazily through a ``window.StreamWindow`` that
+holds what GCS has not acknowledged yet plus one chunk of look-ahead, never the whole file.
 """
 
 from __future__ import annotations
 
-import base64
-import contextlib
 import logging
 import random
 import re
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from email.utils import parsedate_to_datetime
 
-import google_crc32c
 import httpx2
 from google.resumable_media import common
 from google.resumable_media._upload import ResumableUpload
 
 from spotify_audience_sync.errors import ConfigError, InputError, RemoteError, TransientError
 from spotify_audience_sync.spotify.redact import mask_url
+from spotify_audience_sync.spotify.retry import RetryPolicy, Verdict, classify
+from spotify_audience_sync.spotify.window import StreamWindow
 
 __all__ = ["CHUNK_MULTIPLE", "DEFAULT_CHUNK_SIZE", "UploadResult", "upload_file"]
 
@@ -39,7 +39,14 @@ DEFAULT_CHUNK_SIZE = 8 * 1024 * 1024
 MAX_RETRY_AFTER = 120.0
 """A 429 asking for a longer wait fails the upload instead of hanging the sync."""
 
-_RETRYABLE = frozenset({408, 429, 500, 502, 503, 504})
+
+def _policy(max_attempts: int) -> RetryPolicy:
+    """The upload's schedule: steps of 1, 2, 4 … s up to 32 s (chunks are worth waiting for)."""
+    return RetryPolicy(
+        attempts=max_attempts, base_delay=1.0, max_delay=32.0, max_wait=MAX_RETRY_AFTER
+    )
+
+
 _SENT_HEADERS = frozenset(
     {"host", "content-type", "content-length", "content-range", "x-goog-resumable"}
     | {"user-agent", "accept", "accept-encoding", "connection"}
@@ -59,65 +66,10 @@ class UploadResult:
     seconds: float
 
 
-class _Window:
-    """A seekable view of a one-pass stream, from the oldest unacknowledged byte onwards.
-
-    The core reads with ``tell``/``read`` and rewinds with ``seek`` after a failure;
-    ``release`` forgets acknowledged bytes. The CRC32C covers each byte once, in order.
-    """
-
-    def __init__(self, chunks: Iterable[bytes]) -> None:
-        self._source: Iterator[bytes] = iter(chunks)
-        self._buffer = bytearray()
-        self._base = 0
-        self._position = 0
-        self._crc = 0
-        self.exhausted = False
-
-    def tell(self) -> int:
-        return self._position
-
-    def seek(self, offset: int, whence: int = 0) -> int:
-        if whence != 0 or not self._base <= offset <= self._base + len(self._buffer):
-            raise ValueError(f"offset {offset} is outside the held bytes")
-        self._position = offset
-        return offset
-
-    def ahead(self, wanted: int) -> int:
-        """Pull pieces until ``wanted`` bytes follow the position (or the stream ends)."""
-        held = self._base + len(self._buffer) - self._position
-        while held < wanted and not self.exhausted:
-            piece = next(self._source, None)
-            if piece is None:
-                self.exhausted = True
-            elif piece:
-                self._crc = google_crc32c.extend(self._crc, piece)
-                self._buffer += piece
-                held += len(piece)
-        return held
-
-    def read(self, size: int) -> bytes:
-        self.ahead(size)
-        start = self._position - self._base
-        with memoryview(self._buffer) as view:  # one copy, not two
-            data = bytes(view[start : start + size])
-        self._position += len(data)
-        return data
-
-    def release(self, offset: int) -> None:
-        drop = min(offset, self._position) - self._base
-        if drop > 0:
-            del self._buffer[:drop]
-            self._base += drop
-
-    def crc32c(self) -> str:
-        return base64.b64encode(self._crc.to_bytes(4, "big")).decode()
-
-
 class _Upload(ResumableUpload):
     """The core, adapted to signed XML-API URLs and to a stream whose end is found by reading."""
 
-    def __init__(self, upload_url: str, chunk_size: int, window: _Window) -> None:
+    def __init__(self, upload_url: str, chunk_size: int, window: StreamWindow) -> None:
         super().__init__(upload_url, chunk_size)  # type: ignore[no-untyped-call]
         self.window = window
         self.final = False
@@ -184,15 +136,6 @@ class _Upload(ResumableUpload):
         self._bytes_uploaded, self._finished = total, True
 
 
-def _retry_after(response: httpx2.Response) -> float | None:
-    value = response.headers.get("Retry-After", "")
-    with contextlib.suppress(ValueError):
-        return max(0.0, float(value))
-    with contextlib.suppress(TypeError, ValueError):
-        return max(0.0, parsedate_to_datetime(value).timestamp() - time.time())
-    return None
-
-
 def _gcs_error(response: httpx2.Response, what: str) -> RemoteError:
     """RemoteError from GCS's XML error body: status and code, never the signed URL."""
     code = re.search(r"<Code>([^<]{1,100})</Code>", response.text)
@@ -217,8 +160,9 @@ class _Transfer:
     http: httpx2.Client
     core: _Upload
     timeout: httpx2.Timeout
-    max_attempts: int
+    policy: RetryPolicy
     sleep: Callable[[float], None]
+    jitter: Callable[[], float]
     on_progress: Callable[[int], None] | None
     before_finalize: Callable[[int], None] | None
     requests: int = 0
@@ -243,15 +187,12 @@ class _Transfer:
         """Count a failed attempt; wait before the next one, or give up."""
         self.failures += 1
         acked = f"GCS holds {self.core.bytes_uploaded} of {self.core.total_bytes or '?'} bytes"
-        wait = _retry_after(response) if response and response.status_code == 429 else None
-        if self.failures >= self.max_attempts or (wait or 0) > MAX_RETRY_AFTER:
-            why = f"asked to wait {wait:.0f} s" if (wait or 0) > MAX_RETRY_AFTER else "gave up"
+        wait = self.policy.wait(self.failures, response, self.jitter)
+        why = self.policy.give_up(self.failures, wait)
+        if why is not None:
             raise TransientError(
                 f"{what} failed {self.failures} times in a row (last: {reason}; {why}); {acked}"
             )
-        if wait is None:
-            cap = min(32.0, 2.0 ** (self.failures - 1))
-            wait = cap / 2 + random.random() * cap / 2
         log.warning(
             "%s: %s (attempt %d); retrying in %.1f s; %s", what, reason, self.failures, wait, acked
         )
@@ -260,13 +201,16 @@ class _Transfer:
     def attempt(
         self, what: str, method: str, url: str, body: bytes | None, headers: dict[str, str]
     ) -> httpx2.Response | None:
-        """One request; None after a retryable failure (already counted and waited for)."""
+        """One request; None after a retryable failure (already counted and waited for).
+
+        Every upload request is resendable: the protocol resumes from what GCS committed.
+        """
         try:
             response = self.send(method, url, body, headers)
         except httpx2.TransportError as exc:
             self.fail(what, type(exc).__name__)
             return None
-        if response.status_code in _RETRYABLE:
+        if classify(response, resendable=True) is Verdict.RETRY:
             self.fail(what, f"HTTP {response.status_code}", response)
             return None
         return response
@@ -389,6 +333,7 @@ def upload_file(
     timeout: float = 120.0,
     max_attempts: int = 6,
     sleep: Callable[[float], None] = time.sleep,
+    jitter: Callable[[], float] = random.random,
     on_progress: Callable[[int], None] | None = None,
     before_finalize: Callable[[int], None] | None = None,
 ) -> UploadResult:
@@ -396,16 +341,25 @@ def upload_file(
 
     ``before_finalize(total)`` runs before the request that would complete the object; if it
     raises, the session is cancelled and the exception propagates. Any failure after the
-    session started cancels it too. Raises ConfigError, RemoteError, TransientError, InputError.
+    session started cancels it too. ``max_attempts`` counts failed requests in a row;
+    ``sleep`` and ``jitter`` (a float in [0, 1)) are injectable for tests.
+    Raises ConfigError, RemoteError, TransientError, InputError.
     """
     _check_chunk_size(chunk_size)
     if client is not None and transport is not None:
         raise ValueError("pass a client or a transport, not both")
     started = time.monotonic()
     http = client or httpx2.Client(transport=transport, timeout=timeout, follow_redirects=False)
-    core = _Upload(upload_url, chunk_size, _Window(chunks))
+    core = _Upload(upload_url, chunk_size, StreamWindow(chunks))
     run = _Transfer(
-        http, core, httpx2.Timeout(timeout), max_attempts, sleep, on_progress, before_finalize
+        http,
+        core,
+        httpx2.Timeout(timeout),
+        _policy(max_attempts),
+        sleep,
+        jitter,
+        on_progress,
+        before_finalize,
     )
     try:
         run.initiate(total_bytes)
