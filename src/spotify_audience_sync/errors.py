@@ -9,6 +9,7 @@
     ├─ OutputError                an output file cannot be written          exit 73
     ├─ AuthError                  login needed, invalid_grant, 401 twice    exit 77
     ├─ RemoteError                Spotify or GCS said no (4xx)              exit 69
+    │   └─ UploadSessionLostError the GCS session expired mid-upload        exit 69
     ├─ SafetyError                our own guards refused (too few, shrink)  exit 4
     └─ TransientError             429/5xx/timeouts after retries ran out    exit 75
         └─ OutcomeUnknownError    a write got 5xx or no answer: did it land? exit 75
@@ -43,6 +44,7 @@ __all__ = [
     "SafetyError",
     "SyncError",
     "TransientError",
+    "UploadSessionLostError",
 ]
 
 
@@ -119,6 +121,14 @@ class RemoteError(SyncError):
 
     def attrs(self) -> dict[str, Any]:
         return {"status": self.status, "trace_id": self.trace_id, "codes": list(self.codes) or ()}
+
+
+class UploadSessionLostError(RemoteError):
+    """The GCS upload session expired or vanished mid-upload (404 or 410 on its URI).
+
+    Nothing was completed from it, so a new upload URL can start the upload over; Mirror sync
+    does that once before it gives up.
+    """
 
 
 class SafetyError(SyncError):

@@ -132,3 +132,65 @@ def test_a_declined_confirmation_has_its_own_code(env: Sandbox) -> None:
     result = cli("audiences", "delete", "00000000-0000-4000-8000-000000000000", stdin="n\n")
     assert result.returncode == 10
     assert "declined; nothing was changed" in result.stderr
+
+
+def test_sigterm_mid_upload_cancels_the_session_removes_staged_files_and_exits_143(
+    env: Sandbox, tmp_path: Path
+) -> None:
+    import signal
+    import time
+
+    from spotify_audience_sync.sandbox.config import FaultRule
+
+    env.add_faults(FaultRule(route="gcsPut", delay=1.0, count=100))  # a slow upload
+    stage = tmp_path / "stage"
+    stage.mkdir()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "spotify_audience_sync", "sync", str(FIXTURE),
+         "--audience-name", "deadline", "--log-format", "json", "--chunk-size", "262144",
+         "--temp-dir", str(stage)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    assert process.stdout is not None
+    lines = []
+    try:
+        for line in process.stdout:  # wait until the upload has begun
+            lines.append(json.loads(line))
+            if lines[-1]["event"] == "upload":
+                break
+        time.sleep(0.3)
+        process.send_signal(signal.SIGTERM)
+        rest, stderr = process.communicate(timeout=60)
+    finally:
+        process.kill()
+    assert process.returncode == 143, stderr
+    lines += [json.loads(x) for x in rest.splitlines()]
+    final = lines[-1]
+    assert final["event"] == "error"
+    assert final["error"] == "Terminated"
+    assert final["exit_code"] == 143
+    assert list(stage.iterdir()) == [], "staged files left behind"
+    upload_id = next(x["upload_id"] for x in lines if x["event"] == "upload")
+    (session,) = env.upload_stats(upload_id)
+    assert session["cancelled"] is True
+    assert session["done"] is False
+    assert env.audiences.list(env.ad_account_id, {})["audiences"] == []
+
+
+def test_retries_and_waits_are_json_events_not_text_on_stderr(env: Sandbox) -> None:
+    from spotify_audience_sync.sandbox.config import FaultRule
+
+    env.add_faults(
+        FaultRule(route="gcsPut", status=503),
+        FaultRule(route="batchGetAudiences", status=429, retry_after=1),
+    )
+    result = cli("sync", str(FIXTURE), "--audience-name", "retried", "--log-format", "json")
+    assert result.returncode == 0, result.stderr
+    lines = [json.loads(x) for x in result.stdout.splitlines()]
+    events = {(x["event"], x["level"]) for x in lines}
+    assert ("retry", "warning") in events
+    assert ("rate_limit_wait", "warning") in events
+    assert ("resume", "warning") in events
+    assert "retry" not in result.stderr and "HTTP 503" not in result.stderr
+    assert "X-Goog-Signature" not in result.stdout
+    assert lines[-1]["event"] == "result"

@@ -63,7 +63,9 @@ def store(tmp_path: Path) -> StateStore:
 def sync(
     tmp_path: Path, sandbox: Sandbox, client: AdsClient, store: StateStore
 ) -> Callable[..., Any]:
-    def run(people: range, *, uploader: Any = upload_file, **options: Any) -> Any:
+    def run(
+        people: range, *, uploader: Any = upload_file, events: Any = None, **options: Any
+    ) -> Any:
         path = write_segment(tmp_path / f"seg-{people.start}-{people.stop}.csv", people)
         opts = SyncOptions(
             ad_account_id=sandbox.ad_account_id,
@@ -79,7 +81,7 @@ def sync(
             open_source(str(path)) as source,
             prepare_segment(source, PrepareOptions()) as prepared,
         ):
-            return mirror(prepared, client, opts, uploader=uploader, store=store)
+            return mirror(prepared, client, opts, uploader=uploader, store=store, events=events)
 
     return run
 
@@ -488,3 +490,29 @@ def test_a_mostly_rejected_column_is_refused_with_the_likely_fix(
     assert audiences(sandbox) == []
     # The threshold is a setting: 1 lets the emails through.
     assert _run(tmp_path, sandbox, client, store, text, max_reject_rate=1.0).action == "created"
+
+
+def test_a_lost_upload_session_starts_over_once_with_a_new_url(
+    sync: Callable[..., Any], sandbox: Sandbox
+) -> None:
+    sandbox.config.expire_sessions = 1  # the first session dies after its first chunk
+    events: list[tuple[str, dict[str, Any]]] = []
+    report = sync(range(6000), events=lambda name, fields: events.append((name, fields)))
+    assert report.action == "created"
+    assert set(sandbox.membership(report.audience_id)) == expected(range(6000))
+    names = [name for name, _ in events]
+    assert names.count("upload") == 2
+    assert names.count("session_restart") == 1
+    uploads = [fields["upload_id"] for name, fields in events if name == "upload"]
+    assert uploads[0] != uploads[1], "a new upload URL, not the lost session's"
+
+
+def test_a_second_lost_session_fails_and_leaves_nothing(
+    sync: Callable[..., Any], sandbox: Sandbox
+) -> None:
+    from spotify_audience_sync.errors import UploadSessionLostError
+
+    sandbox.config.expire_sessions = 2
+    with pytest.raises(UploadSessionLostError, match="upload session expired"):
+        sync(range(6000))
+    assert audiences(sandbox) == []

@@ -37,6 +37,7 @@ def make_output(
 
     verbosity = -1 if quiet else min(verbose, 1)
     output = Output(log_format or "auto", verbosity, stdout_is_data=stdout_is_data)
+    output.capture_library_logs()
     click.get_current_context().find_root().obj = output
     return output
 

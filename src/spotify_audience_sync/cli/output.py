@@ -14,6 +14,7 @@ every run is one final object, ``result`` or ``error``, with ``exit_code`` (the 
 from __future__ import annotations
 
 import json
+import logging
 import sys
 import time
 import uuid
@@ -25,6 +26,8 @@ from typing import Any, Literal, TextIO
 from spotify_audience_sync import __version__
 
 __all__ = ["LogFormat", "Output", "begin_run", "final_line", "final_sent", "run_id"]
+
+_LIBRARY_LOGGER = "spotify_audience_sync"
 
 _FINAL = {"sent": False}
 #: On every line a run prints: ``run_id`` joins a run's lines in a log store.
@@ -87,6 +90,19 @@ class Output:
         self._json = self.stderr if stdout_is_data else stdout
         self._bars = self.format == "human" and terminal and verbosity >= 0
         self._progress: Any = None
+
+    def capture_library_logs(self) -> None:
+        """Show the library's structured log records (retries, waits, resumes) as events.
+
+        They become JSON lines (level warning) in json format, ``warning retry ...`` lines in
+        human format; nothing else of the library's logging reaches stderr as plain text.
+        """
+        logger = logging.getLogger(_LIBRARY_LOGGER)
+        for handler in [h for h in logger.handlers if isinstance(h, _EventHandler)]:
+            logger.removeHandler(handler)
+        logger.addHandler(_EventHandler(self))
+        logger.setLevel(logging.INFO)
+        logger.propagate = False
 
     # --- machine lines -------------------------------------------------------------------------
     def event(self, name: str, level: str = "info", **fields: Any) -> None:
@@ -181,6 +197,21 @@ class Output:
                     self._progress = None
         seconds = time.perf_counter() - started
         self.event("phase", "debug", phase=name, seconds=round(seconds, 3), **{unit: done[0]})
+
+
+class _EventHandler(logging.Handler):
+    """Log records made with ``spotify.events.event`` become the run's events."""
+
+    def __init__(self, output: Output) -> None:
+        super().__init__(logging.INFO)
+        self.output = output
+
+    def emit(self, record: logging.LogRecord) -> None:
+        name = getattr(record, "event", None)
+        if name is not None:
+            self.output.event(str(name), "warning", **getattr(record, "fields", {}))
+        elif record.levelno >= logging.WARNING:  # messages are redacted where they are made
+            self.output.event("warning", "warning", message=record.getMessage())
 
 
 def _console(stream: TextIO) -> Any:

@@ -99,6 +99,9 @@ class SandboxConfig:
     rate_limit: int = 1500
     rate_window: float = 30.0
     session_ttl: float = 7 * 24 * 3600
+    #: The next this-many upload sessions expire right after accepting their first chunk (the
+    #: next request on them gets 404 NoSuchUpload), as a week-old or server-dropped one does.
+    expire_sessions: int = 0
     request_timeout: float = 120.0
     client_id: str = SANDBOX_CLIENT_ID
     client_secret: str = SANDBOX_CLIENT_SECRET

@@ -203,6 +203,9 @@ class Storage:
                 session.resent += len(body)
                 return 200, dict(session.final_headers)
             status, extra = self._apply(session, headers.get("content-range"), body, ack_bytes)
+            if status == 308 and self._config.expire_sessions > 0:
+                self._config.expire_sessions -= 1
+                session.started = -float("inf")  # past any TTL: the next request gets 404
         if status == 200:
             self._audiences.complete_upload(upload_id, bytes(session.data))
         return status, extra

@@ -36,6 +36,7 @@ from spotify_audience_sync.errors import (
     TransientError,
 )
 from spotify_audience_sync.spotify.bearer import WHAT, StaticToken, TokenProvider, bearer
+from spotify_audience_sync.spotify.events import event
 from spotify_audience_sync.spotify.models import Audience, AudiencePage, UploadUrl
 from spotify_audience_sync.spotify.problem import remote_error
 from spotify_audience_sync.spotify.ratelimit import RateLimiter
@@ -217,7 +218,11 @@ class AdsClient:
                 )  # fmt: skip
             except httpx2.TransportError as exc:
                 retry_ok = classify(exc, resendable=idempotent) is Verdict.RETRY
-                log.warning("%s: %s on attempt %d", what, type(exc).__name__, attempt)
+                log.warning(
+                    "%s: %s on attempt %d", what, type(exc).__name__, attempt,
+                    extra=event("retry", what=what, error=type(exc).__name__, attempt=attempt,
+                                will_retry=retry_ok and attempt < self._retry.attempts),
+                )  # fmt: skip
                 if retry_ok and attempt < self._retry.attempts:
                     self._sleep(self._retry.backoff(attempt, self._jitter()))
                     continue
@@ -234,7 +239,11 @@ class AdsClient:
                 wait = self._retry.wait(attempt, response, self._jitter)
                 why = self._retry.give_up(attempt, wait)
                 if why is None:
-                    log.info("%s: HTTP %d, waiting %.1f s", what, status, wait)
+                    log.warning(
+                        "%s: HTTP %d, waiting %.1f s", what, status, wait,
+                        extra=event("rate_limit_wait" if status == 429 else "retry", what=what,
+                                    status=status, attempt=attempt, wait_seconds=round(wait, 3)),
+                    )  # fmt: skip
                     self._sleep(wait)
                     continue
                 raise TransientError(f"{remote_error(response, what)} ({why})")

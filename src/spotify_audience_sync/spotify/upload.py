@@ -25,7 +25,14 @@ import httpx2
 from google.resumable_media import common
 from google.resumable_media._upload import ResumableUpload
 
-from spotify_audience_sync.errors import ConfigError, InputError, RemoteError, TransientError
+from spotify_audience_sync.errors import (
+    ConfigError,
+    InputError,
+    RemoteError,
+    TransientError,
+    UploadSessionLostError,
+)
+from spotify_audience_sync.spotify.events import event
 from spotify_audience_sync.spotify.redact import mask_url
 from spotify_audience_sync.spotify.retry import RetryPolicy, Verdict, classify
 from spotify_audience_sync.spotify.window import StreamWindow
@@ -146,7 +153,8 @@ def _gcs_error(response: httpx2.Response, what: str) -> RemoteError:
         detail = "the upload session expired or was cancelled; start a new upload"
     codes = (code[1],) if code else ()
     label = "".join(f" {c}" for c in codes)
-    return RemoteError(
+    kind = UploadSessionLostError if response.status_code in (404, 410) else RemoteError
+    return kind(
         f"{what}: HTTP {response.status_code}{label} — {detail}",
         status=response.status_code,
         codes=codes,
@@ -194,8 +202,10 @@ class _Transfer:
                 f"{what} failed {self.failures} times in a row (last: {reason}; {why}); {acked}"
             )
         log.warning(
-            "%s: %s (attempt %d); retrying in %.1f s; %s", what, reason, self.failures, wait, acked
-        )
+            "%s: %s (attempt %d); retrying in %.1f s; %s", what, reason, self.failures, wait, acked,
+            extra=event("retry", what=what, reason=reason, attempt=self.failures,
+                        wait_seconds=round(wait, 3), bytes_acknowledged=self.core.bytes_uploaded),
+        )  # fmt: skip
         self.sleep(wait)
 
     def attempt(
@@ -270,7 +280,10 @@ class _Transfer:
         if response.status_code != 308:
             raise _gcs_error(response, "upload status query")
         self.process(self.core._process_recover_response, response)
-        log.info("resuming at byte %d", self.core.bytes_uploaded)
+        log.warning(
+            "resuming at byte %d", self.core.bytes_uploaded,
+            extra=event("resume", bytes_acknowledged=self.core.bytes_uploaded),
+        )  # fmt: skip
         return None
 
     @staticmethod

@@ -26,7 +26,13 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
-from spotify_audience_sync.errors import ConfigError, RemoteError, SafetyError, TransientError
+from spotify_audience_sync.errors import (
+    ConfigError,
+    RemoteError,
+    SafetyError,
+    TransientError,
+    UploadSessionLostError,
+)
 from spotify_audience_sync.segment.quality import DEFAULT_MAX_REJECT_RATE, column_problems
 from spotify_audience_sync.spotify.models import Audience, AudienceStatus
 from spotify_audience_sync.sync.state import StateStore, SyncState
@@ -438,16 +444,31 @@ def mirror(
             return finish()
 
         upload_id, url = run.upload_url(audience)
-        run.emit(
-            "upload",
-            audience_id=audience.id if audience is not None else None,  # None: to be created
-            upload_id=upload_id,
-            bytes=report.bytes,
-        )
         upload_started, upload_wall = clock(), datetime.now(UTC) - FRESHNESS_SLACK
-        outcome = run.uploader(
-            url, prepared.chunks(), total_bytes=report.bytes, chunk_size=options.chunk_size
-        )
+        for attempt in (1, 2):
+            run.emit(
+                "upload",
+                audience_id=audience.id if audience is not None else None,  # None: to be created
+                upload_id=upload_id,
+                bytes=report.bytes,
+            )
+            try:
+                outcome = run.uploader(
+                    url, prepared.chunks(), total_bytes=report.bytes, chunk_size=options.chunk_size
+                )
+                break
+            except UploadSessionLostError:
+                # The session expired or was dropped: nothing was completed from it, and the
+                # staged file can be read again, so a new upload URL starts it over, once.
+                if attempt == 2:
+                    raise
+                run.emit(
+                    "session_restart",
+                    level="warning",
+                    upload_id=upload_id,
+                    reason="the upload session was lost (HTTP 404/410); starting over",
+                )
+                upload_id, url = run.upload_url(audience)
         report.seconds["upload"] = clock() - upload_started
         report.upload_requests = outcome.requests
         report.upload_resumes = outcome.resumes
