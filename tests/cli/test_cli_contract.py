@@ -191,6 +191,7 @@ def test_retries_and_waits_are_json_events_not_text_on_stderr(env: Sandbox) -> N
     assert ("retry", "warning") in events
     assert ("rate_limit_wait", "warning") in events
     assert ("resume", "warning") in events
-    assert "retry" not in result.stderr and "HTTP 503" not in result.stderr
+    assert "retry" not in result.stderr
+    assert "HTTP 503" not in result.stderr
     assert "X-Goog-Signature" not in result.stdout
     assert lines[-1]["event"] == "result"
