@@ -3,22 +3,42 @@
 #   docker build -t spotify-audience-sync:0.1.0 .
 #   docker run --rm --env-file spotify.env -v sas-data:/data -v "$PWD:/in:ro" \
 #     spotify-audience-sync:0.1.0 sync /in/segment.csv --audience-name "My segment"
-# See docs/container.md. tests/test_container.py lints this file and replays its install steps.
+# See docs/container.md. tests/test_container.py lints this file and replays its install steps;
+# tests/test_container_run.py runs the built image (.ci/run builds it with podman).
+
+# The base of both stages. The official image by default; any Debian bookworm image with
+# Python 3.11 (and its venv module) works too, e.g. one made with mmdebstrap from Debian's
+# packages where no registry is reachable (docs/container.md, "Building without a registry").
+ARG BASE_IMAGE=python:3.11.14-slim-bookworm
 
 # --- build: resolve nothing, install exactly uv.lock into /app/.venv -------------------------
-FROM python:3.11.14-slim-bookworm AS build
-COPY --from=ghcr.io/astral-sh/uv:0.13.9 /uv /bin/uv
+FROM ${BASE_IMAGE} AS build
+# uv comes from PyPI, pinned, like every other tool: no second registry to reach.
+# UV_NATIVE_TLS and PIP_CERT make uv and pip trust the image's CA store (on the official image
+# the same roots they bundle; where a proxy re-signs TLS, the host's bundle mounted over it).
 ENV UV_COMPILE_BYTECODE=1 \
     UV_LINK_MODE=copy \
     UV_PYTHON_DOWNLOADS=never \
-    UV_PROJECT_ENVIRONMENT=/app/.venv
+    UV_PYTHON=python3.11 \
+    UV_NATIVE_TLS=1 \
+    UV_PROJECT_ENVIRONMENT=/app/.venv \
+    PIP_CERT=/etc/ssl/certs/ca-certificates.crt \
+    PIP_DISABLE_PIP_VERSION_CHECK=1
 # A C compiler for the one extension (src/spotify_audience_sync/_native.c, the pipeline's hot
-# loops); only the built virtual environment reaches the runtime image. Unpinned on purpose:
+# loops); only the built virtual environment reaches the runtime image. The official image has
+# Python's headers; Debian's python3.11 needs python3.11-dev for them. Unpinned on purpose:
 # Debian's point releases replace these versions, and a pin would break the build each time.
 # hadolint ignore=DL3008
-RUN apt-get update \
-    && apt-get install -y --no-install-recommends gcc libc6-dev \
+RUN set -- gcc libc6-dev \
+    && headers="$(python3.11 -c 'import sysconfig; print(sysconfig.get_path("include"))')" \
+    && if [ ! -e "$headers/Python.h" ]; then set -- "$@" python3.11-dev; fi \
+    && apt-get update \
+    && apt-get install -y --no-install-recommends "$@" \
     && rm -rf /var/lib/apt/lists/*
+# uv into a virtual environment of its own (Debian's Python has no pip outside one).
+RUN python3.11 -m venv /opt/uv \
+    && /opt/uv/bin/pip install --no-cache-dir uv==0.13.9 \
+    && ln -s /opt/uv/bin/uv /usr/local/bin/uv
 WORKDIR /src
 # Dependencies first, in their own layer: it is rebuilt only when the lock changes.
 COPY pyproject.toml uv.lock ./
@@ -31,12 +51,14 @@ RUN --mount=type=cache,target=/root/.cache/uv \
     uv sync --frozen --no-dev --no-editable
 
 # --- run: the same Python, the virtual environment, a non-root user, nothing secret ---------
-FROM python:3.11.14-slim-bookworm
+FROM ${BASE_IMAGE}
 LABEL org.opencontainers.image.title="spotify-audience-sync" \
       org.opencontainers.image.description="Keep a Spotify customer-list audience equal to a segment (Mirror sync)" \
       org.opencontainers.image.licenses="Apache-2.0"
-RUN groupadd --system --gid 10001 sync \
-    && useradd --system --uid 10001 --gid sync --home-dir /data --no-create-home sync \
+# "app", not "sync": Debian's base-passwd already has a user sync (uid 4).
+RUN groupadd --system --gid 10001 app \
+    && useradd --system --uid 10001 --gid app --home-dir /data --no-create-home \
+       --shell /usr/sbin/nologin app \
     && mkdir -p /data/state \
     && chown -R 10001:10001 /data
 COPY --from=build /app/.venv /app/.venv
