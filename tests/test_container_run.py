@@ -215,10 +215,16 @@ def test_version_spec_and_check(run: Runner, sandbox_app: SandboxProcess) -> Non
     assert spec.code == 0, spec.stderr
     assert json.loads(spec.stdout) == build_manifest(command_list(main))
 
-    check = run("check")
+    check = run("check", "--log-format", "human")
     assert check.code == 0, check.stderr
     assert check.stdout.startswith("OK: settings valid, state dir writable, token obtained, ")
     assert f"ad account {sandbox_app.ad_account_id} readable" in check.stdout
+
+    checked = run("check")  # no terminal: JSON, as a CDP reads it
+    assert checked.code == 0, checked.stderr
+    (line,) = [json.loads(x) for x in checked.stdout.splitlines()]
+    assert (line["event"], line["exit_code"], line["version"]) == ("result", 0, __version__)
+    assert line["ad_account_id"] == sandbox_app.ad_account_id
 
 
 def _prepared_here(*args: str, tmp_path: Path) -> set[tuple[str, str]]:
@@ -347,6 +353,8 @@ def test_a_bad_column_fails_with_65_a_json_error_and_changes_nothing(
     assert failed.events() == [
         {
             "ts": failed.events()[0]["ts"],
+            "run_id": failed.events()[0]["run_id"],
+            "version": __version__,
             "level": "error",
             "event": "error",
             "error": "InputError",
