@@ -12,7 +12,7 @@ ENV UV_COMPILE_BYTECODE=1 \
     UV_LINK_MODE=copy \
     UV_PYTHON_DOWNLOADS=never \
     UV_PROJECT_ENVIRONMENT=/app/.venv
-# A C compiler for the one extension (src/spotify_audience_sync/_native.c, the pipeline's hot
+# A C compiler for the one extension (src/spotify_audience_sync/_native/, the pipeline's hot
 # loops); only the built virtual environment reaches the runtime image. Unpinned on purpose:
 # Debian's point releases replace these versions, and a pin would break the build each time.
 # hadolint ignore=DL3008

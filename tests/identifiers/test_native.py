@@ -62,7 +62,7 @@ def rows(matrix: np.ndarray) -> list[str]:
 
 
 def test_the_kernels_status_codes_are_the_rules_codes() -> None:
-    """_native.c numbers statuses 0-3 itself; they must be identifiers' STATUS codes."""
+    """The C email kernel numbers statuses 0-3 itself; they must be identifiers' STATUS codes."""
     assert [CODES["hashed"], CODES["prehashed"], CODES["empty"], CODES["malformed"]] == [0, 1, 2, 3]
     assert hashing.EMAIL_DEFER not in CODES.values()
 
@@ -376,12 +376,14 @@ def test_phones_hash_the_same_on_both_engines(region: str) -> None:
 
 def test_the_extension_is_built_from_this_source() -> None:
     """An editable install keeps an old in-place build when a rebuild fails (the extension is
-    optional): then these tests would test old code. ``uv sync`` rebuilds on source changes."""
+    optional): then these tests would test old code. ``uv sync`` rebuilds on source changes.
+    The sources (every .c file and the shared header) sit in the _native/ folder beside it."""
     built = Path(native.__file__)
-    source = built.with_name("_native.c")
-    if not source.exists():  # installed from a wheel: no source beside it
+    sources = [*built.with_name("_native").glob("*.[ch]")]
+    if not sources:  # installed from a wheel: no source beside it
         pytest.skip("not an editable install")
-    assert built.stat().st_mtime >= source.stat().st_mtime, "rebuild: uv sync --reinstall"
+    newest = max(source.stat().st_mtime for source in sources)
+    assert built.stat().st_mtime >= newest, "rebuild: uv sync --reinstall"
 
 
 def test_compiled_phone_tables_are_cached_and_a_bad_cache_is_rebuilt(
