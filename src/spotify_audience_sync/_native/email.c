@@ -226,11 +226,11 @@ PyObject *sas_py_emails(PyObject *self, PyObject *args) {
     Column col;
     if (sas_column_open(&col, views, validity, data, offset, n) < 0) return NULL;
     Py_buffer status, out;
-    if (sas_writable(status_obj, &status, n, "status") < 0) {
+    if (sas_writable(status_obj, &status, n, 1, "status") < 0) {
         sas_column_release(&col);
         return NULL;
     }
-    if (sas_writable(out_obj, &out, 64 * n, "output") < 0) {
+    if (sas_writable(out_obj, &out, 64 * n, 1, "output") < 0) {
         PyBuffer_Release(&status);
         sas_column_release(&col);
         return NULL;

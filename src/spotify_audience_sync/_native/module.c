@@ -82,11 +82,22 @@ int sas_column_open(Column *col, PyObject *views, PyObject *validity, PyObject *
     return 0;
 }
 
-int sas_writable(PyObject *obj, Py_buffer *out, Py_ssize_t need, const char *what) {
+int sas_check_aligned(const void *buf, Py_ssize_t align, const char *what) {
+    if ((uintptr_t)buf % (uintptr_t)align == 0) return 0;
+    PyErr_Format(PyExc_ValueError, "%s buffer must start on a %zd-byte boundary", what, align);
+    return -1;
+}
+
+int sas_writable(PyObject *obj, Py_buffer *out, Py_ssize_t need, Py_ssize_t align,
+                 const char *what) {
     if (PyObject_GetBuffer(obj, out, PyBUF_WRITABLE) < 0) return -1;
     if (out->len < need) {
         PyErr_Format(PyExc_ValueError, "%s buffer too small: %zd bytes, need %zd", what, out->len,
                      need);
+        PyBuffer_Release(out);
+        return -1;
+    }
+    if (sas_check_aligned(out->buf, align, what) < 0) {
         PyBuffer_Release(out);
         return -1;
     }

@@ -265,6 +265,13 @@ PyObject *sas_py_phones(PyObject *self, PyObject *args) {
                           &code_empty, &code_invalid, &code_nan, &mode, &codes_obj, &out_obj,
                           &need_obj))
         return NULL;
+    /* The four codes are written as bytes next to P_NEED and P_DEFER: they must not be those. */
+    if ((mode != 0 && mode != 1) || code_hashed < 0 || code_hashed >= P_NEED || code_empty < 0 ||
+        code_empty >= P_NEED || code_invalid < 0 || code_invalid >= P_NEED || code_nan < 0 ||
+        code_nan >= P_NEED) {
+        PyErr_SetString(PyExc_ValueError, "mode must be 0 or 1 and the status codes 0..253");
+        return NULL;
+    }
     size_t width = mode ? 24 : 64;
     PyObject *seq = PySequence_Fast(tables, "tables must be a sequence");
     if (seq == NULL) return NULL;
@@ -295,14 +302,21 @@ PyObject *sas_py_phones(PyObject *self, PyObject *args) {
         PyErr_SetString(PyExc_ValueError, "phone tables have the wrong sizes");
         goto done;
     }
+    /* The int32 tables are read as such. */
+    if (sas_check_aligned(b[0].buf, 4, "transitions") < 0 ||
+        sas_check_aligned(b[2].buf, 4, "regions") < 0 ||
+        sas_check_aligned(b[4].buf, 4, "cc_first") < 0 ||
+        sas_check_aligned(b[5].buf, 4, "cc_count") < 0 ||
+        sas_check_aligned(b[6].buf, 4, "cc_list") < 0)
+        goto done;
     if (tables_check(&t, b[6].len / 4) < 0) goto done;
     if (sas_column_open(&col, views, validity, data, offset, n) < 0) goto done;
     have_col = 1;
-    if (sas_writable(codes_obj, &codes, n, "codes") < 0) goto done;
+    if (sas_writable(codes_obj, &codes, n, 1, "codes") < 0) goto done;
     have_codes = 1;
-    if (sas_writable(out_obj, &out, (Py_ssize_t)width * n, "output") < 0) goto done;
+    if (sas_writable(out_obj, &out, (Py_ssize_t)width * n, 1, "output") < 0) goto done;
     have_out = 1;
-    if (sas_writable(need_obj, &need, 2 * n, "need") < 0) goto done;
+    if (sas_writable(need_obj, &need, 2 * n, 2, "need") < 0) goto done;
     have_need = 1;
     PhoneDefault d = {.home = (int32_t)home, .national_ok = national_ok,
                       .idd = (const uint8_t *)idd, .idd_len = (size_t)idd_len,

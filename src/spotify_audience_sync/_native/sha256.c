@@ -243,7 +243,7 @@ PyObject *sas_py_sha256_hex(PyObject *self, PyObject *args) {
     Column col;
     if (sas_column_open(&col, views, validity, data, offset, n) < 0) return NULL;
     Py_buffer out;
-    if (sas_writable(out_obj, &out, 64 * n, "output") < 0) {
+    if (sas_writable(out_obj, &out, 64 * n, 1, "output") < 0) {
         sas_column_release(&col);
         return NULL;
     }
