@@ -24,7 +24,7 @@ ENV UV_COMPILE_BYTECODE=1 \
     UV_PROJECT_ENVIRONMENT=/app/.venv \
     PIP_CERT=/etc/ssl/certs/ca-certificates.crt \
     PIP_DISABLE_PIP_VERSION_CHECK=1
-# A C compiler for the one extension (src/spotify_audience_sync/_native.c, the pipeline's hot
+# A C compiler for the one extension (src/spotify_audience_sync/_native/, the pipeline's hot
 # loops); only the built virtual environment reaches the runtime image. The official image has
 # Python's headers; Debian's python3.11 needs python3.11-dev for them. Unpinned on purpose:
 # Debian's point releases replace these versions, and a pin would break the build each time.

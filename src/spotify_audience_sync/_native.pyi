@@ -1,4 +1,5 @@
-"""Types of the C extension (``_native.c``); optional: absent when built without a compiler."""
+"""Types of the C extension (sources in ``_native/``); optional: absent when built without a
+compiler."""
 
 from collections.abc import Sequence
 

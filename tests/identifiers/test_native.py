@@ -62,7 +62,7 @@ def rows(matrix: np.ndarray) -> list[str]:
 
 
 def test_the_kernels_status_codes_are_the_rules_codes() -> None:
-    """_native.c numbers statuses 0-3 itself; they must be identifiers' STATUS codes."""
+    """The C email kernel numbers statuses 0-3 itself; they must be identifiers' STATUS codes."""
     assert [CODES["hashed"], CODES["prehashed"], CODES["empty"], CODES["malformed"]] == [0, 1, 2, 3]
     assert hashing.EMAIL_DEFER not in CODES.values()
 
@@ -376,12 +376,14 @@ def test_phones_hash_the_same_on_both_engines(region: str) -> None:
 
 def test_the_extension_is_built_from_this_source() -> None:
     """An editable install keeps an old in-place build when a rebuild fails (the extension is
-    optional): then these tests would test old code. ``uv sync`` rebuilds on source changes."""
+    optional): then these tests would test old code. ``uv sync`` rebuilds on source changes.
+    The sources (every .c file and the shared header) sit in the _native/ folder beside it."""
     built = Path(native.__file__)
-    source = built.with_name("_native.c")
-    if not source.exists():  # installed from a wheel: no source beside it
+    sources = [*built.with_name("_native").glob("*.[ch]")]
+    if not sources:  # installed from a wheel: no source beside it
         pytest.skip("not an editable install")
-    assert built.stat().st_mtime >= source.stat().st_mtime, "rebuild: uv sync --reinstall"
+    newest = max(source.stat().st_mtime for source in sources)
+    assert built.stat().st_mtime >= newest, "rebuild: uv sync --reinstall"
 
 
 def test_compiled_phone_tables_are_cached_and_a_bad_cache_is_rebuilt(
@@ -483,3 +485,152 @@ def test_phone_tables_that_disagree_with_themselves_are_not_followed() -> None:
     args = (home, True, b"011", b"1", 0, 1, 2, 3, 1, status, out, need)
     assert native.phones(*exported.args(), 1, tuple(buffers), *args) == 1
     assert status[0] == phones_native.DEFER
+
+
+# The module's contract: direct calls with bad arguments get an exception, never undefined
+# behaviour (a negative shift, a misaligned store, a read outside a table).
+
+
+def _misaligned(size: int) -> memoryview:
+    """A writable buffer of `size` bytes that starts one byte past an aligned address."""
+    return memoryview(bytearray(size + 1))[1:]
+
+
+def _hex_matrix(n: int) -> np.ndarray:
+    hexes = np.random.default_rng(n).integers(0, 16, size=(n, 64))
+    return np.frombuffer(b"0123456789abcdef", dtype=np.uint8)[hexes].astype(np.uint8)
+
+
+@pytest.mark.parametrize("lead", [b"/0", b"0/", b"\x00\x00", b"g0", b"\xff0", b":0", b"@0"])
+def test_partition_order_refuses_an_accepted_row_that_is_not_hex(lead: bytes) -> None:
+    """A byte below '0' once shifted a negative number; above 'f' it picked a wrong slot."""
+    matrix = _hex_matrix(3)
+    matrix[1, :2] = np.frombuffer(lead, np.uint8)
+    order, counts = np.full(3, -1, np.int64), np.empty(64, np.int64)
+    with pytest.raises(ValueError, match="two hex digits"):
+        native.partition_order(matrix, np.ones(3, np.bool_), 3, order, counts)
+    assert (order == -1).all()  # refused before anything was written
+    # Not accepted: never read, so it may hold anything.
+    assert native.partition_order(matrix, np.array([1, 0, 1], np.bool_), 3, order, counts) == 2
+
+
+def test_partition_order_refuses_misaligned_outputs() -> None:
+    matrix, accepted = _hex_matrix(4), np.ones(4, np.bool_)
+    with pytest.raises(ValueError, match="order buffer must start on a 8-byte boundary"):
+        native.partition_order(matrix, accepted, 4, _misaligned(32), np.empty(64, np.int64))
+    with pytest.raises(ValueError, match="counts buffer must start on a 8-byte boundary"):
+        native.partition_order(matrix, accepted, 4, np.empty(4, np.int64), _misaligned(512))
+    with pytest.raises(ValueError, match="bad row count"):
+        native.partition_order(matrix, accepted, -1, np.empty(4, np.int64), np.empty(64, np.int64))
+    with pytest.raises(ValueError, match="shorter than n rows"):
+        native.partition_order(matrix, accepted, 5, np.empty(5, np.int64), np.empty(64, np.int64))
+
+
+def test_hex_keys_refuses_a_misaligned_output_and_reads_any_records() -> None:
+    """The keys are stored as u64: a misaligned output is refused. Records are read bytewise,
+    so a misaligned records buffer gives the same keys."""
+    records = _hex_matrix(5)
+    keys = np.empty(5, np.uint64)
+    native.hex_keys(records, 5, 64, 0, keys)
+    with pytest.raises(ValueError, match="keys buffer must start on a 8-byte boundary"):
+        native.hex_keys(records, 5, 64, 0, _misaligned(40))
+    shifted = _misaligned(records.size)
+    shifted[:] = records.tobytes()
+    again = np.empty(5, np.uint64)
+    native.hex_keys(shifted, 5, 64, 0, again)
+    assert np.array_equal(keys, again)
+    for n, width, col in ((-1, 64, 0), (5, 15, 0), (5, 64, 49), (5, 64, -1)):
+        with pytest.raises(ValueError, match="bad record shape"):
+            native.hex_keys(records, n, width, col, keys)
+    with pytest.raises(ValueError, match="shorter than n rows"):
+        native.hex_keys(records, 6, 64, 0, np.empty(6, np.uint64))
+
+
+@pytest.mark.parametrize("position", [0, 7, 8, 15])
+@pytest.mark.parametrize("byte", [b"/", b":", b"@", b"G", b"`", b"g", b" ", b"\x00", b"\xe1"])
+def test_hex_keys_refuses_a_non_hex_character(position: int, byte: bytes) -> None:
+    records = _hex_matrix(3)
+    records[2, 1 + position] = byte[0]
+    with pytest.raises(ValueError, match=re.escape("non-hex character in columns 1..16")):
+        native.hex_keys(records, 3, 64, 1, np.empty(3, np.uint64))
+    native.hex_keys(records, 3, 64, 20, np.empty(3, np.uint64))  # outside the columns read
+
+
+def _phone_call(**change: object) -> tuple[object, ...]:
+    """Arguments of native.phones for one plain US number, with some replaced."""
+    tables = phones_native._tables()
+    home = tables.home("US")
+    exported = hashing.views(pl.Series(["2125551234"]))
+    assert home is not None
+    assert exported is not None
+    args: dict[str, object] = {
+        "tables": tuple(tables.snapshot.buffers),
+        "home": home,
+        "national_ok": True,
+        "idd": b"011",
+        "dcc": b"1",
+        "codes": (0, 1, 2, 3),
+        "mode": 1,
+        "status": np.empty(1, np.uint8),
+        "out": np.empty((1, 24), np.uint8),
+        "need": np.empty(1, np.uint16),
+    }
+    args.update(change)
+    codes = args["codes"]
+    assert isinstance(codes, tuple)
+    return (
+        *exported.args(),
+        1,
+        args["tables"],
+        args["home"],
+        args["national_ok"],
+        args["idd"],
+        args["dcc"],
+        *codes,
+        args["mode"],
+        args["status"],
+        args["out"],
+        args["need"],
+    )
+
+
+def _misaligned_copy(array: np.ndarray) -> memoryview:
+    copy = _misaligned(array.nbytes)
+    copy[:] = array.tobytes()
+    return copy
+
+
+def test_phones_accepts_the_reference_arguments() -> None:
+    status = np.empty(1, np.uint8)
+    assert native.phones(*_phone_call(status=status)) == 0
+    assert status[0] == 0
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"need": _misaligned(2)}, "need buffer must start on a 2-byte boundary"),
+        ({"mode": 2}, "mode must be 0 or 1"),
+        ({"mode": -1}, "mode must be 0 or 1"),
+        ({"codes": (0, 1, 2, 255)}, "status codes 0..253"),
+        ({"codes": (254, 1, 2, 3)}, "status codes 0..253"),
+        ({"codes": (0, -1, 2, 3)}, "status codes 0..253"),
+        ({"home": -1}, "wrong sizes"),
+        ({"dcc": b""}, "wrong sizes"),
+        ({"idd": b"0" * 9}, "wrong sizes"),
+    ],
+)
+def test_phones_refuses_bad_arguments(change: dict[str, object], message: str) -> None:
+    with pytest.raises(ValueError, match=re.escape(message)):
+        native.phones(*_phone_call(**change))
+
+
+@pytest.mark.parametrize(
+    ("index", "name"),
+    [(0, "transitions"), (2, "regions"), (4, "cc_first"), (5, "cc_count"), (6, "cc_list")],
+)
+def test_phones_refuses_misaligned_int32_tables(index: int, name: str) -> None:
+    tables = list(phones_native._tables().snapshot.buffers)
+    tables[index] = _misaligned_copy(np.ascontiguousarray(tables[index]))
+    with pytest.raises(ValueError, match=f"{name} buffer must start on a 4-byte boundary"):
+        native.phones(*_phone_call(tables=tuple(tables)))

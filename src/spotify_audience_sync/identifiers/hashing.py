@@ -2,7 +2,7 @@
 
 The encoder works on fixed-width records, so digests travel as byte matrices, never as
 per-row Python or polars strings. Two engines give the same bytes: the C extension
-(``_native.c``: the CPU's SHA instructions, values read straight out of Arrow's string views,
+(``_native/``: the CPU's SHA instructions, values read straight out of Arrow's string views,
 no GIL held) and, where it was not built (no C compiler at install time), polars-hash. Pure:
 no I/O.
 """

@@ -109,7 +109,7 @@ class NormalizeOptions:
 #: Each status's code (its index in :data:`STATUS`); the C email kernel writes the same codes.
 CODES = {name: i for i, name in enumerate(STATUS.categories.to_list())}
 if [CODES[HASHED], CODES[PREHASHED], CODES["empty"], CODES["malformed"]] != [0, 1, 2, 3]:
-    raise RuntimeError("STATUS no longer starts as _native.c's email codes (0-3) do")
+    raise RuntimeError("STATUS no longer starts as the C email kernel's codes (0-3) do")
 
 
 def value_column(kind: IdentifierType) -> str:

@@ -5,7 +5,7 @@ the number-type patterns, with their possible lengths) and picks a shared callin
 region by ``leading_digits``. Those regexes only use a small regular subset (digit classes,
 groups, alternation, counted repetition), so each compiles to a deterministic automaton over
 the ten digits, and a number's validity becomes a table walk per pattern, in C
-(``_native.c``, ``phones``). The automata are built here from :mod:`._phonemeta`, that is
+(``_native/phone.c``, ``phones``). The automata are built here from :mod:`._phonemeta`, that is
 from the installed ``phonenumbers`` package itself, lazily per calling code (all 245 regions
 take ~1 s; a segment usually needs a handful).
 
@@ -52,7 +52,7 @@ DEFER = 255  # the kernel's status for a value the polars path decides
 _NEED = 254  # a calling code whose tables are not loaded yet
 _CC_NEED, _CC_READY, _CC_DEFER = 2, 1, 3
 #: Per region: calling code, national-prefix mode, four DFA starts, keyed, strip lengths, the
-#: national prefix's DFA start (see ``_native.c``).
+#: national prefix's DFA start (see ``_native/phone.c``).
 _FIELDS = 9
 _NP_NONE, _NP_LITERALS, _NP_REGEX, _NP_DEFER = 0, 1, 2, 3
 _NP_SLOTS = 8  # literals a region, each up to 7 digits

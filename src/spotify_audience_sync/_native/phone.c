@@ -1,0 +1,373 @@
+/* libphonenumber's parse + is_valid_number for the plain forms: an optional leading '+', ASCII
+ * digits and the separators " -.()/". The national-number patterns of every region come in as
+ * DFAs over digits (built from the installed phonenumbers' metadata by
+ * identifiers/phones/native.py), so validity is one table walk per pattern. Whatever is not
+ * decided exactly here (letters, extensions, other characters, short or odd numbers, a national
+ * prefix that is not a plain digit string, numbers that might carry the default calling code)
+ * is marked P_DEFER and decided by the polars path and libphonenumber; P_NEED asks for a
+ * calling code's metadata. */
+#include "native.h"
+
+enum { P_DEFER = 255, P_NEED = 254 };
+enum {
+    R_CC,
+    R_NP_MODE, /* national prefix: 0 none, 1 literals, 2 regex (a DFA says if it may match) */
+    R_GENERAL,
+    R_VGENERAL,
+    R_VTYPES,
+    R_LEADING,
+    R_KEYED,
+    R_STRIP,
+    R_NP_DFA,
+    R_FIELDS
+};
+enum { NP_NONE = 0, NP_LITERALS = 1, NP_REGEX = 2 };
+#define NP_SLOTS 8 /* literals a region, each: a length byte and up to 7 digits */
+enum { CC_UNKNOWN = 0, CC_READY = 1, CC_NEED = 2, CC_DEFER = 3 };
+#define PHONE_MAX_INPUT 250
+#define NSN_MIN 2
+#define NSN_MAX 17
+
+typedef struct {
+    const int32_t *trans;
+    const uint8_t *accept;
+    Py_ssize_t states;
+    const int32_t *regions;
+    Py_ssize_t nregions;
+    const uint8_t *np_text; /* NP_SLOTS * 8 bytes a region, in the regex's priority order */
+    const int32_t *cc_first, *cc_count, *cc_list;
+    const uint8_t *cc_state; /* 1000 entries */
+} PhoneTables;
+
+static int dfa_full(const PhoneTables *t, int32_t q, const uint8_t *s, size_t n) {
+    if (q < 0) return 0;
+    for (size_t i = 0; i < n; i++) {
+        q = t->trans[(size_t)q * 10 + (size_t)(s[i] - '0')];
+        if (q < 0) return 0;
+    }
+    return t->accept[q];
+}
+
+static int dfa_prefix(const PhoneTables *t, int32_t q, const uint8_t *s, size_t n) {
+    if (q < 0) return 0;
+    if (t->accept[q]) return 1;
+    for (size_t i = 0; i < n; i++) {
+        q = t->trans[(size_t)q * 10 + (size_t)(s[i] - '0')];
+        if (q < 0) return 0;
+        if (t->accept[q]) return 1;
+    }
+    return 0;
+}
+
+/* _number_type_helper(...) != UNKNOWN: the general description and some type match. */
+static int type_ok(const PhoneTables *t, const int32_t *r, const uint8_t *nsn, size_t n) {
+    uint8_t key[NSN_MAX + 2];
+    const uint8_t *k = nsn;
+    size_t kn = n;
+    if (r[R_KEYED]) {
+        key[0] = (uint8_t)('0' + n / 10);
+        key[1] = (uint8_t)('0' + n % 10);
+        memcpy(key + 2, nsn, n);
+        k = key;
+        kn = n + 2;
+    }
+    return dfa_full(t, r[R_VGENERAL], k, kn) && dfa_full(t, r[R_VTYPES], k, kn);
+}
+
+typedef struct {
+    int32_t home;  /* default region index */
+    int national_ok;
+    const uint8_t *idd; /* the default region's international prefix, plain digits */
+    size_t idd_len;
+    const uint8_t *dcc; /* the default calling code as digits */
+    size_t dcc_len;
+} PhoneDefault;
+
+/* One stripped value → P_* / 0 (valid: E.164 digits in e164, length in *e164_len) / 1
+ * (invalid_number) / 2 (not_a_number). *need gets the calling code whose metadata is missing (P_NEED). */
+static int phone_rules(const PhoneTables *t, const PhoneDefault *d, const uint8_t *v, size_t m,
+                       uint8_t *e164, size_t *e164_len, int *need) {
+    /* 64 characters may be a pre-hashed digest, which the rules check before anything. */
+    if (m > PHONE_MAX_INPUT || m == 64) return P_DEFER;
+    uint8_t digits[PHONE_MAX_INPUT];
+    size_t nd = 0;
+    int plus = v[0] == '+', plain = 1, ascii = 1;
+    for (size_t i = plus; i < m; i++) {
+        uint8_t c = v[i];
+        if (c >= '0' && c <= '9') {
+            digits[nd++] = c;
+        } else if (!(c == ' ' || c == '-' || c == '.' || c == '(' || c == ')' || c == '/')) {
+            plain = 0;
+            ascii &= c < 0x80;
+        }
+    }
+    /* No digit at all (and no other script's digits): parse finds no number to start. */
+    if (nd == 0 && ascii) return 2;
+    if (!plain || nd < 3) return P_DEFER;
+    const uint8_t *rest = digits;
+    size_t rn = nd;
+    int intl = plus;
+    if (!plus) {
+        if (d->idd_len && nd >= d->idd_len && memcmp(digits, d->idd, d->idd_len) == 0) {
+            /* libphonenumber takes the prefix as an IDD even with nothing after it (then
+             * too short), but not before a 0: both are left to the polars path. */
+            if (nd == d->idd_len || digits[d->idd_len] == '0') return P_DEFER;
+            rest += d->idd_len;
+            rn -= d->idd_len;
+            intl = 1;
+        } else if (!d->national_ok) {
+            return P_DEFER;
+        }
+    }
+    int32_t region;
+    int cc;
+    const uint8_t *raw;
+    size_t raw_n;
+    if (intl) {
+        if (rn <= NSN_MIN || rest[0] == '0') return P_DEFER;
+        cc = -1;
+        size_t len = 0;
+        int value = 0;
+        for (size_t i = 0; i < 3 && i < rn; i++) {
+            value = 10 * value + (rest[i] - '0');
+            if (t->cc_state[value] != CC_UNKNOWN) {
+                cc = value;
+                len = i + 1;
+                break;
+            }
+        }
+        if (cc < 0) return P_DEFER;
+        if (t->cc_state[cc] == CC_NEED) {
+            *need = cc;
+            return P_NEED;
+        }
+        if (t->cc_state[cc] != CC_READY) return P_DEFER;
+        region = t->cc_list[t->cc_first[cc]];
+        raw = rest + len;
+        raw_n = rn - len;
+    } else {
+        if (nd >= d->dcc_len && memcmp(digits, d->dcc, d->dcc_len) == 0) return P_DEFER;
+        region = d->home;
+        cc = t->regions[R_FIELDS * region + R_CC];
+        if (t->cc_state[cc] != CC_READY) return P_DEFER; /* its code's tables: checked */
+        raw = digits;
+        raw_n = nd;
+    }
+    const int32_t *r = t->regions + R_FIELDS * region;
+    /* _maybe_strip_national_prefix_carrier_code, then the length test parse applies. The
+     * prefix regex matches the first of its literals that starts the number (backtracking
+     * order); a regex that is not a short list of literals is only followed where its DFA
+     * says it cannot match at all. */
+    const uint8_t *nsn = raw;
+    size_t n = raw_n;
+    int matched = 0;
+    size_t np = 0;
+    if (r[R_NP_MODE] == NP_LITERALS) {
+        const uint8_t *slot = t->np_text + (size_t)NP_SLOTS * 8 * (size_t)region;
+        for (int k = 0; k < NP_SLOTS && slot[8 * k] != 0xFF; k++) {
+            size_t len = slot[8 * k];
+            if (len <= raw_n && memcmp(raw, slot + 8 * k + 1, len) == 0) {
+                matched = 1;
+                np = len;
+                break;
+            }
+        }
+    } else if (r[R_NP_MODE] != NP_NONE) {
+        if (r[R_NP_MODE] != NP_REGEX || r[R_NP_DFA] < 0 || dfa_prefix(t, r[R_NP_DFA], raw, raw_n))
+            return P_DEFER;
+    }
+    if (matched && raw_n > 0) {
+        const uint8_t *cand = raw + np;
+        size_t cn = raw_n - np;
+        int keep = dfa_full(t, r[R_GENERAL], raw, raw_n) && !dfa_full(t, r[R_GENERAL], cand, cn);
+        if (!keep && cn < 32 && ((uint32_t)r[R_STRIP] >> cn) & 1) {
+            nsn = cand;
+            n = cn;
+        }
+    }
+    if (n < NSN_MIN || n > NSN_MAX) return P_DEFER;
+    /* is_valid_number: the first region of the calling code that claims the number. */
+    int32_t first = t->cc_first[cc], count = t->cc_count[cc];
+    int valid = 0;
+    if (count == 1) {
+        valid = type_ok(t, t->regions + R_FIELDS * t->cc_list[first], nsn, n);
+    } else {
+        for (int32_t i = 0; i < count; i++) {
+            const int32_t *o = t->regions + R_FIELDS * t->cc_list[first + i];
+            if (o[R_LEADING] >= 0) {
+                if (dfa_prefix(t, o[R_LEADING], nsn, n)) {
+                    valid = type_ok(t, o, nsn, n);
+                    break;
+                }
+            } else if (type_ok(t, o, nsn, n)) { /* claims it by being valid there */
+                valid = 1;
+                break;
+            }
+        }
+    }
+    if (!valid) return 1;
+    size_t w = 0;
+    e164[w++] = '+';
+    if (cc >= 100) e164[w++] = (uint8_t)('0' + cc / 100);
+    if (cc >= 10) e164[w++] = (uint8_t)('0' + cc / 10 % 10);
+    e164[w++] = (uint8_t)('0' + cc % 10);
+    memcpy(e164 + w, nsn, n);
+    *e164_len = w + n;
+    return 0;
+}
+
+static int get_buffer(PyObject *seq, Py_ssize_t i, Py_buffer *out) {
+    return PyObject_GetBuffer(PySequence_Fast_GET_ITEM(seq, i), out, PyBUF_SIMPLE);
+}
+
+/* Every index in the tables points inside them; 0, or -1 with ValueError. */
+static int tables_check(const PhoneTables *t, Py_ssize_t ncc_list) {
+    for (Py_ssize_t i = 0; i < 10 * t->states; i++) {
+        if (t->trans[i] < -1 || t->trans[i] >= t->states) goto bad;
+    }
+    for (Py_ssize_t r = 0; r < t->nregions; r++) {
+        const int32_t *f = t->regions + R_FIELDS * r;
+        if (f[R_CC] < 0 || f[R_CC] > 999 || f[R_NP_MODE] < 0 || f[R_NP_MODE] > 3) goto bad;
+        for (int k = R_GENERAL; k <= R_NP_DFA; k++) {
+            if (k == R_KEYED || k == R_STRIP) continue;
+            if (f[k] < -1 || f[k] >= t->states) goto bad;
+        }
+        const uint8_t *slot = t->np_text + (size_t)NP_SLOTS * 8 * (size_t)r;
+        for (int k = 0; k < NP_SLOTS; k++) {
+            if (slot[8 * k] != 0xFF && slot[8 * k] > 7) goto bad;
+        }
+    }
+    for (int cc = 0; cc < 1000; cc++) {
+        if (t->cc_state[cc] != CC_READY) continue;
+        if (t->cc_first[cc] < 0 || t->cc_count[cc] < 1 ||
+            (Py_ssize_t)t->cc_first[cc] + t->cc_count[cc] > ncc_list)
+            goto bad;
+        for (int32_t i = 0; i < t->cc_count[cc]; i++) {
+            int32_t r = t->cc_list[t->cc_first[cc] + i];
+            if (r < 0 || r >= t->nregions) goto bad;
+        }
+    }
+    return 0;
+bad:
+    PyErr_SetString(PyExc_ValueError, "phone tables are inconsistent");
+    return -1;
+}
+
+PyObject *sas_py_phones(PyObject *self, PyObject *args) {
+    PyObject *views, *validity, *data, *tables, *codes_obj, *out_obj, *need_obj;
+    Py_ssize_t offset, n, home;
+    int national_ok, mode;
+    int code_hashed, code_empty, code_invalid, code_nan;
+    const char *idd, *dcc;
+    Py_ssize_t idd_len, dcc_len;
+    if (!PyArg_ParseTuple(args, "OOOnnOnpy#y#iiiiiOOO", &views, &validity, &data, &offset, &n, &tables,
+                          &home, &national_ok, &idd, &idd_len, &dcc, &dcc_len, &code_hashed,
+                          &code_empty, &code_invalid, &code_nan, &mode, &codes_obj, &out_obj,
+                          &need_obj))
+        return NULL;
+    /* The four codes are written as bytes next to P_NEED and P_DEFER: they must not be those. */
+    if ((mode != 0 && mode != 1) || code_hashed < 0 || code_hashed >= P_NEED || code_empty < 0 ||
+        code_empty >= P_NEED || code_invalid < 0 || code_invalid >= P_NEED || code_nan < 0 ||
+        code_nan >= P_NEED) {
+        PyErr_SetString(PyExc_ValueError, "mode must be 0 or 1 and the status codes 0..253");
+        return NULL;
+    }
+    size_t width = mode ? 24 : 64;
+    PyObject *seq = PySequence_Fast(tables, "tables must be a sequence");
+    if (seq == NULL) return NULL;
+    if (PySequence_Fast_GET_SIZE(seq) != 8) {
+        Py_DECREF(seq);
+        PyErr_SetString(PyExc_ValueError, "tables must hold 8 buffers");
+        return NULL;
+    }
+    Py_buffer b[8];
+    int got = 0;
+    for (; got < 8; got++) {
+        if (get_buffer(seq, got, &b[got]) < 0) break;
+    }
+    Py_DECREF(seq);
+    Column col;
+    Py_buffer codes, out, need;
+    int have_col = 0, have_codes = 0, have_out = 0, have_need = 0;
+    PyObject *result = NULL;
+    if (got < 8) goto done;
+    PhoneTables t = {
+        .trans = b[0].buf, .states = b[0].len / 40, .accept = b[1].buf,
+        .regions = b[2].buf, .nregions = b[2].len / (4 * R_FIELDS), .np_text = b[3].buf,
+        .cc_first = b[4].buf, .cc_count = b[5].buf, .cc_list = b[6].buf, .cc_state = b[7].buf,
+    };
+    if (b[1].len < t.states || b[3].len < NP_SLOTS * 8 * t.nregions || b[4].len < 4000 ||
+        b[5].len < 4000 || b[7].len < 1000 || home < 0 || home >= t.nregions || idd_len > 8 ||
+        dcc_len < 1 || dcc_len > 3) {
+        PyErr_SetString(PyExc_ValueError, "phone tables have the wrong sizes");
+        goto done;
+    }
+    /* The int32 tables are read as such. */
+    if (sas_check_aligned(b[0].buf, 4, "transitions") < 0 ||
+        sas_check_aligned(b[2].buf, 4, "regions") < 0 ||
+        sas_check_aligned(b[4].buf, 4, "cc_first") < 0 ||
+        sas_check_aligned(b[5].buf, 4, "cc_count") < 0 ||
+        sas_check_aligned(b[6].buf, 4, "cc_list") < 0)
+        goto done;
+    if (tables_check(&t, b[6].len / 4) < 0) goto done;
+    if (sas_column_open(&col, views, validity, data, offset, n) < 0) goto done;
+    have_col = 1;
+    if (sas_writable(codes_obj, &codes, n, 1, "codes") < 0) goto done;
+    have_codes = 1;
+    if (sas_writable(out_obj, &out, (Py_ssize_t)width * n, 1, "output") < 0) goto done;
+    have_out = 1;
+    if (sas_writable(need_obj, &need, 2 * n, 2, "need") < 0) goto done;
+    have_need = 1;
+    PhoneDefault d = {.home = (int32_t)home, .national_ok = national_ok,
+                      .idd = (const uint8_t *)idd, .idd_len = (size_t)idd_len,
+                      .dcc = (const uint8_t *)dcc, .dcc_len = (size_t)dcc_len};
+    Py_ssize_t deferred = 0;
+    Py_BEGIN_ALLOW_THREADS;
+    uint8_t *c = codes.buf;
+    uint8_t *o = out.buf;
+    uint16_t *nd = need.buf;
+    Hasher hasher = {.pending = 0};
+    for (Py_ssize_t i = 0; i < n; i++, o += width) {
+        size_t len;
+        const uint8_t *value = column_value(&col, i, &len);
+        nd[i] = 0;
+        size_t start = 0, end = len;
+        while (start < end && ascii_space(value[start])) start++;
+        while (end > start && ascii_space(value[end - 1])) end--;
+        if (start == end) {
+            c[i] = (uint8_t)code_empty;
+            continue;
+        }
+        uint8_t e164[24];
+        size_t e164_len = 0;
+        int need_cc = 0;
+        int rule = phone_rules(&t, &d, value + start, end - start, e164, &e164_len, &need_cc);
+        if (rule == 0) {
+            c[i] = (uint8_t)code_hashed;
+            if (mode) {
+                o[0] = (uint8_t)e164_len;
+                memcpy(o + 1, e164, e164_len);
+            } else {
+                hasher_add(&hasher, e164, e164_len, o);
+            }
+        } else if (rule == 1) {
+            c[i] = (uint8_t)code_invalid;
+        } else if (rule == 2) {
+            c[i] = (uint8_t)code_nan;
+        } else {
+            c[i] = (uint8_t)rule;
+            nd[i] = (uint16_t)need_cc;
+            deferred++;
+        }
+    }
+    sas_hasher_flush(&hasher);
+    Py_END_ALLOW_THREADS;
+    result = PyLong_FromSsize_t(deferred);
+done:
+    if (have_need) PyBuffer_Release(&need);
+    if (have_out) PyBuffer_Release(&out);
+    if (have_codes) PyBuffer_Release(&codes);
+    if (have_col) sas_column_release(&col);
+    for (int i = 0; i < got; i++) PyBuffer_Release(&b[i]);
+    return result;
+}
