@@ -118,7 +118,11 @@ def test_column_flags_pick_columns(tmp_path: Path) -> None:
             id="missing-column",
         ),
         pytest.param(
-            b"email\n\xff\xfe@x.com\n", [], 65, r"in\.csv: is not valid UTF-8", id="bad-encoding"
+            b"email\n\xff\xfe@x.com\n",
+            [],
+            65,
+            r"in\.csv: line 2 is not valid UTF-8",
+            id="bad-encoding",
         ),
         pytest.param(
             b"email\na@example.com\n",

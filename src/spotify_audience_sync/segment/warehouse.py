@@ -40,7 +40,7 @@ from pydantic import SecretStr
 from spotify_audience_sync.errors import ConfigError, InputError, InputNotFoundError
 
 if TYPE_CHECKING:
-    from spotify_audience_sync.segment.sources import Format, Source
+    from spotify_audience_sync.segment.sources import DeferredBatch, Format, Source
 
 __all__ = ["DEFAULT_BATCH_ROWS", "QuerySource", "open_input", "open_query", "redact_url"]
 
@@ -104,11 +104,12 @@ class QuerySource:
         """Yield the named columns as text, a bounded batch at a time, in the query's order."""
         return self._batches(columns)
 
-    def deferred_batches(self, columns: list[str]) -> Iterator[Callable[[], pl.DataFrame]]:
-        """:meth:`batches` in the shape the pipeline asks for (rows arrive parsed already)."""
-        from spotify_audience_sync.segment.sources import ready
+    def deferred_batches(self, columns: list[str]) -> Iterator[DeferredBatch]:
+        """:meth:`batches` in the shape the pipeline asks for (rows arrive parsed already);
+        ``line_of`` gives the 1-based row of the query's result (``unit`` is ``"row"``)."""
+        from spotify_audience_sync.segment.sources import ready_batches
 
-        return (ready(batch) for batch in self._batches(columns))
+        return ready_batches(self._batches(columns))
 
     def close(self) -> None:
         """Close the connection (idempotent)."""
