@@ -29,6 +29,20 @@ def _region(_ctx: click.Context, _param: click.Parameter, value: str | None) -> 
     return region
 
 
+def _encoding(_ctx: click.Context, _param: click.Parameter, value: str | None) -> str | None:
+    """Accept only codecs Python knows, so a typo fails before any work starts."""
+    if value is None:
+        return None
+    from spotify_audience_sync.settings import codec_name
+
+    try:
+        return codec_name(value)
+    except LookupError:
+        raise click.BadParameter(
+            f"{value!r} is not a text encoding Python knows (e.g. utf-8, cp1252, latin-1, utf-16)"
+        ) from None
+
+
 def make_output(
     log_format: LogFormat | None, quiet: bool, verbose: int, *, stdout_is_data: bool = False
 ) -> Output:
@@ -60,6 +74,13 @@ _SEGMENT_OPTIONS: list[Callable[[F], F]] = [
         show_default=True,
         help="Input format; 'auto' goes by the file name (.csv, .tsv, .ndjson/.jsonl, "
         ".parquet, each optionally .gz), CSV otherwise.",
+    ),
+    click.option(
+        "--encoding",
+        callback=_encoding,
+        metavar="NAME",
+        help="Text encoding of a CSV, TSV or NDJSON input, any Python codec: cp1252 (Windows, "
+        "Excel), latin-1, utf-16... [default: utf-8].",
     ),
     click.option("--email-column", metavar="C", help="Column holding emails [default: email]."),
     click.option(
@@ -166,6 +187,7 @@ SETTING_FLAGS = (
     "gmail_canonical",
     "phone_validation",
     "layout",
+    "encoding",
     "temp_dir",
     "database_url",
 )

@@ -49,7 +49,13 @@ def prepare(
     out = make_output(settings.log_format, quiet, verbose, stdout_is_data=output == "-")
     options = prepare_options(settings, flags)
     with (
-        open_input(input_path, fmt, flags.get("query"), settings.database_url) as source,
+        open_input(
+            input_path,
+            fmt,
+            flags.get("query"),
+            settings.database_url,
+            encoding=settings.encoding,
+        ) as source,
         out.phase("read") as progress,
     ):
         prepared = prepare_segment(source, options, on_progress=progress)

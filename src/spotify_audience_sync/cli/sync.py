@@ -109,7 +109,13 @@ def run_sync(
     tokens = OAuthSession.from_settings(settings)
     try:
         with (
-            open_input(input_path, fmt, flags.get("query"), settings.database_url) as source,
+            open_input(
+                input_path,
+                fmt,
+                flags.get("query"),
+                settings.database_url,
+                encoding=settings.encoding,
+            ) as source,
             out.phase("read") as progress,
         ):
             prepared = prepare_segment(

@@ -19,7 +19,6 @@ from spotify_audience_sync.errors import InputError
 
 __all__ = [
     "NOT_UTF8",
-    "canonical_encoding",
     "read_failure",
     "sniff_wide_encoding",
     "transcoded",
@@ -36,14 +35,6 @@ _BOMS = [  # longest first: the UTF-32-LE mark begins with the UTF-16-LE one
     (codecs.BOM_UTF16_LE, "UTF-16 (little-endian)", "utf-16"),
     (codecs.BOM_UTF16_BE, "UTF-16 (big-endian)", "utf-16"),
 ]
-
-
-def canonical_encoding(name: str) -> str:
-    """Python's name for the codec ``name`` ("latin1" → "iso8859-1"); LookupError if unknown."""
-    info = codecs.lookup(name.strip())
-    if not info._is_text_encoding:  # rot13, base64 and the like transform bytes, not text
-        raise LookupError(name)
-    return info.name
 
 
 def sniff_wide_encoding(head: bytes) -> tuple[str, str] | None:

@@ -462,8 +462,8 @@ def open_source(
 ) -> Source:
     """Open ``path`` (``-`` for stdin) and read its column names; raise InputError if unusable.
 
-    ``encoding`` is a codec name as :func:`.encoding.canonical_encoding` returns it (text
-    formats only; None or UTF-8 reads the bytes as they are).
+    ``encoding`` is a codec name as :func:`~spotify_audience_sync.settings.codec_name` returns
+    it (text formats only; None or UTF-8 reads the bytes as they are).
     """
     kind = detect_format(path, fmt)
     if kind == "parquet":

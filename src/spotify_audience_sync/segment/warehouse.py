@@ -162,14 +162,19 @@ def open_input(
     database_url: str | SecretStr | None = None,
     *,
     batch_rows: int = DEFAULT_BATCH_ROWS,
+    encoding: str | None = None,
 ) -> Source:
-    """The segment: a file (or ``-``), or a query on ``database_url``; exactly one of them."""
+    """The segment: a file (or ``-``), or a query on ``database_url``; exactly one of them.
+
+    ``encoding`` applies to text files (see :func:`.sources.open_source`); a query's rows
+    arrive as text already.
+    """
     from spotify_audience_sync.segment.sources import open_source
 
     if (input_path is None) == (query is None):
         raise ConfigError("give either INPUT or --query, not both and not neither")
     if input_path is not None:
-        return open_source(input_path, fmt)
+        return open_source(input_path, fmt, encoding=encoding)
     assert query is not None
     if isinstance(database_url, SecretStr):
         database_url = database_url.get_secret_value()
