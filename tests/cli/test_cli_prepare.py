@@ -169,11 +169,13 @@ def test_failed_run_leaves_the_previous_output_untouched(tmp_path: Path) -> None
     assert out.read_text() == "previous good file\n"
 
 
-def test_json_format_prints_one_result_line(tmp_path: Path) -> None:
+def test_json_format_prints_the_columns_then_one_result_line(tmp_path: Path) -> None:
     out = tmp_path / "out.csv"
     code, stdout, stderr = invoke(str(FIXTURE), "-o", str(out), "--log-format", "json")
     assert code == 0
-    (line,) = [json.loads(x) for x in stdout.splitlines()]
+    columns, line = [json.loads(x) for x in stdout.splitlines()]
+    assert columns["event"] == "columns"
+    assert columns["columns"] == {"email": "Email", "phone": "phone", "device_id": "device_id"}
     assert line["event"] == "result"
     assert line["report"]["rows_read"] == 3000
     assert stderr == ""

@@ -10,6 +10,7 @@ import click
 if TYPE_CHECKING:
     from spotify_audience_sync.cli.output import LogFormat, Output
     from spotify_audience_sync.segment.pipeline import PrepareOptions
+    from spotify_audience_sync.segment.sources import Source
     from spotify_audience_sync.settings import Settings
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -179,6 +180,34 @@ def prepare_options(settings: Settings, flags: dict[str, Any]) -> PrepareOptions
         layout=settings.layout,
         temp_dir=str(settings.temp_dir) if settings.temp_dir else None,
     )
+
+
+def announce_columns(out: Output, source: Source, options: PrepareOptions) -> PrepareOptions:
+    """Resolve the identifier columns, say which were chosen, return the options using them.
+
+    A JSON event ``columns`` (type → column) and a summary line; a column whose name looks
+    like data is shown by its position.
+    """
+    import dataclasses
+
+    from spotify_audience_sync.segment.pipeline import column_label, resolve_columns
+
+    columns = resolve_columns(source.name, source.columns, options.columns)
+    shown = {
+        kind.key: column_label(name, source.columns.index(name) + 1)
+        for kind, name in columns.items()
+    }
+    out.event("columns", columns=shown)
+    out.summary(
+        "columns: "
+        + ", ".join(
+            f"{kind.key} from {shown[kind.key]!r}"
+            if shown[kind.key] == name
+            else f"{kind.key} from {shown[kind.key]}"
+            for kind, name in columns.items()
+        )
+    )
+    return dataclasses.replace(options, columns=columns)
 
 
 SETTING_FLAGS = (

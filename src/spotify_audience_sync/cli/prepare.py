@@ -9,6 +9,7 @@ import click
 
 from spotify_audience_sync.cli.options import (
     SETTING_FLAGS,
+    announce_columns,
     load_cli_settings,
     make_output,
     prepare_options,
@@ -47,18 +48,12 @@ def prepare(
     require_one_input(input_path, flags.get("query"))
     settings = load_cli_settings(**{k: flags.get(k) for k in SETTING_FLAGS})
     out = make_output(settings.log_format, quiet, verbose, stdout_is_data=output == "-")
-    options = prepare_options(settings, flags)
-    with (
-        open_input(
-            input_path,
-            fmt,
-            flags.get("query"),
-            settings.database_url,
-            encoding=settings.encoding,
-        ) as source,
-        out.phase("read") as progress,
-    ):
-        prepared = prepare_segment(source, options, on_progress=progress)
+    with open_input(
+        input_path, fmt, flags.get("query"), settings.database_url, encoding=settings.encoding
+    ) as source:
+        options = announce_columns(out, source, prepare_options(settings, flags))
+        with out.phase("read") as progress:
+            prepared = prepare_segment(source, options, on_progress=progress)
     with prepared:
         prepared.report.output = "<stdout>" if output == "-" else output
         if output == "-":

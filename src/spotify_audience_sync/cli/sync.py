@@ -16,6 +16,7 @@ import click
 
 from spotify_audience_sync.cli.options import (
     SETTING_FLAGS,
+    announce_columns,
     load_cli_settings,
     make_output,
     prepare_options,
@@ -108,19 +109,12 @@ def run_sync(
     prepared: PreparedSegment | None = None
     tokens = OAuthSession.from_settings(settings)
     try:
-        with (
-            open_input(
-                input_path,
-                fmt,
-                flags.get("query"),
-                settings.database_url,
-                encoding=settings.encoding,
-            ) as source,
-            out.phase("read") as progress,
-        ):
-            prepared = prepare_segment(
-                source, prepare_options(settings, flags), on_progress=progress
-            )
+        with open_input(
+            input_path, fmt, flags.get("query"), settings.database_url, encoding=settings.encoding
+        ) as source:
+            chosen = announce_columns(out, source, prepare_options(settings, flags))
+            with out.phase("read") as progress:
+                prepared = prepare_segment(source, chosen, on_progress=progress)
         segment = prepared
 
         seen: dict[str, Any] = {}

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import time
 from collections import deque
 from collections.abc import Callable, Iterator, Mapping
@@ -46,7 +47,14 @@ from spotify_audience_sync.segment.report import PrepareReport, TypeCounts
 from spotify_audience_sync.segment.sources import Source, looks_like_data
 from spotify_audience_sync.segment.staging import Stage, partition_payload, partition_rows
 
-__all__ = ["PrepareOptions", "PreparedSegment", "prepare_segment", "resolve_columns"]
+__all__ = [
+    "COLUMN_ALIASES",
+    "PrepareOptions",
+    "PreparedSegment",
+    "column_label",
+    "prepare_segment",
+    "resolve_columns",
+]
 
 ProgressCallback = Callable[[int], None]
 
@@ -55,6 +63,30 @@ _DEFAULT_NAMES = {
     IdentifierType.PHONE: "phone",
     IdentifierType.DEVICE_ID: "device_id",
 }
+COLUMN_ALIASES: dict[IdentifierType, tuple[str, ...]] = {
+    IdentifierType.EMAIL: ("email", "e-mail", "email_address", "Email Address", "mail"),
+    IdentifierType.PHONE: (
+        "phone",
+        "mobile",
+        "mobile_number",
+        "phone_number",
+        "cell",
+        "msisdn",
+        "telephone",
+    ),
+    IdentifierType.DEVICE_ID: (
+        "device_id",
+        "idfa",
+        "gaid",
+        "maid",
+        "aaid",
+        "advertising_id",
+        "ad_id",
+        "mobile_ad_id",
+    ),
+}
+"""Header names taken for a type when its flag is not given and its default name is absent:
+matched ignoring case, spaces, underscores and hyphens ("E-Mail", "Phone Number", "IDFA")."""
 _FLAGS = {
     IdentifierType.EMAIL: "--email-column",
     IdentifierType.PHONE: "--phone-column",
@@ -96,12 +128,41 @@ def _header_hint(columns: list[str]) -> str:
     return ""
 
 
+def _folded(name: str) -> str:
+    """A header name as aliases are matched: no case, spaces, underscores or hyphens."""
+    return re.sub(r"[\s_\-]+", "", name).casefold()
+
+
+_BY_ALIAS = {_folded(a): kind for kind, names in COLUMN_ALIASES.items() for a in names}
+
+
+def _by_alias(source_name: str, available: list[str], kind: IdentifierType) -> str | None:
+    """The one column whose name is a well-known name for ``kind``; InputError if several."""
+    found = [
+        (number, name)
+        for number, name in enumerate(available, 1)
+        if _BY_ALIAS.get(_folded(name)) is kind
+    ]
+    if len(found) > 1:
+        listed = ", ".join(
+            repr(label) if label == name else label
+            for label, name in ((column_label(n, i), n) for i, n in found)
+        )
+        raise InputError(
+            f"{source_name}: {len(found)} columns could hold {kind.key} identifiers ({listed}); "
+            f"name the one to use with {_FLAGS[kind]}"
+        )
+    return found[0][1] if found else None
+
+
 def resolve_columns(
     source_name: str, available: list[str], requested: Mapping[IdentifierType, str]
 ) -> dict[IdentifierType, str]:
-    """Map identifier types to input columns: as requested, else by default name.
+    """Map identifier types to input columns: as requested, else by default name, else by
+    a well-known name (:data:`COLUMN_ALIASES`).
 
-    Names match exactly first, then case-insensitively when that is unambiguous.
+    Names match exactly first, then case-insensitively when that is unambiguous. Two columns
+    that could both be a type's (``Email`` and ``E-mail``) are refused, naming both.
     """
     by_folded: dict[str, list[str]] = {}
     for name in available:
@@ -124,7 +185,7 @@ def resolve_columns(
                     f"columns are {_listing(available)}.{_header_hint(available)}"
                 )
             resolved[kind] = found
-        elif (found := find(_DEFAULT_NAMES[kind])) is not None:
+        elif found := find(_DEFAULT_NAMES[kind]) or _by_alias(source_name, available, kind):
             resolved[kind] = found
     if not resolved:
         raise InputError(
