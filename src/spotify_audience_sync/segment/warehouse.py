@@ -23,6 +23,11 @@ Errors are :class:`InputError` named ``query on <url>`` with the password masked
 message is kept only where it names the query's own words (syntax, unknown column or table,
 connection, authentication); where it could quote a row value (a failed cast, a constraint,
 a message raised while rows stream) only its words before the first quote or colon are kept.
+
+Such a failure is then pinned to a column when one is at fault: on the failure path only, the
+query is run again once without its columns (``count(*)``) and once per wanted column (an
+aggregate that makes the database compute it), and the column whose run fails is named. A
+failure that is not a column's (in the WHERE clause, say) names none.
 """
 
 from __future__ import annotations
@@ -219,13 +224,63 @@ def _words(text: str) -> str:
     return " ".join(cut.split()) or "error"
 
 
+def _probe(query: str, column: str | None, text_type: str) -> str:
+    """A one-row query that fails when ``query`` does (``column`` None), or when computing
+    ``column`` as text does."""
+    if column is None:
+        return f"SELECT count(*) FROM ({query}\n) AS q"
+    return f"SELECT max(length(CAST(q.{_quote(column)} AS {text_type}))) FROM ({query}\n) AS q"
+
+
+def _at_fault(wanted: list[str], fails: Callable[[str | None], bool]) -> str:
+    """`` in column 'x'`` for the first wanted column whose computation fails alone, or ``""``
+    when the query fails without its columns too (or none fails alone)."""
+    from spotify_audience_sync.segment.sources import looks_like_data
+
+    if fails(None):
+        return ""
+    for number, column in enumerate(wanted, 1):
+        if fails(column):
+            return f" in column {number}" if looks_like_data(column) else f" in column {column!r}"
+    return ""
+
+
+def _blamed(
+    error: InputError, wanted: list[str], fails: Callable[[str | None], bool]
+) -> InputError:
+    where = _at_fault(wanted, fails)
+    return InputError(f"{error}{where}") if where else error
+
+
+def _as_strings(frame: pl.DataFrame, columns: list[str], name: str) -> pl.DataFrame:
+    """The columns as String; a column polars cannot cast is named (its type, never a value)."""
+    from spotify_audience_sync.segment.sources import looks_like_data
+
+    try:
+        return frame.select(pl.col(columns).cast(pl.String))
+    except pl.exceptions.PolarsError:
+        for number, column in enumerate(columns, 1):
+            try:
+                frame.select(pl.col(column).cast(pl.String))
+            except pl.exceptions.PolarsError:
+                label = f"column {number}" if looks_like_data(column) else repr(column)
+                raise InputError(
+                    f"{name}: column {label} (type {frame.schema[column]}) cannot be read as text"
+                ) from None
+        raise
+
+
 def _slices(frame: pl.DataFrame, batch_rows: int) -> Iterator[pl.DataFrame]:
     for offset in range(0, frame.height, batch_rows):
         yield frame.slice(offset, batch_rows)
 
 
 def _arrow_frames(
-    reader: Any, columns: list[str], batch_rows: int, failed: Callable[[Exception], InputError]
+    reader: Any,
+    columns: list[str],
+    batch_rows: int,
+    failed: Callable[[Exception], InputError],
+    name: str,
 ) -> Iterator[pl.DataFrame]:
     """Arrow record batches → polars String frames of at most ``batch_rows`` rows."""
     while True:
@@ -237,7 +292,7 @@ def _arrow_frames(
             raise failed(exc) from None
         frame = pl.from_arrow(batch)
         assert isinstance(frame, pl.DataFrame)
-        yield from _slices(frame.select(pl.col(columns).cast(pl.String)), batch_rows)
+        yield from _slices(_as_strings(frame, columns, name), batch_rows)
 
 
 # --- PostgreSQL (ADBC) ------------------------------------------------------------------------
@@ -306,7 +361,24 @@ def _open_postgres(
         conn.close()
         raise _pg_sql_error(name, exc, scrub) from None
 
+    def fails(column: str | None) -> bool:
+        conn.rollback()  # the failed statement aborted the transaction
+        try:
+            with conn.cursor() as cursor:
+                cursor.execute(_probe(query, column, "text"))
+                cursor.fetchall()
+        except error:
+            conn.rollback()
+            return True
+        return False
+
     def batches(wanted: list[str]) -> Iterator[pl.DataFrame]:
+        try:
+            yield from read(wanted)
+        except InputError as exc:
+            raise _blamed(exc, wanted, fails) from None
+
+    def read(wanted: list[str]) -> Iterator[pl.DataFrame]:
         cursor = conn.cursor()
         try:
             # ~batch_rows rows of identifiers per Arrow batch; _slices caps it exactly.
@@ -320,7 +392,7 @@ def _open_postgres(
             except error as exc:
                 raise _pg_sql_error(name, exc, scrub) from None
             yield from _arrow_frames(
-                reader, wanted, batch_rows, lambda exc: _pg_read_error(name, exc, scrub)
+                reader, wanted, batch_rows, lambda exc: _pg_read_error(name, exc, scrub), name
             )
         finally:
             cursor.close()
@@ -374,7 +446,20 @@ def _open_duckdb(
         conn.close()
         raise
 
+    def fails(column: str | None) -> bool:
+        try:
+            conn.sql(_probe(query, column, "VARCHAR")).fetchall()
+        except duckdb.Error:
+            return True
+        return False
+
     def batches(wanted: list[str]) -> Iterator[pl.DataFrame]:
+        try:
+            yield from read(wanted)
+        except InputError as exc:
+            raise _blamed(exc, wanted, fails) from None
+
+    def read(wanted: list[str]) -> Iterator[pl.DataFrame]:
         try:
             reader = conn.sql(_as_text(query, wanted, "VARCHAR")).to_arrow_reader(batch_rows)
         except duckdb.Error as exc:
@@ -384,6 +469,7 @@ def _open_duckdb(
             wanted,
             batch_rows,
             lambda exc: _duckdb_error(name, exc, scrub, " while rows were read"),
+            name,
         )
 
     return QuerySource(name, "duckdb", columns, batches, conn.close)
@@ -411,6 +497,6 @@ def _open_connectorx(
         raise failed(exc) from None
 
     def batches(wanted: list[str]) -> Iterator[pl.DataFrame]:
-        yield from _arrow_frames(reader, wanted, batch_rows, failed)
+        yield from _arrow_frames(reader, wanted, batch_rows, failed, name)
 
     return QuerySource(name, "connectorx", columns, batches, lambda: None)
