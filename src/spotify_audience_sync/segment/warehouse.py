@@ -152,10 +152,13 @@ def open_query(
         )
     twice = sorted(c for c, n in Counter(source.columns).items() if n > 1)
     if twice:
+        from spotify_audience_sync.segment.sources import looks_like_data
+
         source.close()
+        shown = ["(a name that looks like data)" if looks_like_data(c) else repr(c) for c in twice]
         raise InputError(
             f"{name}: the query returns more than one column named "
-            f"{', '.join(repr(c) for c in twice)}; give them distinct aliases"
+            f"{', '.join(shown)}; give them distinct aliases"
         )
     return source
 
