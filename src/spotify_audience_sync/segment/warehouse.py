@@ -155,10 +155,10 @@ def open_query(
         from spotify_audience_sync.segment.sources import looks_like_data
 
         source.close()
-        shown = ["(a name that looks like data)" if looks_like_data(c) else repr(c) for c in twice]
+        listed = ["(a name that looks like data)" if looks_like_data(c) else repr(c) for c in twice]
         raise InputError(
             f"{name}: the query returns more than one column named "
-            f"{', '.join(shown)}; give them distinct aliases"
+            f"{', '.join(listed)}; give them distinct aliases"
         )
     return source
 
