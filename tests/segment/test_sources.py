@@ -16,7 +16,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from spotify_audience_sync.errors import InputError, InputNotFoundError
-from spotify_audience_sync.segment import sources
+from spotify_audience_sync.segment import chunks, sources
 from spotify_audience_sync.segment.sources import detect_format, open_source
 
 ROWS = [
@@ -181,7 +181,7 @@ def test_a_stray_quote_fails_promptly_instead_of_rescanning_from_the_start(
 ) -> None:
     # One `5'11"` early on makes every later newline look quoted; stepping back over ~150,000
     # of them must not recount the quotes from byte 0 each time (that never finished).
-    monkeypatch.setattr(sources, "_MAX_RECORD_BYTES", 1 << 20)
+    monkeypatch.setattr(chunks, "MAX_RECORD_BYTES", 1 << 20)
     path = tmp_path / "heights.csv"
     rows = ["email,height", "a@example.com,170", "b@example.com,5'11\""]
     path.write_text("\n".join(rows + ["c@example.com,180"] * 150_000) + "\n", encoding="utf-8")
@@ -442,4 +442,4 @@ def test_counting_bytes_agrees_with_bytes_count(size: int) -> None:
     data = bytes((i * 7919) % 251 for i in range(size)).replace(b"\x00", b'"')
     for start, end in [(0, None), (size // 3, None), (size // 5, size // 2)]:
         stop = len(data) if end is None else end
-        assert sources._count(data, b'"', start, end) == data.count(b'"', start, stop)
+        assert chunks.count(data, b'"', start, end) == data.count(b'"', start, stop)

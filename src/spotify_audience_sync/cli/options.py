@@ -190,7 +190,7 @@ def announce_columns(out: Output, source: Source, options: PrepareOptions) -> Pr
     """
     import dataclasses
 
-    from spotify_audience_sync.segment.pipeline import column_label, resolve_columns
+    from spotify_audience_sync.segment.columns import column_label, resolve_columns
 
     columns = resolve_columns(source.name, source.columns, options.columns)
     shown = {

@@ -1,6 +1,6 @@
 """Exact locations in a text chunk: the line each record starts on, and the record that failed.
 
-A chunk is a run of whole records (see :func:`.sources._record_chunks`) whose first line's
+A chunk is a run of whole records (see :func:`.chunks.record_chunks`) whose first line's
 number is known. On the happy path nothing here runs beyond one comparison: when a chunk has as
 many newlines as polars found records, record ``i`` is on line ``first + i``. Only a chunk with
 quoted newlines (CSV) or blank lines (NDJSON, where polars skips them) has its record starts

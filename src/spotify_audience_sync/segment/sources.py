@@ -1,14 +1,15 @@
 """Segment inputs: CSV (plain, gzip, stdin), NDJSON and Parquet, read in bounded batches.
 
-The only module that reads input. Text formats are read through our own chunker instead of a
-memory map, so peak memory is set by the chunk size, not the file size, and the same code serves
-files, gzip streams and stdin. Every column is read as text: a phone's leading zero or ``+``
-must survive until the identifier rules see it. Errors name the file and never quote a value,
-and name a column only when its name does not look like a value (:func:`looks_like_data`).
+The only module that opens input. Text formats are read through our own chunker
+(:mod:`.chunks`) instead of a memory map, so peak memory is set by the chunk size, not the file
+size, and the same code serves files, gzip streams and stdin. Every column is read as text:
+a phone's leading zero or ``+`` must survive until the identifier rules see it. Errors name
+the file and never quote a value, and name a column only when its name does not look like a
+value (:func:`looks_like_data`).
 
 Errors name the exact line (1-based, the header line counted), found by scanning again only
 the chunk that failed (:mod:`.locate`); each deferred batch maps its records to their lines
-(:class:`DeferredBatch`). Other encodings than UTF-8 are transcoded as they stream
+(:class:`~.batches.DeferredBatch`). Other encodings than UTF-8 are transcoded as they stream
 (:mod:`.encoding`).
 
 CSV and TSV columns are selected by position: polars sees a header we write (``c0,c1,...``),
@@ -29,20 +30,19 @@ import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO, Literal, Protocol
+from typing import BinaryIO, Literal
 
-import numpy as np
-import numpy.typing as npt
 import polars as pl
 
 from spotify_audience_sync.errors import InputError, InputNotFoundError
+from spotify_audience_sync.segment.batches import DeferredBatch, TextBatch, ready, ready_batches
+from spotify_audience_sync.segment.chunks import MAX_RECORD_BYTES, count, record_chunks
 from spotify_audience_sync.segment.encoding import (
     NOT_UTF8,
     read_failure,
     sniff_wide_encoding,
     transcoded,
 )
-from spotify_audience_sync.segment.locate import find_failure, record_lines
 
 __all__ = [
     "DEFAULT_CHUNK_BYTES",
@@ -59,7 +59,6 @@ __all__ = [
 Format = Literal["auto", "csv", "tsv", "ndjson", "parquet"]
 
 DEFAULT_CHUNK_BYTES = 4 * 1024 * 1024
-_MAX_RECORD_BYTES = 64 * 1024 * 1024  # one CSV record (quoted newlines included) at most
 _MAX_HEADER_BYTES = 1024 * 1024  # a header row longer than this is not a header row
 _GZIP_MAGIC = b"\x1f\x8b"
 _BOM = b"\xef\xbb\xbf"
@@ -114,26 +113,6 @@ def looks_like_data(name: str) -> bool:
 def _shown(column: str) -> str:
     """``column`` quoted for a message, or a stand-in when it looks like data."""
     return "named like data (name not shown)" if looks_like_data(column) else repr(column)
-
-
-class DeferredBatch(Protocol):
-    """One batch, read but not yet parsed: call it (once) for the frame.
-
-    ``unit`` says what :meth:`line_of` counts: ``"line"`` for CSV, TSV and NDJSON (the
-    1-based line of the file, the header line counted, on which a record starts, exact with
-    quoted newlines and blank lines), ``"row"`` for Parquet and queries (the 1-based row).
-    """
-
-    unit: Literal["line", "row"]
-
-    def __call__(self) -> pl.DataFrame: ...
-
-    def line_of(self, rows: npt.NDArray[np.integer]) -> npt.NDArray[np.int64]:
-        """Where the records at 0-based indices ``rows`` of this batch are, in ``unit``s.
-
-        Text batches know it once parsed (RuntimeError before).
-        """
-        ...
 
 
 @dataclass
@@ -217,15 +196,16 @@ class Source:
     def _text_batches(self, columns: list[str]) -> Iterator[DeferredBatch]:
         assert self._stream is not None
         line = self._first_line
-        chunks = _record_chunks(
+        chunks = record_chunks(
             self._stream, self.name, self.chunk_bytes, self._prefix, quoted=self.format != "ndjson"
         )
         for chunk in chunks:
-            newlines = _count(chunk, b"\n")
-            yield _Deferred(self, chunk, columns, line, newlines)
+            newlines = count(chunk, b"\n")
+            yield TextBatch(self, chunk, columns, line, newlines)
             line += newlines
 
-    def _parse(self, chunk: bytes, columns: list[str]) -> pl.DataFrame:
+    def parse_chunk(self, chunk: bytes, columns: list[str]) -> pl.DataFrame:
+        """Parse one chunk of whole records (see :mod:`.chunks`) into the named columns."""
         if self.format == "ndjson":
             frame = pl.read_ndjson(io.BytesIO(chunk), infer_schema_length=None)
             missing = [c for c in columns if c not in frame.columns]
@@ -244,169 +224,6 @@ class Source:
             raise_if_empty=False,
         )
         return frame.select(pl.col(f).alias(c) for f, c in zip(fields, columns, strict=True))
-
-
-class _Deferred:
-    """One chunk of text, parsed when called, once: the raw bytes are let go as they parse.
-
-    Implements :class:`DeferredBatch` with ``unit = "line"``. ``line`` is the file line the
-    chunk starts on; ``newlines`` the chunk's newline count. When that equals the number of
-    records parsed (no quoted newline, no blank NDJSON line), record ``i`` is on line
-    ``line + i`` and nothing is stored; otherwise each record's line is worked out from the
-    bytes before they are let go.
-    """
-
-    __slots__ = ("_chunk", "_columns", "_line", "_lines", "_newlines", "_rows", "_source")
-    unit: Literal["line", "row"] = "line"
-
-    def __init__(
-        self, source: Source, chunk: bytes, columns: list[str], line: int, newlines: int
-    ) -> None:
-        self._source, self._columns, self._line = source, columns, line
-        self._chunk: bytes | None = chunk
-        self._newlines = newlines
-        self._rows: int | None = None
-        self._lines: npt.NDArray[np.int64] | None = None  # per record, when not line + i
-
-    def __call__(self) -> pl.DataFrame:
-        chunk, self._chunk = self._chunk, None
-        if chunk is None:
-            raise RuntimeError("a deferred batch is parsed once")
-        source = self._source
-        try:
-            frame = source._parse(chunk, self._columns)
-        except pl.exceptions.PolarsError:
-            raise self._located(chunk) from None
-        self._rows = frame.height
-        if frame.height != self._newlines:
-            self._lines = record_lines(chunk, quoted=source.format != "ndjson") + self._line
-        return frame
-
-    def line_of(self, rows: npt.NDArray[np.integer]) -> npt.NDArray[np.int64]:
-        """The 1-based file line on which each record at index ``rows`` starts."""
-        if self._rows is None:
-            raise RuntimeError("lines are known once the batch is parsed")
-        indices = np.asarray(rows, dtype=np.int64)
-        if self._lines is not None:
-            return self._lines[indices]
-        return indices + self._line
-
-    def _located(self, chunk: bytes) -> InputError:
-        """The chunk's first failing record, by its exact line (the chunk alone is rescanned)."""
-        source = self._source
-
-        def parses(part: bytes) -> bool:
-            try:
-                source._parse(part, self._columns)
-            except pl.exceptions.PolarsError:
-                return False
-            return True
-
-        failure = find_failure(
-            chunk, parses, quoted=source.format != "ndjson", width=len(source.columns)
-        )
-        why = NOT_UTF8 if failure.why == "is not valid UTF-8" else failure.why
-        return InputError(f"{source.name}: line {self._line + failure.line} {why}")
-
-
-class _Ready:
-    """A batch that needs no parsing (Parquet, a query): :class:`DeferredBatch` in rows."""
-
-    __slots__ = ("_batch", "_first")
-    unit: Literal["line", "row"] = "row"
-
-    def __init__(self, batch: pl.DataFrame, first: int) -> None:
-        self._batch, self._first = batch, first
-
-    def __call__(self) -> pl.DataFrame:
-        return self._batch
-
-    def line_of(self, rows: npt.NDArray[np.integer]) -> npt.NDArray[np.int64]:
-        """The 1-based row of the input (the query's result) for each index in ``rows``."""
-        return np.asarray(rows, dtype=np.int64) + self._first
-
-
-def ready(batch: pl.DataFrame, first_row: int = 1) -> DeferredBatch:
-    """A batch that needs no parsing, whose first row is row ``first_row`` of the input."""
-    return _Ready(batch, first_row)
-
-
-def ready_batches(frames: Iterator[pl.DataFrame]) -> Iterator[DeferredBatch]:
-    """Parsed frames as deferred batches, numbering their rows from 1 across the input."""
-    first = 1
-    for frame in frames:
-        yield _Ready(frame, first)
-        first += frame.height
-
-
-def _record_chunks(
-    stream: BinaryIO, name: str, size: int, prefix: bytes, *, quoted: bool
-) -> Iterator[bytes]:
-    """Yield runs of whole records, cutting only at a newline outside double quotes.
-
-    Linear in the input: each byte is counted for quotes a bounded number of times, however
-    far a stray quote makes the cut step back.
-    """
-    rest = prefix
-    odd = rest.count(b'"') % 2 == 1  # parity of the quotes in ``rest``
-    while True:
-        try:
-            block = stream.read(size)
-        except (OSError, EOFError, zlib.error) as exc:  # truncated or corrupt gzip
-            raise InputError(f"{name}: cannot be read to the end: {read_failure(exc)}") from None
-        if not block:
-            if rest.strip():
-                yield rest if rest.endswith(b"\n") else rest + b"\n"
-            return
-        data = rest + block
-        if quoted:
-            # data[:cut] holds an even number of quotes, so the rest has the parity of data.
-            cut, odd = _last_record_end(data, len(rest), odd)
-        else:
-            cut = data.rfind(b"\n") + 1
-        if cut:
-            yield data[:cut]
-        rest = data[cut:]
-        if len(rest) > _MAX_RECORD_BYTES:
-            why = " (an unclosed double quote?)" if quoted else ""
-            raise InputError(
-                f"{name}: a record runs past {_MAX_RECORD_BYTES >> 20} MiB without ending{why}"
-            )
-
-
-def _count(data: bytes, char: bytes, start: int = 0, end: int | None = None) -> int:
-    """How often the byte ``char`` occurs in ``data[start:end]``.
-
-    Over a chunk, numpy's vectorized compare is about five times faster than ``bytes.count``.
-    """
-    stop = len(data) if end is None else end
-    if stop - start < 1 << 16:
-        return data.count(char, start, stop)
-    return int(np.count_nonzero(np.frombuffer(data, dtype=np.uint8)[start:stop] == ord(char)))
-
-
-def _last_record_end(data: bytes, start: int, odd: bool) -> tuple[int, bool]:
-    """Just past the last newline at or after ``start`` outside double quotes (0 if none),
-    and the parity of all the quotes in ``data``.
-
-    ``odd`` is the parity of the quotes in ``data[:start]``, where no newline ends a record
-    (``start`` is the length of the unfinished record carried over). A CSV newline inside
-    quotes is data, so while the quotes before a candidate are odd, step back to the newline
-    before it, taking that line's quotes off a running parity ("" escapes keep the parity).
-    """
-    end = data.rfind(b"\n", start) + 1
-    head = max(end, start)
-    inside = odd ^ (_count(data, b'"', start, head) % 2 == 1)  # the parity before ``end``
-    total = inside ^ (_count(data, b'"', head) % 2 == 1)
-    if not end:
-        return 0, total
-    while inside:
-        before = data.rfind(b"\n", start, end - 1) + 1
-        if not before:
-            return 0, total
-        inside ^= data.count(b'"', before, end) % 2 == 1
-        end = before
-    return end, total
 
 
 def _open_stream(path: str) -> tuple[BinaryIO, io.BufferedReader, str]:
@@ -542,7 +359,7 @@ def _open_ndjson(stream: BinaryIO, name: str, chunk_bytes: int) -> Source:
     try:
         head = stream.read(chunk_bytes)
         if head and not head.endswith(b"\n"):
-            head += stream.readline(_MAX_RECORD_BYTES)
+            head += stream.readline(MAX_RECORD_BYTES)
     except (OSError, EOFError, zlib.error) as exc:
         raise InputError(f"{name}: cannot be read: {read_failure(exc)}") from None
     head = head.removeprefix(_BOM)
