@@ -7,6 +7,7 @@ halfway through a sync. Fields are sectioned; later pipeline settings join the s
 
 from __future__ import annotations
 
+import codecs
 from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
@@ -24,6 +25,7 @@ __all__ = [
     "DEFAULT_TOKEN_URL",
     "ENV_PREFIX",
     "Settings",
+    "codec_name",
     "default_token_store",
     "env_name",
     "load_settings",
@@ -44,6 +46,15 @@ def default_token_store() -> Path:
 def default_state_dir() -> Path:
     """Per-user data dir: survives reboots, unlike a temp dir; a container mounts a volume."""
     return platformdirs.user_data_path("spotify-audience-sync") / "state"
+
+
+def codec_name(name: str) -> str:
+    """Python's name for the text codec ``name`` ("Latin1" → "iso8859-1"); LookupError if
+    Python knows no such text codec (rot13, base64 and the like transform bytes, not text)."""
+    info = codecs.lookup(name.strip())
+    if not info._is_text_encoding:
+        raise LookupError(name)
+    return info.name
 
 
 def env_name(field: str) -> str:
@@ -95,6 +106,9 @@ class Settings(BaseSettings):
     """Keep phone numbers libphonenumber calls valid, or merely possible (length-plausible)."""
     layout: Literal["type-value", "wide"] = "type-value"
     """type-value: one 'type,value' row per identifier; wide: one column per type."""
+    encoding: str = "utf-8"
+    """Text encoding of CSV, TSV and NDJSON input: any codec Python knows (cp1252 for Windows
+    and Excel exports, latin-1, utf-16), transcoded to UTF-8 as it is read."""
     temp_dir: Path | None = None
     """Where hashed identifiers are staged for deduplication (default: the system temp dir)."""
     max_reject_rate: float = Field(default=0.5, gt=0, le=1)
@@ -124,6 +138,14 @@ class Settings(BaseSettings):
         if region not in phonenumbers.SUPPORTED_REGIONS:
             raise ValueError("must be an ISO 3166 alpha-2 region libphonenumber knows, e.g. US")
         return region
+
+    @field_validator("encoding")
+    @classmethod
+    def _encoding(cls, value: str) -> str:
+        try:
+            return codec_name(value)
+        except LookupError:
+            raise ValueError("not a text encoding Python knows (e.g. utf-8, cp1252)") from None
 
     @field_validator("upload_chunk_size")
     @classmethod

@@ -118,7 +118,11 @@ def test_column_flags_pick_columns(tmp_path: Path) -> None:
             id="missing-column",
         ),
         pytest.param(
-            b"email\n\xff\xfe@x.com\n", [], 65, r"in\.csv: is not valid UTF-8", id="bad-encoding"
+            b"email\n\xff\xfe@x.com\n",
+            [],
+            65,
+            r"in\.csv: line 2 is not valid UTF-8",
+            id="bad-encoding",
         ),
         pytest.param(
             b"email\na@example.com\n",
@@ -165,11 +169,13 @@ def test_failed_run_leaves_the_previous_output_untouched(tmp_path: Path) -> None
     assert out.read_text() == "previous good file\n"
 
 
-def test_json_format_prints_one_result_line(tmp_path: Path) -> None:
+def test_json_format_prints_the_columns_then_one_result_line(tmp_path: Path) -> None:
     out = tmp_path / "out.csv"
     code, stdout, stderr = invoke(str(FIXTURE), "-o", str(out), "--log-format", "json")
     assert code == 0
-    (line,) = [json.loads(x) for x in stdout.splitlines()]
+    columns, line = [json.loads(x) for x in stdout.splitlines()]
+    assert columns["event"] == "columns"
+    assert columns["columns"] == {"email": "Email", "phone": "phone", "device_id": "device_id"}
     assert line["event"] == "result"
     assert line["report"]["rows_read"] == 3000
     assert stderr == ""
@@ -187,3 +193,62 @@ def test_json_goes_to_stderr_when_the_file_goes_to_stdout() -> None:
     assert code == 0
     assert stdout.startswith("type,value\n")
     assert json.loads(stderr.splitlines()[-1])["event"] == "result"
+
+
+ENCODED = "email,phone,name\n" + "".join(
+    f"j\u00f6rg.m\u00fcller{i}@example.com,+49 30 1234{i:04d},Ren\u00e9e \u2019{i}\u2019\n"
+    for i in range(200)
+)
+
+
+@pytest.mark.parametrize(
+    ("codec", "data"),
+    [
+        pytest.param("cp1252", ENCODED.encode("cp1252"), id="cp1252"),
+        pytest.param("UTF-16", ENCODED.encode("utf-16"), id="utf-16-with-bom"),
+    ],
+)
+def test_encoding_flag_gives_the_hashes_of_the_utf8_file(
+    tmp_path: Path, codec: str, data: bytes
+) -> None:
+    utf8, other = tmp_path / "utf8.csv", tmp_path / "other.csv"
+    utf8.write_text(ENCODED, encoding="utf-8")
+    other.write_bytes(data)
+    outputs = []
+    for path, extra in ((utf8, []), (other, ["--encoding", codec])):
+        out = tmp_path / f"{path.stem}.out.csv"
+        code, _, stderr = invoke(str(path), "-o", str(out), "-q", *extra)
+        assert code == 0, stderr
+        outputs.append(out.read_text())
+    assert outputs[0] == outputs[1]
+    assert outputs[0].count("\n") == 401
+
+
+def test_an_unknown_encoding_is_a_usage_error_naming_the_flag(tmp_path: Path) -> None:
+    src = tmp_path / "in.csv"
+    src.write_text("email\na@example.com\n", encoding="utf-8")
+    code, _, stderr = invoke(str(src), "-o", str(tmp_path / "o.csv"), "--encoding", "klingon")
+    assert code == 2
+    assert "Invalid value for '--encoding': 'klingon' is not a text encoding" in stderr
+
+
+def test_an_unknown_encoding_setting_is_a_config_error_naming_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SPOTIFY_ADS_ENCODING", "rot13")
+    src = tmp_path / "in.csv"
+    src.write_text("email\na@example.com\n", encoding="utf-8")
+    code, _, stderr = invoke(str(src), "-o", str(tmp_path / "o.csv"))
+    assert code == 78
+    assert "SPOTIFY_ADS_ENCODING: not a text encoding Python knows" in stderr
+
+
+def test_a_utf16_file_without_the_flag_is_named_with_the_flag(tmp_path: Path) -> None:
+    src = tmp_path / "excel.csv"
+    src.write_bytes(ENCODED.encode("utf-16"))
+    code, _, stderr = invoke(str(src), "-o", str(tmp_path / "o.csv"))
+    assert code == 65
+    assert (
+        "excel.csv: is UTF-16 (little-endian) text, not UTF-8; read it with --encoding utf-16"
+        in (stderr)
+    )

@@ -213,3 +213,17 @@ def test_demo_without_fixtures_rehearses_on_a_generated_segment(
     assert result.exit_code == 0, result.stderr
     assert "synthetic-segment.csv" in result.stderr
     assert "created" in result.stderr
+
+
+def test_sync_reads_a_utf16_export_with_encoding(env: Sandbox, tmp_path: Path) -> None:
+    wide = tmp_path / "excel.csv"
+    wide.write_bytes(FIXTURE.read_text(encoding="utf-8").encode("utf-16"))
+    fingerprints = []
+    for path, extra in ((FIXTURE, []), (wide, ["--encoding", "utf-16"])):
+        report = tmp_path / f"{path.stem}.json"
+        args = ["sync", str(path), "--audience-name", "enc", "--dry-run", "--report", str(report)]
+        result = CliRunner().invoke(main, [*args, *extra])
+        assert result.exit_code == 0, result.stderr
+        fingerprints.append(json.loads(report.read_text())["prepare"]["fingerprint"])
+    assert fingerprints[0] == fingerprints[1]
+    assert fingerprints[0]

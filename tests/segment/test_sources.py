@@ -16,7 +16,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from spotify_audience_sync.errors import InputError, InputNotFoundError
-from spotify_audience_sync.segment import sources
+from spotify_audience_sync.segment import chunks, sources
 from spotify_audience_sync.segment.sources import detect_format, open_source
 
 ROWS = [
@@ -141,7 +141,7 @@ def test_empty_file_is_an_input_error(tmp_path: Path, content: bytes) -> None:
 def test_invalid_utf8_names_the_file_and_line_but_not_the_bytes(tmp_path: Path) -> None:
     path = tmp_path / "latin1.csv"
     path.write_bytes("email\nok@example.com\nj\u00f6rg@example.com\n".encode("latin-1"))
-    with pytest.raises(InputError, match=r"latin1\.csv: is not valid UTF-8") as info:
+    with pytest.raises(InputError, match=r"latin1\.csv: line 3 is not valid UTF-8") as info:
         read_all(str(path), ["email"])
     assert "rg@example" not in str(info.value)
 
@@ -157,7 +157,9 @@ def test_truncated_gzip_is_an_input_error(tmp_path: Path, frame: pl.DataFrame) -
 def test_unclosed_quote_is_an_input_error_that_does_not_quote_data(tmp_path: Path) -> None:
     path = tmp_path / "broken.csv"
     path.write_text('email,phone\na@example.com,"1\nb@example.com,2\n', encoding="utf-8")
-    with pytest.raises(InputError, match=r"broken\.csv: has a malformed row") as info:
+    with pytest.raises(
+        InputError, match=r"broken\.csv: line 2 has a stray or unclosed double quote"
+    ) as info:
         read_all(str(path), ["email"])
     assert "example.com" not in str(info.value)
 
@@ -179,7 +181,7 @@ def test_a_stray_quote_fails_promptly_instead_of_rescanning_from_the_start(
 ) -> None:
     # One `5'11"` early on makes every later newline look quoted; stepping back over ~150,000
     # of them must not recount the quotes from byte 0 each time (that never finished).
-    monkeypatch.setattr(sources, "_MAX_RECORD_BYTES", 1 << 20)
+    monkeypatch.setattr(chunks, "MAX_RECORD_BYTES", 1 << 20)
     path = tmp_path / "heights.csv"
     rows = ["email,height", "a@example.com,170", "b@example.com,5'11\""]
     path.write_text("\n".join(rows + ["c@example.com,180"] * 150_000) + "\n", encoding="utf-8")
@@ -209,7 +211,9 @@ def test_a_stray_quote_fails_promptly_instead_of_rescanning_from_the_start(
 def test_a_stray_quote_at_the_end_is_the_malformed_row_error(tmp_path: Path) -> None:
     path = tmp_path / "tail.csv"
     path.write_text("email\n" + "a@example.com\n" * 50_000 + 'b@example.com"\n', encoding="utf-8")
-    with pytest.raises(InputError, match=r"tail\.csv: has a malformed row") as info:
+    with pytest.raises(
+        InputError, match=r"tail\.csv: line 50002 has a stray or unclosed double quote"
+    ) as info:
         read_all(str(path), ["email"], chunk_bytes=4096)
     assert "example.com" not in str(info.value)
 
@@ -351,10 +355,21 @@ def test_a_bad_ndjson_line_in_the_first_chunk_is_named_by_number(
         pytest.param("email", False, id="name"),
         pytest.param("EMAIL_ID_SHA256", False, id="hashed-name"),
         pytest.param("phone_2", False, id="numbered-name"),
-        pytest.param("signup_20240101", False, id="dated-name"),
+        pytest.param("signup_20240101", True, id="dated-name-leans-to-data"),
         pytest.param("2024", False, id="year"),
         pytest.param("", False, id="empty"),
-        pytest.param("a" * 63, False, id="not-quite-a-hash"),
+        pytest.param("a" * 31, False, id="not-quite-a-device-id"),
+        pytest.param("mobile 4155550123", True, id="phone-after-a-word"),
+        pytest.param("Phone: 415 555 0123", True, id="phone-after-a-label"),
+        pytest.param("415.555.0123 home", True, id="phone-before-a-word"),
+        pytest.param("(415) 555/0123", True, id="phone-slashed"),
+        pytest.param("5550123", True, id="seven-digits"),
+        pytest.param("555-012", True, id="mostly-digits"),
+        pytest.param("384000008cf011bdb23e10b96e40000d", True, id="device-id-without-dashes"),
+        pytest.param("id 38400000-8cf0-11bd-b23e-10b96e40000d", True, id="uuid-inside-text"),
+        pytest.param("a" * 63, True, id="long-hex-run"),
+        pytest.param("Email Address", False, id="spaced-name"),
+        pytest.param("mobile_ad_id", False, id="alias-name"),
     ],
 )
 def test_looks_like_data(name: str, data: bool) -> None:
@@ -427,4 +442,4 @@ def test_counting_bytes_agrees_with_bytes_count(size: int) -> None:
     data = bytes((i * 7919) % 251 for i in range(size)).replace(b"\x00", b'"')
     for start, end in [(0, None), (size // 3, None), (size // 5, size // 2)]:
         stop = len(data) if end is None else end
-        assert sources._count(data, b'"', start, end) == data.count(b'"', start, stop)
+        assert chunks.count(data, b'"', start, end) == data.count(b'"', start, stop)

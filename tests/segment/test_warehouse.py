@@ -281,8 +281,15 @@ def test_a_failure_while_rows_stream_never_quotes_a_value(table: str) -> None:
     url = PG_URL.replace("postgres@", f"postgres:{SECRET}@")
     message = str(_error(f"SELECT email::int AS email FROM {table} WHERE id % 101 <> 0", url))
     assert "invalid input syntax for type integer" in message
+    assert message.endswith(") in column 'email'")  # the column whose cast failed
     assert "@" not in message.split("***@", 1)[1]  # no email after the redacted URL
     assert SECRET not in message
+
+
+def test_a_failure_outside_the_columns_names_none(table: str) -> None:
+    message = str(_error(f"SELECT email FROM {table} WHERE (email || 'x')::int > 0", PG_URL))
+    assert "invalid input syntax for type integer" in message
+    assert "in column" not in message
 
 
 def test_missing_column_exits_65_naming_the_redacted_url(table: str) -> None:
@@ -434,3 +441,17 @@ def test_duckdb_errors(tmp_path: Path) -> None:
     assert "Binder Error" in str(_error("SELECT nope FROM range(3)", "duckdb://"))
     conversion = str(_error("SELECT 'a.person@example.com'::INT AS email", "duckdb://"))
     assert "@" not in conversion.removeprefix("query on duckdb://")
+
+
+def test_duckdb_names_the_column_whose_cast_failed() -> None:
+    query = (
+        "SELECT 'a.person@example.com' AS email, "
+        "(CASE WHEN i > 5 THEN 'a.person@example.com' ELSE '1' END)::INT AS phone "
+        "FROM range(9) t(i)"
+    )
+    with open_query(query, "duckdb://") as source, pytest.raises(InputError) as info:
+        for _ in source.batches(["email", "phone"]):
+            pass
+    assert str(info.value) == (
+        "query on duckdb://: the query failed (Could not convert string) in column 'phone'"
+    )

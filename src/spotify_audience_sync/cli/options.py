@@ -10,6 +10,7 @@ import click
 if TYPE_CHECKING:
     from spotify_audience_sync.cli.output import LogFormat, Output
     from spotify_audience_sync.segment.pipeline import PrepareOptions
+    from spotify_audience_sync.segment.sources import Source
     from spotify_audience_sync.settings import Settings
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -27,6 +28,20 @@ def _region(_ctx: click.Context, _param: click.Parameter, value: str | None) -> 
             f"{value!r} is not an ISO 3166 alpha-2 region libphonenumber knows"
         )
     return region
+
+
+def _encoding(_ctx: click.Context, _param: click.Parameter, value: str | None) -> str | None:
+    """Accept only codecs Python knows, so a typo fails before any work starts."""
+    if value is None:
+        return None
+    from spotify_audience_sync.settings import codec_name
+
+    try:
+        return codec_name(value)
+    except LookupError:
+        raise click.BadParameter(
+            f"{value!r} is not a text encoding Python knows (e.g. utf-8, cp1252, latin-1, utf-16)"
+        ) from None
 
 
 def make_output(
@@ -61,6 +76,13 @@ _SEGMENT_OPTIONS: list[Callable[[F], F]] = [
         show_default=True,
         help="Input format; 'auto' goes by the file name (.csv, .tsv, .ndjson/.jsonl, "
         ".parquet, each optionally .gz), CSV otherwise.",
+    ),
+    click.option(
+        "--encoding",
+        callback=_encoding,
+        metavar="NAME",
+        help="Text encoding of a CSV, TSV or NDJSON input, any Python codec: cp1252 (Windows, "
+        "Excel), latin-1, utf-16... [default: utf-8].",
     ),
     click.option("--email-column", metavar="C", help="Column holding emails [default: email]."),
     click.option(
@@ -177,12 +199,41 @@ def prepare_options(settings: Settings, flags: dict[str, Any]) -> PrepareOptions
     )
 
 
+def announce_columns(out: Output, source: Source, options: PrepareOptions) -> PrepareOptions:
+    """Resolve the identifier columns, say which were chosen, return the options using them.
+
+    A JSON event ``columns`` (type → column) and a summary line; a column whose name looks
+    like data is shown by its position.
+    """
+    import dataclasses
+
+    from spotify_audience_sync.segment.columns import column_label, resolve_columns
+
+    columns = resolve_columns(source.name, source.columns, options.columns)
+    shown = {
+        kind.key: column_label(name, source.columns.index(name) + 1)
+        for kind, name in columns.items()
+    }
+    out.event("columns", columns=shown)
+    out.summary(
+        "columns: "
+        + ", ".join(
+            f"{kind.key} from {shown[kind.key]!r}"
+            if shown[kind.key] == name
+            else f"{kind.key} from {shown[kind.key]}"
+            for kind, name in columns.items()
+        )
+    )
+    return dataclasses.replace(options, columns=columns)
+
+
 SETTING_FLAGS = (
     "log_format",
     "default_region",
     "gmail_canonical",
     "phone_validation",
     "layout",
+    "encoding",
     "temp_dir",
     "database_url",
     "max_reject_rate",

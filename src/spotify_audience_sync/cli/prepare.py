@@ -9,6 +9,7 @@ import click
 
 from spotify_audience_sync.cli.options import (
     SETTING_FLAGS,
+    announce_columns,
     load_cli_settings,
     make_output,
     prepare_options,
@@ -53,11 +54,12 @@ def prepare(
     for path, flag in checks:
         if path:  # before anything is read: a bad path fails in milliseconds
             check_writable(path, flag)
-    with (
-        open_input(input_path, fmt, flags.get("query"), settings.database_url) as source,
-        out.phase("read") as progress,
-    ):
-        prepared = prepare_segment(source, options, on_progress=progress)
+    with open_input(
+        input_path, fmt, flags.get("query"), settings.database_url, encoding=settings.encoding
+    ) as source:
+        options = announce_columns(out, source, options)
+        with out.phase("read") as progress:
+            prepared = prepare_segment(source, options, on_progress=progress)
     with prepared:
         prepared.report.output = "<stdout>" if output == "-" else output
         if output == "-":

@@ -16,6 +16,7 @@ import click
 
 from spotify_audience_sync.cli.options import (
     SETTING_FLAGS,
+    announce_columns,
     load_cli_settings,
     make_output,
     prepare_options,
@@ -124,13 +125,12 @@ def run_sync(
     prepared: PreparedSegment | None = None
     tokens = oauth_session(settings)
     try:
-        with (
-            open_input(input_path, fmt, flags.get("query"), settings.database_url) as source,
-            out.phase("read") as progress,
-        ):
-            prepared = prepare_segment(
-                source, prepare_options(settings, flags), on_progress=progress
-            )
+        with open_input(
+            input_path, fmt, flags.get("query"), settings.database_url, encoding=settings.encoding
+        ) as source:
+            chosen = announce_columns(out, source, prepare_options(settings, flags))
+            with out.phase("read") as progress:
+                prepared = prepare_segment(source, chosen, on_progress=progress)
         segment = prepared
         if prepared.rejects is not None:  # about the input: complete now, whatever the sync does
             prepared.rejects.commit()

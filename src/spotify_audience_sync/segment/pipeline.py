@@ -31,6 +31,7 @@ from spotify_audience_sync.identifiers.normalize import (
     NormalizeOptions,
     hash_batch,
 )
+from spotify_audience_sync.segment.columns import COLUMN_ALIASES, column_label, resolve_columns
 from spotify_audience_sync.segment.encode import (
     Layout,
     Records,
@@ -45,27 +46,23 @@ from spotify_audience_sync.segment.outputs import AtomicFile
 from spotify_audience_sync.segment.quality import DEFAULT_MAX_REJECT_RATE, format_warnings
 from spotify_audience_sync.segment.rejects import BatchRejects, RejectsFile
 from spotify_audience_sync.segment.report import PrepareReport, TypeCounts
-from spotify_audience_sync.segment.sources import Source, looks_like_data
+from spotify_audience_sync.segment.sources import Source
 from spotify_audience_sync.segment.staging import Stage, partition_payload, partition_rows
 
-__all__ = ["PrepareOptions", "PreparedSegment", "prepare_segment", "resolve_columns"]
+__all__ = [
+    "COLUMN_ALIASES",
+    "PrepareOptions",
+    "PreparedSegment",
+    "column_label",
+    "prepare_segment",
+    "resolve_columns",
+]
 
 ProgressCallback = Callable[[int], None]
 
 _REASONS: list[str] = STATUS.categories.to_list()
 _FIRST_REASON = _REASONS.index(PREHASHED) + 1  # statuses after hashed and prehashed: rejections
 _EMPTY = _REASONS.index("empty")
-
-_DEFAULT_NAMES = {
-    IdentifierType.EMAIL: "email",
-    IdentifierType.PHONE: "phone",
-    IdentifierType.DEVICE_ID: "device_id",
-}
-_FLAGS = {
-    IdentifierType.EMAIL: "--email-column",
-    IdentifierType.PHONE: "--phone-column",
-    IdentifierType.DEVICE_ID: "--device-id-column",
-}
 
 
 @dataclass(frozen=True)
@@ -81,68 +78,6 @@ class PrepareOptions:
     """Warn about (and let `sync` refuse) a column with this share of its values rejected."""
     rejects_path: str | None = None
     """Where to write the rejects report (see :mod:`.rejects`); None writes none."""
-
-
-def column_label(name: str, position: int) -> str:
-    """How a column may appear in messages and reports: its name, unless that looks like data.
-
-    A file without a header row makes its first data row the "column names": such names are
-    shown by position only, never as text.
-    """
-    return f"column {position}" if looks_like_data(name) else name
-
-
-def _listing(columns: list[str]) -> str:
-    shown = ", ".join(
-        repr(label) if label == name else label
-        for name, label in ((c, column_label(c, i)) for i, c in enumerate(columns[:20], 1))
-    )
-    return shown + (f" and {len(columns) - 20} more" if len(columns) > 20 else "")
-
-
-def _header_hint(columns: list[str]) -> str:
-    if any(looks_like_data(c) for c in columns):
-        return " The first row looks like data, not a header: add a header row naming the columns."
-    return ""
-
-
-def resolve_columns(
-    source_name: str, available: list[str], requested: Mapping[IdentifierType, str]
-) -> dict[IdentifierType, str]:
-    """Map identifier types to input columns: as requested, else by default name.
-
-    Names match exactly first, then case-insensitively when that is unambiguous.
-    """
-    by_folded: dict[str, list[str]] = {}
-    for name in available:
-        by_folded.setdefault(name.casefold(), []).append(name)
-
-    def find(name: str) -> str | None:
-        if name in available:
-            return name
-        matches = by_folded.get(name.casefold(), [])
-        return matches[0] if len(matches) == 1 else None
-
-    resolved: dict[IdentifierType, str] = {}
-    for kind in IdentifierType:
-        if kind in requested:
-            found = find(requested[kind])
-            if found is None:
-                asked = column_label(requested[kind], 0)
-                raise InputError(
-                    f"{source_name}: no column {asked!r} ({_FLAGS[kind]}); "
-                    f"columns are {_listing(available)}.{_header_hint(available)}"
-                )
-            resolved[kind] = found
-        elif (found := find(_DEFAULT_NAMES[kind])) is not None:
-            resolved[kind] = found
-    if not resolved:
-        raise InputError(
-            f"{source_name}: no identifier column found; columns are {_listing(available)}. "
-            "Name one with --email-column, --phone-column or --device-id-column."
-            + _header_hint(available)
-        )
-    return resolved
 
 
 class PreparedSegment:

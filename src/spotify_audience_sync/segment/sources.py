@@ -1,10 +1,16 @@
 """Segment inputs: CSV (plain, gzip, stdin), NDJSON and Parquet, read in bounded batches.
 
-The only module that reads input. Text formats are read through our own chunker instead of a
-memory map, so peak memory is set by the chunk size, not the file size, and the same code serves
-files, gzip streams and stdin. Every column is read as text: a phone's leading zero or ``+``
-must survive until the identifier rules see it. Errors name the file and never quote a value,
-and name a column only when its name does not look like a value (:func:`looks_like_data`).
+The only module that opens input. Text formats are read through our own chunker
+(:mod:`.chunks`) instead of a memory map, so peak memory is set by the chunk size, not the file
+size, and the same code serves files, gzip streams and stdin. Every column is read as text:
+a phone's leading zero or ``+`` must survive until the identifier rules see it. Errors name
+the file and never quote a value, and name a column only when its name does not look like a
+value (:func:`looks_like_data`).
+
+Errors name the exact line (1-based, the header line counted), found by scanning again only
+the chunk that failed (:mod:`.locate`); each deferred batch maps its records to their lines
+(:class:`~.batches.DeferredBatch`). Other encodings than UTF-8 are transcoded as they stream
+(:mod:`.encoding`).
 
 CSV and TSV columns are selected by position: polars sees a header we write (``c0,c1,...``),
 never the file's own, so spaces after commas, quoting or odd names cannot confuse it. NDJSON
@@ -21,31 +27,38 @@ import json
 import re
 import sys
 import zlib
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from functools import partial
 from pathlib import Path
 from typing import BinaryIO, Literal
 
-import numpy as np
 import polars as pl
 
 from spotify_audience_sync.errors import InputError, InputNotFoundError
+from spotify_audience_sync.segment.batches import DeferredBatch, TextBatch, ready, ready_batches
+from spotify_audience_sync.segment.chunks import MAX_RECORD_BYTES, count, record_chunks
+from spotify_audience_sync.segment.encoding import (
+    NOT_UTF8,
+    read_failure,
+    sniff_wide_encoding,
+    transcoded,
+)
 
 __all__ = [
     "DEFAULT_CHUNK_BYTES",
+    "DeferredBatch",
     "Format",
     "Source",
     "detect_format",
     "looks_like_data",
     "open_source",
     "ready",
+    "ready_batches",
 ]
 
 Format = Literal["auto", "csv", "tsv", "ndjson", "parquet"]
 
 DEFAULT_CHUNK_BYTES = 4 * 1024 * 1024
-_MAX_RECORD_BYTES = 64 * 1024 * 1024  # one CSV record (quoted newlines included) at most
 _MAX_HEADER_BYTES = 1024 * 1024  # a header row longer than this is not a header row
 _GZIP_MAGIC = b"\x1f\x8b"
 _BOM = b"\xef\xbb\xbf"
@@ -71,21 +84,26 @@ def detect_format(path: str, fmt: Format = "auto") -> Format:
     return _SUFFIXES.get(suffixes[-1], "csv") if suffixes else "csv"
 
 
-_HEX64 = re.compile(r"[0-9a-fA-F]{64}")
-_UUID = re.compile(r"[0-9a-fA-F]{8}(?:-[0-9a-fA-F]{4}){3}-[0-9a-fA-F]{12}")
+# Seven digits with separators (space . - ( ) /) between them: a phone number, anywhere.
+_DIGIT_RUN = re.compile(r"\d(?:[\s.\-()/]*\d){6}")
+# 32 hex digits, dashes allowed between: a device ID with or without dashes, a UUID, an MD5;
+# a SHA-256 digest (64) contains such a run.
+_HEX_RUN = re.compile(r"[0-9a-fA-F](?:-?[0-9a-fA-F]){31}")
 
 
 def looks_like_data(name: str) -> bool:
-    """Whether a column name looks like an identifier value rather than a name.
+    """Whether text from the input (a column name, a key) looks like an identifier value.
 
     A file without a header row has its first record read as the column names, so a message
-    listing them would leak an email or phone number. True for text containing ``@``, a SHA-256
-    hex digest (64 hex characters), a UUID-shaped device ID, and text of at least five digits
-    that is mostly digits, ``+``, spaces and punctuation (``+1 (201) 555-0123``). It leans to
-    True: a false positive only keeps a name out of a message.
+    listing them would leak an email or phone number. True for text containing ``@``, a run of
+    seven or more digits with separators (space ``.`` ``-`` ``(`` ``)`` ``/``) between them
+    (``mobile 4155550123``, ``Phone: 415 555 0123``, ``415.555.0123 home``), a run of 32 hex
+    digits with or without dashes (device IDs, UUIDs, SHA-256 digests), and text of at least
+    five digits that is mostly digits and punctuation. It leans to True: a false positive
+    (``signup_20240101``) only makes a message name the column by its position instead.
     """
     text = name.strip()
-    if "@" in text or _HEX64.fullmatch(text) or _UUID.fullmatch(text):
+    if "@" in text or _DIGIT_RUN.search(text) or _HEX_RUN.search(text):
         return True
     digits = sum(c.isdigit() for c in text)
     filler = sum(not c.isalnum() for c in text)  # spaces, "+" and punctuation
@@ -111,6 +129,7 @@ class Source:
     _path: Path | None = field(default=None, repr=False)
     _header: bytes = field(default=b"", repr=False)
     chunk_bytes: int = DEFAULT_CHUNK_BYTES
+    _first_line: int = field(default=2, repr=False)  # of the first record after the header
 
     def batches(self, columns: list[str]) -> Iterator[pl.DataFrame]:
         """Yield the named columns as text, a bounded batch at a time, in file order.
@@ -119,11 +138,12 @@ class Source:
         """
         return (parse() for parse in self.deferred_batches(columns))
 
-    def deferred_batches(self, columns: list[str]) -> Iterator[Callable[[], pl.DataFrame]]:
+    def deferred_batches(self, columns: list[str]) -> Iterator[DeferredBatch]:
         """Like :meth:`batches`, but yield each batch unparsed, as a function that parses it.
 
         Reading stays in file order on the caller's thread; the parsing, most of the cost of
-        reading, can then run on worker threads beside the rest of a batch's work.
+        reading, can then run on worker threads beside the rest of a batch's work. Each batch
+        also maps its records to their lines (or rows): :class:`DeferredBatch`.
         """
         columns = list(dict.fromkeys(columns))
         for column in columns:
@@ -131,7 +151,7 @@ class Source:
                 where = " among the keys of the first chunk" if self.format == "ndjson" else ""
                 raise InputError(f"{self.name}: no column {_shown(column)}{where}")
         if self.format == "parquet":
-            return (ready(batch) for batch in self._parquet_batches(columns))
+            return ready_batches(self._parquet_batches(columns))
         return self._text_batches(columns)
 
     def close(self) -> None:
@@ -154,21 +174,38 @@ class Source:
         try:
             yield from frame.collect_batches(chunk_size=250_000, engine="streaming")
         except pl.exceptions.PolarsError as exc:
-            raise InputError(
-                f"{self.name}: cannot read Parquet data ({type(exc).__name__})"
-            ) from exc
+            raise self._parquet_error(columns, exc) from None
 
-    def _text_batches(self, columns: list[str]) -> Iterator[Callable[[], pl.DataFrame]]:
+    def _parquet_error(self, columns: list[str], exc: Exception) -> InputError:
+        """Name the column that cannot be read as text: each is tried alone (failure path only)."""
+        assert self._path is not None
+        schema = pl.scan_parquet(self._path).collect_schema()
+        for number, column in enumerate(columns, 1):
+            label = f"column {number}" if looks_like_data(column) else repr(column)
+            try:
+                alone = pl.scan_parquet(self._path).select(pl.col(column).cast(pl.String))
+                for _ in alone.collect_batches(chunk_size=250_000, engine="streaming"):
+                    pass
+            except pl.exceptions.PolarsError:
+                return InputError(
+                    f"{self.name}: column {label} (Parquet type {schema[column]}) cannot be "
+                    "read as text"
+                )
+        return InputError(f"{self.name}: cannot read Parquet data ({type(exc).__name__})")
+
+    def _text_batches(self, columns: list[str]) -> Iterator[DeferredBatch]:
         assert self._stream is not None
-        line = 2 if self.format != "ndjson" else 1  # first data line, for messages
-        chunks = _record_chunks(
+        line = self._first_line
+        chunks = record_chunks(
             self._stream, self.name, self.chunk_bytes, self._prefix, quoted=self.format != "ndjson"
         )
         for chunk in chunks:
-            yield _Deferred(self, chunk, columns, line)
-            line += _count(chunk, b"\n")
+            newlines = count(chunk, b"\n")
+            yield TextBatch(self, chunk, columns, line, newlines)
+            line += newlines
 
-    def _parse(self, chunk: bytes, columns: list[str]) -> pl.DataFrame:
+    def parse_chunk(self, chunk: bytes, columns: list[str]) -> pl.DataFrame:
+        """Parse one chunk of whole records (see :mod:`.chunks`) into the named columns."""
         if self.format == "ndjson":
             frame = pl.read_ndjson(io.BytesIO(chunk), infer_schema_length=None)
             missing = [c for c in columns if c not in frame.columns]
@@ -189,118 +226,7 @@ class Source:
         return frame.select(pl.col(f).alias(c) for f, c in zip(fields, columns, strict=True))
 
 
-class _Deferred:
-    """One chunk of text, parsed when called, once: the raw bytes are let go as they parse."""
-
-    __slots__ = ("_chunk", "_columns", "_line", "_source")
-
-    def __init__(self, source: Source, chunk: bytes, columns: list[str], line: int) -> None:
-        self._source, self._columns, self._line = source, columns, line
-        self._chunk: bytes | None = chunk
-
-    def __call__(self) -> pl.DataFrame:
-        chunk, self._chunk = self._chunk, None
-        if chunk is None:
-            raise RuntimeError("a deferred batch is parsed once")
-        source = self._source
-        try:
-            return source._parse(chunk, self._columns)
-        except pl.exceptions.PolarsError as exc:
-            raise _parse_error(source.name, source.format, self._line, exc) from None
-
-
-def ready(batch: pl.DataFrame) -> Callable[[], pl.DataFrame]:
-    """A batch that needs no parsing, in the shape of :meth:`Source.deferred_batches`."""
-    return partial(_identity, batch)
-
-
-def _identity(batch: pl.DataFrame) -> pl.DataFrame:
-    return batch
-
-
-def _parse_error(name: str, fmt: Format, line: int, exc: Exception) -> InputError:
-    """Translate a polars parse failure; the message never quotes the offending data."""
-    text = str(exc).lower()
-    if "utf-8" in text or "utf8" in text:
-        why = "is not valid UTF-8 (convert it, e.g. `iconv -f latin1 -t utf-8`)"
-    elif fmt == "ndjson":
-        why = "has a line that is not a JSON object"
-    else:
-        why = "has a malformed row (wrong number of fields or an unclosed quote)"
-    return InputError(f"{name}: {why}, in the chunk starting at line {line}")
-
-
-def _record_chunks(
-    stream: BinaryIO, name: str, size: int, prefix: bytes, *, quoted: bool
-) -> Iterator[bytes]:
-    """Yield runs of whole records, cutting only at a newline outside double quotes.
-
-    Linear in the input: each byte is counted for quotes a bounded number of times, however
-    far a stray quote makes the cut step back.
-    """
-    rest = prefix
-    odd = rest.count(b'"') % 2 == 1  # parity of the quotes in ``rest``
-    while True:
-        try:
-            block = stream.read(size)
-        except (OSError, EOFError, zlib.error) as exc:  # truncated or corrupt gzip
-            raise InputError(f"{name}: cannot be read to the end ({type(exc).__name__})") from None
-        if not block:
-            if rest.strip():
-                yield rest if rest.endswith(b"\n") else rest + b"\n"
-            return
-        data = rest + block
-        if quoted:
-            # data[:cut] holds an even number of quotes, so the rest has the parity of data.
-            cut, odd = _last_record_end(data, len(rest), odd)
-        else:
-            cut = data.rfind(b"\n") + 1
-        if cut:
-            yield data[:cut]
-        rest = data[cut:]
-        if len(rest) > _MAX_RECORD_BYTES:
-            why = " (an unclosed double quote?)" if quoted else ""
-            raise InputError(
-                f"{name}: a record runs past {_MAX_RECORD_BYTES >> 20} MiB without ending{why}"
-            )
-
-
-def _count(data: bytes, char: bytes, start: int = 0, end: int | None = None) -> int:
-    """How often the byte ``char`` occurs in ``data[start:end]``.
-
-    Over a chunk, numpy's vectorized compare is about five times faster than ``bytes.count``.
-    """
-    stop = len(data) if end is None else end
-    if stop - start < 1 << 16:
-        return data.count(char, start, stop)
-    return int(np.count_nonzero(np.frombuffer(data, dtype=np.uint8)[start:stop] == ord(char)))
-
-
-def _last_record_end(data: bytes, start: int, odd: bool) -> tuple[int, bool]:
-    """Just past the last newline at or after ``start`` outside double quotes (0 if none),
-    and the parity of all the quotes in ``data``.
-
-    ``odd`` is the parity of the quotes in ``data[:start]``, where no newline ends a record
-    (``start`` is the length of the unfinished record carried over). A CSV newline inside
-    quotes is data, so while the quotes before a candidate are odd, step back to the newline
-    before it, taking that line's quotes off a running parity ("" escapes keep the parity).
-    """
-    end = data.rfind(b"\n", start) + 1
-    head = max(end, start)
-    inside = odd ^ (_count(data, b'"', start, head) % 2 == 1)  # the parity before ``end``
-    total = inside ^ (_count(data, b'"', head) % 2 == 1)
-    if not end:
-        return 0, total
-    while inside:
-        before = data.rfind(b"\n", start, end - 1) + 1
-        if not before:
-            return 0, total
-        inside ^= data.count(b'"', before, end) % 2 == 1
-        end = before
-    return end, total
-
-
-def _open_stream(path: str) -> tuple[BinaryIO, BinaryIO, str]:
+def _open_stream(path: str) -> tuple[BinaryIO, io.BufferedReader, str]:
     """Open a path (or ``-``) for binary reading, looking through gzip by its magic bytes."""
     if path == "-":
         stdin = sys.stdin.buffer
@@ -325,15 +251,43 @@ def _open_stream(path: str) -> tuple[BinaryIO, BinaryIO, str]:
     return raw, raw, name
 
 
+def _decoded(stream: BinaryIO, name: str, encoding: str | None) -> BinaryIO:
+    """The stream as UTF-8: transcoded from ``encoding``; without one, refused when it is
+    UTF-16 or UTF-32 (named, with the flag that reads it) rather than failing as "not UTF-8"."""
+    if encoding is not None and encoding not in ("utf-8", "utf-8-sig"):
+        return transcoded(stream, encoding, name)
+    try:
+        head = stream.peek(64)[:64] if hasattr(stream, "peek") else b""
+    except (OSError, EOFError, zlib.error) as exc:
+        raise InputError(f"{name}: cannot be read: {read_failure(exc)}") from None
+    wide = sniff_wide_encoding(head)
+    if wide is not None:
+        what, flag = wide
+        raise InputError(
+            f"{name}: is {what} text, not UTF-8; read it with --encoding {flag} "
+            "(or SPOTIFY_ADS_ENCODING)"
+        )
+    return stream
+
+
 def open_source(
-    path: str, fmt: Format = "auto", *, chunk_bytes: int = DEFAULT_CHUNK_BYTES
+    path: str,
+    fmt: Format = "auto",
+    *,
+    chunk_bytes: int = DEFAULT_CHUNK_BYTES,
+    encoding: str | None = None,
 ) -> Source:
-    """Open ``path`` (``-`` for stdin) and read its column names; raise InputError if unusable."""
+    """Open ``path`` (``-`` for stdin) and read its column names; raise InputError if unusable.
+
+    ``encoding`` is a codec name as :func:`~spotify_audience_sync.settings.codec_name` returns
+    it (text formats only; None or UTF-8 reads the bytes as they are).
+    """
     kind = detect_format(path, fmt)
     if kind == "parquet":
         return _open_parquet(path)
     stream, raw, name = _open_stream(path)
     try:
+        stream = _decoded(stream, name, encoding)
         if kind == "ndjson":
             source = _open_ndjson(stream, name, chunk_bytes)
         else:
@@ -360,7 +314,7 @@ def _read_header(stream: BinaryIO, name: str, delimiter: str) -> list[str]:
     try:
         header = stream.readline(_MAX_HEADER_BYTES + 1)
     except (OSError, EOFError, zlib.error) as exc:  # e.g. a truncated or corrupt gzip stream
-        raise InputError(f"{name}: cannot be read ({type(exc).__name__})") from exc
+        raise InputError(f"{name}: cannot be read: {read_failure(exc)}") from None
     header = header.removeprefix(_BOM)
     if not header.strip():
         raise InputError(f"{name}: is empty (expected a header row naming the columns)")
@@ -378,7 +332,7 @@ def _read_header(stream: BinaryIO, name: str, delimiter: str) -> list[str]:
     try:
         text = body.decode("utf-8")
     except UnicodeDecodeError:
-        raise InputError(f"{name}: header row is not valid UTF-8") from None
+        raise InputError(f"{name}: line 1 (the header row) {NOT_UTF8}") from None
     try:
         columns = [
             c.strip() for c in next(csv.reader([text], delimiter=delimiter, skipinitialspace=True))
@@ -405,14 +359,22 @@ def _open_ndjson(stream: BinaryIO, name: str, chunk_bytes: int) -> Source:
     try:
         head = stream.read(chunk_bytes)
         if head and not head.endswith(b"\n"):
-            head += stream.readline(_MAX_RECORD_BYTES)
+            head += stream.readline(MAX_RECORD_BYTES)
     except (OSError, EOFError, zlib.error) as exc:
-        raise InputError(f"{name}: cannot be read ({type(exc).__name__})") from exc
+        raise InputError(f"{name}: cannot be read: {read_failure(exc)}") from None
     head = head.removeprefix(_BOM)
     if not head.strip():
         raise InputError(f"{name}: is empty (expected one JSON object per line)")
     columns = _ndjson_keys(head, name)
-    return Source(name, "ndjson", columns, _stream=stream, _prefix=head, chunk_bytes=chunk_bytes)
+    return Source(
+        name,
+        "ndjson",
+        columns,
+        _stream=stream,
+        _prefix=head,
+        chunk_bytes=chunk_bytes,
+        _first_line=1,
+    )
 
 
 def _ndjson_keys(head: bytes, name: str) -> list[str]:
@@ -424,7 +386,7 @@ def _ndjson_keys(head: bytes, name: str) -> list[str]:
         try:
             record = json.loads(line)
         except UnicodeDecodeError:
-            raise InputError(f"{name}: line {number} is not valid UTF-8") from None
+            raise InputError(f"{name}: line {number} {NOT_UTF8}") from None
         except ValueError:
             record = None
         if not isinstance(record, dict):

@@ -23,6 +23,11 @@ Errors are :class:`InputError` named ``query on <url>`` with the password masked
 message is kept only where it names the query's own words (syntax, unknown column or table,
 connection, authentication); where it could quote a row value (a failed cast, a constraint,
 a message raised while rows stream) only its words before the first quote or colon are kept.
+
+Such a failure is then pinned to a column when one is at fault: on the failure path only, the
+query is run again once without its columns (``count(*)``) and once per wanted column (an
+aggregate that makes the database compute it), and the column whose run fails is named. A
+failure that is not a column's (in the WHERE clause, say) names none.
 """
 
 from __future__ import annotations
@@ -40,7 +45,7 @@ from pydantic import SecretStr
 from spotify_audience_sync.errors import ConfigError, InputError, InputNotFoundError
 
 if TYPE_CHECKING:
-    from spotify_audience_sync.segment.sources import Format, Source
+    from spotify_audience_sync.segment.sources import DeferredBatch, Format, Source
 
 __all__ = ["DEFAULT_BATCH_ROWS", "QuerySource", "open_input", "open_query", "redact_url"]
 
@@ -104,11 +109,12 @@ class QuerySource:
         """Yield the named columns as text, a bounded batch at a time, in the query's order."""
         return self._batches(columns)
 
-    def deferred_batches(self, columns: list[str]) -> Iterator[Callable[[], pl.DataFrame]]:
-        """:meth:`batches` in the shape the pipeline asks for (rows arrive parsed already)."""
-        from spotify_audience_sync.segment.sources import ready
+    def deferred_batches(self, columns: list[str]) -> Iterator[DeferredBatch]:
+        """:meth:`batches` in the shape the pipeline asks for (rows arrive parsed already);
+        ``line_of`` gives the 1-based row of the query's result (``unit`` is ``"row"``)."""
+        from spotify_audience_sync.segment.sources import ready_batches
 
-        return (ready(batch) for batch in self._batches(columns))
+        return ready_batches(self._batches(columns))
 
     def close(self) -> None:
         """Close the connection (idempotent)."""
@@ -146,10 +152,13 @@ def open_query(
         )
     twice = sorted(c for c, n in Counter(source.columns).items() if n > 1)
     if twice:
+        from spotify_audience_sync.segment.sources import looks_like_data
+
         source.close()
+        listed = ["(a name that looks like data)" if looks_like_data(c) else repr(c) for c in twice]
         raise InputError(
             f"{name}: the query returns more than one column named "
-            f"{', '.join(repr(c) for c in twice)}; give them distinct aliases"
+            f"{', '.join(listed)}; give them distinct aliases"
         )
     return source
 
@@ -161,14 +170,19 @@ def open_input(
     database_url: str | SecretStr | None = None,
     *,
     batch_rows: int = DEFAULT_BATCH_ROWS,
+    encoding: str | None = None,
 ) -> Source:
-    """The segment: a file (or ``-``), or a query on ``database_url``; exactly one of them."""
+    """The segment: a file (or ``-``), or a query on ``database_url``; exactly one of them.
+
+    ``encoding`` applies to text files (see :func:`.sources.open_source`); a query's rows
+    arrive as text already.
+    """
     from spotify_audience_sync.segment.sources import open_source
 
     if (input_path is None) == (query is None):
         raise ConfigError("give either INPUT or --query, not both and not neither")
     if input_path is not None:
-        return open_source(input_path, fmt)
+        return open_source(input_path, fmt, encoding=encoding)
     assert query is not None
     if isinstance(database_url, SecretStr):
         database_url = database_url.get_secret_value()
@@ -213,13 +227,63 @@ def _words(text: str) -> str:
     return " ".join(cut.split()) or "error"
 
 
+def _probe(query: str, column: str | None, text_type: str) -> str:
+    """A one-row query that fails when ``query`` does (``column`` None), or when computing
+    ``column`` as text does."""
+    if column is None:
+        return f"SELECT count(*) FROM ({query}\n) AS q"
+    return f"SELECT max(length(CAST(q.{_quote(column)} AS {text_type}))) FROM ({query}\n) AS q"
+
+
+def _at_fault(wanted: list[str], fails: Callable[[str | None], bool]) -> str:
+    """`` in column 'x'`` for the first wanted column whose computation fails alone, or ``""``
+    when the query fails without its columns too (or none fails alone)."""
+    from spotify_audience_sync.segment.sources import looks_like_data
+
+    if fails(None):
+        return ""
+    for number, column in enumerate(wanted, 1):
+        if fails(column):
+            return f" in column {number}" if looks_like_data(column) else f" in column {column!r}"
+    return ""
+
+
+def _blamed(
+    error: InputError, wanted: list[str], fails: Callable[[str | None], bool]
+) -> InputError:
+    where = _at_fault(wanted, fails)
+    return InputError(f"{error}{where}") if where else error
+
+
+def _as_strings(frame: pl.DataFrame, columns: list[str], name: str) -> pl.DataFrame:
+    """The columns as String; a column polars cannot cast is named (its type, never a value)."""
+    from spotify_audience_sync.segment.sources import looks_like_data
+
+    try:
+        return frame.select(pl.col(columns).cast(pl.String))
+    except pl.exceptions.PolarsError:
+        for number, column in enumerate(columns, 1):
+            try:
+                frame.select(pl.col(column).cast(pl.String))
+            except pl.exceptions.PolarsError:
+                label = f"column {number}" if looks_like_data(column) else repr(column)
+                raise InputError(
+                    f"{name}: column {label} (type {frame.schema[column]}) cannot be read as text"
+                ) from None
+        raise
+
+
 def _slices(frame: pl.DataFrame, batch_rows: int) -> Iterator[pl.DataFrame]:
     for offset in range(0, frame.height, batch_rows):
         yield frame.slice(offset, batch_rows)
 
 
 def _arrow_frames(
-    reader: Any, columns: list[str], batch_rows: int, failed: Callable[[Exception], InputError]
+    reader: Any,
+    columns: list[str],
+    batch_rows: int,
+    failed: Callable[[Exception], InputError],
+    name: str,
 ) -> Iterator[pl.DataFrame]:
     """Arrow record batches → polars String frames of at most ``batch_rows`` rows."""
     while True:
@@ -231,7 +295,7 @@ def _arrow_frames(
             raise failed(exc) from None
         frame = pl.from_arrow(batch)
         assert isinstance(frame, pl.DataFrame)
-        yield from _slices(frame.select(pl.col(columns).cast(pl.String)), batch_rows)
+        yield from _slices(_as_strings(frame, columns, name), batch_rows)
 
 
 # --- PostgreSQL (ADBC) ------------------------------------------------------------------------
@@ -300,7 +364,24 @@ def _open_postgres(
         conn.close()
         raise _pg_sql_error(name, exc, scrub) from None
 
+    def fails(column: str | None) -> bool:
+        conn.rollback()  # the failed statement aborted the transaction
+        try:
+            with conn.cursor() as cursor:
+                cursor.execute(_probe(query, column, "text"))
+                cursor.fetchall()
+        except error:
+            conn.rollback()
+            return True
+        return False
+
     def batches(wanted: list[str]) -> Iterator[pl.DataFrame]:
+        try:
+            yield from read(wanted)
+        except InputError as exc:
+            raise _blamed(exc, wanted, fails) from None
+
+    def read(wanted: list[str]) -> Iterator[pl.DataFrame]:
         cursor = conn.cursor()
         try:
             # ~batch_rows rows of identifiers per Arrow batch; _slices caps it exactly.
@@ -314,7 +395,7 @@ def _open_postgres(
             except error as exc:
                 raise _pg_sql_error(name, exc, scrub) from None
             yield from _arrow_frames(
-                reader, wanted, batch_rows, lambda exc: _pg_read_error(name, exc, scrub)
+                reader, wanted, batch_rows, lambda exc: _pg_read_error(name, exc, scrub), name
             )
         finally:
             cursor.close()
@@ -368,7 +449,20 @@ def _open_duckdb(
         conn.close()
         raise
 
+    def fails(column: str | None) -> bool:
+        try:
+            conn.sql(_probe(query, column, "VARCHAR")).fetchall()
+        except duckdb.Error:
+            return True
+        return False
+
     def batches(wanted: list[str]) -> Iterator[pl.DataFrame]:
+        try:
+            yield from read(wanted)
+        except InputError as exc:
+            raise _blamed(exc, wanted, fails) from None
+
+    def read(wanted: list[str]) -> Iterator[pl.DataFrame]:
         try:
             reader = conn.sql(_as_text(query, wanted, "VARCHAR")).to_arrow_reader(batch_rows)
         except duckdb.Error as exc:
@@ -378,6 +472,7 @@ def _open_duckdb(
             wanted,
             batch_rows,
             lambda exc: _duckdb_error(name, exc, scrub, " while rows were read"),
+            name,
         )
 
     return QuerySource(name, "duckdb", columns, batches, conn.close)
@@ -405,6 +500,6 @@ def _open_connectorx(
         raise failed(exc) from None
 
     def batches(wanted: list[str]) -> Iterator[pl.DataFrame]:
-        yield from _arrow_frames(reader, wanted, batch_rows, failed)
+        yield from _arrow_frames(reader, wanted, batch_rows, failed, name)
 
     return QuerySource(name, "connectorx", columns, batches, lambda: None)
