@@ -227,3 +227,36 @@ def test_a_failed_run_leaves_no_rejects_report(tmp_path: Path) -> None:
     code, _, _ = prepare(str(src), "-o", str(tmp_path / "o.csv"), "--rejects", str(rejects))
     assert code == 65
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.csv"]
+
+
+def test_rejects_lines_are_exact_across_quoted_newlines_and_chunks(tmp_path: Path) -> None:
+    """Records that span lines, in a file read in many chunks: each reject's line is exact."""
+    from spotify_audience_sync.segment.pipeline import PrepareOptions, prepare_segment
+    from spotify_audience_sync.segment.sources import open_source
+
+    lines = ["email,note"]
+    bad: list[int] = []
+    for i in range(3000):
+        if i % 7 == 0:
+            lines.append(f'bad{i},"two\nlines"')
+            bad.append(len(lines))  # the record starts on this line
+            lines.append("")  # its second physical line is already in the string
+            lines.pop()
+        else:
+            lines.append(f"u{i}@example.com,plain")
+    text = "\n".join(lines) + "\n"
+    src = tmp_path / "in.csv"
+    src.write_text(text)
+    rejects = tmp_path / "r.csv"
+    options = PrepareOptions(rejects_path=str(rejects), max_reject_rate=1.0)
+    with open_source(str(src), chunk_bytes=4096) as source:
+        prepared = prepare_segment(source, options)
+    with prepared:
+        assert prepared.rejects is not None
+        prepared.rejects.commit()
+    listed = [int(row.split(",")[0]) for row in rejects.read_text().splitlines()[1:]]
+    # Each earlier two-line record pushes the later records down one physical line.
+    expected = [line + n for n, line in enumerate(bad)]
+    assert listed == expected
+    physical = text.splitlines()
+    assert all(physical[line - 1].startswith("bad") for line in listed)
