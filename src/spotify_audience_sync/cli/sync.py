@@ -321,8 +321,7 @@ def demo(input_path: str | None, processing_delay: float) -> None:
         )
         click.echo("syncing the same segment again:", err=True)
         quiet = Output("human", verbosity=-1)
-        again, second = run_sync(settings, input_path, "auto", flags, report_path=None, out=quiet)
-        click.echo(_summary(second), err=True)
+        again, _ = run_sync(settings, input_path, "auto", flags, report_path=None, out=quiet)
         listed = sandbox.audiences.list(sandbox.ad_account_id, {})["audiences"]
         click.echo(f"audiences in the ad account: {len(listed)} (no duplicate)", err=True)
     raise SystemExit(code or again)
