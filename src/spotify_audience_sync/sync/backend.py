@@ -19,9 +19,12 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import asdict, dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from spotify_audience_sync.errors import ConfigError
+
+if TYPE_CHECKING:
+    from spotify_audience_sync.sync.state import SyncState
 
 __all__ = ["RunRecord", "StateBackend", "StatusUpdate", "is_database_url", "open_state", "redact"]
 
@@ -77,15 +80,15 @@ class StateBackend(Protocol):
         """Where the state lives, for messages (a database URL with its password masked)."""
         ...
 
-    def load(self, ad_account_id: str, audience_id: str) -> Any:
-        """The last successful sync (``SyncState``) or None."""
+    def load(self, ad_account_id: str, audience_id: str) -> SyncState | None:
+        """The last successful sync, or None."""
         ...
 
-    def save(self, state: Any) -> Any:
-        """Keep ``state`` (a ``SyncState``) as the audience's last successful sync."""
+    def save(self, state: SyncState) -> object:
+        """Keep ``state`` as the audience's last successful sync."""
         ...
 
-    def find_by_name(self, ad_account_id: str, audience_name: str) -> list[Any]:
+    def find_by_name(self, ad_account_id: str, audience_name: str) -> list[SyncState]:
         """States of audiences synced under this name, newest first."""
         ...
 
@@ -107,8 +110,8 @@ class StateBackend(Protocol):
         """Record a status read later against the audience's last upload; its run id or None."""
         ...
 
-    def audiences(self, ad_account_id: str) -> list[Any]:
-        """Every audience with a saved state (``SyncState``), newest first."""
+    def audiences(self, ad_account_id: str) -> list[SyncState]:
+        """Every audience with a saved state, newest first."""
         ...
 
     def close(self) -> None: ...

@@ -147,7 +147,11 @@ class PostgresState:
                 raise ConfigError(message + "; check SPOTIFY_ADS_STATE_URL") from None
             raise TransientError(message) from None
         self._held: dict[int, int] = {}
-        self._migrate()
+        try:
+            self._migrate()
+        except BaseException:
+            self._conn.close()
+            raise
 
     # --- plumbing ----------------------------------------------------------------------------
     def _scrub(self, text: str) -> str:
