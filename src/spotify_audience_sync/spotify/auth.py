@@ -124,7 +124,7 @@ class TokenStore:
         try:
             data = json.loads(self.path.read_text(encoding="utf-8"))
             return TokenSet(**data)
-        except FileNotFoundError:
+        except (FileNotFoundError, NotADirectoryError):  # no file there (yet)
             return None
         except (OSError, ValueError, TypeError) as exc:
             raise AuthError(f"token store {self.path} is unreadable; {LOGIN_HINT}") from exc
