@@ -416,6 +416,7 @@ def demo(input_path: str | None, processing_delay: float) -> None:
             authorize_url=sandbox.authorize_url,
             token_store=Path(home) / "tokens.json",
             state_dir=Path(home) / "state",
+            state_url=str(Path(home) / "state"),  # never the user's SPOTIFY_ADS_STATE_URL
             wait_timeout=60.0,
         )
         if input_path is None:
