@@ -227,3 +227,39 @@ def gcs_upload(upload_url: str, data: bytes, chunk: int | None = None) -> httpx2
 @pytest.fixture
 def upload() -> Callable[..., httpx2.Response]:
     return gcs_upload
+
+
+# --- the real PostgreSQL on 127.0.0.1:5432 (database ``test``), one throwaway schema per test --
+PG_BASE = os.environ.get("SAS_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
+#: Trust auth ignores it; it is in the state URL so tests can prove it never appears anywhere.
+PG_PASSWORD = "pw-Never-Shown-7f3a"
+
+
+def _pg_connect() -> Any:
+    import psycopg
+
+    try:
+        return psycopg.connect(PG_BASE, autocommit=True, connect_timeout=5)
+    except psycopg.OperationalError as exc:  # the machine and CI have it: fail, never skip
+        pytest.fail(f"PostgreSQL at {PG_BASE} is not reachable: {exc}")
+
+
+def pg_query(sql: str, *params: object) -> list[tuple[Any, ...]]:
+    """Run one statement on the test database as the tests' own connection."""
+    with _pg_connect() as conn:
+        cursor = conn.execute(sql, params)
+        return cursor.fetchall() if cursor.description else []
+
+
+@pytest.fixture
+def pg_url() -> Iterator[str]:
+    """A state URL with a password, in schema ``sas_test_<random>``, dropped after the test."""
+    import uuid
+
+    schema = f"sas_test_{uuid.uuid4().hex[:12]}"
+    scheme, _, rest = PG_BASE.partition("://")
+    userinfo, _, host = rest.rpartition("@")
+    user = userinfo.partition(":")[0] or "postgres"
+    with _pg_connect() as conn:
+        yield f"{scheme}://{user}:{PG_PASSWORD}@{host}?schema={schema}"
+        conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')

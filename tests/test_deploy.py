@@ -176,3 +176,36 @@ def test_scheduling_doc_names_every_exit_code() -> None:
     text = (ROOT / "docs" / "scheduling.md").read_text(encoding="utf-8")
     for entry in exit_code_list():
         assert re.search(rf"\b{entry['code']}\b", text), entry["code"]
+
+
+# --- Kubernetes without a volume: the PostgreSQL state backend (#14) ------------------------------
+CRONJOB_PG = ROOT / "deploy" / "kubernetes" / "cronjob-postgres.yaml"
+
+
+@pytest.fixture(scope="module")
+def cronjob_pg() -> dict[str, Any]:
+    (document,) = [d for d in yaml.safe_load_all(CRONJOB_PG.read_text(encoding="utf-8")) if d]
+    assert document["kind"] == "CronJob"
+    return document
+
+
+def test_postgres_cronjob_keeps_nothing_on_a_volume(cronjob_pg: dict[str, Any]) -> None:
+    spec = pod_spec(cronjob_pg)
+    (container,) = spec["containers"]
+    assert container["image"].endswith(IMAGE_SUFFIX)
+    assert_sync_args_parse(container["args"])
+    assert [v.get("emptyDir") is not None for v in spec["volumes"]] == [True]
+    assert not any("persistentVolumeClaim" in v for v in spec["volumes"])
+    env = {v["name"]: v.get("value") for v in container["env"]}
+    assert "SPOTIFY_ADS_STATE_URL" not in env, "it holds a password: from the Secret"
+    assert "SPOTIFY_ADS_TOKEN_KEY" not in env, "a secret: from the Secret"
+    assert container["envFrom"] == [{"secretRef": {"name": "spotify-audience-sync"}}]
+    text = CRONJOB_PG.read_text(encoding="utf-8")
+    for setting in ("SPOTIFY_ADS_STATE_URL", "SPOTIFY_ADS_TOKEN_KEY"):
+        assert setting in text, f"the header must say {setting} goes in the Secret"
+
+
+def test_postgres_cronjob_retries_only_what_may_pass(cronjob_pg: dict[str, Any]) -> None:
+    rules = cronjob_pg["spec"]["jobTemplate"]["spec"]["podFailurePolicy"]["rules"]
+    (rule,) = [r for r in rules if r["action"] == "FailJob" and "onExitCodes" in r]
+    assert set(rule["onExitCodes"]["values"]) == FAILING

@@ -4,6 +4,7 @@
 
     SyncError                     base; messages carry context, never PII or secrets
     ├─ ConfigError                bad setting or flag                       exit 78
+    │   └─ TokenNotPersistedError a rotated refresh token could not be kept   exit 74
     ├─ InputError                 unreadable input, bad column, encoding    exit 65
     │   └─ InputNotFoundError     the input file does not exist             exit 66
     ├─ OutputError                an output file cannot be written          exit 73
@@ -43,6 +44,7 @@ __all__ = [
     "RemoteError",
     "SafetyError",
     "SyncError",
+    "TokenNotPersistedError",
     "TransientError",
     "UploadSessionLostError",
 ]
@@ -73,6 +75,18 @@ class ConfigError(SyncError):
     """A setting or flag is missing or invalid; the message names it."""
 
     exit_code = 78
+
+
+class TokenNotPersistedError(ConfigError):
+    """Spotify rotated the refresh token and the new one could not be stored anywhere durable.
+
+    The old refresh token is already dead, so a run that went on would succeed once and leave
+    the next run unable to log in (exit 77). Raised before the first write to Spotify; the
+    message says how to persist it (a writable token store, or the state database with
+    SPOTIFY_ADS_TOKEN_KEY).
+    """
+
+    exit_code = 74
 
 
 class InputError(SyncError):
@@ -212,6 +226,11 @@ EXIT_TABLE: tuple[ExitCode, ...] = (
         "an output file cannot be written (a directory, no such folder, no permission, disk full)",
     ),
     ExitCode(RemoteError.exit_code, "Spotify or Google refused the request"),
+    ExitCode(
+        TokenNotPersistedError.exit_code,
+        "the refresh token rotated and could not be persisted (no writable token store, no "
+        "state database with a token key); stopped before any write to Spotify",
+    ),
     ExitCode(
         TransientError.exit_code,
         "temporary failure outlived the retries; run again later",

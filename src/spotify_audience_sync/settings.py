@@ -124,6 +124,12 @@ class Settings(BaseSettings):
     state_dir: Path = Field(default_factory=default_state_dir)
     """Where sync state and per-audience locks live. Default: the user data dir's
     spotify-audience-sync/state; /data/state in the container image."""
+    state_url: SecretStr | None = None
+    """Where sync state, run history and locks live: a directory (as state_dir), or
+    postgresql://user:password@host/db[?schema=NAME] for machines that share no disk."""
+    token_key: SecretStr | None = None
+    """Fernet key(s), comma-separated, newest first: encrypts the refresh token kept in a
+    state database. Generate one with `spotify-audience-sync auth new-key`."""
     upload_chunk_size: int = Field(default=8 * 1024 * 1024, ge=256 * 1024)
     """Bytes per upload request; a multiple of 256 KiB (GCS's rule)."""
     wait_timeout: float = Field(default=3600.0, ge=0)
@@ -172,6 +178,13 @@ class Settings(BaseSettings):
         missing = [env_name(f) for f in fields if getattr(self, f) is None]
         if missing:
             raise ConfigError(f"missing setting: {', '.join(missing)} (environment or .env)")
+
+    @property
+    def state_location(self) -> str:
+        """The state backend's URL: ``state_url`` when set, else the ``state_dir`` directory."""
+        if self.state_url is not None and self.state_url.get_secret_value().strip():
+            return self.state_url.get_secret_value().strip()
+        return str(self.state_dir)
 
     @property
     def account_id(self) -> str:

@@ -219,6 +219,21 @@ def test_token_endpoint_rotation_and_invalid_grant(sandbox) -> None:
     assert wrong.status_code == 401
 
 
+@pytest.mark.parametrize("rotate", [True, False], ids=["rotating", "not-rotating"])
+def test_rotation_is_a_knob_tests_can_rely_on(rotate: bool) -> None:
+    with run_sandbox(rotate_refresh_tokens=rotate) as sandbox:
+        auth = (sandbox.config.client_id, sandbox.config.client_secret)
+        first = sandbox.mint_tokens()["refresh_token"]
+        form = {"grant_type": "refresh_token", "refresh_token": first}
+        for _ in range(3):  # every refresh, not only the first
+            reply = httpx2.post(sandbox.token_url, data=form, auth=auth)
+            assert reply.status_code == 200
+            assert (reply.json().get("refresh_token") not in (None, first)) is rotate
+            if rotate:
+                assert httpx2.post(sandbox.token_url, data=form, auth=auth).status_code == 400
+                form["refresh_token"] = reply.json()["refresh_token"]
+
+
 def test_authorize_rejects_non_loopback_redirects(sandbox) -> None:
     params = {
         "client_id": sandbox.config.client_id,

@@ -13,7 +13,12 @@ from urllib.parse import parse_qs, urlsplit
 import httpx2
 import pytest
 
-from spotify_audience_sync.errors import AuthError, TransientError
+from spotify_audience_sync.errors import (
+    AuthError,
+    ConfigError,
+    TokenNotPersistedError,
+    TransientError,
+)
 from spotify_audience_sync.sandbox import Sandbox
 from spotify_audience_sync.spotify.auth import OAuthSession, TokenSet, TokenStore
 from spotify_audience_sync.spotify.login import login
@@ -286,3 +291,117 @@ def test_a_dead_stored_token_falls_back_to_the_environment_once(clock, store) ->
     with pytest.raises(AuthError, match="invalid_grant"):
         both_dead.access_token()
     both_dead.close()
+
+
+# --- where a rotated refresh token goes (#14) -------------------------------------------------
+class MemorySink:
+    """A TokenSink in memory; ``durable`` as a state database is; ``fail`` refuses saves."""
+
+    def __init__(self, *, durable: bool = True, fail: bool = False) -> None:
+        self.durable, self.fail = durable, fail
+        self.saved: list[TokenSet] = []
+
+    def describe(self) -> str:
+        return "the memory sink"
+
+    def load(self) -> TokenSet | None:
+        return self.saved[-1] if self.saved else None
+
+    def save(self, tokens: TokenSet) -> None:
+        if self.fail:
+            raise ConfigError("SPOTIFY_ADS_TOKEN_KEY is not set")
+        self.saved.append(tokens)
+
+
+@pytest.fixture
+def unwritable(tmp_path: Path) -> TokenStore:
+    """A token file whose folder is a file: no save can succeed, even as root."""
+    (tmp_path / "blocker").write_text("")
+    return TokenStore(tmp_path / "blocker" / "tokens.json")
+
+
+def test_a_rotated_token_that_reaches_no_store_stops_the_run(clock, unwritable) -> None:
+    tokens = session(FakeAccounts(rotate=True), clock, unwritable, refresh_token="refresh-0")
+    with pytest.raises(TokenNotPersistedError) as caught:
+        tokens.access_token()
+    message = str(caught.value)
+    assert message.startswith(
+        f"Spotify rotated the refresh token and it could not be persisted (the token file "
+        f"{unwritable.path}: "
+    )
+    assert "stopped before any write to Spotify" in message
+    assert "SPOTIFY_ADS_STATE_URL=postgresql://... with SPOTIFY_ADS_TOKEN_KEY" in message
+    assert "refresh-1" not in message
+    assert caught.value.exit_code == 74
+    tokens.close()
+
+
+def test_a_token_that_did_not_rotate_may_stay_unsaved(clock, unwritable) -> None:
+    tokens = session(FakeAccounts(rotate=False), clock, unwritable, refresh_token="keep-me")
+    assert tokens.access_token() == "access-1"  # nothing was lost: the old token still works
+    assert tokens.refreshes[-1].rotated is False
+    assert tokens.refreshes[-1].saved == []
+    tokens.close()
+
+
+def test_a_configured_durable_sink_must_receive_a_rotated_token(clock, store) -> None:
+    failing = MemorySink(fail=True)
+    tokens = session(FakeAccounts(), clock, store, sinks=[failing], refresh_token="refresh-0")
+    with pytest.raises(TokenNotPersistedError, match="the memory sink: SPOTIFY_ADS_TOKEN_KEY"):
+        tokens.access_token()  # the token file alone may be a container's scratch disk
+    tokens.close()
+
+
+def test_a_rotated_token_goes_to_every_sink_and_the_session_says_where(clock, store) -> None:
+    sink = MemorySink()
+    tokens = session(FakeAccounts(), clock, store, sinks=[sink], refresh_token="refresh-0")
+    tokens.access_token()
+    assert sink.saved[-1].refresh_token == "refresh-1"
+    assert store.load() == sink.saved[-1]
+    refresh = tokens.refreshes[-1]
+    assert refresh.rotated
+    assert refresh.saved == [f"the token file {store.path}", "the memory sink"]
+    assert refresh.failed == []
+    tokens.close()
+
+
+def test_the_newest_stored_token_wins(clock, store) -> None:
+    store.save(TokenSet(None, "refresh-old", 0.0, 100.0))
+    sink = MemorySink()
+    sink.save(TokenSet(None, "refresh-new", 0.0, 200.0))  # rotated by another machine
+    fake = FakeAccounts()
+    tokens = session(fake, clock, store, sinks=[sink], refresh_token="refresh-env")
+    tokens.access_token()
+    assert fake.forms[0]["refresh_token"] == "refresh-new"
+    tokens.close()
+
+
+def test_a_token_rotated_meanwhile_by_another_run_is_picked_up(clock, store) -> None:
+    """Two machines read the same stored token; the second refresh finds it used up."""
+    sink = MemorySink()
+    sink.save(TokenSet(None, "refresh-a", 0.0, 100.0))
+    valid = {"refresh-a"}
+
+    def accounts(request: httpx2.Request) -> httpx2.Response:
+        form = {k: v[0] for k, v in parse_qs(request.content.decode()).items()}
+        if form["refresh_token"] not in valid:
+            return httpx2.Response(400, json={"error": "invalid_grant"})
+        valid.discard(form["refresh_token"])
+        valid.add(new := f"refresh-{len(valid) + 10}")
+        return httpx2.Response(200, json={"access_token": "acc", "refresh_token": new})
+
+    tokens = OAuthSession(
+        client_id="cid",
+        client_secret="csecret",
+        token_url=TOKEN_URL,
+        sinks=[sink],
+        transport=httpx2.MockTransport(accounts),
+        clock=clock,
+    )
+    # Meanwhile another run used refresh-a, got refresh-b and stored it.
+    valid.clear()
+    valid.add("refresh-b")
+    sink.save(TokenSet(None, "refresh-b", 0.0, 150.0))
+    assert tokens.access_token() == "acc"
+    assert sink.saved[-1].refresh_token not in ("refresh-a", "refresh-b")
+    tokens.close()

@@ -95,6 +95,14 @@ def auth_status() -> None:
     click.echo(f"access token:   {state} (until {_utc(tokens.expires_at)})")
 
 
+@auth.command("new-key")
+def auth_new_key() -> None:
+    """Print a new key for SPOTIFY_ADS_TOKEN_KEY (encrypts the token in a state database)."""
+    from spotify_audience_sync.sync.tokens import new_key
+
+    click.echo(new_key())
+
+
 @auth.command("logout")
 def auth_logout() -> None:
     """Delete the stored tokens (Spotify has no revocation endpoint)."""
@@ -161,6 +169,12 @@ def audiences_delete(audience_id: str, yes: bool) -> None:
 @click.option("--rate-limit", type=int, default=1500, show_default=True, help="Requests per 30 s.")
 @click.option("--error-codes-key", type=click.Choice(["error_codes", "errorCodes"]))
 @click.option("--fail", "fails", multiple=True, help="ROUTE:STATUS[:COUNT] or ROUTE:drop[:COUNT].")
+@click.option(
+    "--rotate-refresh-tokens/--no-rotate-refresh-tokens",
+    default=True,
+    show_default=True,
+    help="Answer every refresh with a new refresh token (the old one dies), as Spotify may.",
+)
 def sandbox(
     host: str,
     port: int,
@@ -169,6 +183,7 @@ def sandbox(
     rate_limit: int,
     error_codes_key: str | None,
     fails: tuple[str, ...],
+    rotate_refresh_tokens: bool,
 ) -> None:
     """Run the local Spotify emulator (Accounts, Ads API audiences, GCS uploads)."""
     from spotify_audience_sync.sandbox import FaultRule, Sandbox, SandboxConfig
@@ -183,6 +198,7 @@ def sandbox(
         rate_limit=rate_limit,
         error_codes_key=error_codes_key or "error_codes",
         faults=rules,
+        rotate_refresh_tokens=rotate_refresh_tokens,
     )
     try:
         emulator = Sandbox(host, port, config)

@@ -33,6 +33,8 @@ LAZY_COMMANDS: dict[str, str] = {
     "demo": "spotify_audience_sync.cli.sync:demo",
     "spec": "spotify_audience_sync.cli.connector:spec",
     "check": "spotify_audience_sync.cli.connector:check",
+    "history": "spotify_audience_sync.cli.history:history",
+    "status": "spotify_audience_sync.cli.history:status",
 }
 
 

@@ -238,3 +238,24 @@ SETTING_FLAGS = (
     "database_url",
     "max_reject_rate",
 )
+
+
+def state_options(command: F) -> F:
+    """``--state-url`` and its older alias for a directory, ``--state-dir``."""
+    command = click.option(
+        "--state-dir", metavar="DIR", help="Keep state, history and locks in this directory."
+    )(command)
+    return click.option(
+        "--state-url",
+        metavar="URL",
+        help="Where state, history and locks live: a directory, or postgresql://… "
+        "[default: SPOTIFY_ADS_STATE_URL, else SPOTIFY_ADS_STATE_DIR].",
+    )(command)
+
+
+def state_settings(flags: dict[str, Any]) -> dict[str, Any]:
+    """The settings the state flags override: a --state-dir flag beats SPOTIFY_ADS_STATE_URL."""
+    if flags.get("state_url") and flags.get("state_dir"):
+        raise click.UsageError("give at most one of --state-url and --state-dir")
+    url = flags.get("state_url") or flags.get("state_dir")
+    return {"state_url": url, "state_dir": flags.get("state_dir")}

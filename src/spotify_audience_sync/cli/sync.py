@@ -22,6 +22,8 @@ from spotify_audience_sync.cli.options import (
     prepare_options,
     require_one_input,
     segment_options,
+    state_options,
+    state_settings,
 )
 from spotify_audience_sync.errors import EXIT_EMPTY, EXIT_STILL_PROCESSING
 
@@ -30,7 +32,8 @@ if TYPE_CHECKING:
     from spotify_audience_sync.segment.pipeline import PreparedSegment
     from spotify_audience_sync.segment.sources import Format
     from spotify_audience_sync.settings import Settings
-    from spotify_audience_sync.sync.mirror import SyncReport, Uploader
+    from spotify_audience_sync.sync.backend import StateBackend
+    from spotify_audience_sync.sync.mirror import SyncOptions, SyncReport, Uploader
 
 DEMO_AUDIENCE = "spotify-audience-sync demo"
 FIXTURE = Path("fixtures") / "segment.csv"
@@ -95,13 +98,10 @@ def run_sync(
 
     The segment is ``input_path``, or the query ``flags["query"]`` on the settings' database.
     """
-    from spotify_audience_sync.errors import SyncError
+    from spotify_audience_sync.errors import EXIT_SIGINT, EXIT_SIGTERM, SyncError
     from spotify_audience_sync.segment.outputs import check_writable
-    from spotify_audience_sync.segment.pipeline import prepare_segment
-    from spotify_audience_sync.segment.warehouse import open_input
-    from spotify_audience_sync.spotify.factory import ads_client, oauth_session
-    from spotify_audience_sync.sync.mirror import SyncOptions, SyncReport, mirror, validate_options
-    from spotify_audience_sync.sync.state import StateStore
+    from spotify_audience_sync.sync.backend import open_state
+    from spotify_audience_sync.sync.mirror import SyncOptions, SyncReport, validate_options
 
     options = SyncOptions(
         ad_account_id=settings.account_id,
@@ -122,8 +122,67 @@ def run_sync(
         if path:
             check_writable(path, flag)
     report = SyncReport(ad_account_id=options.ad_account_id)
+    report.audience_name = options.audience_name or None
+    report.audience_id = options.audience_id or None
+    kept: dict[str, Any] = {}
+    with open_state(settings.state_location) as backend:
+        started, clock = _now(), time.monotonic()
+        code: int = 1
+        error: str | None = None
+        try:
+            code = _sync_with_state(
+                settings,
+                input_path,
+                fmt,
+                flags,
+                options,
+                report,
+                backend,
+                report_path=report_path,
+                out=out,
+                kept=kept,
+            )
+        except SyncError as exc:
+            code, error = exc.exit_code, str(exc)
+            raise
+        except KeyboardInterrupt:
+            code, error = EXIT_SIGINT, "interrupted (SIGINT)"
+            raise
+        except BaseException as exc:
+            if type(exc).__name__ == "Terminated":  # cli.main's SIGTERM
+                code, error = EXIT_SIGTERM, "terminated (SIGTERM)"
+            else:
+                code, error = 1, f"internal error ({type(exc).__name__})"
+            raise
+        finally:
+            prepared = kept.get("prepared")
+            _record(backend, report, prepared, started, time.monotonic() - clock, code, error, out)
+    return code, report
+
+
+def _sync_with_state(
+    settings: Settings,
+    input_path: str | None,
+    fmt: Format,
+    flags: dict[str, Any],
+    options: SyncOptions,
+    report: SyncReport,
+    backend: StateBackend,
+    *,
+    report_path: str | None,
+    out: Output,
+    kept: dict[str, Any],
+) -> int:
+    """The run with its state backend open: tokens kept in it too, the mirror locked by it."""
+    from spotify_audience_sync.errors import SyncError
+    from spotify_audience_sync.segment.pipeline import prepare_segment
+    from spotify_audience_sync.segment.warehouse import open_input
+    from spotify_audience_sync.spotify.factory import ads_client, oauth_session
+    from spotify_audience_sync.sync.mirror import mirror
+    from spotify_audience_sync.sync.tokens import token_sinks
+
     prepared: PreparedSegment | None = None
-    tokens = oauth_session(settings)
+    tokens = oauth_session(settings, sinks=token_sinks(backend, settings))
     try:
         with open_input(
             input_path, fmt, flags.get("query"), settings.database_url, encoding=settings.encoding
@@ -131,7 +190,7 @@ def run_sync(
             chosen = announce_columns(out, source, prepare_options(settings, flags))
             with out.phase("read") as progress:
                 prepared = prepare_segment(source, chosen, on_progress=progress)
-        segment = prepared
+        kept["prepared"] = segment = prepared
         if prepared.rejects is not None:  # about the input: complete now, whatever the sync does
             prepared.rejects.commit()
 
@@ -156,7 +215,7 @@ def run_sync(
                 client,
                 options,
                 uploader=_uploader(out),
-                store=StateStore(settings.state_dir),
+                store=backend,
                 events=events,
                 report=report,
             )
@@ -172,7 +231,55 @@ def run_sync(
     out.outcome(_summary(report))  # even with -q: the final result
     code = _outcome_code(report, options.wait)
     out.event("result", command="sync", exit_code=code, **result)
-    return code, report
+    return code
+
+
+def _now() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+
+
+def _record(
+    backend: StateBackend,
+    report: SyncReport,
+    prepared: PreparedSegment | None,
+    started: str,
+    seconds: float,
+    code: int,
+    error: str | None,
+    out: Output,
+) -> None:
+    """One history row for the run, whatever its outcome; a failure to write it is a warning
+    (the run's own outcome, already decided, is what a scheduler must see)."""
+    from spotify_audience_sync.cli.output import run_id
+    from spotify_audience_sync.errors import SyncError
+    from spotify_audience_sync.sync.backend import RunRecord
+
+    counts = {}
+    if prepared is not None and report.identifiers:
+        counts = {k: c.written for k, c in prepared.report.identifiers.items()}
+    record = RunRecord(
+        run_id=run_id(),
+        started_at=started,
+        finished_at=_now(),
+        ad_account_id=report.ad_account_id,
+        audience_id=report.audience_id,
+        audience_name=report.audience_name,
+        action=report.action,
+        identifiers=report.identifiers,
+        counts=counts,
+        bytes=report.bytes,
+        fingerprint=report.fingerprint,
+        status=report.status,
+        size_min=report.size_min,
+        size_max=report.size_max,
+        exit_code=code,
+        seconds=round(seconds, 3),
+        error=error,
+    )
+    try:
+        backend.record_run(record)
+    except SyncError as exc:
+        out.warning(f"the run was not recorded in the history: {exc}", code="history_not_written")
 
 
 def _synthetic_segment(directory: Path) -> str:
@@ -185,8 +292,12 @@ def _synthetic_segment(directory: Path) -> str:
 
 
 def _result(prepared: PreparedSegment | None, report: SyncReport) -> dict[str, Any]:
-    """The JSON report: what was prepared and what the sync did (counts and ids only)."""
+    """The JSON report: what was prepared and what the sync did (counts and ids only), under
+    the run id that `history` shows."""
+    from spotify_audience_sync.cli.output import run_id
+
     return {
+        "run_id": run_id(),
         "prepare": prepared.report.to_dict() if prepared is not None else None,
         "sync": report.to_dict(),
     }
@@ -239,7 +350,7 @@ def _uploader(out: Output) -> Uploader:
     metavar="BYTES",
     help="Upload request size, a multiple of 262144 [default: 8388608].",
 )
-@click.option("--state-dir", metavar="DIR", help="Where sync state and locks live.")
+@state_options
 def sync(
     input_path: str | None,
     fmt: Format,
@@ -264,7 +375,7 @@ def sync(
         ad_account_id=flags.get("ad_account_id"),
         wait_timeout=flags.get("wait_timeout"),
         upload_chunk_size=flags.get("chunk_size"),
-        state_dir=flags.get("state_dir"),
+        **state_settings(flags),
     )
     out = make_output(settings.log_format, quiet, verbose)
     code, _ = run_sync(settings, input_path, fmt, flags, report_path=report_path, out=out)
@@ -305,6 +416,7 @@ def demo(input_path: str | None, processing_delay: float) -> None:
             authorize_url=sandbox.authorize_url,
             token_store=Path(home) / "tokens.json",
             state_dir=Path(home) / "state",
+            state_url=str(Path(home) / "state"),  # never the user's SPOTIFY_ADS_STATE_URL
             wait_timeout=60.0,
         )
         if input_path is None:

@@ -94,6 +94,8 @@ class SandboxConfig:
     processing_delay: float = 2.0
     token_ttl: int = 3600
     refresh_ttl: int = 180 * 24 * 3600
+    #: Every refresh answers with a new refresh token and the old one dies (Spotify may rotate;
+    #: the tests that prove rotated tokens survive ephemeral machines rely on this).
     rotate_refresh_tokens: bool = True
     error_codes_key: str = "error_codes"
     rate_limit: int = 1500

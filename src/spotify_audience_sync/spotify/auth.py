@@ -6,7 +6,12 @@
   in ``bearer``, which sets the header and answers a 401): it refreshes ahead of expiry and
   once after a 401, keeps a rotated refresh token (or the old one when none comes back), and
   lets only one thread refresh at a time. ``invalid_grant`` means "log in again", said plainly.
-* ``TokenStore`` writes a JSON file readable by its owner only (0600), atomically.
+* ``TokenStore`` writes a JSON file readable by its owner only (0600), atomically. Other
+  places (the state database, encrypted: ``sync.tokens``) implement the same ``TokenSink``.
+* A rotated refresh token is saved before the access token is handed out: if no sink could
+  keep it (and every *durable* sink, such as a configured state database, must), the refresh
+  raises ``TokenNotPersistedError`` instead of letting the run write to Spotify with a login
+  the next run will not have. ``refreshes`` tells callers (``check``) where each one went.
 """
 
 from __future__ import annotations
@@ -17,19 +22,33 @@ import os
 import secrets
 import threading
 import time
-from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import httpx2
 from authlib.integrations.httpx_client import OAuth2Client, OAuthError
 
-from spotify_audience_sync.errors import AuthError, ConfigError, TransientError
+from spotify_audience_sync.errors import (
+    AuthError,
+    ConfigError,
+    SyncError,
+    TokenNotPersistedError,
+    TransientError,
+)
 from spotify_audience_sync.spotify.bearer import LOGIN_HINT, BearerAuth
 from spotify_audience_sync.spotify.redact import mask
 
-__all__ = ["DEFAULT_LOGIN_PORT", "OAuthSession", "TokenSet", "TokenStore", "exchange_code"]
+__all__ = [
+    "DEFAULT_LOGIN_PORT",
+    "OAuthSession",
+    "Refresh",
+    "TokenSet",
+    "TokenSink",
+    "TokenStore",
+    "exchange_code",
+]
 
 log = logging.getLogger(__name__)
 
@@ -64,17 +83,48 @@ class TokenSet:
         )
 
 
+class TokenSink(Protocol):
+    """A place that keeps tokens: the token file, or the state database (``sync.tokens``).
+
+    ``durable`` sinks are the ones the user configured for runs on machines without a disk
+    (a rotated token that does not reach them fails the run); the token file may be on a
+    container's scratch disk, so it is not.
+    """
+
+    durable: bool
+
+    def describe(self) -> str: ...
+    def load(self) -> TokenSet | None: ...
+    def save(self, tokens: TokenSet) -> None:
+        """Keep ``tokens``; OSError or SyncError when this place cannot."""
+        ...
+
+
+@dataclass
+class Refresh:
+    """One refresh: whether the refresh token rotated, and where the new tokens went."""
+
+    rotated: bool
+    saved: list[str] = field(default_factory=list)
+    failed: list[str] = field(default_factory=list)
+
+
 class TokenStore:
     """The token file. Created 0600 in a 0700 directory; replaced atomically on each save."""
 
+    durable = False
+
     def __init__(self, path: Path) -> None:
         self.path = Path(path).expanduser()
+
+    def describe(self) -> str:
+        return f"the token file {self.path}"
 
     def load(self) -> TokenSet | None:
         try:
             data = json.loads(self.path.read_text(encoding="utf-8"))
             return TokenSet(**data)
-        except FileNotFoundError:
+        except (FileNotFoundError, NotADirectoryError):  # no file there (yet)
             return None
         except (OSError, ValueError, TypeError) as exc:
             raise AuthError(f"token store {self.path} is unreadable; {LOGIN_HINT}") from exc
@@ -173,17 +223,19 @@ class OAuthSession(BearerAuth):
         client_secret: str,
         token_url: str,
         store: TokenStore | None = None,
+        sinks: Sequence[TokenSink] = (),
         refresh_token: str | None = None,
         transport: httpx2.BaseTransport | None = None,
         clock: Callable[[], float] = time.time,
         leeway: float = 60.0,
     ) -> None:
         self._token_url = token_url
-        self._store = store
         self._clock = clock
         self._leeway = leeway
         self._lock = threading.Lock()
-        stored = store.load() if store is not None else None
+        self._sinks: list[TokenSink] = [x for x in (store, *sinks) if x is not None]
+        self.refreshes: list[Refresh] = []
+        stored = self._newest_stored()
         if stored is None and refresh_token:
             stored = TokenSet(None, refresh_token, 0.0, 0.0)
         if stored is None or not stored.refresh_token:
@@ -195,6 +247,16 @@ class OAuthSession(BearerAuth):
     @property
     def tokens(self) -> TokenSet:
         return self._tokens
+
+    @property
+    def sinks(self) -> list[TokenSink]:
+        return list(self._sinks)
+
+    def _newest_stored(self) -> TokenSet | None:
+        """The most recently obtained tokens among the sinks (another machine may have rotated
+        the refresh token since this one's file was written)."""
+        found = [t for t in (sink.load() for sink in self._sinks) if t and t.refresh_token]
+        return max(found, key=lambda t: t.obtained_at) if found else None
 
     def close(self) -> None:
         self._client.close()
@@ -225,6 +287,13 @@ class OAuthSession(BearerAuth):
                 "token refresh",
             )
         except AuthError:
+            # Another run (another machine) may have rotated the token since we read it, and
+            # stored the new one: take it, once.
+            newer = self._newest_stored()
+            if newer is not None and newer.refresh_token not in (None, old):
+                log.info("refresh token refused; another run rotated it: using the stored one")
+                self._tokens = newer
+                return self._refresh_locked()
             # The stored token died but SPOTIFY_ADS_REFRESH_TOKEN holds another: a newer login
             # handed to a container whose token file outlived the old one. Try it, once.
             if self._fallback is None:
@@ -235,10 +304,32 @@ class OAuthSession(BearerAuth):
         self._tokens = TokenSet.from_reply(reply, self._clock(), old_refresh=old)
         rotated = self._tokens.refresh_token != old
         log.info("access token refreshed%s", " (refresh token rotated)" if rotated else "")
-        if self._store is not None:
-            try:
-                self._store.save(self._tokens)
-            except OSError as exc:
-                log.warning("could not save tokens to %s: %s", self._store.path, exc.strerror)
+        self._persist(rotated)
         assert self._tokens.access_token is not None
         return self._tokens.access_token
+
+    def _persist(self, rotated: bool) -> None:
+        """Save to every sink; a rotated token must reach one (and every durable one)."""
+        outcome = Refresh(rotated=rotated)
+        missed_durable = False
+        for sink in self._sinks:
+            try:
+                sink.save(self._tokens)
+            except (OSError, SyncError) as exc:
+                reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+                outcome.failed.append(f"{sink.describe()}: {reason}")
+                missed_durable = missed_durable or sink.durable
+                log.warning("could not save tokens to %s: %s", sink.describe(), reason)
+            else:
+                outcome.saved.append(sink.describe())
+        self.refreshes.append(outcome)
+        # No sink at all: a library caller keeps tokens in memory (``tokens``) on purpose.
+        if rotated and self._sinks and (missed_durable or not outcome.saved):
+            tried = "; ".join(outcome.failed)
+            raise TokenNotPersistedError(
+                f"Spotify rotated the refresh token and it could not be persisted ({tried}); "
+                "stopped before any write to Spotify. Give it a durable home: a writable "
+                "SPOTIFY_ADS_TOKEN_STORE on a volume, or SPOTIFY_ADS_STATE_URL=postgresql://... "
+                "with SPOTIFY_ADS_TOKEN_KEY; then log in again (`auth login`, or a new "
+                "SPOTIFY_ADS_REFRESH_TOKEN), as the previous refresh token is no longer valid"
+            )

@@ -7,20 +7,24 @@ into them, and where a missing credential becomes a ConfigError that names it.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import httpx2
 
 from spotify_audience_sync.settings import Settings
-from spotify_audience_sync.spotify.auth import OAuthSession, TokenStore
+from spotify_audience_sync.spotify.auth import OAuthSession, TokenSink, TokenStore
 from spotify_audience_sync.spotify.bearer import TokenProvider
 from spotify_audience_sync.spotify.client import AdsClient
 
 __all__ = ["ads_client", "oauth_session"]
 
 
-def oauth_session(settings: Settings, **kwargs: Any) -> OAuthSession:
-    """The session for the settings' credentials and token store; kwargs as for OAuthSession."""
+def oauth_session(
+    settings: Settings, sinks: Sequence[TokenSink] = (), **kwargs: Any
+) -> OAuthSession:
+    """The session for the settings' credentials and token store; ``sinks`` keep tokens
+    elsewhere too (the state database); kwargs as for OAuthSession."""
     settings.require("client_id", "client_secret")
     assert settings.client_id is not None
     assert settings.client_secret is not None
@@ -30,6 +34,7 @@ def oauth_session(settings: Settings, **kwargs: Any) -> OAuthSession:
         client_secret=settings.client_secret.get_secret_value(),
         token_url=settings.token_url,
         store=TokenStore(settings.token_store),
+        sinks=sinks,
         refresh_token=refresh,
         **kwargs,
     )

@@ -40,6 +40,7 @@ from spotify_audience_sync.sync.state import StateStore, SyncState
 if TYPE_CHECKING:
     from spotify_audience_sync.segment.pipeline import PreparedSegment
     from spotify_audience_sync.spotify.client import AdsClient
+    from spotify_audience_sync.sync.backend import StateBackend
 
 __all__ = [
     "MAX_BYTES",
@@ -206,7 +207,7 @@ class _Mirror:
         self,
         client: AdsClient,
         uploader: Uploader,
-        store: StateStore,
+        store: StateBackend,
         options: SyncOptions,
         events: EventSink | None,
         sleep: Callable[[float], None],
@@ -363,7 +364,7 @@ def mirror(
     options: SyncOptions,
     *,
     uploader: Uploader | None = None,
-    store: StateStore | None = None,
+    store: StateBackend | None = None,
     events: EventSink | None = None,
     sleep: Callable[[float], None] = time.sleep,
     clock: Callable[[], float] = time.monotonic,

@@ -5,6 +5,9 @@ of the uploaded set: never identifiers. It lets a scheduled run skip an upload t
 nothing and refuse one that would silently shrink the audience. Files are written atomically
 (temp file, fsync, rename) with mode 0600; a lock file held with ``flock`` keeps two runs of the
 same audience apart (the lock dies with the process, so a crash never leaves a stale lock).
+
+Beside the states, ``history.jsonl`` (0600, one JSON object per line, appended) keeps one line
+per run and one per status read later by ``status``: the file backend of ``backend.StateBackend``.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from typing import Any
 
 from spotify_audience_sync.errors import ConfigError, SafetyError
 from spotify_audience_sync.settings import default_state_dir
+from spotify_audience_sync.sync.backend import RunRecord, StatusUpdate
 
 __all__ = ["StateStore", "SyncState", "default_state_dir"]
 
@@ -51,6 +55,12 @@ class StateStore:
 
     def __init__(self, directory: str | Path | None = None) -> None:
         self.directory = Path(directory) if directory else default_state_dir()
+
+    def describe(self) -> str:
+        return str(self.directory)
+
+    def close(self) -> None:
+        """Nothing to release: each lock is closed with its block."""
 
     def _account_dir(self, ad_account_id: str) -> Path:
         path = self.directory / ad_account_id
@@ -133,3 +143,82 @@ class StateStore:
             yield path
         finally:
             os.close(fd)
+
+    # --- history ---------------------------------------------------------------------------
+    def _history_path(self, ad_account_id: str) -> Path:
+        return self._account_dir(ad_account_id) / "history.jsonl"
+
+    def _append(self, ad_account_id: str, line: dict[str, Any]) -> None:
+        path = self._history_path(ad_account_id)
+        data = (json.dumps(line, separators=(",", ":")) + "\n").encode()
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+            try:
+                os.write(fd, data)  # one write of one line: appends from two runs never mix
+            finally:
+                os.close(fd)
+        except OSError as exc:
+            raise ConfigError(f"cannot write history file {path} ({exc.strerror})") from exc
+
+    def _lines(self, ad_account_id: str) -> list[dict[str, Any]]:
+        try:
+            text = self._history_path(ad_account_id).read_text(encoding="utf-8")
+        except FileNotFoundError:
+            return []
+        lines = []
+        for raw in text.splitlines():
+            try:
+                line = json.loads(raw)
+            except ValueError:
+                continue  # a torn last line after a crash: skip it, keep the rest
+            if isinstance(line, dict):
+                lines.append(line)
+        return lines
+
+    def record_run(self, record: RunRecord) -> None:
+        self._append(record.ad_account_id, {"kind": "run", **record.to_dict()})
+
+    def record_status(self, update: StatusUpdate) -> str | None:
+        runs = [
+            r
+            for r in self.history(update.ad_account_id, update.audience_id, limit=0)
+            if r.action in ("created", "replaced")
+        ]
+        run_id = runs[0].run_id if runs else None
+        self._append(update.ad_account_id, {"kind": "status", "run_id": run_id, **asdict(update)})
+        state = self.load(update.ad_account_id, update.audience_id)
+        if state is not None and update.status is not None:
+            state.status = update.status
+            self.save(state)
+        return run_id
+
+    def history(
+        self, ad_account_id: str, audience: str | None = None, limit: int = 20
+    ) -> list[RunRecord]:
+        """Runs, newest first, each with the latest status recorded against it."""
+        runs: dict[str, RunRecord] = {}
+        for line in self._lines(ad_account_id):
+            if line.get("kind") == "run":
+                record = RunRecord.from_dict(line)
+                runs[record.run_id] = record
+            elif line.get("kind") == "status" and line.get("run_id") in runs:
+                record = runs[line["run_id"]]
+                record.status = line.get("status")
+                record.size_min, record.size_max = line.get("size_min"), line.get("size_max")
+                record.status_checked_at = line.get("checked_at")
+        found = [
+            r
+            for r in runs.values()
+            if audience is None or audience in (r.audience_id, r.audience_name)
+        ]
+        found.sort(key=lambda r: r.started_at, reverse=True)
+        return found[:limit] if limit else found
+
+    def audiences(self, ad_account_id: str) -> list[SyncState]:
+        found: list[SyncState] = []
+        for path in self._account_dir(ad_account_id).glob("*.json"):
+            try:
+                found.append(SyncState.from_json(json.loads(path.read_text(encoding="utf-8"))))
+            except (OSError, ValueError, TypeError):
+                continue
+        return sorted(found, key=lambda s: s.synced_at, reverse=True)
