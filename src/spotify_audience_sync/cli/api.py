@@ -8,9 +8,13 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
+import shutil
 import sys
+import tempfile
 import time
 import webbrowser
+from pathlib import Path
 
 import click
 
@@ -188,9 +192,16 @@ def sandbox(
         emulator = Sandbox(host, port, config)
     except OSError as exc:
         raise ConfigError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
+    # Its own token store and state dir: the printed settings never touch a real login's.
+    home = Path(tempfile.mkdtemp(prefix="sas-sandbox-"))
     click.echo(f"sandbox listening on {emulator.base_url}", nl=True)
-    for name, value in emulator.env().items():
-        click.echo(f"export {name}={value}")
+    for name, value in emulator.env(home).items():
+        click.echo(f"export {name}={shlex.quote(value)}")
+    click.echo(
+        f"# paste the export lines into a shell to point spotify-audience-sync at the sandbox; "
+        f"its tokens and state stay in {home}, removed when the sandbox stops",
+        err=True,
+    )
     sys.stdout.flush()
     try:
         emulator.server.serve_forever(poll_interval=0.2)
@@ -198,3 +209,4 @@ def sandbox(
         pass
     finally:
         emulator.server.server_close()
+        shutil.rmtree(home, ignore_errors=True)
