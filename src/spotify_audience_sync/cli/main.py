@@ -33,6 +33,7 @@ LAZY_COMMANDS: dict[str, str] = {
     "demo": "spotify_audience_sync.cli.sync:demo",
     "spec": "spotify_audience_sync.cli.connector:spec",
     "check": "spotify_audience_sync.cli.connector:check",
+    "completion": "spotify_audience_sync.cli.completion:completion",
 }
 
 
