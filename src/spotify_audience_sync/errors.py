@@ -4,6 +4,7 @@
 
     SyncError                     base; messages carry context, never PII or secrets
     ├─ ConfigError                bad setting or flag                       exit 78
+    │   └─ UsageError             a flag's value is bad; named as typed     exit 2
     ├─ InputError                 unreadable input, bad column, encoding    exit 65
     │   └─ InputNotFoundError     the input file does not exist             exit 66
     ├─ OutputError                an output file cannot be written          exit 73
@@ -45,6 +46,7 @@ __all__ = [
     "SyncError",
     "TransientError",
     "UploadSessionLostError",
+    "UsageError",
 ]
 
 
@@ -73,6 +75,12 @@ class ConfigError(SyncError):
     """A setting or flag is missing or invalid; the message names it."""
 
     exit_code = 78
+
+
+class UsageError(ConfigError):
+    """A value given on the command line is invalid; the message names the flag as typed."""
+
+    exit_code = 2
 
 
 class InputError(SyncError):
@@ -192,7 +200,9 @@ class ExitCode:
 EXIT_TABLE: tuple[ExitCode, ...] = (
     ExitCode(0, "success"),
     ExitCode(1, "unexpected internal error (a bug: please report it)"),
-    ExitCode(2, "usage error: unknown command, flag or argument"),
+    ExitCode(
+        UsageError.exit_code, "usage error: unknown command, flag or argument, or bad flag value"
+    ),
     ExitCode(
         EXIT_EMPTY, "synced, but Spotify matched none of the identifiers (the audience is EMPTY)"
     ),

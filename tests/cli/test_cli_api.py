@@ -89,3 +89,14 @@ def test_sandbox_prints_complete_isolated_settings(monkeypatch) -> None:
     assert exports["SPOTIFY_ADS_REFRESH_TOKEN"] == ""  # a real one in the shell is blanked
     assert not store.parent.exists()  # removed when the sandbox stopped
     assert f"its tokens and state stay in {store.parent}" in result.stderr
+
+
+@pytest.mark.parametrize("command", [["audiences", "get"], ["audiences", "delete", "--yes"]])
+def test_an_audience_id_is_checked_locally(command: list[str]) -> None:
+    """Not sent to Spotify (which would answer 4xx, exit 69): no settings are even read."""
+    result = CliRunner().invoke(main, [*command, "notauuid"])
+    assert result.exit_code == 2
+    assert result.stderr.splitlines()[-1] == (
+        "Error: Invalid value for 'AUDIENCE_ID': 'notauuid' is not an id: ids are UUIDs like "
+        "12345678-1234-1234-1234-123456789abc"
+    )

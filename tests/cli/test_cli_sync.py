@@ -89,10 +89,33 @@ def test_missing_credentials_exit_78_naming_the_variable(
     assert "SPOTIFY_ADS_CLIENT_ID" in stderr
 
 
-def test_bad_chunk_size_exits_78(env: Sandbox) -> None:
-    code, stderr = sync("--audience-name", "cli x", "--chunk-size", "1000")
-    assert code == 78
-    assert "SPOTIFY_ADS_UPLOAD_CHUNK_SIZE" in stderr
+def test_a_bad_flag_is_named_as_typed_and_exits_2(env: Sandbox) -> None:
+    code, stderr = sync("--audience-name", "cli x", "--chunk-size", "1000", "--ad-account-id", "12")
+    assert code == 2
+    assert stderr == (
+        "error: invalid value: --ad-account-id: must be a UUID like "
+        "12345678-1234-1234-1234-123456789abc; "
+        "--chunk-size: Input should be greater than or equal to 262144\n"
+    )
+
+
+def test_a_bad_setting_is_named_by_its_variable_and_exits_78(
+    env: Sandbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SPOTIFY_ADS_UPLOAD_CHUNK_SIZE", "1000")
+    code, stderr = sync("--audience-name", "cli x", "--ad-account-id", "12")
+    assert code == 78  # a variable is at fault too: the configuration, not only the command line
+    assert stderr == (
+        "error: invalid setting: --ad-account-id: must be a UUID like "
+        "12345678-1234-1234-1234-123456789abc; "
+        "SPOTIFY_ADS_UPLOAD_CHUNK_SIZE: Input should be greater than or equal to 262144\n"
+    )
+
+
+def test_an_audience_id_that_is_not_a_uuid_is_a_usage_error(env: Sandbox) -> None:
+    code, stderr = sync("--audience-id", "notauuid")
+    assert code == 2
+    assert "Invalid value for '--audience-id': 'notauuid' is not an id" in stderr
 
 
 def test_audience_must_be_named_once(env: Sandbox) -> None:

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import click
 
+from spotify_audience_sync.cli.options import uuid_argument
 from spotify_audience_sync.errors import ConfigError
 from spotify_audience_sync.settings import Settings, load_settings
 from spotify_audience_sync.spotify.auth import DEFAULT_LOGIN_PORT, TokenStore
@@ -134,7 +135,7 @@ def audiences_list(query: str | None, as_json: bool) -> None:
 
 
 @audiences.command("get")
-@click.argument("audience_id")
+@click.argument("audience_id", callback=uuid_argument)
 @click.option("--json", "as_json", is_flag=True, help="Print the audience as JSON.")
 def audiences_get(audience_id: str, as_json: bool) -> None:
     """Show one audience: status and approximate size."""
@@ -144,7 +145,7 @@ def audiences_get(audience_id: str, as_json: bool) -> None:
 
 
 @audiences.command("delete")
-@click.argument("audience_id")
+@click.argument("audience_id", callback=uuid_argument)
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
 def audiences_delete(audience_id: str, yes: bool) -> None:
     """Delete an audience (Spotify refuses while it is LIVE)."""

@@ -22,6 +22,7 @@ from spotify_audience_sync.cli.options import (
     prepare_options,
     require_one_input,
     segment_options,
+    uuid_argument,
 )
 from spotify_audience_sync.errors import EXIT_EMPTY, EXIT_STILL_PROCESSING
 
@@ -214,7 +215,9 @@ def _uploader(out: Output) -> Uploader:
 @click.command()
 @segment_options
 @click.option("--audience-name", metavar="NAME", help="Create or replace the audience so named.")
-@click.option("--audience-id", metavar="UUID", help="Replace this audience.")
+@click.option(
+    "--audience-id", metavar="UUID", callback=uuid_argument, help="Replace this audience."
+)
 @click.option(
     "--ad-account-id", metavar="UUID", help="Ad account [default: SPOTIFY_ADS_AD_ACCOUNT_ID]."
 )
