@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 from click.testing import CliRunner
@@ -136,7 +137,7 @@ def test_a_bad_description_fails_before_the_input_is_read(env: Sandbox, tmp_path
             "d" * 81,
         ],
     )
-    assert result.exit_code == 78  # not 66: the input was never opened
+    assert result.exit_code == 2  # a bad flag value; not 66: the input was never opened
     assert "--description must be at most 80 characters" in result.stderr
 
 
@@ -250,3 +251,28 @@ def test_sync_reads_a_utf16_export_with_encoding(env: Sandbox, tmp_path: Path) -
         fingerprints.append(json.loads(report.read_text())["prepare"]["fingerprint"])
     assert fingerprints[0] == fingerprints[1]
     assert fingerprints[0]
+
+
+def test_a_blank_audience_name_is_refused(env: Sandbox) -> None:
+    code, stderr = sync("--audience-name", "   ")
+    assert code == 2
+    assert stderr == "error: --audience-name is blank\n"
+    assert audiences_of(env) == []
+
+
+def test_a_namesake_in_other_case_is_named_beside_would_create(env: Sandbox) -> None:
+    first_code, _ = sync("--audience-name", "NU 200k ")  # stored as 'NU 200k'
+    assert first_code == 0
+    code, stderr = sync("--audience-name", "nu 200k", "--dry-run")
+    assert code == 0
+    [existing] = audiences_of(env)
+    assert (
+        f"warning: audience 'NU 200k' ({existing['id']}) is named like 'nu 200k' but differs in "
+        "case or surrounding spaces: it is not the audience synced; pass --audience-id "
+        f"{existing['id']} to sync that one instead\n"
+    ) in stderr
+    assert "audience 'nu 200k' (new): would create" in stderr.splitlines()[-1]
+
+
+def audiences_of(sandbox: Sandbox) -> list[dict[str, Any]]:
+    return sandbox.audiences.list(sandbox.ad_account_id, {})["audiences"]  # type: ignore[no-any-return]

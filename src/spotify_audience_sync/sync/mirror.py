@@ -32,9 +32,11 @@ from spotify_audience_sync.errors import (
     SafetyError,
     TransientError,
     UploadSessionLostError,
+    UsageError,
 )
 from spotify_audience_sync.segment.quality import DEFAULT_MAX_REJECT_RATE, column_problems
 from spotify_audience_sync.spotify.models import Audience, AudienceStatus
+from spotify_audience_sync.sync.names import check_name, clean_name, near_misses
 from spotify_audience_sync.sync.state import StateStore, SyncState
 
 if TYPE_CHECKING:
@@ -102,6 +104,9 @@ class SyncOptions:
     chunk_size: int = 8 * 1024 * 1024
     poll_interval: float = 2.0
     max_poll_interval: float = 60.0
+
+    def __post_init__(self) -> None:  # "NU 200k " means "NU 200k": see sync/names.py
+        object.__setattr__(self, "audience_name", clean_name(self.audience_name))
 
 
 @dataclass
@@ -237,13 +242,25 @@ class _Mirror:
             _require_customer_list(audience)
             return audience
         assert o.audience_name is not None
-        matches = [
+        listed = [
             a
             for a in self.client.list_audiences(q=o.audience_name)
-            if a.name == o.audience_name
-            and a.type == "CUSTOM"
-            and a.subtype == "CUSTOMER_LIST"
-            and a.status != AudienceStatus.ARCHIVED
+            if a.status != AudienceStatus.ARCHIVED
+        ]
+        for other in near_misses(o.audience_name, listed):
+            self.emit(
+                "warning",
+                level="warning",
+                code="similar_audience_name",
+                audience_id=other.id,
+                message=f"audience {other.name!r} ({other.id}) is named like {o.audience_name!r} "
+                "but differs in case or surrounding spaces: it is not the audience synced; "
+                f"pass --audience-id {other.id} to sync that one instead",
+            )
+        matches = [
+            a
+            for a in listed
+            if a.name == o.audience_name and a.type == "CUSTOM" and a.subtype == "CUSTOMER_LIST"
         ]
         if len(matches) > 1:
             ids = ", ".join(a.id for a in matches)
@@ -341,12 +358,11 @@ def _status(audience: Audience | None) -> str | None:
 
 def validate_options(options: SyncOptions) -> None:
     """Check what Spotify would refuse only after the upload: before any input is read."""
+    check_name(options.audience_name)
     if bool(options.audience_name) == bool(options.audience_id):
-        raise ConfigError("name the audience with exactly one of --audience-name or --audience-id")
-    if options.audience_name is not None and not 2 <= len(options.audience_name) <= 80:
-        raise ConfigError("--audience-name must be 2 to 80 characters")
+        raise UsageError("name the audience with exactly one of --audience-name or --audience-id")
     if options.description is not None and len(options.description) > 80:
-        raise ConfigError("--description must be at most 80 characters")
+        raise UsageError("--description must be at most 80 characters")
 
 
 def _require_customer_list(audience: Audience) -> None:
