@@ -100,3 +100,16 @@ def test_an_audience_id_is_checked_locally(command: list[str]) -> None:
         "Error: Invalid value for 'AUDIENCE_ID': 'notauuid' is not an id: ids are UUIDs like "
         "12345678-1234-1234-1234-123456789abc"
     )
+
+
+def test_an_empty_audience_list_says_so(env) -> None:
+    runner = CliRunner()
+    empty = runner.invoke(main, ["audiences", "list"])
+    assert empty.exit_code == 0
+    assert empty.stdout == ""  # stdout stays data: `| wc -l` still counts 0
+    assert empty.stderr == f"No audiences in ad account {env.ad_account_id}.\n"
+    searched = runner.invoke(main, ["audiences", "list", "-q", "nu 200k"])
+    assert (
+        searched.stderr == f"No audiences matching 'nu 200k' in ad account {env.ad_account_id}.\n"
+    )
+    assert runner.invoke(main, ["audiences", "list", "--json"]).output == ""  # data only

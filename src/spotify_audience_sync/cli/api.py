@@ -14,6 +14,8 @@ import sys
 import tempfile
 import time
 import webbrowser
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import click
@@ -40,8 +42,15 @@ def _has_browser() -> bool:
     return bool(graphical) or sys.platform in ("darwin", "win32")
 
 
-def _client(settings: Settings) -> AdsClient:
-    return ads_client(settings, oauth_session(settings))
+@contextmanager
+def _client(settings: Settings) -> Iterator[AdsClient]:
+    """The API client; its token session's connections are closed with it."""
+    tokens = oauth_session(settings)
+    try:
+        with ads_client(settings, tokens) as client:
+            yield client
+    finally:
+        tokens.close()
 
 
 # --- auth ----------------------------------------------------------------------------------
@@ -129,9 +138,15 @@ def audiences() -> None:
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
 def audiences_list(query: str | None, as_json: bool) -> None:
     """List every audience (all pages)."""
-    with _client(load_settings()) as client:
+    settings = load_settings()
+    listed = 0
+    with _client(settings) as client:
         for audience in client.list_audiences(q=query):
             click.echo(_json(audience) if as_json else _line(audience))
+            listed += 1
+    if not listed and not as_json:  # a person asked: silence would look like a hang or a bug
+        matching = f" matching {query!r}" if query else ""
+        click.echo(f"No audiences{matching} in ad account {settings.ad_account_id}.", err=True)
 
 
 @audiences.command("get")
@@ -154,7 +169,7 @@ def audiences_delete(audience_id: str, yes: bool) -> None:
         click.confirm(f"Delete audience {audience_id}?", abort=True)
     with _client(settings) as client:
         count = client.delete_audience(audience_id)
-    click.echo(f"Deleted {count} audience(s).")
+    click.echo(f"Deleted {count} audience{'' if count == 1 else 's'}.")
 
 
 # --- sandbox -------------------------------------------------------------------------------

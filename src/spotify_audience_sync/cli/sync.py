@@ -47,12 +47,15 @@ def _outcome_code(report: SyncReport, waited: bool) -> int:
 
 
 def _summary(report: SyncReport) -> str:
+    from spotify_audience_sync.segment.report import plural
+
     audience = f"{report.audience_name!r} ({report.audience_id or 'new'})"
     line = f"audience {audience}: {report.action}"
     if report.action in ("created", "replaced"):
         line += (
-            f"; {report.identifiers:,} identifiers, {report.bytes:,} bytes in "
-            f"{report.upload_requests} requests ({report.upload_resumes} resumes)"
+            f"; {plural(report.identifiers, 'identifier')}, {plural(report.bytes, 'byte')} in "
+            f"{plural(report.upload_requests, 'request')} "
+            f"({plural(report.upload_resumes, 'resume')})"
         )
     if report.status:
         line += f"; status {report.status}"

@@ -13,7 +13,12 @@ from typing import Any
 
 from spotify_audience_sync.segment.outputs import AtomicFile
 
-__all__ = ["PrepareReport", "TypeCounts", "write_json"]
+__all__ = ["PrepareReport", "TypeCounts", "plural", "write_json"]
+
+
+def plural(count: int, noun: str, nouns: str | None = None) -> str:
+    """``1 row``, ``2 rows``, ``3,000 rows``: a count with its noun, for sentences people read."""
+    return f"{count:,} {noun if count == 1 else nouns or noun + 's'}"
 
 
 @dataclass
@@ -78,7 +83,7 @@ class PrepareReport:
     def summary(self) -> str:
         """A small table for a person, on stderr."""
         lines = [
-            f"read {self.rows_read:,} rows from {self.input} ({self.format}) "
+            f"read {plural(self.rows_read, 'row')} from {self.input} ({self.format}) "
             f"in {self.seconds:.2f} s ({self.rows_per_second:,.0f} rows/s)",
             f"  {'type':<11}{'column':<14}{'written':>12}{'hashed':>12}{'pre-hashed':>12}"
             f"{'duplicates':>12}{'rejected':>12}",
@@ -93,7 +98,7 @@ class PrepareReport:
             )
         verb, target = ("wrote", f" to {self.output}") if self.output else ("prepared", "")
         lines.append(
-            f"{verb} {self.rows_written:,} rows, {self.bytes_written:,} bytes "
+            f"{verb} {plural(self.rows_written, 'row')}, {plural(self.bytes_written, 'byte')} "
             f"({self.layout} layout){target}"
         )
         return "\n".join(lines)
