@@ -276,3 +276,16 @@ def test_a_namesake_in_other_case_is_named_beside_would_create(env: Sandbox) -> 
 
 def audiences_of(sandbox: Sandbox) -> list[dict[str, Any]]:
     return sandbox.audiences.list(sandbox.ad_account_id, {})["audiences"]  # type: ignore[no-any-return]
+
+
+def test_the_summary_names_both_match_rates_also_when_skipped(env: Sandbox) -> None:
+    for action in ("created", "skipped"):
+        code, stderr = sync("--audience-name", "cli rates")
+        assert code == 0
+        outcome = stderr.splitlines()[-1]
+        assert f": {action};" in outcome
+        assert outcome.endswith(
+            "; status BOOKABLE, size 3,700 to 5,000; estimated match rate 123% to 167% per "
+            "person (of 3,000 input rows with an accepted identifier), 59% to 80% per "
+            "identifier (of 6,237 uploaded)"
+        )

@@ -543,3 +543,23 @@ def test_a_namesake_differing_in_case_or_spaces_is_named_in_a_warning(
     created = sync(range(1200), audience_name=" NU 200k ")  # stripped: still not 'NU 200k '
     assert created.action == "created"
     assert created.audience_name == "NU 200k"
+
+
+def test_match_rates_per_person_and_per_identifier_refreshed_on_a_skip(
+    sync: Callable[..., Any], sandbox: Sandbox
+) -> None:
+    first = sync(range(1500))  # 1,500 rows, each with an email and a phone: 3,000 identifiers
+    assert (first.rows_with_identifier, first.identifiers) == (1500, 3000)
+    assert first.match_rate_per_person == (first.size_min / 1500, first.size_max / 1500)
+    assert first.match_rate == (first.size_min / 3000, first.size_max / 3000)
+    # Spotify's estimate moves between runs; a skipped run reports today's, not nothing.
+    sandbox.audiences._audiences[first.audience_id].size = {"min": 900, "max": 1200}
+    skipped = sync(range(1500))
+    assert skipped.action == "skipped"
+    assert (skipped.size_min, skipped.size_max) == (900, 1200)
+    assert skipped.to_dict()["match_rate"] == {
+        "per_person": {"min": 0.6, "max": 0.8},
+        "per_identifier": {"min": 0.3, "max": 0.4},
+    }
+    assert skipped.to_dict()["rows_with_identifier"] == 1500
+    assert sync(range(1500), dry_run=True).size_min == 900  # "would skip" says it too

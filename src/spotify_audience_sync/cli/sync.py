@@ -61,9 +61,14 @@ def _summary(report: SyncReport) -> str:
         line += f"; status {report.status}"
     if report.size_min is not None and report.size_max is not None:
         line += f", size {report.size_min:,} to {report.size_max:,}"
-    rate = report.match_rate
-    if rate is not None:
-        line += f" (estimated match rate {rate[0]:.0%} to {rate[1]:.0%})"
+    person, identifier = report.match_rate_per_person, report.match_rate
+    if person is not None and identifier is not None:
+        line += (
+            f"; estimated match rate {person[0]:.0%} to {person[1]:.0%} per person (of "
+            f"{plural(report.rows_with_identifier, 'input row')} with an accepted identifier), "
+            f"{identifier[0]:.0%} to {identifier[1]:.0%} per identifier (of "
+            f"{report.identifiers:,} uploaded)"
+        )
     if report.status == "EMPTY":
         line += "\nSpotify matched none of the identifiers: check the normalization options"
     elif report.status == "PROCESSING" and report.action in ("created", "replaced"):

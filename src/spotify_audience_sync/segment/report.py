@@ -55,6 +55,9 @@ class PrepareReport:
     options: dict[str, Any]
     output: str | None = None
     rows_read: int = 0
+    #: Input rows with at least one accepted identifier (before deduplication: a person on two
+    #: rows counts twice): the people a per-person match rate is measured against.
+    rows_with_identifier: int = 0
     identifiers: dict[str, TypeCounts] = field(default_factory=dict)
     rows_written: int = 0
     bytes_written: int = 0
@@ -84,7 +87,8 @@ class PrepareReport:
         """A small table for a person, on stderr."""
         lines = [
             f"read {plural(self.rows_read, 'row')} from {self.input} ({self.format}) "
-            f"in {self.seconds:.2f} s ({self.rows_per_second:,.0f} rows/s)",
+            f"in {self.seconds:.2f} s ({self.rows_per_second:,.0f} rows/s); "
+            f"{self.rows_with_identifier:,} with an accepted identifier",
             f"  {'type':<11}{'column':<14}{'written':>12}{'hashed':>12}{'pre-hashed':>12}"
             f"{'duplicates':>12}{'rejected':>12}",
         ]

@@ -118,6 +118,8 @@ class SyncReport:
     audience_name: str | None = None
     action: Action | None = None
     identifiers: int = 0
+    #: Input rows with at least one accepted identifier: the per-person match rate's base.
+    rows_with_identifier: int = 0
     bytes: int = 0
     fingerprint: str | None = None
     upload_requests: int = 0
@@ -130,19 +132,35 @@ class SyncReport:
 
     @property
     def match_rate(self) -> tuple[float, float] | None:
-        """Spotify's matched-size range over identifiers uploaded (an estimate, as a range)."""
-        if self.size_min is None or self.size_max is None or not self.identifiers:
+        """Per identifier: Spotify's matched-size range over the distinct identifiers uploaded.
+
+        Lower for a file with several identifiers per person (a person matched by email and
+        phone is one member): compare it only between runs of one layout and set of columns.
+        """
+        return self._rate(self.identifiers)
+
+    @property
+    def match_rate_per_person(self) -> tuple[float, float] | None:
+        """Per person: the matched-size range over the input rows with an accepted identifier."""
+        return self._rate(self.rows_with_identifier)
+
+    def _rate(self, base: int) -> tuple[float, float] | None:
+        if self.size_min is None or self.size_max is None or not base:
             return None
-        return self.size_min / self.identifiers, self.size_max / self.identifiers
+        return self.size_min / base, self.size_max / base
 
     def to_dict(self) -> dict[str, Any]:
-        rate = self.match_rate
+        def shown(rate: tuple[float, float] | None) -> dict[str, float] | None:
+            return None if rate is None else {"min": round(rate[0], 4), "max": round(rate[1], 4)}
+
+        rates = {"per_person": self.match_rate_per_person, "per_identifier": self.match_rate}
         return {
             "ad_account_id": self.ad_account_id,
             "audience_id": self.audience_id,
             "audience_name": self.audience_name,
             "action": self.action,
             "identifiers": self.identifiers,
+            "rows_with_identifier": self.rows_with_identifier,
             "bytes": self.bytes,
             "fingerprint": self.fingerprint,
             "upload": {
@@ -152,9 +170,7 @@ class SyncReport:
             },
             "status": self.status,
             "size": {"min": self.size_min, "max": self.size_max},
-            "match_rate": None
-            if rate is None
-            else {"min": round(rate[0], 4), "max": round(rate[1], 4)},
+            "match_rate": {name: shown(rate) for name, rate in rates.items()},
             "seconds": {k: round(v, 3) for k, v in self.seconds.items()},
         }
 
@@ -403,6 +419,7 @@ def mirror(
     prepared.finalize()
     report.seconds["dedup"] = clock() - started
     report.identifiers = _identifier_count(prepared)
+    report.rows_with_identifier = prepared.report.rows_with_identifier
     report.bytes = prepared.report.bytes_written
     report.fingerprint = prepared.report.fingerprint
     run.emit("prepared", identifiers=report.identifiers, bytes=report.bytes)
@@ -448,6 +465,9 @@ def mirror(
             and audience.status != AudienceStatus.EMPTY
             and not options.force
         )
+        if unchanged and audience is not None and audience.size is not None:
+            # The audience holds this very set: its current size gives today's match rate.
+            report.size_min, report.size_max = audience.size.min, audience.size.max
         if options.dry_run:
             if unchanged:
                 report.action = "would skip"
