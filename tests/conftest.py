@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 import os
 import queue
+import shlex
 import subprocess
 import sys
 import threading
@@ -23,6 +24,21 @@ import pytest
 from spotify_audience_sync.sandbox import Sandbox, run_sandbox
 
 READY_TIMEOUT = 60.0
+#: What `spotify-audience-sync sandbox` prints as export lines, and which of them isolate it.
+SANDBOX_ISOLATION = frozenset(
+    {"SPOTIFY_ADS_TOKEN_STORE", "SPOTIFY_ADS_STATE_DIR", "SPOTIFY_ADS_REFRESH_TOKEN"}
+)
+SANDBOX_PRINTS = SANDBOX_ISOLATION | {
+    f"SPOTIFY_ADS_{name}"
+    for name in (
+        "CLIENT_ID",
+        "CLIENT_SECRET",
+        "AD_ACCOUNT_ID",
+        "API_BASE_URL",
+        "AUTHORIZE_URL",
+        "TOKEN_URL",
+    )
+}
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -100,11 +116,14 @@ def sandbox_process(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sandbo
     try:
         first = _next_line(lines, process, errors)
         assert first.startswith("sandbox listening on http://127.0.0.1:"), first
-        env: dict[str, str] = {}
-        while len(env) < 6:
+        printed: dict[str, str] = {}
+        while len(printed) < len(SANDBOX_PRINTS):
             line = _next_line(lines, process, errors).strip().removeprefix("export ")
             name, _, value = line.partition("=")
-            env[name] = value
+            printed[name] = "".join(shlex.split(value))
+        assert set(printed) == SANDBOX_PRINTS, printed
+        # Tests point the tool at the sandbox; where tokens and state go, each test decides.
+        env = {k: v for k, v in printed.items() if k not in SANDBOX_ISOLATION}
         started = SandboxProcess(first.split()[-1], env, process)
         assert started.admin("GET", "/health")["ok"] is True
         yield started

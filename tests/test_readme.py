@@ -48,3 +48,28 @@ def test_every_setting_is_documented() -> None:
 
     for field in Settings.model_fields:
         assert f"`{env_name(field)}`" in README, f"{env_name(field)} missing from README"
+
+
+def test_demo_script_says_how_to_run_the_command_and_keeps_its_exit_code(tmp_path) -> None:
+    """After `scripts/demo`, a new user learns how to run the tool: .venv/bin is not on PATH."""
+    import os
+    import subprocess
+
+    fake = tmp_path / "uv"  # stands in for uv: the real setup and demo are tested elsewhere
+    fake.write_text('#!/bin/sh\n[ "$1" = run ] && exit 3\nexit 0\n', encoding="utf-8")
+    fake.chmod(0o755)
+    result = subprocess.run(
+        [str(ROOT / "scripts" / "demo")],
+        env={**os.environ, "PATH": f"{tmp_path}:{os.environ['PATH']}"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 3  # the demo's own exit code, not the hint's
+    hints = [line.split("#")[0].strip() for line in result.stderr.splitlines() if "  #" in line]
+    assert hints == ["uv run spotify-audience-sync --help", "uv tool install ."]
+    for hint in hints:
+        assert hint in README
+    assert "pipx install ." in result.stderr
+    assert "pipx install ." in README

@@ -4,7 +4,8 @@
 
     SyncError                     base; messages carry context, never PII or secrets
     ├─ ConfigError                bad setting or flag                       exit 78
-    │   └─ TokenNotPersistedError a rotated refresh token could not be kept   exit 74
+    │   ├─ TokenNotPersistedError a rotated refresh token could not be kept   exit 74
+    │   └─ UsageError             a flag's value is bad; named as typed     exit 2
     ├─ InputError                 unreadable input, bad column, encoding    exit 65
     │   └─ InputNotFoundError     the input file does not exist             exit 66
     ├─ OutputError                an output file cannot be written          exit 73
@@ -47,6 +48,7 @@ __all__ = [
     "TokenNotPersistedError",
     "TransientError",
     "UploadSessionLostError",
+    "UsageError",
 ]
 
 
@@ -87,6 +89,12 @@ class TokenNotPersistedError(ConfigError):
     """
 
     exit_code = 74
+
+
+class UsageError(ConfigError):
+    """A value given on the command line is invalid; the message names the flag as typed."""
+
+    exit_code = 2
 
 
 class InputError(SyncError):
@@ -206,7 +214,9 @@ class ExitCode:
 EXIT_TABLE: tuple[ExitCode, ...] = (
     ExitCode(0, "success"),
     ExitCode(1, "unexpected internal error (a bug: please report it)"),
-    ExitCode(2, "usage error: unknown command, flag or argument"),
+    ExitCode(
+        UsageError.exit_code, "usage error: unknown command, flag or argument, or bad flag value"
+    ),
     ExitCode(
         EXIT_EMPTY, "synced, but Spotify matched none of the identifiers (the audience is EMPTY)"
     ),

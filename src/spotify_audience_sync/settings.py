@@ -8,6 +8,7 @@ halfway through a sync. Fields are sectioned; later pipeline settings join the s
 from __future__ import annotations
 
 import codecs
+from collections.abc import Collection
 from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
@@ -17,7 +18,7 @@ import platformdirs
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from spotify_audience_sync.errors import ConfigError
+from spotify_audience_sync.errors import ConfigError, UsageError
 
 __all__ = [
     "DEFAULT_API_BASE_URL",
@@ -28,6 +29,7 @@ __all__ = [
     "codec_name",
     "default_token_store",
     "env_name",
+    "flag_name",
     "load_settings",
 ]
 
@@ -193,25 +195,42 @@ class Settings(BaseSettings):
         return str(self.ad_account_id)
 
 
-def _describe(error: Any) -> str:
-    """One ValidationError entry → ``SPOTIFY_ADS_X: reason`` (never the offending value)."""
+def flag_name(field: str) -> str:
+    """The command-line flag that sets ``field``, where one does (``--chunk-size``)."""
+    return _FLAGS.get(field, "--" + field.replace("_", "-"))
+
+
+_FLAGS = {"upload_chunk_size": "--chunk-size"}
+
+
+def _describe(error: Any, flags: Collection[str] = ()) -> str:
+    """One ValidationError entry → ``SPOTIFY_ADS_X: reason``, or ``--flag: reason`` when the
+    value came from that flag (never the offending value)."""
     loc = error.get("loc") or ("?",)
     field = str(loc[0])
     reason = str(error.get("msg", "invalid value")).removeprefix("Value error, ")
     if error.get("type") == "uuid_parsing":
         reason = "must be a UUID like 12345678-1234-1234-1234-123456789abc"
-    return f"{env_name(field)}: {reason}"
+    return f"{flag_name(field) if field in flags else env_name(field)}: {reason}"
 
 
-def load_settings(_env_file: Path | str | None = ".env", **overrides: Any) -> Settings:
+def load_settings(
+    _env_file: Path | str | None = ".env", _flags: Collection[str] = (), **overrides: Any
+) -> Settings:
     """Build Settings from env, ``.env`` and ``overrides`` (CLI flags; ``None`` = not given).
 
-    pydantic's ValidationError becomes one ConfigError naming each bad variable.
+    pydantic's ValidationError becomes one ConfigError naming each bad variable; a bad value
+    of a field in ``_flags`` (those given as command-line flags) is named by its flag, and
+    when only flags are at fault it is a UsageError (exit 2), as click's own flag errors are.
     """
     given: dict[str, Any] = {key: value for key, value in overrides.items() if value is not None}
+    flags = {field for field in _flags if field in given}
     given["_env_file"] = _env_file
     try:
         return Settings(**given)
     except ValidationError as exc:
-        problems = "; ".join(_describe(e) for e in exc.errors())
+        errors = exc.errors()
+        problems = "; ".join(_describe(e, flags) for e in errors)
+        if all(str((e.get("loc") or ("?",))[0]) in flags for e in errors):
+            raise UsageError(f"invalid value: {problems}") from None
         raise ConfigError(f"invalid setting: {problems}") from None

@@ -36,3 +36,26 @@ def test_an_unexpected_error_is_reported_without_its_message(monkeypatch) -> Non
     assert "someone@example.com" not in result.stderr + result.stdout
     debug = CliRunner().invoke(main, ["--debug", "prepare", fixture, "-o", "-"])
     assert isinstance(debug.exception, ValueError)
+
+
+def test_completion_prints_each_shells_script() -> None:
+    for shell in ("bash", "zsh", "fish"):
+        result = CliRunner().invoke(main, ["completion", shell])
+        assert result.exit_code == 0
+        assert "_SPOTIFY_AUDIENCE_SYNC_COMPLETE" in result.output
+    refused = CliRunner().invoke(main, ["completion", "tcsh"])
+    assert refused.exit_code == 2
+
+
+def test_completion_answers_a_bash_request(capsys, monkeypatch) -> None:
+    """What the bash script asks when a person types `spotify-audience-sync co<TAB>`."""
+    import pytest
+
+    from spotify_audience_sync.cli.main import run
+
+    monkeypatch.setenv("_SPOTIFY_AUDIENCE_SYNC_COMPLETE", "bash_complete")
+    monkeypatch.setenv("COMP_WORDS", "spotify-audience-sync co")
+    monkeypatch.setenv("COMP_CWORD", "1")
+    with pytest.raises(SystemExit):
+        run([])
+    assert capsys.readouterr().out.split() == ["plain,completion"]

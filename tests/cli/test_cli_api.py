@@ -62,3 +62,54 @@ def test_secrets_are_not_echoed_in_errors(monkeypatch) -> None:
     assert result.exit_code == 78
     assert "SPOTIFY_ADS_TOKEN_URL" in result.output
     assert "super-secret" not in result.output
+
+
+def test_sandbox_prints_complete_isolated_settings(monkeypatch) -> None:
+    """Pasted into a shell, the exports keep sandbox tokens and state out of the real ones."""
+    import shlex
+    from pathlib import Path
+
+    from spotify_audience_sync.sandbox.server import SandboxServer
+    from spotify_audience_sync.settings import default_state_dir, default_token_store
+
+    monkeypatch.setattr(SandboxServer, "serve_forever", lambda self, poll_interval: None)
+    result = CliRunner().invoke(main, ["sandbox", "--port", "0"])
+    assert result.exit_code == 0, result.output
+    exports = dict(
+        shlex.split(line.removeprefix("export "))[0].split("=", 1)
+        for line in result.stdout.splitlines()
+        if line.startswith("export ")
+    )
+    store = Path(exports["SPOTIFY_ADS_TOKEN_STORE"])
+    state = Path(exports["SPOTIFY_ADS_STATE_DIR"])
+    assert store.parent == state.parent
+    assert store.parent.name.startswith("sas-sandbox-")
+    assert store != default_token_store()
+    assert state != default_state_dir()
+    assert exports["SPOTIFY_ADS_REFRESH_TOKEN"] == ""  # a real one in the shell is blanked
+    assert not store.parent.exists()  # removed when the sandbox stopped
+    assert f"its tokens and state stay in {store.parent}" in result.stderr
+
+
+@pytest.mark.parametrize("command", [["audiences", "get"], ["audiences", "delete", "--yes"]])
+def test_an_audience_id_is_checked_locally(command: list[str]) -> None:
+    """Not sent to Spotify (which would answer 4xx, exit 69): no settings are even read."""
+    result = CliRunner().invoke(main, [*command, "notauuid"])
+    assert result.exit_code == 2
+    assert result.stderr.splitlines()[-1] == (
+        "Error: Invalid value for 'AUDIENCE_ID': 'notauuid' is not an id: ids are UUIDs like "
+        "12345678-1234-1234-1234-123456789abc"
+    )
+
+
+def test_an_empty_audience_list_says_so(env) -> None:
+    runner = CliRunner()
+    empty = runner.invoke(main, ["audiences", "list"])
+    assert empty.exit_code == 0
+    assert empty.stdout == ""  # stdout stays data: `| wc -l` still counts 0
+    assert empty.stderr == f"No audiences in ad account {env.ad_account_id}.\n"
+    searched = runner.invoke(main, ["audiences", "list", "-q", "nu 200k"])
+    assert (
+        searched.stderr == f"No audiences matching 'nu 200k' in ad account {env.ad_account_id}.\n"
+    )
+    assert runner.invoke(main, ["audiences", "list", "--json"]).output == ""  # data only

@@ -46,15 +46,15 @@ def last(stdout: str) -> dict[str, Any]:
         pytest.param(
             ["sync", "in.csv", "--audience-name", "a", "--chunk-size", "1000"],
             {},
-            78,
-            "ConfigError",
+            2,
+            "UsageError",
             id="bad-chunk-size",
         ),
         pytest.param(
             ["sync", "in.csv", "--audience-name", "a", "--ad-account-id", "123"],
             {},
-            78,
-            "ConfigError",
+            2,
+            "UsageError",
             id="bad-ad-account",
         ),
         pytest.param(

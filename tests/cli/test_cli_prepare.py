@@ -252,3 +252,22 @@ def test_a_utf16_file_without_the_flag_is_named_with_the_flag(tmp_path: Path) ->
         "excel.csv: is UTF-16 (little-endian) text, not UTF-8; read it with --encoding utf-16"
         in (stderr)
     )
+
+
+def test_one_row_is_one_row_in_the_summary(tmp_path: Path) -> None:
+    src = tmp_path / "in.csv"
+    src.write_text("email\nsomeone@example.com\n", encoding="utf-8")
+    code, _, stderr = invoke(str(src), "-o", str(tmp_path / "o.csv"), "--log-format", "human")
+    assert code == 0
+    assert f"read 1 row from {src} (csv)" in stderr
+    assert f"wrote 1 row, {(tmp_path / 'o.csv').stat().st_size:,} bytes" in stderr
+
+
+def test_verbose_human_output_prints_sentences_not_python_dicts(tmp_path: Path) -> None:
+    out = tmp_path / "o.csv"
+    code, _, stderr = invoke(str(FIXTURE), "-o", str(out), "--log-format", "human", "-v")
+    assert code == 0
+    assert "{'" not in stderr  # no Python repr of a report or a mapping
+    assert "· result" not in stderr  # the outcome is the summary's last line, not a dump
+    assert '· columns columns={"email":"Email","phone":"phone","device_id":"device_id"}' in stderr
+    assert stderr.rstrip().endswith(f"(type-value layout) to {out}")

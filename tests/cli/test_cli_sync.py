@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 from click.testing import CliRunner
@@ -89,10 +90,33 @@ def test_missing_credentials_exit_78_naming_the_variable(
     assert "SPOTIFY_ADS_CLIENT_ID" in stderr
 
 
-def test_bad_chunk_size_exits_78(env: Sandbox) -> None:
-    code, stderr = sync("--audience-name", "cli x", "--chunk-size", "1000")
-    assert code == 78
-    assert "SPOTIFY_ADS_UPLOAD_CHUNK_SIZE" in stderr
+def test_a_bad_flag_is_named_as_typed_and_exits_2(env: Sandbox) -> None:
+    code, stderr = sync("--audience-name", "cli x", "--chunk-size", "1000", "--ad-account-id", "12")
+    assert code == 2
+    assert stderr == (
+        "error: invalid value: --ad-account-id: must be a UUID like "
+        "12345678-1234-1234-1234-123456789abc; "
+        "--chunk-size: Input should be greater than or equal to 262144\n"
+    )
+
+
+def test_a_bad_setting_is_named_by_its_variable_and_exits_78(
+    env: Sandbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SPOTIFY_ADS_UPLOAD_CHUNK_SIZE", "1000")
+    code, stderr = sync("--audience-name", "cli x", "--ad-account-id", "12")
+    assert code == 78  # a variable is at fault too: the configuration, not only the command line
+    assert stderr == (
+        "error: invalid setting: --ad-account-id: must be a UUID like "
+        "12345678-1234-1234-1234-123456789abc; "
+        "SPOTIFY_ADS_UPLOAD_CHUNK_SIZE: Input should be greater than or equal to 262144\n"
+    )
+
+
+def test_an_audience_id_that_is_not_a_uuid_is_a_usage_error(env: Sandbox) -> None:
+    code, stderr = sync("--audience-id", "notauuid")
+    assert code == 2
+    assert "Invalid value for '--audience-id': 'notauuid' is not an id" in stderr
 
 
 def test_audience_must_be_named_once(env: Sandbox) -> None:
@@ -113,7 +137,7 @@ def test_a_bad_description_fails_before_the_input_is_read(env: Sandbox, tmp_path
             "d" * 81,
         ],
     )
-    assert result.exit_code == 78  # not 66: the input was never opened
+    assert result.exit_code == 2  # a bad flag value; not 66: the input was never opened
     assert "--description must be at most 80 characters" in result.stderr
 
 
@@ -227,3 +251,41 @@ def test_sync_reads_a_utf16_export_with_encoding(env: Sandbox, tmp_path: Path) -
         fingerprints.append(json.loads(report.read_text())["prepare"]["fingerprint"])
     assert fingerprints[0] == fingerprints[1]
     assert fingerprints[0]
+
+
+def test_a_blank_audience_name_is_refused(env: Sandbox) -> None:
+    code, stderr = sync("--audience-name", "   ")
+    assert code == 2
+    assert stderr == "error: --audience-name is blank\n"
+    assert audiences_of(env) == []
+
+
+def test_a_namesake_in_other_case_is_named_beside_would_create(env: Sandbox) -> None:
+    first_code, _ = sync("--audience-name", "NU 200k ")  # stored as 'NU 200k'
+    assert first_code == 0
+    code, stderr = sync("--audience-name", "nu 200k", "--dry-run")
+    assert code == 0
+    [existing] = audiences_of(env)
+    assert (
+        f"warning: audience 'NU 200k' ({existing['id']}) is named like 'nu 200k' but differs in "
+        "case or surrounding spaces: it is not the audience synced; pass --audience-id "
+        f"{existing['id']} to sync that one instead\n"
+    ) in stderr
+    assert "audience 'nu 200k' (new): would create" in stderr.splitlines()[-1]
+
+
+def audiences_of(sandbox: Sandbox) -> list[dict[str, Any]]:
+    return sandbox.audiences.list(sandbox.ad_account_id, {})["audiences"]  # type: ignore[no-any-return]
+
+
+def test_the_summary_names_both_match_rates_also_when_skipped(env: Sandbox) -> None:
+    for action in ("created", "skipped"):
+        code, stderr = sync("--audience-name", "cli rates")
+        assert code == 0
+        outcome = stderr.splitlines()[-1]
+        assert f": {action};" in outcome
+        assert outcome.endswith(
+            "; status BOOKABLE, size 3,700 to 5,000; estimated match rate 123% to 167% per "
+            "person (of 3,000 input rows with an accepted identifier), 59% to 80% per "
+            "identifier (of 6,237 uploaded)"
+        )

@@ -325,3 +325,24 @@ def test_an_earlier_chunk_s_parse_error_wins_over_a_later_read_error(tmp_path: P
         pytest.raises(InputError, match="not valid UTF-8"),
     ):
         prepare_segment(source, PrepareOptions())
+
+
+@pytest.mark.parametrize("layout", ["type-value", "wide"])
+def test_rows_with_an_accepted_identifier_are_counted_per_row(
+    tmp_path: Path, layout: Layout
+) -> None:
+    """The per-person match rate's base: rows where any type was accepted, across batches."""
+    path = tmp_path / "people.csv"
+    rows = ["email,phone"]
+    rows += ["a@example.com,+1 201 555 0100"] * 3  # accepted twice: one row each time
+    rows += ["b@example.com,"] * 2  # email only
+    rows += ["not-an-email,+1 201 555 0101"]  # phone only
+    rows += [",", "nope,12"] * 4  # nothing accepted: blank, or both rejected
+    rows += [f"{'a' * 64},"]  # pre-hashed counts as accepted
+    path.write_text("\n".join(rows) + "\n", encoding="utf-8")
+    for chunk_bytes in (4 << 20, 64):
+        _, report = run(path, layout, chunk_bytes=chunk_bytes)
+        assert report.rows_read == 15  # type: ignore[attr-defined]
+        assert report.rows_with_identifier == 7  # type: ignore[attr-defined]
+    with open_source(str(path)) as source, prepare_segment(source) as prepared:
+        assert prepared.report.to_dict()["rows_with_identifier"] == 7

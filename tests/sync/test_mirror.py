@@ -516,3 +516,50 @@ def test_a_second_lost_session_fails_and_leaves_nothing(
     with pytest.raises(UploadSessionLostError, match="upload session expired"):
         sync(range(6000))
     assert audiences(sandbox) == []
+
+
+def test_a_namesake_differing_in_case_or_spaces_is_named_in_a_warning(
+    sync: Callable[..., Any], client: AdsClient
+) -> None:
+    """'nu 200k' beside 'NU 200k ': the dry run names it, and so does the sync that creates."""
+    from conftest import gcs_upload  # the plain protocol, without our uploader
+
+    upload = client.new_upload_url()
+    gcs_upload(upload.upload_url, b"type,value\n" + b"EMAIL_ID_SHA256," + b"a" * 64 + b"\n")
+    other = client.create_audience("NU 200k ", None, upload.id)  # made elsewhere, spaces kept
+    seen: list[tuple[str, dict[str, Any]]] = []
+    dry = sync(range(1200), audience_name="nu 200k", dry_run=True, events=lambda *e: seen.append(e))
+    assert dry.action == "would create"
+    assert [fields for name, fields in seen if name == "warning"] == [
+        {
+            "level": "warning",
+            "code": "similar_audience_name",
+            "audience_id": other.id,
+            "message": f"audience 'NU 200k ' ({other.id}) is named like 'nu 200k' but differs "
+            "in case or surrounding spaces: it is not the audience synced; pass "
+            f"--audience-id {other.id} to sync that one instead",
+        }
+    ]
+    created = sync(range(1200), audience_name=" NU 200k ")  # stripped: still not 'NU 200k '
+    assert created.action == "created"
+    assert created.audience_name == "NU 200k"
+
+
+def test_match_rates_per_person_and_per_identifier_refreshed_on_a_skip(
+    sync: Callable[..., Any], sandbox: Sandbox
+) -> None:
+    first = sync(range(1500))  # 1,500 rows, each with an email and a phone: 3,000 identifiers
+    assert (first.rows_with_identifier, first.identifiers) == (1500, 3000)
+    assert first.match_rate_per_person == (first.size_min / 1500, first.size_max / 1500)
+    assert first.match_rate == (first.size_min / 3000, first.size_max / 3000)
+    # Spotify's estimate moves between runs; a skipped run reports today's, not nothing.
+    sandbox.audiences._audiences[first.audience_id].size = {"min": 900, "max": 1200}
+    skipped = sync(range(1500))
+    assert skipped.action == "skipped"
+    assert (skipped.size_min, skipped.size_max) == (900, 1200)
+    assert skipped.to_dict()["match_rate"] == {
+        "per_person": {"min": 0.6, "max": 0.8},
+        "per_identifier": {"min": 0.3, "max": 0.4},
+    }
+    assert skipped.to_dict()["rows_with_identifier"] == 1500
+    assert sync(range(1500), dry_run=True).size_min == 900  # "would skip" says it too

@@ -8,12 +8,19 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
+import shutil
 import sys
+import tempfile
 import time
 import webbrowser
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
 
 import click
 
+from spotify_audience_sync.cli.options import uuid_argument
 from spotify_audience_sync.errors import ConfigError
 from spotify_audience_sync.settings import Settings, load_settings
 from spotify_audience_sync.spotify.auth import DEFAULT_LOGIN_PORT, TokenStore
@@ -35,8 +42,15 @@ def _has_browser() -> bool:
     return bool(graphical) or sys.platform in ("darwin", "win32")
 
 
-def _client(settings: Settings) -> AdsClient:
-    return ads_client(settings, oauth_session(settings))
+@contextmanager
+def _client(settings: Settings) -> Iterator[AdsClient]:
+    """The API client; its token session's connections are closed with it."""
+    tokens = oauth_session(settings)
+    try:
+        with ads_client(settings, tokens) as client:
+            yield client
+    finally:
+        tokens.close()
 
 
 # --- auth ----------------------------------------------------------------------------------
@@ -132,13 +146,19 @@ def audiences() -> None:
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
 def audiences_list(query: str | None, as_json: bool) -> None:
     """List every audience (all pages)."""
-    with _client(load_settings()) as client:
+    settings = load_settings()
+    listed = 0
+    with _client(settings) as client:
         for audience in client.list_audiences(q=query):
             click.echo(_json(audience) if as_json else _line(audience))
+            listed += 1
+    if not listed and not as_json:  # a person asked: silence would look like a hang or a bug
+        matching = f" matching {query!r}" if query else ""
+        click.echo(f"No audiences{matching} in ad account {settings.ad_account_id}.", err=True)
 
 
 @audiences.command("get")
-@click.argument("audience_id")
+@click.argument("audience_id", callback=uuid_argument)
 @click.option("--json", "as_json", is_flag=True, help="Print the audience as JSON.")
 def audiences_get(audience_id: str, as_json: bool) -> None:
     """Show one audience: status and approximate size."""
@@ -148,7 +168,7 @@ def audiences_get(audience_id: str, as_json: bool) -> None:
 
 
 @audiences.command("delete")
-@click.argument("audience_id")
+@click.argument("audience_id", callback=uuid_argument)
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
 def audiences_delete(audience_id: str, yes: bool) -> None:
     """Delete an audience (Spotify refuses while it is LIVE)."""
@@ -157,7 +177,7 @@ def audiences_delete(audience_id: str, yes: bool) -> None:
         click.confirm(f"Delete audience {audience_id}?", abort=True)
     with _client(settings) as client:
         count = client.delete_audience(audience_id)
-    click.echo(f"Deleted {count} audience(s).")
+    click.echo(f"Deleted {count} audience{'' if count == 1 else 's'}.")
 
 
 # --- sandbox -------------------------------------------------------------------------------
@@ -204,9 +224,16 @@ def sandbox(
         emulator = Sandbox(host, port, config)
     except OSError as exc:
         raise ConfigError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
+    # Its own token store and state dir: the printed settings never touch a real login's.
+    home = Path(tempfile.mkdtemp(prefix="sas-sandbox-"))
     click.echo(f"sandbox listening on {emulator.base_url}", nl=True)
-    for name, value in emulator.env().items():
-        click.echo(f"export {name}={value}")
+    for name, value in emulator.env(home).items():
+        click.echo(f"export {name}={shlex.quote(value)}")
+    click.echo(
+        f"# paste the export lines into a shell to point spotify-audience-sync at the sandbox; "
+        f"its tokens and state stay in {home}, removed when the sandbox stops",
+        err=True,
+    )
     sys.stdout.flush()
     try:
         emulator.server.serve_forever(poll_interval=0.2)
@@ -214,3 +241,4 @@ def sandbox(
         pass
     finally:
         emulator.server.server_close()
+        shutil.rmtree(home, ignore_errors=True)

@@ -35,6 +35,7 @@ LAZY_COMMANDS: dict[str, str] = {
     "check": "spotify_audience_sync.cli.connector:check",
     "history": "spotify_audience_sync.cli.history:history",
     "status": "spotify_audience_sync.cli.history:status",
+    "completion": "spotify_audience_sync.cli.completion:completion",
 }
 
 

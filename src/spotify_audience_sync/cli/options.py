@@ -165,10 +165,28 @@ def require_one_input(input_path: str | None, query: str | None) -> None:
 
 
 def load_cli_settings(**flags: Any) -> Settings:
-    """Settings from env / .env with the flags that were given laid over them."""
+    """Settings from env / .env with the flags that were given laid over them.
+
+    A bad flag value is named by the flag the user typed (exit 2), not by its variable.
+    """
     from spotify_audience_sync.settings import load_settings
 
-    return load_settings(**flags)
+    return load_settings(_flags=flags.keys(), **flags)
+
+
+def uuid_argument(_ctx: click.Context, _param: click.Parameter, value: str | None) -> str | None:
+    """An audience or ad account id must be a UUID: checked here, not by a round trip to
+    Spotify that answers 4xx (exit 69) for a typo."""
+    if value is None:
+        return None
+    import uuid
+
+    try:
+        return str(uuid.UUID(value.strip()))
+    except ValueError:
+        raise click.BadParameter(
+            f"{value!r} is not an id: ids are UUIDs like 12345678-1234-1234-1234-123456789abc"
+        ) from None
 
 
 def prepare_options(settings: Settings, flags: dict[str, Any]) -> PrepareOptions:

@@ -114,8 +114,12 @@ class Output:
             if name in ("result", "error"):
                 _FINAL["sent"] = True  # the entry point adds none of its own
             _write(self._json, {"ts": _now(), "level": level, "event": name, **_STAMP, **fields})
+        elif name == "result":
+            return  # a person reads the outcome line (``outcome``), not the report as a dict
+        elif "message" in fields and _LEVELS[level] >= _LEVELS["warning"]:
+            self._echo(f"{level}: {fields['message']}")  # a sentence, like warning()
         elif self.verbosity > 0 or _LEVELS[level] >= _LEVELS["warning"]:
-            details = " ".join(f"{k}={v}" for k, v in fields.items())
+            details = " ".join(f"{k}={_shown(v)}" for k, v in fields.items())
             self._echo(f"{level if level != 'info' else '·'} {name} {details}".rstrip())
 
     def warning(self, message: str, **fields: Any) -> None:
@@ -212,6 +216,13 @@ class _EventHandler(logging.Handler):
             self.output.event(str(name), "warning", **getattr(record, "fields", {}))
         elif record.levelno >= logging.WARNING:  # messages are redacted where they are made
             self.output.event("warning", "warning", message=record.getMessage())
+
+
+def _shown(value: Any) -> str:
+    """A field's value for a person: nested values as compact JSON, never a Python repr."""
+    if isinstance(value, dict | list | tuple):
+        return json.dumps(value, default=str, separators=(",", ":"), ensure_ascii=False)
+    return str(value)
 
 
 def _console(stream: TextIO) -> Any:

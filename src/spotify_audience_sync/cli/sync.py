@@ -24,6 +24,7 @@ from spotify_audience_sync.cli.options import (
     segment_options,
     state_options,
     state_settings,
+    uuid_argument,
 )
 from spotify_audience_sync.errors import EXIT_EMPTY, EXIT_STILL_PROCESSING
 
@@ -49,20 +50,28 @@ def _outcome_code(report: SyncReport, waited: bool) -> int:
 
 
 def _summary(report: SyncReport) -> str:
+    from spotify_audience_sync.segment.report import plural
+
     audience = f"{report.audience_name!r} ({report.audience_id or 'new'})"
     line = f"audience {audience}: {report.action}"
     if report.action in ("created", "replaced"):
         line += (
-            f"; {report.identifiers:,} identifiers, {report.bytes:,} bytes in "
-            f"{report.upload_requests} requests ({report.upload_resumes} resumes)"
+            f"; {plural(report.identifiers, 'identifier')}, {plural(report.bytes, 'byte')} in "
+            f"{plural(report.upload_requests, 'request')} "
+            f"({plural(report.upload_resumes, 'resume')})"
         )
     if report.status:
         line += f"; status {report.status}"
     if report.size_min is not None and report.size_max is not None:
         line += f", size {report.size_min:,} to {report.size_max:,}"
-    rate = report.match_rate
-    if rate is not None:
-        line += f" (estimated match rate {rate[0]:.0%} to {rate[1]:.0%})"
+    person, identifier = report.match_rate_per_person, report.match_rate
+    if person is not None and identifier is not None:
+        line += (
+            f"; estimated match rate {person[0]:.0%} to {person[1]:.0%} per person (of "
+            f"{plural(report.rows_with_identifier, 'input row')} with an accepted identifier), "
+            f"{identifier[0]:.0%} to {identifier[1]:.0%} per identifier (of "
+            f"{report.identifiers:,} uploaded)"
+        )
     if report.status == "EMPTY":
         line += "\nSpotify matched none of the identifiers: check the normalization options"
     elif report.status == "PROCESSING" and report.action in ("created", "replaced"):
@@ -325,7 +334,9 @@ def _uploader(out: Output) -> Uploader:
 @click.command()
 @segment_options
 @click.option("--audience-name", metavar="NAME", help="Create or replace the audience so named.")
-@click.option("--audience-id", metavar="UUID", help="Replace this audience.")
+@click.option(
+    "--audience-id", metavar="UUID", callback=uuid_argument, help="Replace this audience."
+)
 @click.option(
     "--ad-account-id", metavar="UUID", help="Ad account [default: SPOTIFY_ADS_AD_ACCOUNT_ID]."
 )

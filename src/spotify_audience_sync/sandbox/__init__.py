@@ -16,6 +16,7 @@ import json
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 from spotify_audience_sync.sandbox.accounts import Accounts
@@ -81,9 +82,15 @@ class Sandbox:
     def ad_account_id(self) -> str:
         return self.config.ad_account_ids[0]
 
-    def env(self) -> dict[str, str]:
-        """``SPOTIFY_ADS_*`` variables that point the connector at this sandbox."""
-        return {
+    def env(self, home: Path | None = None) -> dict[str, str]:
+        """``SPOTIFY_ADS_*`` variables that point the connector at this sandbox.
+
+        With ``home`` (a private directory), the settings are complete and isolated: the token
+        store and the state dir are inside it, and a refresh token set in the environment is
+        blanked, so pasting them into a shell cannot mix sandbox tokens or state with a real
+        login's (nor send a real refresh token to the sandbox).
+        """
+        env = {
             "SPOTIFY_ADS_CLIENT_ID": self.config.client_id,
             "SPOTIFY_ADS_CLIENT_SECRET": self.config.client_secret,
             "SPOTIFY_ADS_AD_ACCOUNT_ID": self.ad_account_id,
@@ -91,6 +98,11 @@ class Sandbox:
             "SPOTIFY_ADS_AUTHORIZE_URL": self.authorize_url,
             "SPOTIFY_ADS_TOKEN_URL": self.token_url,
         }
+        if home is not None:
+            env["SPOTIFY_ADS_TOKEN_STORE"] = str(home / "tokens.json")
+            env["SPOTIFY_ADS_STATE_DIR"] = str(home / "state")
+            env["SPOTIFY_ADS_REFRESH_TOKEN"] = ""
+        return env
 
     # --- test helpers (same effects as the admin endpoints) ----------------------------------
     def membership(self, audience_id: str) -> list[tuple[str, str]]:

@@ -218,12 +218,23 @@ class _Processed:
     statuses: dict[IdentifierType, dict[str, int]]
     phone_fallback: int
     rejects: BatchRejects | None = None
+    rows_with_identifier: int = 0
 
 
 def _count_statuses(codes: npt.NDArray[np.uint8]) -> dict[str, int]:
     """How many values ended in each status: a bincount of the status codes."""
     counts = np.bincount(codes, minlength=len(STATUS.categories))
     return {STATUS.categories[i]: int(n) for i, n in enumerate(counts) if n}
+
+
+def _rows_with_identifier(codes: Mapping[IdentifierType, npt.NDArray[np.uint8]]) -> int:
+    """Rows where at least one type's value was accepted (hashed or pre-hashed): one vector
+    compare and OR per type over the status codes the rules already produced."""
+    accepted: npt.NDArray[np.bool_] | None = None
+    for kind_codes in codes.values():
+        ok = kind_codes < _FIRST_REASON
+        accepted = ok if accepted is None else np.logical_or(accepted, ok, out=accepted)
+    return 0 if accepted is None else int(np.count_nonzero(accepted))
 
 
 def _rejects(
@@ -262,6 +273,7 @@ def _process(
     del batch
     statuses = {kind: _count_statuses(codes) for kind, codes in hashed.codes.items()}
     rows, fallback = hashed.rows, hashed.phone_fallback
+    with_identifier = _rows_with_identifier(hashed.codes)
     rejects = _rejects(parse, hashed.codes, labels) if labels is not None else None
     payloads = []
     if options.layout == "type-value":  # a type's group is its place in IdentifierType
@@ -270,14 +282,14 @@ def _process(
                 payload = partition_rows(hashed.hashes[kind].matrix, hashed.hashes[kind].accepted)
                 if payload:
                     payloads.append((group, payload))
-        return _Processed(rows, payloads, statuses, fallback, rejects)
+        return _Processed(rows, payloads, statuses, fallback, rejects, with_identifier)
     blocks = to_blocks(hashed.hashes, options.layout, list(columns))
     del hashed
     while blocks:
         block = blocks.pop(0)
         payloads.append((block.group, partition_payload(block.records, block.partitions)))
         del block
-    return _Processed(rows, payloads, statuses, fallback, rejects)
+    return _Processed(rows, payloads, statuses, fallback, rejects, with_identifier)
 
 
 def prepare_segment(
@@ -354,6 +366,7 @@ def _run_batches(
             if rejects is not None and done.rejects is not None:
                 rejects.add(done.rejects, first + report.rows_read)
             report.rows_read += done.rows
+            report.rows_with_identifier += done.rows_with_identifier
             if IdentifierType.PHONE in columns:
                 phone = report.identifiers[IdentifierType.PHONE.key]
                 phone.fallback = (phone.fallback or 0) + done.phone_fallback

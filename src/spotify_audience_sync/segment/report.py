@@ -13,7 +13,12 @@ from typing import Any
 
 from spotify_audience_sync.segment.outputs import AtomicFile
 
-__all__ = ["PrepareReport", "TypeCounts", "write_json"]
+__all__ = ["PrepareReport", "TypeCounts", "plural", "write_json"]
+
+
+def plural(count: int, noun: str, nouns: str | None = None) -> str:
+    """``1 row``, ``2 rows``, ``3,000 rows``: a count with its noun, for sentences people read."""
+    return f"{count:,} {noun if count == 1 else nouns or noun + 's'}"
 
 
 @dataclass
@@ -50,6 +55,9 @@ class PrepareReport:
     options: dict[str, Any]
     output: str | None = None
     rows_read: int = 0
+    #: Input rows with at least one accepted identifier (before deduplication: a person on two
+    #: rows counts twice): the people a per-person match rate is measured against.
+    rows_with_identifier: int = 0
     identifiers: dict[str, TypeCounts] = field(default_factory=dict)
     rows_written: int = 0
     bytes_written: int = 0
@@ -78,8 +86,9 @@ class PrepareReport:
     def summary(self) -> str:
         """A small table for a person, on stderr."""
         lines = [
-            f"read {self.rows_read:,} rows from {self.input} ({self.format}) "
-            f"in {self.seconds:.2f} s ({self.rows_per_second:,.0f} rows/s)",
+            f"read {plural(self.rows_read, 'row')} from {self.input} ({self.format}) "
+            f"in {self.seconds:.2f} s ({self.rows_per_second:,.0f} rows/s); "
+            f"{self.rows_with_identifier:,} with an accepted identifier",
             f"  {'type':<11}{'column':<14}{'written':>12}{'hashed':>12}{'pre-hashed':>12}"
             f"{'duplicates':>12}{'rejected':>12}",
         ]
@@ -93,7 +102,7 @@ class PrepareReport:
             )
         verb, target = ("wrote", f" to {self.output}") if self.output else ("prepared", "")
         lines.append(
-            f"{verb} {self.rows_written:,} rows, {self.bytes_written:,} bytes "
+            f"{verb} {plural(self.rows_written, 'row')}, {plural(self.bytes_written, 'byte')} "
             f"({self.layout} layout){target}"
         )
         return "\n".join(lines)

@@ -32,9 +32,11 @@ from spotify_audience_sync.errors import (
     SafetyError,
     TransientError,
     UploadSessionLostError,
+    UsageError,
 )
 from spotify_audience_sync.segment.quality import DEFAULT_MAX_REJECT_RATE, column_problems
 from spotify_audience_sync.spotify.models import Audience, AudienceStatus
+from spotify_audience_sync.sync.names import check_name, clean_name, near_misses
 from spotify_audience_sync.sync.state import StateStore, SyncState
 
 if TYPE_CHECKING:
@@ -104,6 +106,9 @@ class SyncOptions:
     poll_interval: float = 2.0
     max_poll_interval: float = 60.0
 
+    def __post_init__(self) -> None:  # "NU 200k " means "NU 200k": see sync/names.py
+        object.__setattr__(self, "audience_name", clean_name(self.audience_name))
+
 
 @dataclass
 class SyncReport:
@@ -114,6 +119,8 @@ class SyncReport:
     audience_name: str | None = None
     action: Action | None = None
     identifiers: int = 0
+    #: Input rows with at least one accepted identifier: the per-person match rate's base.
+    rows_with_identifier: int = 0
     bytes: int = 0
     fingerprint: str | None = None
     upload_requests: int = 0
@@ -126,19 +133,35 @@ class SyncReport:
 
     @property
     def match_rate(self) -> tuple[float, float] | None:
-        """Spotify's matched-size range over identifiers uploaded (an estimate, as a range)."""
-        if self.size_min is None or self.size_max is None or not self.identifiers:
+        """Per identifier: Spotify's matched-size range over the distinct identifiers uploaded.
+
+        Lower for a file with several identifiers per person (a person matched by email and
+        phone is one member): compare it only between runs of one layout and set of columns.
+        """
+        return self._rate(self.identifiers)
+
+    @property
+    def match_rate_per_person(self) -> tuple[float, float] | None:
+        """Per person: the matched-size range over the input rows with an accepted identifier."""
+        return self._rate(self.rows_with_identifier)
+
+    def _rate(self, base: int) -> tuple[float, float] | None:
+        if self.size_min is None or self.size_max is None or not base:
             return None
-        return self.size_min / self.identifiers, self.size_max / self.identifiers
+        return self.size_min / base, self.size_max / base
 
     def to_dict(self) -> dict[str, Any]:
-        rate = self.match_rate
+        def shown(rate: tuple[float, float] | None) -> dict[str, float] | None:
+            return None if rate is None else {"min": round(rate[0], 4), "max": round(rate[1], 4)}
+
+        rates = {"per_person": self.match_rate_per_person, "per_identifier": self.match_rate}
         return {
             "ad_account_id": self.ad_account_id,
             "audience_id": self.audience_id,
             "audience_name": self.audience_name,
             "action": self.action,
             "identifiers": self.identifiers,
+            "rows_with_identifier": self.rows_with_identifier,
             "bytes": self.bytes,
             "fingerprint": self.fingerprint,
             "upload": {
@@ -148,9 +171,7 @@ class SyncReport:
             },
             "status": self.status,
             "size": {"min": self.size_min, "max": self.size_max},
-            "match_rate": None
-            if rate is None
-            else {"min": round(rate[0], 4), "max": round(rate[1], 4)},
+            "match_rate": {name: shown(rate) for name, rate in rates.items()},
             "seconds": {k: round(v, 3) for k, v in self.seconds.items()},
         }
 
@@ -238,13 +259,25 @@ class _Mirror:
             _require_customer_list(audience)
             return audience
         assert o.audience_name is not None
-        matches = [
+        listed = [
             a
             for a in self.client.list_audiences(q=o.audience_name)
-            if a.name == o.audience_name
-            and a.type == "CUSTOM"
-            and a.subtype == "CUSTOMER_LIST"
-            and a.status != AudienceStatus.ARCHIVED
+            if a.status != AudienceStatus.ARCHIVED
+        ]
+        for other in near_misses(o.audience_name, listed):
+            self.emit(
+                "warning",
+                level="warning",
+                code="similar_audience_name",
+                audience_id=other.id,
+                message=f"audience {other.name!r} ({other.id}) is named like {o.audience_name!r} "
+                "but differs in case or surrounding spaces: it is not the audience synced; "
+                f"pass --audience-id {other.id} to sync that one instead",
+            )
+        matches = [
+            a
+            for a in listed
+            if a.name == o.audience_name and a.type == "CUSTOM" and a.subtype == "CUSTOMER_LIST"
         ]
         if len(matches) > 1:
             ids = ", ".join(a.id for a in matches)
@@ -342,12 +375,11 @@ def _status(audience: Audience | None) -> str | None:
 
 def validate_options(options: SyncOptions) -> None:
     """Check what Spotify would refuse only after the upload: before any input is read."""
+    check_name(options.audience_name)
     if bool(options.audience_name) == bool(options.audience_id):
-        raise ConfigError("name the audience with exactly one of --audience-name or --audience-id")
-    if options.audience_name is not None and not 2 <= len(options.audience_name) <= 80:
-        raise ConfigError("--audience-name must be 2 to 80 characters")
+        raise UsageError("name the audience with exactly one of --audience-name or --audience-id")
     if options.description is not None and len(options.description) > 80:
-        raise ConfigError("--description must be at most 80 characters")
+        raise UsageError("--description must be at most 80 characters")
 
 
 def _require_customer_list(audience: Audience) -> None:
@@ -388,6 +420,7 @@ def mirror(
     prepared.finalize()
     report.seconds["dedup"] = clock() - started
     report.identifiers = _identifier_count(prepared)
+    report.rows_with_identifier = prepared.report.rows_with_identifier
     report.bytes = prepared.report.bytes_written
     report.fingerprint = prepared.report.fingerprint
     run.emit("prepared", identifiers=report.identifiers, bytes=report.bytes)
@@ -433,6 +466,9 @@ def mirror(
             and audience.status != AudienceStatus.EMPTY
             and not options.force
         )
+        if unchanged and audience is not None and audience.size is not None:
+            # The audience holds this very set: its current size gives today's match rate.
+            report.size_min, report.size_max = audience.size.min, audience.size.max
         if options.dry_run:
             if unchanged:
                 report.action = "would skip"
