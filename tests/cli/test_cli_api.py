@@ -113,3 +113,63 @@ def test_an_empty_audience_list_says_so(env) -> None:
         searched.stderr == f"No audiences matching 'nu 200k' in ad account {env.ad_account_id}.\n"
     )
     assert runner.invoke(main, ["audiences", "list", "--json"]).output == ""  # data only
+
+
+def _log_in(sandbox, monkeypatch, tmp_path, ago=3 * 86400.0):
+    """A stored login from the sandbox, as `auth login` leaves it."""
+    import time as clock
+
+    from spotify_audience_sync.spotify.auth import TokenSet, TokenStore
+
+    for key, value in sandbox.env().items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.setenv("SPOTIFY_ADS_TOKEN_STORE", str(tmp_path / "tokens.json"))
+    minted = sandbox.mint_tokens()
+    login = clock.time() - ago
+    tokens = TokenSet.from_reply(minted, login, token_url=sandbox.token_url)
+    TokenStore(tmp_path / "tokens.json").save(tokens)
+    return tokens
+
+
+def test_auth_status_keeps_the_login_time_across_refreshes(sandbox, monkeypatch, tmp_path) -> None:
+    from spotify_audience_sync.spotify.auth import TokenStore
+
+    tokens = _log_in(sandbox, monkeypatch, tmp_path)
+    result = CliRunner().invoke(main, ["auth", "status", "--check"])
+    assert result.exit_code == 0, result.output
+    assert "check:          OK, Spotify accepted the login" in result.output
+    stored = TokenStore(tmp_path / "tokens.json").load()
+    assert stored is not None
+    assert stored.logged_in_at == tokens.logged_in_at  # a refresh is not a login
+    assert stored.obtained_at > tokens.obtained_at
+    again = CliRunner().invoke(main, ["auth", "status"])
+    assert "last refreshed:" in again.output
+    assert "not checked with Spotify" in again.output
+    assert stored.refresh_token not in again.output + result.output
+
+
+def test_auth_status_check_fails_when_the_server_revoked_the_login(
+    sandbox, monkeypatch, tmp_path
+) -> None:
+    _log_in(sandbox, monkeypatch, tmp_path, ago=60)  # its access token is still unexpired
+    sandbox.accounts.revoke_refresh_tokens()
+    plain = CliRunner().invoke(main, ["auth", "status"])
+    assert plain.exit_code == 0
+    assert "unexpired" in plain.output  # without --check nothing is sent: it cannot know
+    checked = CliRunner().invoke(main, ["auth", "status", "--check"])
+    assert checked.exit_code == 77
+    assert "auth login" in checked.output
+
+
+def test_a_token_store_holding_another_services_login_is_not_overwritten(tmp_path) -> None:
+    from spotify_audience_sync.errors import ConfigError
+    from spotify_audience_sync.spotify.auth import TokenSet, TokenStore
+
+    store = TokenStore(tmp_path / "tokens.json")
+    real = TokenSet("a", "r", 2.0, 1.0, 1.0, "https://accounts.spotify.com/api/token")
+    store.save(real)
+    sandboxed = TokenSet("b", "s", 2.0, 1.0, 1.0, "http://127.0.0.1:5000/api/token")
+    with pytest.raises(ConfigError, match=r"holds a login from https://accounts\.spotify\.com"):
+        store.save(sandboxed)
+    assert store.load() == real
+    store.save(TokenSet("c", "r2", 3.0, 2.0, 1.0, real.token_url))  # the same service: fine

@@ -91,8 +91,18 @@ def auth_login(port: int, browser: bool, timeout: float) -> None:
 
 
 @auth.command("status")
-def auth_status() -> None:
-    """Show whether a login is stored and when its access token expires (no secrets)."""
+@click.option(
+    "--check",
+    "prove",
+    is_flag=True,
+    help="Prove the login works with one token refresh (exit 77 if it was revoked or expired).",
+)
+def auth_status(prove: bool) -> None:
+    """Show whether a login is stored and when its access token expires (no secrets).
+
+    Without --check nothing is sent: "valid" only means unexpired, since Spotify can revoke a
+    token at any time. --check refreshes once, which proves the login and keeps the new tokens.
+    """
     settings = load_settings()
     tokens = TokenStore(settings.token_store).load()
     click.echo(f"token store:    {settings.token_store}")
@@ -102,11 +112,29 @@ def auth_status() -> None:
         source = "SPOTIFY_ADS_REFRESH_TOKEN" if settings.refresh_token else None
         click.echo(f"login:          {'from ' + source if source else 'none: run `auth login`'}")
         return
-    click.echo(f"logged in at:   {_utc(tokens.obtained_at) if tokens.obtained_at else '?'}")
+    logged_in = _utc(tokens.logged_in_at) if tokens.logged_in_at else "unknown"
+    click.echo(f"logged in at:   {logged_in}")
+    if tokens.obtained_at and tokens.obtained_at != tokens.logged_in_at:
+        click.echo(f"last refreshed: {_utc(tokens.obtained_at)}")
+    if tokens.token_url:
+        click.echo(f"issued by:      {tokens.token_url}")
     click.echo(f"refresh token:  {'present' if tokens.refresh_token else 'missing'}")
     left = tokens.expires_at - time.time()
-    state = f"valid for {left / 60:.0f} more minutes" if left > 0 else "expired (auto-refreshed)"
+    state = "unexpired" if left > 0 else "expired (refreshed on next use)"
     click.echo(f"access token:   {state} (until {_utc(tokens.expires_at)})")
+    if not prove:
+        click.echo("(not checked with Spotify: `auth status --check` proves it with one refresh)")
+        return
+    from spotify_audience_sync.spotify.factory import oauth_session
+
+    session = oauth_session(settings)
+    try:
+        refreshed = session.force_refresh()  # AuthError (exit 77) when revoked or expired
+    finally:
+        session.close()
+    where = " and ".join(refreshed.saved) or "nowhere"
+    rotated = "; the refresh token rotated" if refreshed.rotated else ""
+    click.echo(f"check:          OK, Spotify accepted the login{rotated}; tokens saved to {where}")
 
 
 @auth.command("new-key")

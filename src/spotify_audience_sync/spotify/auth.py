@@ -63,6 +63,10 @@ class TokenSet:
     refresh_token: str | None
     expires_at: float
     obtained_at: float
+    #: When the user logged in (kept across refreshes; 0 where unknown, e.g. an env token).
+    logged_in_at: float = 0.0
+    #: The token endpoint that issued these tokens: a store never mixes two services' logins.
+    token_url: str | None = None
 
     def __repr__(self) -> str:
         return (
@@ -72,14 +76,23 @@ class TokenSet:
 
     @classmethod
     def from_reply(
-        cls, reply: dict[str, Any], now: float, old_refresh: str | None = None
+        cls,
+        reply: dict[str, Any],
+        now: float,
+        old_refresh: str | None = None,
+        *,
+        previous: TokenSet | None = None,
+        token_url: str | None = None,
     ) -> TokenSet:
-        """Keep the old refresh token when the reply carries none (no rotation)."""
+        """Keep the old refresh token when the reply carries none (no rotation), and the
+        login time of ``previous`` (a refresh is not a login)."""
         return cls(
             access_token=str(reply["access_token"]),
             refresh_token=str(reply.get("refresh_token") or old_refresh or "") or None,
             expires_at=now + float(reply.get("expires_in") or 3600),
             obtained_at=now,
+            logged_in_at=previous.logged_in_at if previous is not None else now,
+            token_url=token_url or (previous.token_url if previous is not None else None),
         )
 
 
@@ -130,6 +143,18 @@ class TokenStore:
             raise AuthError(f"token store {self.path} is unreadable; {LOGIN_HINT}") from exc
 
     def save(self, tokens: TokenSet) -> None:
+        """Replace the file; refuse to replace a login issued by another token endpoint (the
+        sandbox's tokens must never land on a real login, nor the reverse)."""
+        try:
+            held = self.load()
+        except AuthError:
+            held = None  # unreadable: replacing it is the repair
+        if held is not None and held.token_url and tokens.token_url not in (None, held.token_url):
+            raise ConfigError(
+                f"token store {self.path} holds a login from {held.token_url}; not replacing it "
+                f"with tokens from {tokens.token_url}: point SPOTIFY_ADS_TOKEN_STORE at a file "
+                "of its own for this service"
+            )
         self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         temp = self.path.with_name(f".{self.path.name}.{secrets.token_hex(4)}.tmp")
         fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
@@ -207,7 +232,7 @@ def exchange_code(
             ),
             "login",
         )
-    return TokenSet.from_reply(reply, clock())
+    return TokenSet.from_reply(reply, clock(), token_url=token_url)
 
 
 class OAuthSession(BearerAuth):
@@ -269,6 +294,13 @@ class OAuthSession(BearerAuth):
                 return current.access_token
             return self._refresh_locked()
 
+    def force_refresh(self) -> Refresh:
+        """Refresh now, whatever the access token's expiry: proves the login still works (a
+        revoked one fails with AuthError). Returns where the new tokens went."""
+        with self._lock:
+            self._refresh_locked()
+        return self.refreshes[-1]
+
     def refresh(self, stale: str) -> str:
         """Called after a 401. If another thread already replaced ``stale``, reuse its result."""
         with self._lock:
@@ -301,7 +333,9 @@ class OAuthSession(BearerAuth):
             self._tokens, self._fallback = TokenSet(None, self._fallback, 0.0, 0.0), None
             log.info("stored refresh token refused; trying SPOTIFY_ADS_REFRESH_TOKEN")
             return self._refresh_locked()
-        self._tokens = TokenSet.from_reply(reply, self._clock(), old_refresh=old)
+        self._tokens = TokenSet.from_reply(
+            reply, self._clock(), old_refresh=old, previous=self._tokens, token_url=self._token_url
+        )
         rotated = self._tokens.refresh_token != old
         log.info("access token refreshed%s", " (refresh token rotated)" if rotated else "")
         self._persist(rotated)
