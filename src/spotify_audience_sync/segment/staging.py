@@ -125,8 +125,13 @@ def remove_stale(root: Path) -> list[Path]:
 class Stage:
     """Partition files of staged rows under a private temporary directory."""
 
-    def __init__(self, width: int, temp_dir: str | Path | None = None) -> None:
+    def __init__(
+        self, width: int, temp_dir: str | Path | None = None, *, keep_open: bool = True
+    ) -> None:
         self.width = width
+        #: Keep each partition file open between writes (one stage), or open it per write: many
+        #: stages at once (one per audience) would otherwise hold 64 descriptors each.
+        self.keep_open = keep_open
         root = Path(temp_dir or tempfile.gettempdir())
         remove_stale(root)
         try:
@@ -155,7 +160,8 @@ class Stage:
             if fd is None:
                 path = self._dir / f"{key:02x}-{group}"
                 fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-                self._files[group, key] = fd
+                if self.keep_open:
+                    self._files[group, key] = fd
             try:
                 view = np.ascontiguousarray(data).data.cast("B")
                 while view:  # os.write may write less than asked (signals, full pipes, quotas)
@@ -165,6 +171,9 @@ class Stage:
                     f"cannot write staged hashes to {self._dir} ({exc.strerror}); "
                     "free space or set --temp-dir / SPOTIFY_ADS_TEMP_DIR"
                 ) from exc
+            finally:
+                if not self.keep_open:
+                    os.close(fd)
             self.bytes_staged += data.nbytes
 
     def deduplicated(
