@@ -7,6 +7,8 @@ halfway through a sync. Fields are sectioned; later pipeline settings join the s
 
 from __future__ import annotations
 
+import os
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
@@ -180,3 +182,12 @@ def load_settings(_env_file: Path | str | None = ".env", **overrides: Any) -> Se
     except ValidationError as exc:
         problems = "; ".join(_describe(e) for e in exc.errors())
         raise ConfigError(f"invalid setting: {problems}") from None
+
+
+def named_variables(names: Iterable[str]) -> dict[str, str]:
+    """The environment variables a plan names (``database_url_env``): set ones only.
+
+    Read here because this module is the one reader of the environment; a plan holds a
+    variable's name, never a URL with a password.
+    """
+    return {name: os.environ[name] for name in names if os.environ.get(name)}

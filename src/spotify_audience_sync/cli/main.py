@@ -31,6 +31,7 @@ LAZY_COMMANDS: dict[str, str] = {
     "prepare": "spotify_audience_sync.cli.prepare:prepare",
     "sync": "spotify_audience_sync.cli.sync:sync",
     "demo": "spotify_audience_sync.cli.sync:demo",
+    "run": "spotify_audience_sync.cli.run:run",
     "spec": "spotify_audience_sync.cli.connector:spec",
     "check": "spotify_audience_sync.cli.connector:check",
 }
