@@ -137,3 +137,35 @@ def test_the_worst_exit_code_follows_the_documented_order() -> None:
     assert worst_exit_code([0, 75, 4]) == 4
     assert worst_exit_code([3, 0]) == 3
     assert worst_exit_code([]) == 0
+
+
+def test_prepare_writes_one_file_per_value(tmp_path: Path) -> None:
+    path = segment(tmp_path / "a.csv", {"gold": 3, "silver": 2})
+    result = CliRunner().invoke(
+        main,
+        [
+            "prepare",
+            str(path),
+            "--audience-column",
+            "tier",
+            "-o",
+            str(tmp_path / "out-{value}.csv"),
+            "--report",
+            str(tmp_path / "r.json"),
+        ],
+    )
+    assert result.exit_code == 0, result.stderr
+    assert len((tmp_path / "out-gold.csv").read_text().splitlines()) == 1 + 3
+    assert len((tmp_path / "out-silver.csv").read_text().splitlines()) == 1 + 2
+    report = json.loads((tmp_path / "r.json").read_text())
+    assert report["audiences"]["gold"]["identifiers"]["email"]["written"] == 3
+
+
+def test_prepare_refuses_a_value_that_is_not_a_file_name(tmp_path: Path) -> None:
+    path = segment(tmp_path / "a.csv", {"../up": 3})
+    result = CliRunner().invoke(
+        main,
+        ["prepare", str(path), "--audience-column", "tier", "-o", str(tmp_path / "{value}.csv")],
+    )
+    assert result.exit_code == 78
+    assert "cannot be part of a file name" in result.stderr
