@@ -45,10 +45,12 @@ def audience_line(outcome: AudienceOutcome) -> str:
 
 def report_outcomes(out: Output, outcomes: list[AudienceOutcome], **tags: Any) -> None:
     """Print each audience's result: a line for a person, an ``audience_result`` for machines."""
+    prefix = f"{tags['sync_name']}: " if "sync_name" in tags else ""
     for outcome in outcomes:
-        out.outcome(audience_line(outcome))
-        level = "error" if outcome.error is not None else "info"
-        out.event("audience_result", level, **tags, **outcome.to_dict())
+        out.outcome(prefix + audience_line(outcome))
+        # info, whatever the outcome: the line a person reads is the one above, and the
+        # final object carries the run's exit code.
+        out.event("audience_result", **tags, **outcome.to_dict())
 
 
 def run_sync_many(

@@ -96,10 +96,9 @@ def run(
         if outcome.error is not None:
             message = outcome.error.get("message")
             out.outcome(f"sync {outcome.name}: failed (exit {outcome.error_code}): {message}")
-        level = "error" if outcome.exit_code not in (0, 3, 5) else "info"
         fields = outcome.to_dict()
         fields["sync_name"] = fields.pop("name")  # `name` is the event's own
-        out.event("sync_result", level, **fields)
+        out.event("sync_result", **fields)
     code = worst_exit_code(o.exit_code for o in outcomes)
     out.outcome(
         f"{len(outcomes)} syncs, "
