@@ -285,7 +285,7 @@ class _Processed:
     rejects: BatchRejects | None = None
 
 
-def _count_statuses(codes: npt.NDArray[np.uint8]) -> dict[str, int]:
+def count_statuses(codes: npt.NDArray[np.uint8]) -> dict[str, int]:
     """How many values ended in each status: a bincount of the status codes."""
     counts = np.bincount(codes, minlength=len(STATUS.categories))
     return {STATUS.categories[i]: int(n) for i, n in enumerate(counts) if n}
@@ -325,7 +325,7 @@ def process_batch(
     batch = parse()
     hashed = hash_batch(batch, columns, options.normalize)
     del batch
-    statuses = {kind: _count_statuses(codes) for kind, codes in hashed.codes.items()}
+    statuses = {kind: count_statuses(codes) for kind, codes in hashed.codes.items()}
     rows, fallback = hashed.rows, hashed.phone_fallback
     rejects = _rejects(parse, hashed.codes, labels) if labels is not None else None
     payloads = []
