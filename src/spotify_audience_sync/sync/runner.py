@@ -176,8 +176,13 @@ def run_plan(
             run_unit(unit)
     else:
         with ThreadPoolExecutor(max_workers=parallel, thread_name_prefix="sync") as pool:
-            for future in [pool.submit(run_unit, unit) for unit in units]:
-                future.result()
+            futures = [pool.submit(run_unit, unit) for unit in units]
+            try:
+                for future in futures:
+                    future.result()
+            except BaseException:  # SIGTERM, Ctrl-C, a bug: start nothing more
+                pool.shutdown(wait=True, cancel_futures=True)
+                raise
     return [outcomes[sync.name] for sync in syncs]
 
 
