@@ -251,7 +251,7 @@ def test_sync_of_a_mounted_file_then_an_unchanged_one_is_skipped(
     first = run(*args, mounts=mounts)
     assert first.code == 0, first.stdout + first.stderr
     events = [event["event"] for event in first.events()]
-    assert events[0] == "prepared"
+    assert events[:2] == ["columns", "prepared"]
     assert "created" in events
     result = first.result()
     assert result["exit_code"] == 0
@@ -264,7 +264,12 @@ def test_sync_of_a_mounted_file_then_an_unchanged_one_is_skipped(
 
     second = run(*args, mounts=mounts)
     assert second.code == 0, second.stdout + second.stderr
-    assert [event["event"] for event in second.events()] == ["prepared", "skipped", "result"]
+    assert [event["event"] for event in second.events()] == [
+        "columns",
+        "prepared",
+        "skipped",
+        "result",
+    ]
     again = second.result()["sync"]
     assert again["action"] == "skipped"
     assert again["audience_id"] == synced["audience_id"]

@@ -209,3 +209,106 @@ def test_postgres_cronjob_retries_only_what_may_pass(cronjob_pg: dict[str, Any])
     rules = cronjob_pg["spec"]["jobTemplate"]["spec"]["podFailurePolicy"]["rules"]
     (rule,) = [r for r in rules if r["action"] == "FailJob" and "onExitCodes" in r]
     assert set(rule["onExitCodes"]["values"]) == FAILING
+
+
+# --- Kubernetes: the plan as an Indexed Job -----------------------------------------------------
+INDEXED = ROOT / "deploy" / "kubernetes" / "plan-indexed-job.yaml"
+MANIFESTS = sorted((ROOT / "deploy" / "kubernetes").glob("*.yaml"))
+#: The oldest Kubernetes whose API has every field the manifests use (backoffLimitPerIndex and
+#: the FailIndex action went GA in 1.33), and the newest the validator knows.
+K8S_VERSIONS = ("1.33.0", "latest")
+
+
+def _k8s_version(version: str) -> str:
+    import kubernetes_validate
+
+    return str(kubernetes_validate.latest_version()) if version == "latest" else version
+
+
+@pytest.mark.parametrize("version", K8S_VERSIONS)
+@pytest.mark.parametrize("path", MANIFESTS, ids=lambda p: p.name)
+def test_every_manifest_is_valid_for_its_api_version(path: Path, version: str) -> None:
+    """Each resource against the OpenAPI schema of its apiVersion; unknown fields fail (strict)."""
+    import kubernetes_validate
+
+    for document in yaml.safe_load_all(path.read_text(encoding="utf-8")):
+        if document:
+            kubernetes_validate.validate(document, _k8s_version(version), strict=True)
+
+
+def test_the_validator_refuses_an_unknown_field() -> None:
+    """The check above is worth something: a misspelt field is an error, not ignored."""
+    import kubernetes_validate
+
+    job = indexed_documents()["Job/spotify-audience-sync-plan"]
+    broken = {**job, "spec": {**job["spec"], "completionsMode": "Indexed"}}
+    with pytest.raises(kubernetes_validate.ValidationError):
+        kubernetes_validate.validate(broken, _k8s_version("latest"), strict=True)
+
+
+def indexed_documents() -> dict[str, dict[str, Any]]:
+    loaded = [d for d in yaml.safe_load_all(INDEXED.read_text(encoding="utf-8")) if d]
+    return {f"{d['kind']}/{d['metadata']['name']}": d for d in loaded}
+
+
+def test_indexed_job_runs_one_sync_of_the_plan_per_index(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from spotify_audience_sync.sync.plan import parse_plan
+
+    documents = indexed_documents()
+    job = documents["Job/spotify-audience-sync-plan"]
+    plan_text = documents["ConfigMap/spotify-audience-sync-plan"]["data"]["plan.yaml"]
+    plan = parse_plan(plan_text, "ConfigMap plan.yaml")
+    assert job["spec"]["completionMode"] == "Indexed"
+    assert job["spec"]["completions"] == len(plan.syncs), "one index per sync of the plan"
+    (container,) = job["spec"]["template"]["spec"]["containers"]
+    assert container["image"].endswith(IMAGE_SUFFIX)
+    assert "command" not in container, "keep the image's ENTRYPOINT"
+    args = container["args"]
+    assert args[:2] == ["run", "/etc/spotify-audience-sync/plan.yaml"]
+    assert args[2:] == ["--index", "$(JOB_COMPLETION_INDEX)"]
+    mounts = {m["mountPath"]: m for m in container["volumeMounts"]}
+    assert mounts["/etc/spotify-audience-sync"]["readOnly"] is True
+    # What each index runs: the CLI itself says, from the same plan.
+    path = tmp_path / "plan.yaml"
+    path.write_text(plan_text)
+    for index, sync in enumerate(plan.syncs):
+        result = CliRunner().invoke(main, ["run", str(path), "--list", "--index", str(index)])
+        assert result.stdout == f"{sync.name}\n"
+    for sync in plan.syncs:
+        assert sync.database_url_env, "the database URL comes from the Secret, by name"
+
+
+def test_indexed_job_keeps_state_in_postgresql_not_on_a_volume() -> None:
+    documents = indexed_documents()
+    assert not [key for key in documents if key.startswith("PersistentVolumeClaim/")]
+    job = documents["Job/spotify-audience-sync-plan"]
+    spec = job["spec"]["template"]["spec"]
+    for volume in spec["volumes"]:
+        assert set(volume) & {"configMap", "emptyDir"}, volume["name"]
+    (container,) = spec["containers"]
+    env = {v["name"]: v for v in container["env"]}
+    assert "SPOTIFY_ADS_STATE_DIR" not in env
+    state = env["SPOTIFY_ADS_STATE_URL"]["valueFrom"]["secretKeyRef"]
+    assert state["name"] == container["envFrom"][0]["secretRef"]["name"]
+
+
+def test_indexed_job_retries_per_index_only_what_may_pass() -> None:
+    spec = indexed_documents()["Job/spotify-audience-sync-plan"]["spec"]
+    assert 0 < spec["backoffLimitPerIndex"] <= 5
+    rules = spec["podFailurePolicy"]["rules"]
+    (rule,) = [r for r in rules if "onExitCodes" in r]
+    assert rule["action"] == "FailIndex", "one sync failing for good leaves the others running"
+    assert rule["onExitCodes"]["containerName"] == "sync"
+    assert set(rule["onExitCodes"]["values"]) == FAILING
+
+
+def test_the_plan_cronjob_wraps_the_indexed_job() -> None:
+    documents = indexed_documents()
+    job = documents["Job/spotify-audience-sync-plan"]
+    cronjob = documents["CronJob/spotify-audience-sync-plan"]
+    assert cronjob["spec"]["jobTemplate"]["spec"] == job["spec"]
+    assert cronjob["spec"]["concurrencyPolicy"] == "Forbid"
+    security = job["spec"]["template"]["spec"]["securityContext"]
+    assert security["runAsUser"] == dockerfile_uid()

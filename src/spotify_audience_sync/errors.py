@@ -26,6 +26,7 @@ tests read it from here.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -33,6 +34,7 @@ __all__ = [
     "EXIT_CODES",
     "EXIT_DECLINED",
     "EXIT_EMPTY",
+    "EXIT_SEVERITY",
     "EXIT_SIGINT",
     "EXIT_SIGTERM",
     "EXIT_STILL_PROCESSING",
@@ -49,6 +51,7 @@ __all__ = [
     "TransientError",
     "UploadSessionLostError",
     "UsageError",
+    "worst_exit_code",
 ]
 
 
@@ -263,3 +266,32 @@ EXIT_TABLE: tuple[ExitCode, ...] = (
 
 #: Every exit code the CLI returns, with its meaning: the one table the manifest and docs read.
 EXIT_CODES: dict[int, str] = {row.code: row.meaning for row in EXIT_TABLE}
+
+#: When one run syncs many audiences, its exit code is the worst of theirs, in this order
+#: (worst first): a failure that needs a person (a bug, then settings, auth, input, output,
+#: Spotify's refusal, our guards), then one a retry may fix, then an outcome to look at (still
+#: PROCESSING, EMPTY), then success. A person's problem outranks a retryable one: retrying would
+#: not fix it, and the groups that did fail transiently are retried by the next scheduled run.
+EXIT_SEVERITY: tuple[int, ...] = (
+    1,
+    2,
+    ConfigError.exit_code,
+    AuthError.exit_code,
+    InputNotFoundError.exit_code,
+    InputError.exit_code,
+    OutputError.exit_code,
+    RemoteError.exit_code,
+    SafetyError.exit_code,
+    EXIT_DECLINED,
+    EXIT_SIGTERM,
+    EXIT_SIGINT,
+    TransientError.exit_code,
+    EXIT_STILL_PROCESSING,
+    EXIT_EMPTY,
+    0,
+)
+
+
+def worst_exit_code(codes: Iterable[int]) -> int:
+    """The worst of several audiences' exit codes by :data:`EXIT_SEVERITY` (0 for none)."""
+    return min(codes, key=EXIT_SEVERITY.index, default=0)

@@ -8,7 +8,8 @@ halfway through a sync. Fields are sectioned; later pipeline settings join the s
 from __future__ import annotations
 
 import codecs
-from collections.abc import Collection
+import os
+from collections.abc import Collection, Iterable
 from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
@@ -234,3 +235,12 @@ def load_settings(
         if all(str((e.get("loc") or ("?",))[0]) in flags for e in errors):
             raise UsageError(f"invalid value: {problems}") from None
         raise ConfigError(f"invalid setting: {problems}") from None
+
+
+def named_variables(names: Iterable[str]) -> dict[str, str]:
+    """The environment variables a plan names (``database_url_env``): set ones only.
+
+    Read here because this module is the one reader of the environment; a plan holds a
+    variable's name, never a URL with a password.
+    """
+    return {name: os.environ[name] for name in names if os.environ.get(name)}

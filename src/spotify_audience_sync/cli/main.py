@@ -31,6 +31,7 @@ LAZY_COMMANDS: dict[str, str] = {
     "prepare": "spotify_audience_sync.cli.prepare:prepare",
     "sync": "spotify_audience_sync.cli.sync:sync",
     "demo": "spotify_audience_sync.cli.sync:demo",
+    "run": "spotify_audience_sync.cli.run:run",
     "spec": "spotify_audience_sync.cli.connector:spec",
     "check": "spotify_audience_sync.cli.connector:check",
     "history": "spotify_audience_sync.cli.history:history",
@@ -103,7 +104,7 @@ def main(debug: bool) -> None:
 
 #: The commands a scheduler runs unattended: in json format, their last stdout line is always
 #: one final object. The others print their own data (``spec``, ``audiences list --json``).
-JOB_COMMANDS = frozenset({"prepare", "sync", "check", "demo"})
+JOB_COMMANDS = frozenset({"prepare", "sync", "check", "demo", "run"})
 _PENDING: dict[str, dict[str, Any]] = {}
 _SIGINT = "interrupted (SIGINT); stopped cleanly: staged files removed, no upload left open"
 _SIGTERM = "terminated (SIGTERM); stopped cleanly: staged files removed, no upload left open"
@@ -179,7 +180,11 @@ def run(args: Sequence[str] | None = None) -> NoReturn:
     error = error or _PENDING.get("error")
     command = _command(argv)
     # The job commands, and errors before any command ran (not --version, not `audiences`).
-    job = command in JOB_COMMANDS or (error is not None and command not in LAZY_COMMANDS)
+    # `run --list` prints its own data (the sync names), as `spec` does.
+    listing = command == "run" and "--list" in argv
+    job = (command in JOB_COMMANDS and not listing) or (
+        error is not None and command not in LAZY_COMMANDS
+    )
     if not final_sent() and _json_requested(argv) and job:
         if error is not None:
             final_line(sys.stdout, "error", **{**error, "exit_code": code})

@@ -97,6 +97,7 @@ def build_manifest(commands: list[dict[str, str]]) -> dict[str, Any]:
     manifest is data about the CLI, so it does not import the CLI.
     """
     from spotify_audience_sync.identifiers.normalize import IdentifierType
+    from spotify_audience_sync.sync.plan import plan_schema
 
     return {
         "name": NAME,
@@ -111,6 +112,7 @@ def build_manifest(commands: list[dict[str, str]]) -> dict[str, Any]:
         "sync_modes": list(SYNC_MODES),
         "identifier_types": [{"type": t.value, "key": t.key} for t in IdentifierType],
         "settings": settings_schema(),
+        "plan": plan_schema(),
         "commands": commands,
         "exit_codes": exit_code_list(),
     }

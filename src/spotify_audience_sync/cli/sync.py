@@ -26,7 +26,6 @@ from spotify_audience_sync.cli.options import (
     state_settings,
     uuid_argument,
 )
-from spotify_audience_sync.errors import EXIT_EMPTY, EXIT_STILL_PROCESSING
 
 if TYPE_CHECKING:
     from spotify_audience_sync.cli.output import Output
@@ -38,15 +37,6 @@ if TYPE_CHECKING:
 
 DEMO_AUDIENCE = "spotify-audience-sync demo"
 FIXTURE = Path("fixtures") / "segment.csv"
-
-
-def _outcome_code(report: SyncReport, waited: bool) -> int:
-    if report.action in ("created", "replaced") and waited:
-        if report.status == "EMPTY":
-            return EXIT_EMPTY
-        if report.status not in ("BOOKABLE", "LIVE"):
-            return EXIT_STILL_PROCESSING
-    return 0
 
 
 def _summary(report: SyncReport) -> str:
@@ -94,6 +84,25 @@ def _write_report(path: str, data: dict[str, Any], out: Output) -> None:
         out.warning(str(exc), code="report_not_written")
 
 
+def sync_options(settings: Settings, flags: dict[str, Any]) -> SyncOptions:
+    """The sync's options: flags over settings."""
+    from spotify_audience_sync.sync.mirror import SyncOptions
+
+    return SyncOptions(
+        ad_account_id=settings.account_id,
+        audience_name=flags.get("audience_name"),
+        audience_id=flags.get("audience_id"),
+        description=flags.get("description"),
+        dry_run=bool(flags.get("dry_run")),
+        wait=not flags.get("no_wait"),
+        wait_timeout=settings.wait_timeout,
+        allow_shrink=bool(flags.get("allow_shrink")),
+        max_reject_rate=settings.max_reject_rate,
+        force=bool(flags.get("force")),
+        chunk_size=settings.upload_chunk_size,
+    )
+
+
 def run_sync(
     settings: Settings,
     input_path: str | None,
@@ -110,21 +119,9 @@ def run_sync(
     from spotify_audience_sync.errors import EXIT_SIGINT, EXIT_SIGTERM, SyncError
     from spotify_audience_sync.segment.outputs import check_writable
     from spotify_audience_sync.sync.backend import open_state
-    from spotify_audience_sync.sync.mirror import SyncOptions, SyncReport, validate_options
+    from spotify_audience_sync.sync.mirror import SyncReport, validate_options
 
-    options = SyncOptions(
-        ad_account_id=settings.account_id,
-        audience_name=flags.get("audience_name"),
-        audience_id=flags.get("audience_id"),
-        description=flags.get("description"),
-        dry_run=bool(flags.get("dry_run")),
-        wait=not flags.get("no_wait"),
-        wait_timeout=settings.wait_timeout,
-        allow_shrink=bool(flags.get("allow_shrink")),
-        max_reject_rate=settings.max_reject_rate,
-        force=bool(flags.get("force")),
-        chunk_size=settings.upload_chunk_size,
-    )
+    options = sync_options(settings, flags)
     validate_options(options)  # before reading anything: a bad name fails in milliseconds
     # ... and before the first request: nothing after a write to Spotify may fail the run.
     for path, flag in ((report_path, "--report"), (flags.get("rejects_path"), "--rejects")):
@@ -187,6 +184,7 @@ def _sync_with_state(
     from spotify_audience_sync.segment.pipeline import prepare_segment
     from spotify_audience_sync.segment.warehouse import open_input
     from spotify_audience_sync.spotify.factory import ads_client, oauth_session
+    from spotify_audience_sync.sync.many import outcome_code
     from spotify_audience_sync.sync.mirror import mirror
     from spotify_audience_sync.sync.tokens import token_sinks
 
@@ -238,7 +236,7 @@ def _sync_with_state(
     if report_path:
         _write_report(report_path, result, out)
     out.outcome(_summary(report))  # even with -q: the final result
-    code = _outcome_code(report, options.wait)
+    code = outcome_code(report, options.wait)
     out.event("result", command="sync", exit_code=code, **result)
     return code
 
@@ -362,6 +360,23 @@ def _uploader(out: Output) -> Uploader:
     help="Upload request size, a multiple of 262144 [default: 8388608].",
 )
 @state_options
+@click.option(
+    "--audience-column",
+    metavar="COL",
+    help="Sync one audience per value of this column (one read); needs --audience-name-template.",
+)
+@click.option(
+    "--audience-name-template",
+    metavar="TEXT",
+    help="Each group's audience name, {value} replaced by the column's value, e.g. 'CRM {value}'.",
+)
+@click.option(
+    "--max-audiences",
+    type=click.IntRange(min=1),
+    default=100,
+    show_default=True,
+    help="Refuse an --audience-column with more distinct values than this.",
+)
 def sync(
     input_path: str | None,
     fmt: Format,
@@ -377,7 +392,15 @@ def sync(
     INPUT is a file as for `prepare`, or give --query SQL and --database-url instead.
     """
     require_one_input(input_path, flags.get("query"))
-    if bool(flags.get("audience_name")) == bool(flags.get("audience_id")):
+    many = flags.get("audience_column") is not None
+    if many and (flags.get("audience_name") or flags.get("audience_id")):
+        raise click.UsageError(
+            "--audience-column names each audience by --audience-name-template: "
+            "drop --audience-name / --audience-id"
+        )
+    if many != bool(flags.get("audience_name_template")):
+        raise click.UsageError("--audience-column and --audience-name-template go together")
+    if not many and bool(flags.get("audience_name")) == bool(flags.get("audience_id")):
         raise click.UsageError(
             "name the audience with exactly one of --audience-name or --audience-id"
         )
@@ -389,7 +412,15 @@ def sync(
         **state_settings(flags),
     )
     out = make_output(settings.log_format, quiet, verbose)
-    code, _ = run_sync(settings, input_path, fmt, flags, report_path=report_path, out=out)
+    if many:
+        from spotify_audience_sync.cli.many import run_sync_many
+
+        base = sync_options(settings, flags)
+        code = run_sync_many(
+            settings, input_path, fmt, flags, base, report_path=report_path, out=out
+        )
+    else:
+        code, _ = run_sync(settings, input_path, fmt, flags, report_path=report_path, out=out)
     raise SystemExit(code)
 
 

@@ -221,7 +221,7 @@ class _Processed:
     rows_with_identifier: int = 0
 
 
-def _count_statuses(codes: npt.NDArray[np.uint8]) -> dict[str, int]:
+def count_statuses(codes: npt.NDArray[np.uint8]) -> dict[str, int]:
     """How many values ended in each status: a bincount of the status codes."""
     counts = np.bincount(codes, minlength=len(STATUS.categories))
     return {STATUS.categories[i]: int(n) for i, n in enumerate(counts) if n}
@@ -256,7 +256,7 @@ def _rejects(
     return BatchRejects(rows.astype(np.int64), columns, reasons, True)
 
 
-def _process(
+def process_batch(
     parse: Callable[[], pl.DataFrame],
     columns: Mapping[IdentifierType, str],
     options: PrepareOptions,
@@ -271,7 +271,7 @@ def _process(
     batch = parse()
     hashed = hash_batch(batch, columns, options.normalize)
     del batch
-    statuses = {kind: _count_statuses(codes) for kind, codes in hashed.codes.items()}
+    statuses = {kind: count_statuses(codes) for kind, codes in hashed.codes.items()}
     rows, fallback = hashed.rows, hashed.phone_fallback
     with_identifier = _rows_with_identifier(hashed.codes)
     rejects = _rejects(parse, hashed.codes, labels) if labels is not None else None
@@ -292,18 +292,11 @@ def _process(
     return _Processed(rows, payloads, statuses, fallback, rejects, with_identifier)
 
 
-def prepare_segment(
-    source: Source,
-    options: PrepareOptions | None = None,
-    *,
-    on_progress: ProgressCallback | None = None,
-) -> PreparedSegment:
-    """Read, normalize, hash and stage the whole source; return it ready to be encoded."""
-    options = options or PrepareOptions()
-    started = time.perf_counter()
-    columns = resolve_columns(source.name, source.columns, options.columns)
-    kinds = list(columns)
-    report = PrepareReport(
+def new_report(
+    source: Source, columns: Mapping[IdentifierType, str], options: PrepareOptions
+) -> PrepareReport:
+    """An empty report for ``source`` read through ``columns``: counts are merged into it."""
+    return PrepareReport(
         input=source.name,
         format=source.format,
         layout=options.layout,
@@ -317,9 +310,43 @@ def prepare_segment(
                 column=column_label(columns[kind], source.columns.index(columns[kind]) + 1),
                 rejected=dict.fromkeys(REJECT_REASONS[kind], 0),
             )
-            for kind in kinds
+            for kind in columns
         },
     )
+
+
+def merge_counts(
+    done: _Processed, columns: Mapping[IdentifierType, str], report: PrepareReport
+) -> None:
+    """Add one processed batch's counts to ``report`` (the stage write is the caller's)."""
+    report.rows_read += done.rows
+    report.rows_with_identifier += done.rows_with_identifier
+    if IdentifierType.PHONE in columns:
+        phone = report.identifiers[IdentifierType.PHONE.key]
+        phone.fallback = (phone.fallback or 0) + done.phone_fallback
+    for kind, counts in done.statuses.items():
+        entry = report.identifiers[kind.key]
+        for status, n in counts.items():
+            if status == HASHED:
+                entry.hashed += n
+            elif status == PREHASHED:
+                entry.prehashed += n
+            else:
+                entry.rejected[status] = entry.rejected.get(status, 0) + n
+
+
+def prepare_segment(
+    source: Source,
+    options: PrepareOptions | None = None,
+    *,
+    on_progress: ProgressCallback | None = None,
+) -> PreparedSegment:
+    """Read, normalize, hash and stage the whole source; return it ready to be encoded."""
+    options = options or PrepareOptions()
+    started = time.perf_counter()
+    columns = resolve_columns(source.name, source.columns, options.columns)
+    kinds = list(columns)
+    report = new_report(source, columns, options)
     rejects = None
     if options.rejects_path:
         unit = "row" if source.format not in ("csv", "tsv", "ndjson") else "line"
@@ -365,27 +392,14 @@ def _run_batches(
                 stage.write(group, payload)
             if rejects is not None and done.rejects is not None:
                 rejects.add(done.rejects, first + report.rows_read)
-            report.rows_read += done.rows
-            report.rows_with_identifier += done.rows_with_identifier
-            if IdentifierType.PHONE in columns:
-                phone = report.identifiers[IdentifierType.PHONE.key]
-                phone.fallback = (phone.fallback or 0) + done.phone_fallback
-            for kind, counts in done.statuses.items():
-                entry = report.identifiers[kind.key]
-                for status, n in counts.items():
-                    if status == HASHED:
-                        entry.hashed += n
-                    elif status == PREHASHED:
-                        entry.prehashed += n
-                    else:
-                        entry.rejected[status] = entry.rejected.get(status, 0) + n
+            merge_counts(done, columns, report)
             if on_progress is not None:
                 on_progress(report.rows_read)
 
         try:
             try:
                 for parse in source.deferred_batches(wanted):
-                    in_flight.append(pool.submit(_process, parse, renamed, options, labels))
+                    in_flight.append(pool.submit(process_batch, parse, renamed, options, labels))
                     if len(in_flight) > options.workers:
                         merge_oldest()
             except InputError:

@@ -125,8 +125,27 @@ def remove_stale(root: Path) -> list[Path]:
 class Stage:
     """Partition files of staged rows under a private temporary directory."""
 
-    def __init__(self, width: int, temp_dir: str | Path | None = None) -> None:
+    def __init__(
+        self,
+        width: int,
+        temp_dir: str | Path | None = None,
+        *,
+        keep_open: bool = True,
+        files: int = PARTITIONS,
+        partition_of: Callable[[Records], npt.NDArray[np.uint8]] | None = None,
+    ) -> None:
+        if files < 1 or PARTITIONS % files or (files < PARTITIONS and partition_of is None):
+            raise ValueError(f"files must divide {PARTITIONS}; fewer need partition_of")
         self.width = width
+        #: Partition files per group: adjacent partitions share a file when fewer (one stage per
+        #: audience of many: creating 64 files for each costs more than its smaller sort saves).
+        self._merge = PARTITIONS // files
+        #: Each record's partition (0-63), to hand ``deduplicated``'s transform one partition at
+        #: a time whatever the files: the output and its fingerprint do not depend on them.
+        self._partition_of = partition_of
+        #: Keep each partition file open between writes (one stage), or open it per write: many
+        #: stages at once (one per audience) would otherwise hold 64 descriptors each.
+        self.keep_open = keep_open
         root = Path(temp_dir or tempfile.gettempdir())
         remove_stale(root)
         try:
@@ -150,12 +169,14 @@ class Stage:
 
     def write(self, group: int, payload: dict[int, Records]) -> None:
         """Append one batch's partitions of a group; called from one thread only, in order."""
-        for key, data in payload.items():
+        for partition, data in payload.items():
+            key = partition // self._merge
             fd = self._files.get((group, key))
             if fd is None:
                 path = self._dir / f"{key:02x}-{group}"
                 fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-                self._files[group, key] = fd
+                if self.keep_open:
+                    self._files[group, key] = fd
             try:
                 view = np.ascontiguousarray(data).data.cast("B")
                 while view:  # os.write may write less than asked (signals, full pipes, quotas)
@@ -165,6 +186,9 @@ class Stage:
                     f"cannot write staged hashes to {self._dir} ({exc.strerror}); "
                     "free space or set --temp-dir / SPOTIFY_ADS_TEMP_DIR"
                 ) from exc
+            finally:
+                if not self.keep_open:
+                    os.close(fd)
             self.bytes_staged += data.nbytes
 
     def deduplicated(
@@ -205,18 +229,32 @@ class Stage:
                 path.unlink()
             return result
 
-        def run(key: str) -> T:
-            return transform({group: distinct(path) for group, path in sorted(files[key])})
+        def run(key: str) -> list[T]:
+            parts = {group: distinct(path) for group, path in sorted(files[key])}
+            if self._merge == 1:
+                return [transform(parts)]
+            assert self._partition_of is not None
+            # Records are in canonical (sorted) order, so each partition's are in the order a
+            # file of its own would give them.
+            ids = {group: self._partition_of(records) for group, records in parts.items()}
+            first = int(key, 16) * self._merge
+            results = []
+            for partition in range(first, first + self._merge):
+                subset = {g: r[ids[g] == partition] for g, r in parts.items()}
+                subset = {g: r for g, r in subset.items() if len(r)}
+                if subset:
+                    results.append(transform(subset))
+            return results
 
         with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-            pending: deque[Future[T]] = deque()
+            pending: deque[Future[list[T]]] = deque()
             try:
                 for key in sorted(files):
                     pending.append(pool.submit(run, key))
                     if len(pending) > workers:
-                        yield pending.popleft().result()
+                        yield from pending.popleft().result()
                 while pending:
-                    yield pending.popleft().result()
+                    yield from pending.popleft().result()
             finally:
                 for future in pending:
                     future.cancel()

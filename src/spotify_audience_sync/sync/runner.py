@@ -1,0 +1,238 @@
+"""Run a plan's syncs: each source read once, N reads at once, every sync to its end.
+
+The unit of work is a *read*: the syncs of a plan that read the same query on the same
+database (or the same file) share one pass over the rows (:func:`segment.split.prepare_split`),
+then each mirrors its audiences. ``parallel`` reads run at once on threads of one process,
+sharing one API client: one OAuth session and one rate limiter, because Spotify's limits are
+per app, not per sync. A sync that fails (its settings, its read, one of its audiences) is
+recorded and the others go on; the caller's exit code is the worst of all
+(:func:`errors.worst_exit_code`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from spotify_audience_sync.errors import ConfigError, SyncError, worst_exit_code
+from spotify_audience_sync.identifiers.normalize import IdentifierType, NormalizeOptions
+from spotify_audience_sync.segment.pipeline import PrepareOptions
+from spotify_audience_sync.segment.split import Split, prepare_split
+from spotify_audience_sync.sync.many import (
+    AudienceOutcome,
+    audience_options,
+    check_groups,
+    mirror_groups,
+)
+from spotify_audience_sync.sync.mirror import EventSink, SyncOptions, validate_options
+from spotify_audience_sync.sync.plan import PlanSync
+
+if TYPE_CHECKING:
+    from spotify_audience_sync.segment.pipeline import PreparedSegment
+    from spotify_audience_sync.settings import Settings
+    from spotify_audience_sync.spotify.client import AdsClient
+    from spotify_audience_sync.sync.backend import StateBackend
+
+__all__ = ["SyncOutcome", "run_plan"]
+
+#: ``events(sync name, group value)``: the event sink of one audience's sync.
+Events = Callable[[str, "str | None"], EventSink]
+
+
+@dataclass
+class SyncOutcome:
+    """One plan sync's result: its audiences' results, or the error that stopped it."""
+
+    name: str
+    audiences: list[AudienceOutcome] = field(default_factory=list)
+    error: dict[str, Any] | None = None
+    error_code: int = 0
+
+    @property
+    def exit_code(self) -> int:
+        return worst_exit_code([self.error_code, *(a.exit_code for a in self.audiences)])
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "exit_code": self.exit_code,
+            "audiences": [a.to_dict() for a in self.audiences],
+            **({"error": self.error} if self.error is not None else {}),
+        }
+
+
+@dataclass(frozen=True)
+class _Job:
+    sync: PlanSync
+    split: Split
+    options: SyncOptions
+
+
+def _job(sync: PlanSync, settings: Settings, dry_run: bool) -> _Job:
+    """The sync's prepare and sync options: the plan's values over the settings."""
+    columns = {
+        kind: column
+        for kind, column in (
+            (IdentifierType.EMAIL, sync.email_column),
+            (IdentifierType.PHONE, sync.phone_column),
+            (IdentifierType.DEVICE_ID, sync.device_id_column),
+        )
+        if column
+    }
+    max_reject_rate = sync.options.max_reject_rate or settings.max_reject_rate
+    prepare = PrepareOptions(
+        columns=columns,
+        normalize=NormalizeOptions(
+            gmail_canonical=(
+                settings.gmail_canonical if sync.gmail_canonical is None else sync.gmail_canonical
+            ),
+            default_region=sync.default_region or settings.default_region,
+            phone_validation=sync.phone_validation or settings.phone_validation,
+        ),
+        layout=sync.layout or settings.layout,
+        temp_dir=str(settings.temp_dir) if settings.temp_dir else None,
+        max_reject_rate=max_reject_rate,
+    )
+    account = sync.ad_account_id or settings.account_id
+    wait_timeout = sync.options.wait_timeout
+    options = SyncOptions(
+        ad_account_id=account,
+        audience_name=sync.audience_name,
+        audience_id=sync.audience_id,
+        description=sync.description,
+        dry_run=dry_run,
+        wait=sync.options.wait,
+        wait_timeout=settings.wait_timeout if wait_timeout is None else wait_timeout,
+        allow_shrink=sync.options.allow_shrink,
+        max_reject_rate=max_reject_rate,
+        force=sync.options.force,
+        chunk_size=settings.upload_chunk_size,
+    )
+    if sync.audience_name_template is not None:
+        validate_options(replace(options, audience_name=sync.audience_name_template))
+    else:
+        validate_options(options)
+    split = Split(prepare, sync.audience_column, sync.options.max_audiences)
+    return _Job(sync, split, options)
+
+
+def _read_units(syncs: list[PlanSync], folder: Path) -> list[list[PlanSync]]:
+    """Syncs grouped by what they read, in plan order of each group's first sync."""
+    units: dict[tuple[str, ...], list[PlanSync]] = {}
+    for sync in syncs:
+        units.setdefault(sync.source_key(folder), []).append(sync)
+    return list(units.values())
+
+
+def run_plan(
+    syncs: list[PlanSync],
+    settings: Settings,
+    clients: Callable[[str], AdsClient],
+    *,
+    folder: Path,
+    environ: Mapping[str, str],
+    store: StateBackend,
+    parallel: int = 1,
+    dry_run: bool = False,
+    events: Events | None = None,
+    **kwargs: Any,
+) -> list[SyncOutcome]:
+    """Run ``syncs``; return each one's outcome, in the order given.
+
+    ``clients(ad_account_id)`` gives the API client of an ad account (one OAuth session and one
+    rate limiter behind them all). ``folder`` resolves relative inputs (the plan's folder);
+    ``environ`` holds the database URLs the plan names. ``kwargs`` go to :func:`mirror.mirror`
+    (``uploader``, ``sleep``, ...).
+    """
+    outcomes = {sync.name: SyncOutcome(sync.name) for sync in syncs}
+
+    def run_unit(unit: list[PlanSync]) -> None:
+        jobs: list[_Job] = []
+        for sync in unit:
+            try:
+                jobs.append(_job(sync, settings, dry_run))
+            except SyncError as exc:
+                _fail(outcomes[sync.name], exc)
+        if not jobs:
+            return
+        first = jobs[0].sync
+        try:
+            with _open(first, folder, environ) as source:
+                results = prepare_split(source, [job.split for job in jobs])
+        except SyncError as exc:
+            for job in jobs:
+                _fail(outcomes[job.sync.name], exc)
+            return
+        for job, groups in zip(jobs, results, strict=True):
+            client = clients(job.options.ad_account_id)
+            _mirror_job(job, groups, client, store, outcomes[job.sync.name], events, kwargs)
+
+    units = _read_units(syncs, folder)
+    if parallel <= 1 or len(units) == 1:
+        for unit in units:
+            run_unit(unit)
+    else:
+        with ThreadPoolExecutor(max_workers=parallel, thread_name_prefix="sync") as pool:
+            futures = [pool.submit(run_unit, unit) for unit in units]
+            try:
+                for future in futures:
+                    future.result()
+            except BaseException:  # SIGTERM, Ctrl-C, a bug: start nothing more
+                pool.shutdown(wait=True, cancel_futures=True)
+                raise
+    return [outcomes[sync.name] for sync in syncs]
+
+
+def _mirror_job(
+    job: _Job,
+    groups: dict[str | None, PreparedSegment],
+    client: AdsClient,
+    store: StateBackend,
+    outcome: SyncOutcome,
+    events: Events | None,
+    kwargs: dict[str, Any],
+) -> None:
+    name = job.sync.name
+    try:
+        if job.sync.audience_name_template is not None:
+            options = audience_options(
+                job.options, job.sync.audience_name_template, [str(k) for k in groups]
+            )
+            check_groups(groups)
+        else:
+            options = {None: job.options}
+        outcome.audiences = mirror_groups(
+            groups,
+            options,
+            client,
+            store=store,
+            events=(lambda key: events(name, key)) if events is not None else None,
+            **kwargs,
+        )
+    except SyncError as exc:
+        _fail(outcome, exc)
+    finally:
+        for prepared in groups.values():
+            prepared.close()
+
+
+def _fail(outcome: SyncOutcome, exc: SyncError) -> None:
+    outcome.error, outcome.error_code = exc.to_dict(), exc.exit_code
+
+
+def _open(sync: PlanSync, folder: Path, environ: Mapping[str, str]) -> Any:
+    from spotify_audience_sync.segment.warehouse import open_input
+
+    if sync.query is None:
+        return open_input(str(sync.input_path(folder)), sync.format)
+    assert sync.database_url_env is not None
+    url = environ.get(sync.database_url_env)
+    if not url:
+        raise ConfigError(
+            f"sync {sync.name!r}: the environment variable {sync.database_url_env} "
+            "(database_url_env) is not set"
+        )
+    return open_input(None, "auto", sync.query, url)

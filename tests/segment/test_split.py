@@ -1,0 +1,65 @@
+"""One read, many segments: each group's file is exactly what its rows alone would make."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import pytest
+
+from spotify_audience_sync.errors import ConfigError, InputError
+from spotify_audience_sync.segment.pipeline import PrepareOptions, prepare_segment
+from spotify_audience_sync.segment.sources import open_source
+from spotify_audience_sync.segment.split import Split, prepare_split
+
+
+def _rows(n: int) -> list[tuple[str, str, str]]:
+    tiers = "abc"
+    return [(f"p{i}@example.com", f"+1 212 {2000000 + i}", tiers[(i * 7) % 3]) for i in range(n)]
+
+
+def _csv(path: Path, rows: list[tuple[str, str, str]]) -> Path:
+    path.write_text("email,phone,tier\n" + "".join(",".join(r) + "\n" for r in rows))
+    return path
+
+
+@pytest.mark.parametrize("layout", ["type-value", "wide"])
+def test_each_group_equals_a_prepare_of_its_rows_alone(tmp_path: Path, layout: str) -> None:
+    rows = _rows(20_000) + _rows(500)  # duplicates too
+    options = PrepareOptions(layout=layout)  # type: ignore[arg-type]
+    with open_source(str(_csv(tmp_path / "all.csv", rows))) as source:
+        (groups,) = prepare_split(source, [Split(options, "tier")])
+    assert sorted(groups) == ["a", "b", "c"]
+    for tier, prepared in groups.items():
+        alone = _csv(tmp_path / f"{tier}.csv", [r for r in rows if r[2] == tier])
+        with open_source(str(alone)) as source, prepare_segment(source, options) as expected:
+            # The same fingerprint: switching to --audience-column skips unchanged audiences.
+            assert prepared.finalize() == expected.finalize()
+            want, got = io.BytesIO(), io.BytesIO()
+            expected.write_to(want)
+            with prepared:
+                prepared.write_to(got)
+            assert got.getvalue() == want.getvalue()
+
+
+def test_two_consumers_share_one_read(tmp_path: Path) -> None:
+    path = _csv(tmp_path / "all.csv", _rows(3000))
+    with open_source(str(path)) as source:
+        split, whole = prepare_split(
+            source, [Split(PrepareOptions(), "tier"), Split(PrepareOptions())]
+        )
+    assert sum(p.report.rows_read for p in split.values()) == whole[None].report.rows_read == 3000
+    for prepared in [*split.values(), *whole.values()]:
+        prepared.close()
+
+
+def test_too_many_groups_and_missing_values_are_refused(tmp_path: Path) -> None:
+    path = _csv(tmp_path / "all.csv", _rows(30))
+    with open_source(str(path)) as source, pytest.raises(ConfigError, match="more than 2"):
+        prepare_split(source, [Split(PrepareOptions(), "tier", max_groups=2)])
+    blank = tmp_path / "blank.csv"
+    blank.write_text("email,tier\na@example.com,\n")
+    with open_source(str(blank)) as source, pytest.raises(InputError, match="no value"):
+        prepare_split(source, [Split(PrepareOptions(), "tier")])
+    with open_source(str(path)) as source, pytest.raises(InputError, match="no audience column"):
+        prepare_split(source, [Split(PrepareOptions(), "segment")])
