@@ -277,6 +277,7 @@ EXIT_SEVERITY: tuple[int, ...] = (
     2,
     ConfigError.exit_code,
     AuthError.exit_code,
+    TokenNotPersistedError.exit_code,
     InputNotFoundError.exit_code,
     InputError.exit_code,
     OutputError.exit_code,
