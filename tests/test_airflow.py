@@ -85,8 +85,10 @@ def tiers_table() -> Iterator[str]:
 
 @pytest.mark.slow
 def test_airflow_runs_every_sync_of_the_plan(
-    airflow_venv: Path, env: Sandbox, tmp_path: Path, tiers_table: str
+    airflow_venv: Path, env: Sandbox, tmp_path: Path, tiers_table: str, pg_url: str
 ) -> None:
+    from cryptography.fernet import Fernet
+
     (tmp_path / "gold.csv").write_text(
         "email\n" + "".join(f"gold{i}@example.com\n" for i in range(1200))
     )
@@ -115,9 +117,12 @@ syncs:
         "SAS_PLAN": str(plan),
         "SAS_CLI": str(CLI),
         "WAREHOUSE_URL": PG_URL,
-        # The PostgreSQL state backend (issue 14) will be SPOTIFY_ADS_STATE_URL=PG_URL; until it
-        # is merged, the tasks share the file state dir the env fixture sets.
+        # Tasks share nothing on disk: state, locks, history and the rotated refresh token
+        # (encrypted) live in PostgreSQL, as on workers spread over machines.
+        "SPOTIFY_ADS_STATE_URL": pg_url,
+        "SPOTIFY_ADS_TOKEN_KEY": Fernet.generate_key().decode(),
     }
+    environ.pop("SPOTIFY_ADS_STATE_DIR", None)
     airflow = str(airflow_venv / "bin" / "airflow")
     started = time.monotonic()
     subprocess.run(
@@ -147,3 +152,15 @@ syncs:
         if '"event":"result"' in line and '"command":"run"' in line
     ]
     assert sorted(r["syncs"][0]["name"] for r in results) == ["gold-customers", "tiers"]
+    # One history row per audience, in the database.
+    history = subprocess.run(
+        [sys.executable, "-m", "spotify_audience_sync", "history", "--json"],
+        env=environ,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    rows = [json.loads(line) for line in history.stdout.splitlines()]
+    assert sorted(r["audience_name"] for r in rows) == ["Gold customers", "Tier a", "Tier b"]
+    assert {r["action"] for r in rows} == {"created"}

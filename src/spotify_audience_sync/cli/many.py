@@ -119,9 +119,11 @@ def run_sync_many(
         finally:
             tokens.close()
         seconds = time.monotonic() - clock
-        for o in outcomes:  # one history row per audience, as a run of its own would leave
+        for part, o in enumerate(outcomes, 1):  # a history row each, as its own run would leave
             message = str(o.error.get("message")) if o.error else None
-            _record(backend, o.report, o.prepared, started, seconds, o.exit_code, message, out)
+            _record(
+                backend, o.report, o.prepared, started, seconds, o.exit_code, message, out, part
+            )
     report_outcomes(out, outcomes)
     code = worst_exit_code(o.exit_code for o in outcomes)
     result: dict[str, Any] = {"audiences": [o.to_dict() for o in outcomes]}

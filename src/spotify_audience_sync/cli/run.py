@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -144,6 +145,7 @@ def _run_with_state(
 ) -> list[SyncOutcome]:
     """The plan's syncs with one state backend, one OAuth session and one rate limiter."""
     from spotify_audience_sync.cli.many import group_events
+    from spotify_audience_sync.cli.sync import _now, _record
     from spotify_audience_sync.spotify.factory import ads_client, oauth_session
     from spotify_audience_sync.spotify.ratelimit import RateLimiter
     from spotify_audience_sync.sync.runner import run_plan
@@ -161,8 +163,9 @@ def _run_with_state(
                 clients[account] = ads_client(overridden, tokens, limiter=limiter)
             return clients[account]
 
+    started, clock = _now(), time.monotonic()
     try:
-        return run_plan(
+        outcomes = run_plan(
             syncs,
             settings,
             client_for,
@@ -177,3 +180,9 @@ def _run_with_state(
         for client in clients.values():
             client.close()
         tokens.close()
+    seconds = time.monotonic() - clock
+    audiences = [o for outcome in outcomes for o in outcome.audiences]
+    for part, o in enumerate(audiences, 1):  # one history row each, as its own sync would leave
+        message = str(o.error.get("message")) if o.error else None
+        _record(backend, o.report, o.prepared, started, seconds, o.exit_code, message, out, part)
+    return outcomes

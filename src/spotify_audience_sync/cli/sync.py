@@ -254,9 +254,11 @@ def _record(
     code: int,
     error: str | None,
     out: Output,
+    part: int | None = None,
 ) -> None:
     """One history row for the run, whatever its outcome; a failure to write it is a warning
-    (the run's own outcome, already decided, is what a scheduler must see)."""
+    (the run's own outcome, already decided, is what a scheduler must see). A run of many
+    audiences records one row each: ``part`` numbers them (``<run id>.<part>``)."""
     from spotify_audience_sync.cli.output import run_id
     from spotify_audience_sync.errors import SyncError
     from spotify_audience_sync.sync.backend import RunRecord
@@ -265,7 +267,7 @@ def _record(
     if prepared is not None and report.identifiers:
         counts = {k: c.written for k, c in prepared.report.identifiers.items()}
     record = RunRecord(
-        run_id=run_id(),
+        run_id=run_id() if part is None else f"{run_id()}.{part}",
         started_at=started,
         finished_at=_now(),
         ad_account_id=report.ad_account_id,
