@@ -157,6 +157,18 @@ def test_check_counts_the_audiences_it_can_see(env: Sandbox, make_csv: Any, uplo
     assert "(2 audiences seen)" in out
 
 
+def test_check_counts_one_audience_in_the_singular(
+    env: Sandbox, make_csv: Any, upload: Any
+) -> None:
+    slot = env.audiences.new_upload(env.ad_account_id, env.base_url)
+    assert upload(slot["upload_url"], make_csv(1200)).status_code == 200
+    body = {"audience_type": "CUSTOM", "subtype": "CUSTOMER_LIST", "name": "only one"}
+    env.audiences.create(env.ad_account_id, {**body, "audience_id": slot["id"]})
+    code, out, _ = check()
+    assert code == 0
+    assert "(1 audience seen)" in out
+
+
 @pytest.mark.parametrize(
     ("variable", "value", "expected"),
     [

@@ -113,7 +113,7 @@ def check(log_format: str | None) -> None:
         return
     click.echo(
         f"OK: settings valid, {state}, token obtained, ad account "
-        f"{settings.account_id} readable ({seen}{more} audiences seen)"
+        f"{settings.account_id} readable ({seen}{more} audience{'' if seen == 1 else 's'} seen)"
     )
     click.echo(_token_line(refreshed), err=True)  # stdout keeps its one result line
 
