@@ -285,7 +285,7 @@ def test_the_summary_names_both_match_rates_also_when_skipped(env: Sandbox) -> N
         outcome = stderr.splitlines()[-1]
         assert f": {action};" in outcome
         assert outcome.endswith(
-            "; status BOOKABLE, size 3,700 to 5,000; estimated match rate 123% to 167% per "
-            "person (of 3,000 input rows with an accepted identifier), 59% to 80% per "
+            "; status BOOKABLE, size 1,400 to 1,900; estimated match rate 47% to 63% per "
+            "person (of 3,000 input rows with an accepted identifier), 22% to 30% per "
             "identifier (of 6,237 uploaded)"
         )

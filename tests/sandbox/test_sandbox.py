@@ -424,3 +424,18 @@ def test_gcs_partial_ack_and_a_drop_keep_whole_256_kib_units(slot, sandbox, make
     }
     with pytest.raises(ValueError, match="gcsPut only"):
         FaultRule(route="getAudience", ack_bytes=1)
+
+
+def test_size_counts_people_not_identifiers() -> None:
+    """Spotify's size counts people: two identifiers of one person are one person."""
+    emails = [f"EMAIL_ID_SHA256,{sha(f'u{i}@example.com')}\n" for i in range(1500)]
+    phones = [f"PHONE_NUMBER_SHA256,{sha(f'+1201555{i:04d}')}\n" for i in range(1000)]
+    both = parse_membership(("type,value\n" + "".join(emails + phones)).encode())
+    assert both.well_formed == 2500
+    assert both.people == 1500  # the largest type: everyone has an email
+    assert size_range(both.people) == {"min": 900, "max": 1200}
+    header = "EMAIL_ID_SHA256,PHONE_NUMBER_SHA256\n"
+    rows = [f"{sha(f'u{i}@example.com')},{sha(f'+1201555{i:04d}')}\n" for i in range(1200)]
+    wide = parse_membership((header + "".join(rows) + ",\n").encode())
+    assert wide.well_formed == 2400
+    assert wide.people == 1200  # one row, one person

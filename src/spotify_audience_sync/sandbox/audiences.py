@@ -134,7 +134,7 @@ class Audiences:
             audience.status = "LIVE" if audience.live else "BOOKABLE"
         else:
             audience.status = "EMPTY"
-        audience.size = size_range(members.well_formed)
+        audience.size = size_range(members.people) if members.bookable else size_range(0)
         audience.updated = self._clock()
 
     # --- upload slots ------------------------------------------------------------------------

@@ -34,9 +34,33 @@ class Membership:
     @cached_property
     def well_formed(self) -> int:
         """Distinct rows with a known type and a lowercase 64-hex value."""
+        return self._counts[0]
+
+    @cached_property
+    def people(self) -> int:
+        """How many people the file can be about, the base of the matched-size estimate: the
+        rows with a well-formed cell in ``wide``; in ``type,value``, where nothing ties one
+        person's email to their phone, the largest type's count (a person has one of each)."""
+        return self._counts[1]
+
+    @cached_property
+    def _counts(self) -> tuple[int, int]:
         if self.layout == "type,value":
             return _count_type_value(self.data)
-        return len({row for row in self.rows if _is_well_formed(*row)})
+        well_formed = {row for row in self.rows if _is_well_formed(*row)}
+        return len(well_formed), self._wide_people()
+
+    def _wide_people(self) -> int:
+        if self.layout == "unreadable":
+            return 0
+        reader = csv.reader(io.StringIO(self.data.decode("utf-8")))
+        header = [cell.strip() for cell in next(reader, [])]
+        people = {
+            tuple(record)
+            for record in reader
+            if any(_is_well_formed(k, v) for k, v in zip(header, record, strict=False) if v)
+        }
+        return len(people)
 
     @cached_property
     def rows(self) -> tuple[tuple[str, str], ...]:
@@ -66,8 +90,9 @@ def _is_well_formed(kind: str, value: str) -> bool:
     return kind in KNOWN_TYPES and _SHA256.fullmatch(value) is not None
 
 
-def _count_type_value(data: bytes) -> int:
-    """Distinct well-formed ``type,value`` rows, counted by polars (millions of rows a second)."""
+def _count_type_value(data: bytes) -> tuple[int, int]:
+    """Distinct well-formed ``type,value`` rows, and the largest type's share of them, counted
+    by polars (millions of rows a second)."""
     import polars as pl
 
     try:
@@ -75,10 +100,12 @@ def _count_type_value(data: bytes) -> int:
             io.BytesIO(data), infer_schema=False, truncate_ragged_lines=True, columns=[0, 1]
         )
     except pl.exceptions.PolarsError:
-        return 0
+        return 0, 0
     kind, value = (pl.col(c) for c in frame.columns[:2])
     good = frame.filter(kind.is_in(sorted(KNOWN_TYPES)) & value.str.contains(r"^[0-9a-f]{64}$"))
-    return good.unique().height
+    distinct = good.unique()
+    per_type: list[int] = distinct.group_by(frame.columns[0]).len()["len"].to_list()
+    return distinct.height, max(per_type, default=0)
 
 
 def parse_membership(data: bytes) -> Membership:
@@ -92,10 +119,9 @@ def parse_membership(data: bytes) -> Membership:
     return Membership(data=data, layout="type,value" if header == ["type", "value"] else "wide")
 
 
-def size_range(well_formed: int) -> dict[str, int]:
-    """An approximate matched-users range, as Spotify reports it: never the exact count."""
-    if well_formed < BOOKABLE_MINIMUM:
-        return {"min": 0, "max": 0}
-    low = (well_formed * 6 // 10) // 100 * 100
-    high = -(-(well_formed * 8 // 10) // 100) * 100
+def size_range(people: int) -> dict[str, int]:
+    """An approximate matched-users range, as Spotify reports it: never the exact count; 60-80%
+    of the people the file can be about, in hundreds."""
+    low = (people * 6 // 10) // 100 * 100
+    high = -(-(people * 8 // 10) // 100) * 100
     return {"min": low, "max": high}
