@@ -195,3 +195,20 @@ def test_retries_and_waits_are_json_events_not_text_on_stderr(env: Sandbox) -> N
     assert "HTTP 503" not in result.stderr
     assert "X-Goog-Signature" not in result.stdout
     assert lines[-1]["event"] == "result"
+
+
+def test_a_plan_error_ends_in_one_final_json_object_and_list_stays_data(tmp_path: Path) -> None:
+    plan = tmp_path / "plan.yaml"
+    plan.write_text(
+        "syncs:\n  - name: a\n    input: x.csv\n    audience_name: Gold\n    bogus: 1\n"
+    )
+    result = cli("run", str(plan), "--log-format", "json", env={"HOME": str(tmp_path)})
+    assert result.returncode in (2, 78), result.stderr
+    final = last(result.stdout)
+    assert final["event"] == "error"
+    assert "bogus" in final["message"]
+    good = tmp_path / "good.yaml"
+    good.write_text("syncs:\n  - name: a\n    input: x.csv\n    audience_name: Gold\n")
+    listed = cli("run", str(good), "--list", "--json", env={"HOME": str(tmp_path)})
+    assert listed.returncode == 0, listed.stderr
+    assert json.loads(listed.stdout) == ["a"]
