@@ -277,3 +277,13 @@ def state_settings(flags: dict[str, Any]) -> dict[str, Any]:
         raise click.UsageError("give at most one of --state-url and --state-dir")
     url = flags.get("state_url") or flags.get("state_dir")
     return {"state_url": url, "state_dir": flags.get("state_dir")}
+
+
+#: ``--max-audiences``, shared by `prepare` and `sync` (their --audience-column runs).
+max_audiences_option = click.option(
+    "--max-audiences",
+    type=click.IntRange(min=1),
+    default=100,
+    show_default=True,
+    help="Refuse an --audience-column with more distinct values than this.",
+)

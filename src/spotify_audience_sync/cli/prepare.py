@@ -12,6 +12,7 @@ from spotify_audience_sync.cli.options import (
     announce_columns,
     load_cli_settings,
     make_output,
+    max_audiences_option,
     prepare_options,
     require_one_input,
     segment_options,
@@ -37,13 +38,7 @@ if TYPE_CHECKING:
     metavar="COL",
     help="One upload file per value of this column (one read).",
 )
-@click.option(
-    "--max-audiences",
-    type=click.IntRange(min=1),
-    default=100,
-    show_default=True,
-    help="Refuse an --audience-column with more distinct values than this.",
-)
+@max_audiences_option
 def prepare(
     input_path: str | None,
     output: str,

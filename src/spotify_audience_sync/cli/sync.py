@@ -19,6 +19,7 @@ from spotify_audience_sync.cli.options import (
     announce_columns,
     load_cli_settings,
     make_output,
+    max_audiences_option,
     prepare_options,
     require_one_input,
     segment_options,
@@ -372,13 +373,7 @@ def _uploader(out: Output) -> Uploader:
     metavar="TEXT",
     help="Each group's audience name, {value} replaced by the column's value, e.g. 'CRM {value}'.",
 )
-@click.option(
-    "--max-audiences",
-    type=click.IntRange(min=1),
-    default=100,
-    show_default=True,
-    help="Refuse an --audience-column with more distinct values than this.",
-)
+@max_audiences_option
 def sync(
     input_path: str | None,
     fmt: Format,
