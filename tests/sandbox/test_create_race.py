@@ -74,9 +74,10 @@ def test_six_concurrent_first_syncs_leave_one_audience(
     sandbox_app: SandboxProcess, tmp_path: Path
 ) -> None:
     segment = _segment(tmp_path / "segment.csv")
-    # Every create held 3 s: all six runs find no audience, and the creates land together (the
-    # same second of created_at: the tie broken by id is the hardest case).
-    hold = {"route": "createAudience", "count": RUNS, "delay": 3.0}
+    # Every create held 15 s, longer than six interpreters take to start on a loaded machine:
+    # all six runs find no audience, and their creates land together (often in one second of
+    # created_at: the tie broken by id, the hardest case).
+    hold = {"route": "createAudience", "count": RUNS, "delay": 15.0}
     sandbox_app.admin("POST", "/faults", json={"faults": [hold]})
     runs = [_start(sandbox_app, tmp_path, n, segment) for n in range(RUNS)]
     outputs = [run.communicate(timeout=120) for run in runs]
