@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+import spotify_audience_sync.sync.guards as guards
 import spotify_audience_sync.sync.mirror as mirror_module
 from spotify_audience_sync.errors import ConfigError, RemoteError, SafetyError, TransientError
 from spotify_audience_sync.sandbox import Sandbox
@@ -170,7 +171,7 @@ def test_a_segment_with_no_valid_identifier_is_refused(
 def test_a_file_over_the_size_limit_is_refused(
     sync: Callable[..., Any], sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(mirror_module, "MAX_BYTES", 10_000)
+    monkeypatch.setattr(guards, "MAX_BYTES", 10_000)
     with pytest.raises(SafetyError, match="at most 1 GiB"):
         sync(range(1200))
     assert audiences(sandbox) == []
@@ -251,7 +252,7 @@ def test_429_storm_is_survived(sync: Callable[..., Any], sandbox: Sandbox) -> No
 def test_empty_processing_is_reported(
     sync: Callable[..., Any], sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(mirror_module, "MIN_IDENTIFIERS", 10)
+    monkeypatch.setattr(guards, "MIN_IDENTIFIERS", 10)
     report = sync(range(100))  # 200 identifiers: the sandbox, like Spotify, leaves it EMPTY
     assert report.status == "EMPTY"
     again = sync(range(100))
