@@ -60,6 +60,9 @@ class SyncError(Exception):
 
     exit_code: ClassVar[int] = 1
     retryable: ClassVar[bool] = False
+    #: What the run had done when it failed (a ``SyncReport`` from a mirror sync), else None.
+    #: Typed loosely so this module imports nothing of ours.
+    report: Any = None
 
     def attrs(self) -> dict[str, Any]:
         """Structured details beyond the message (subclasses add theirs); never data or secrets."""

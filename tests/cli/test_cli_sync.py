@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-import spotify_audience_sync.sync.mirror as mirror_module
+import spotify_audience_sync.sync.guards as guards
 from spotify_audience_sync.cli.main import main
 from spotify_audience_sync.sandbox import Sandbox, run_sandbox
 
@@ -50,7 +50,7 @@ def test_dry_run_exits_0_and_creates_nothing(env: Sandbox) -> None:
 def test_empty_audience_exits_3(
     env: Sandbox, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    monkeypatch.setattr(mirror_module, "MIN_IDENTIFIERS", 10)
+    monkeypatch.setattr(guards, "MIN_IDENTIFIERS", 10)
     small = tmp_path / "small.csv"
     small.write_text("email\n" + "".join(f"person{i}@example.com\n" for i in range(50)))
     result = CliRunner().invoke(

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import hashlib
+import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+import spotify_audience_sync.sync.guards as guards
 import spotify_audience_sync.sync.mirror as mirror_module
-from spotify_audience_sync.errors import ConfigError, SafetyError, TransientError
+from spotify_audience_sync.errors import ConfigError, RemoteError, SafetyError, TransientError
 from spotify_audience_sync.sandbox import Sandbox
 from spotify_audience_sync.sandbox.config import FaultRule
 from spotify_audience_sync.segment.pipeline import PrepareOptions, prepare_segment
@@ -18,7 +20,7 @@ from spotify_audience_sync.segment.sources import open_source
 from spotify_audience_sync.spotify.auth import OAuthSession, TokenStore
 from spotify_audience_sync.spotify.client import AdsClient, StaticToken
 from spotify_audience_sync.spotify.upload import upload_file
-from spotify_audience_sync.sync.mirror import SyncOptions, mirror
+from spotify_audience_sync.sync.mirror import Mirror, SyncOptions, SyncReport, mirror
 from spotify_audience_sync.sync.state import StateStore
 
 NAME = "loyal customers"
@@ -40,6 +42,22 @@ def expected(people: range) -> set[tuple[str, str]]:
     rows = {("EMAIL_ID_SHA256", sha(f"user{i}@example.com")) for i in people}
     rows |= {("PHONE_NUMBER_SHA256", sha(f"+1201555{i % 10_000:04d}")) for i in people}
     return rows
+
+
+@pytest.fixture(autouse=True)
+def _no_create_settle(monkeypatch: pytest.MonkeyPatch) -> None:
+    """One thread at a time needs no pause after a create (the race tests pace themselves)."""
+    monkeypatch.setattr(mirror_module, "CREATE_SETTLE", 0.0)
+
+
+def new_client(sandbox: Sandbox) -> AdsClient:
+    token = str(sandbox.mint_tokens()["access_token"])
+    return AdsClient(
+        base_url=sandbox.api_base_url,
+        ad_account_id=sandbox.ad_account_id,
+        tokens=StaticToken(token),
+        sleep=lambda _s: None,
+    )
 
 
 @pytest.fixture
@@ -153,7 +171,7 @@ def test_a_segment_with_no_valid_identifier_is_refused(
 def test_a_file_over_the_size_limit_is_refused(
     sync: Callable[..., Any], sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(mirror_module, "MAX_BYTES", 10_000)
+    monkeypatch.setattr(guards, "MAX_BYTES", 10_000)
     with pytest.raises(SafetyError, match="at most 1 GiB"):
         sync(range(1200))
     assert audiences(sandbox) == []
@@ -234,7 +252,7 @@ def test_429_storm_is_survived(sync: Callable[..., Any], sandbox: Sandbox) -> No
 def test_empty_processing_is_reported(
     sync: Callable[..., Any], sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(mirror_module, "MIN_IDENTIFIERS", 10)
+    monkeypatch.setattr(guards, "MIN_IDENTIFIERS", 10)
     report = sync(range(100))  # 200 identifiers: the sandbox, like Spotify, leaves it EMPTY
     assert report.status == "EMPTY"
     again = sync(range(100))
@@ -563,3 +581,133 @@ def test_match_rates_per_person_and_per_identifier_refreshed_on_a_skip(
     }
     assert skipped.to_dict()["rows_with_identifier"] == 1500
     assert sync(range(1500), dry_run=True).size_min == 900  # "would skip" says it too
+
+
+def test_a_failure_carries_the_report_of_what_was_done(
+    sync: Callable[..., Any], sandbox: Sandbox
+) -> None:
+    sandbox.add_faults(FaultRule(route="createAudience", status=400))
+    with pytest.raises(RemoteError) as failed:
+        sync(range(1200))
+    report = failed.value.report
+    assert isinstance(report, SyncReport)
+    assert (report.identifiers, report.audience_name, report.action) == (2400, NAME, None)
+    assert report.upload_requests >= 1  # uploaded, then the create was refused
+    assert report.bytes > 0
+
+
+def test_the_report_is_there_before_the_run_and_filled_by_it(
+    tmp_path: Path, sandbox: Sandbox, client: AdsClient, store: StateStore
+) -> None:
+    path = write_segment(tmp_path / "seg.csv", range(1200))
+    options = SyncOptions(ad_account_id=sandbox.ad_account_id, audience_name=NAME, poll_interval=0)
+    with open_source(str(path)) as source, prepare_segment(source) as prepared:
+        run = Mirror(prepared, client, options, store=store, sleep=lambda _s: None)
+        assert (run.report.audience_name, run.report.action) == (NAME, None)
+        assert run.run() is run.report
+    assert run.report.action == "created"
+    assert run.report.audience_id is not None
+
+
+def _race(sandbox: Sandbox, tmp_path: Path, people: range) -> list[tuple[SyncReport, list[Any]]]:
+    """Two first syncs of NAME with separate state, forced to both find nothing and create."""
+    resolved, created = threading.Barrier(2, timeout=20), threading.Barrier(2, timeout=20)
+    results: list[tuple[SyncReport, list[Any]]] = [None, None]  # type: ignore[list-item]
+
+    def one(n: int) -> None:
+        seen: list[Any] = []
+
+        def events(name: str, fields: dict[str, Any]) -> None:
+            seen.append((name, fields))
+            if name == "upload":
+                resolved.wait()  # both resolved the name to nothing before either creates
+
+        def sleep(seconds: float) -> None:
+            if seconds == mirror_module.CREATE_SETTLE:
+                created.wait()  # both created before either lists the name
+
+        path = write_segment(tmp_path / f"seg-{n}.csv", people)
+        options = SyncOptions(ad_account_id=sandbox.ad_account_id, audience_name=NAME)
+        with (
+            new_client(sandbox) as ads,
+            open_source(str(path)) as source,
+            prepare_segment(source) as prepared,
+        ):
+            store = StateStore(tmp_path / f"state-{n}")
+            report = mirror(prepared, ads, options, store=store, events=events, sleep=sleep)
+        results[n] = (report, seen)
+
+    threads = [threading.Thread(target=one, args=(n,)) for n in (0, 1)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    return results
+
+
+def test_a_race_of_creates_leaves_the_first_created_and_the_loser_deletes_its_own(
+    sandbox: Sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(mirror_module, "CREATE_SETTLE", 0.5)
+    results = _race(sandbox, tmp_path, range(1200))
+    remaining = audiences(sandbox)
+    assert len(remaining) == 1
+    winner = remaining[0]["id"]
+    assert [report.audience_id for report, _ in results] == [winner, winner]
+    assert [report.action for report, _ in results] == ["created", "created"]
+    created = [next(f["audience_id"] for e, f in seen if e == "created") for _, seen in results]
+    assert len(set(created)) == 2  # each created one: the race happened
+    assert winner in created
+    loser = 1 - created.index(winner)
+    deleted = [f for e, f in results[loser][1] if f.get("code") == "duplicate_audience_deleted"]
+    assert [(f["audience_id"], f["deleted_id"]) for f in deleted] == [(winner, created[loser])]
+    assert not any(f.get("code") == "duplicate_audience_deleted" for _, f in results[1 - loser][1])
+    # The winner holds the segment; the loser saved no state for an upload it did not make.
+    assert set(sandbox.membership(winner)) == expected(range(1200))
+    assert StateStore(tmp_path / f"state-{1 - loser}").load(sandbox.ad_account_id, winner)
+    assert StateStore(tmp_path / f"state-{loser}").load(sandbox.ad_account_id, winner) is None
+
+
+def test_the_race_is_kept_when_the_name_cannot_be_listed_after_the_create(
+    sync: Callable[..., Any], sandbox: Sandbox
+) -> None:
+    seen: list[tuple[str, dict[str, Any]]] = []
+
+    def events(name: str, fields: dict[str, Any]) -> None:
+        seen.append((name, fields))
+        if name == "created":  # the list after the create fails: uploaded and created stands
+            sandbox.add_faults(FaultRule(route="batchGetAudiences", status=400))
+
+    report = sync(range(1200), events=events)
+    assert (report.action, report.status) == ("created", "BOOKABLE")
+    assert ("race_unchecked", {"level": "warning", "reason": "RemoteError"}) in seen
+    assert len(audiences(sandbox)) == 1
+
+
+def test_a_run_that_finds_a_race_settling_waits_for_the_losers(
+    tmp_path: Path, sandbox: Sandbox, client: AdsClient, store: StateStore
+) -> None:
+    first, second = (_upload_elsewhere(client, NAME) for _ in range(2))
+    young = max((first, second), key=lambda a: (a.created_at, a.id))
+    sleeps: list[float] = []
+
+    def sleep(seconds: float) -> None:  # the racer that lost deletes its duplicate meanwhile
+        sleeps.append(seconds)
+        if len(sleeps) == 2:
+            client.delete_audience(young.id)
+
+    path = write_segment(tmp_path / "seg.csv", range(1200))
+    options = SyncOptions(ad_account_id=sandbox.ad_account_id, audience_name=NAME, poll_interval=0)
+    with open_source(str(path)) as source, prepare_segment(source) as prepared:
+        report = mirror(prepared, client, options, store=store, sleep=sleep)
+    assert report.action == "replaced"
+    assert report.audience_id != young.id
+    assert sleeps[:2] == [0.0, 0.0]  # 2 x CREATE_SETTLE, patched to 0 here
+
+
+def _upload_elsewhere(client: AdsClient, name: str) -> Any:
+    from conftest import gcs_upload  # the plain protocol, without our uploader
+
+    upload = client.new_upload_url()
+    gcs_upload(upload.upload_url, b"type,value\n" + b"EMAIL_ID_SHA256," + b"a" * 64 + b"\n")
+    return client.create_audience(name, None, upload.id)

@@ -186,7 +186,7 @@ def _sync_with_state(
     from spotify_audience_sync.segment.warehouse import open_input
     from spotify_audience_sync.spotify.factory import ads_client, oauth_session
     from spotify_audience_sync.sync.many import outcome_code
-    from spotify_audience_sync.sync.mirror import mirror
+    from spotify_audience_sync.sync.mirror import Mirror
     from spotify_audience_sync.sync.tokens import token_sinks
 
     prepared: PreparedSegment | None = None
@@ -218,15 +218,11 @@ def _sync_with_state(
                 out.summary(f"  processing: {seen['status']} after {waited:.0f} s")
 
         with prepared, ads_client(settings, tokens) as client:
-            mirror(
-                prepared,
-                client,
-                options,
-                uploader=_uploader(out),
-                store=backend,
-                events=events,
-                report=report,
+            run = Mirror(
+                prepared, client, options, uploader=_uploader(out), store=backend, events=events
             )
+            run.report = report  # the one run_sync records, even after an interrupt
+            run.run()
     except SyncError as exc:
         if report_path:  # a scheduler needs the report most when the run failed
             _write_report(report_path, _result(prepared, report) | {"error": exc.to_dict()}, out)

@@ -24,10 +24,10 @@ from spotify_audience_sync.errors import (
 from spotify_audience_sync.segment.split import identifier_total
 from spotify_audience_sync.sync.mirror import (
     EventSink,
+    Mirror,
     SyncOptions,
     SyncReport,
     Uploader,
-    mirror,
     validate_options,
 )
 
@@ -133,26 +133,21 @@ def mirror_groups(
 ) -> list[AudienceOutcome]:
     """Mirror each group to its audience, one after the other; a failure stops only its group.
 
-    ``events(key)`` gives the event sink of one group's sync. ``kwargs`` go to :func:`mirror`
+    ``events(key)`` gives the event sink of one group's sync. ``kwargs`` go to :class:`Mirror`
     (``sleep``, ``clock``). The segments are closed as each sync ends.
     """
     outcomes: list[AudienceOutcome] = []
     for key, prepared in groups.items():
         option = options[key]
-        report = SyncReport(ad_account_id=option.ad_account_id)
+        sink = events(key) if events is not None else None
+        run = Mirror(
+            prepared, client, option, uploader=uploader, store=store, events=sink, **kwargs
+        )
+        report = run.report
         outcome = AudienceOutcome(key, report, prepared)
         with prepared:
             try:
-                mirror(
-                    prepared,
-                    client,
-                    option,
-                    uploader=uploader,
-                    store=store,
-                    events=events(key) if events is not None else None,
-                    report=report,
-                    **kwargs,
-                )
+                run.run()
             except SyncError as exc:
                 outcome.exit_code, outcome.error = exc.exit_code, exc.to_dict()
             else:

@@ -1,13 +1,13 @@
 """Mirror sync: make one customer-list audience hold exactly the prepared segment.
 
-The only module that knows the whole sequence::
+The only module that knows the whole sequence, one named step of :class:`Mirror` each::
 
-    finalize (exact counts, size, fingerprint)   ← nothing sent yet
-    guards: empty / < 1,000 / > 1 GiB / shrink   ← refuse before any write
-    lock the audience; resolve it (id, or exact name; never two with one name)
-    skip if the set is unchanged (fingerprint) and the audience is not EMPTY
-    upload URL (new, or replacement) → resumable upload → create (new only)
-    poll until BOOKABLE / LIVE / EMPTY or the wait timeout; save state
+    stage: finalize (exact counts, size, fingerprint), guards   ← nothing sent yet
+    find: lock the audience; resolve it (id, or exact name; never two with one name)
+    decide: shrink guards; skip if the set is unchanged (fingerprint) and not EMPTY; dry run
+    upload: upload URL (new, or replacement) → resumable upload
+    create (new only, then settle a race of creates) or replace; remember the audience at once
+    poll until BOOKABLE / LIVE / EMPTY or the wait timeout; record the state
 
 Why the guards can run before the upload: the pipeline stages hashes (never raw values) in 0600
 files and deduplicates them before the first byte is produced, so counts, size and fingerprint
@@ -20,23 +20,31 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from contextlib import ExitStack
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from spotify_audience_sync.errors import (
     ConfigError,
     RemoteError,
     SafetyError,
+    SyncError,
     TransientError,
     UploadSessionLostError,
     UsageError,
 )
-from spotify_audience_sync.segment.quality import DEFAULT_MAX_REJECT_RATE, column_problems
+from spotify_audience_sync.segment.quality import DEFAULT_MAX_REJECT_RATE
 from spotify_audience_sync.spotify.models import Audience, AudienceStatus
+from spotify_audience_sync.sync.guards import (
+    MAX_BYTES,
+    MIN_IDENTIFIERS,
+    check_guards,
+    identifier_count,
+)
 from spotify_audience_sync.sync.names import check_name, clean_name, near_misses
+from spotify_audience_sync.sync.report import Action, SyncReport
 from spotify_audience_sync.sync.state import StateStore, SyncState
 
 if TYPE_CHECKING:
@@ -47,25 +55,28 @@ if TYPE_CHECKING:
 __all__ = [
     "MAX_BYTES",
     "MIN_IDENTIFIERS",
+    "Action",
+    "Mirror",
     "SyncOptions",
     "SyncReport",
     "Uploader",
+    "check_guards",
     "mirror",
     "validate_options",
 ]
 
 log = logging.getLogger(__name__)
 
-MIN_IDENTIFIERS = 1_000
-MAX_BYTES = 1 << 30
-SHRINK_FLOOR = 0.5
-#: A type is guarded against shrinking on its own once it had at least this many identifiers.
-MIN_TYPE_FOR_SHRINK = 1_000
 # A settled status read after a replacement belongs to it only if updated since the upload
 # began; the slack absorbs clock differences between this machine and Spotify.
 FRESHNESS_SLACK = timedelta(seconds=60)
+#: Seconds between creating an audience and listing its name to settle a race of creates: a rival
+#: created within the same second (``created_at`` has whole seconds) is visible by then.
+CREATE_SETTLE = 1.5
+#: How many times a run that finds several audiences of its name looks again (2 x CREATE_SETTLE
+#: apart) before refusing: long enough for the losers of a race of creates to delete theirs.
+RACE_RELISTS = 3
 
-Action = Literal["created", "replaced", "skipped", "would create", "would replace", "would skip"]
 EventSink = Callable[[str, dict[str, Any]], None]
 
 
@@ -110,186 +121,267 @@ class SyncOptions:
         object.__setattr__(self, "audience_name", clean_name(self.audience_name))
 
 
-@dataclass
-class SyncReport:
-    """What a sync did: for the JSON report and the summary. Counts and ids only."""
-
-    ad_account_id: str
-    audience_id: str | None = None
-    audience_name: str | None = None
-    action: Action | None = None
-    identifiers: int = 0
-    #: Input rows with at least one accepted identifier: the per-person match rate's base.
-    rows_with_identifier: int = 0
-    bytes: int = 0
-    fingerprint: str | None = None
-    upload_requests: int = 0
-    upload_resumes: int = 0
-    upload_bytes_resent: int = 0
-    status: str | None = None
-    size_min: int | None = None
-    size_max: int | None = None
-    seconds: dict[str, float] = field(default_factory=dict)
-
-    @property
-    def match_rate(self) -> tuple[float, float] | None:
-        """Per identifier: Spotify's matched-size range over the distinct identifiers uploaded.
-
-        Lower for a file with several identifiers per person (a person matched by email and
-        phone is one member): compare it only between runs of one layout and set of columns.
-        """
-        return self._rate(self.identifiers)
-
-    @property
-    def match_rate_per_person(self) -> tuple[float, float] | None:
-        """Per person: the matched-size range over the input rows with an accepted identifier."""
-        return self._rate(self.rows_with_identifier)
-
-    def _rate(self, base: int) -> tuple[float, float] | None:
-        if self.size_min is None or self.size_max is None or not base:
-            return None
-        return self.size_min / base, self.size_max / base
-
-    def to_dict(self) -> dict[str, Any]:
-        def shown(rate: tuple[float, float] | None) -> dict[str, float] | None:
-            return None if rate is None else {"min": round(rate[0], 4), "max": round(rate[1], 4)}
-
-        rates = {"per_person": self.match_rate_per_person, "per_identifier": self.match_rate}
-        return {
-            "ad_account_id": self.ad_account_id,
-            "audience_id": self.audience_id,
-            "audience_name": self.audience_name,
-            "action": self.action,
-            "identifiers": self.identifiers,
-            "rows_with_identifier": self.rows_with_identifier,
-            "bytes": self.bytes,
-            "fingerprint": self.fingerprint,
-            "upload": {
-                "requests": self.upload_requests,
-                "resumes": self.upload_resumes,
-                "bytes_resent": self.upload_bytes_resent,
-            },
-            "status": self.status,
-            "size": {"min": self.size_min, "max": self.size_max},
-            "match_rate": {name: shown(rate) for name, rate in rates.items()},
-            "seconds": {k: round(v, 3) for k, v in self.seconds.items()},
-        }
-
-
 def _now() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def _identifier_count(prepared: PreparedSegment) -> int:
-    return sum(c.written for c in prepared.report.identifiers.values())
+class Mirror:
+    """One Mirror sync of ``prepared`` to the audience ``options`` names, as named steps.
 
+    ``report`` is filled as the steps run and stays readable when one fails; a
+    :class:`~spotify_audience_sync.errors.SyncError` from :meth:`run` carries it as ``report``,
+    so no caller passes in an object to be mutated.
+    """
 
-def check_guards(prepared: PreparedSegment, last: SyncState | None, options: SyncOptions) -> None:
-    """Refuse what Spotify would ignore or what would wipe an audience by mistake."""
-    identifiers = _identifier_count(prepared)
-    size = prepared.report.bytes_written
-    if identifiers == 0:
-        raise SafetyError("the segment has no valid identifier: refusing to empty the audience")
-    if identifiers < MIN_IDENTIFIERS:
-        raise SafetyError(
-            f"only {identifiers:,} identifiers; Spotify does not update an audience from fewer "
-            f"than {MIN_IDENTIFIERS:,}"
-        )
-    if size > MAX_BYTES:
-        raise SafetyError(f"the file would be {size:,} bytes; Spotify accepts at most 1 GiB")
-    problems = column_problems(prepared.report, options.max_reject_rate)
-    if problems:
-        raise SafetyError(
-            "refusing to sync: "
-            + "; ".join(problem.message() for problem in problems)
-            + f" (--max-reject-rate {options.max_reject_rate:g} sets the threshold)"
-        )
-    if last is None or options.allow_shrink:
-        return
-    if identifiers < SHRINK_FLOOR * last.identifiers:
-        raise SafetyError(
-            f"{identifiers:,} identifiers is under half of the last sync's "
-            f"{last.identifiers:,} ({last.synced_at}); pass --allow-shrink if that is intended"
-        )
-    # Per type too: 1,200 emails replacing 1,000 emails and 1,333 phones keeps the total above
-    # half, yet strips every phone from the audience.
-    now = {key: counts.written for key, counts in prepared.report.identifiers.items()}
-    for key, before in sorted(last.counts.items()):
-        after = now.get(key, 0)
-        if before >= MIN_TYPE_FOR_SHRINK and after < SHRINK_FLOOR * before:
-            raise SafetyError(
-                f"{key}: {after:,} identifiers is under half of the last sync's {before:,} "
-                f"({last.synced_at}); pass --allow-shrink if that is intended"
-            )
-
-
-class _Mirror:
     def __init__(
         self,
+        prepared: PreparedSegment,
         client: AdsClient,
-        uploader: Uploader,
-        store: StateBackend,
         options: SyncOptions,
-        events: EventSink | None,
-        sleep: Callable[[float], None],
-        clock: Callable[[], float],
+        *,
+        uploader: Uploader | None = None,
+        store: StateBackend | None = None,
+        events: EventSink | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self.client, self.uploader, self.store, self.options = client, uploader, store, options
+        if uploader is None:
+            from spotify_audience_sync.spotify.upload import upload_file
+
+            uploader = upload_file
+        self.prepared, self.client, self.options, self.uploader = (
+            prepared,
+            client,
+            options,
+            uploader,
+        )
+        self.store: StateBackend = store if store is not None else StateStore()
         self.events, self.sleep, self.clock = events, sleep, clock
+        self.report = SyncReport(
+            ad_account_id=options.ad_account_id,
+            audience_id=options.audience_id or None,
+            audience_name=options.audience_name or None,
+        )
+        self._started = clock()
+        self._owned = True  # False once the run continues on an audience a rival run created
+
+    def run(self) -> SyncReport:
+        """Run every step; a SyncError leaves with ``exc.report`` (what was done until then)."""
+        try:
+            validate_options(self.options)
+            self.stage()
+            with ExitStack() as locks:
+                audience = self.find(locks)
+                if self.decide(audience):
+                    return self.finish()
+                upload_id, since = self.upload(audience)
+                if audience is None:
+                    audience, since = self.create(upload_id), None  # any status is about it
+                else:
+                    self.replace(audience)
+                if self.options.wait:
+                    self.poll(audience, since)
+            return self.finish()
+        except SyncError as exc:
+            exc.report = self.report
+            raise
 
     def emit(self, event: str, *, level: str = "info", **fields: Any) -> None:
         log.log(logging.WARNING if level == "warning" else logging.INFO, "%s %s", event, fields)
         if self.events is not None:
             self.events(event, {"level": level, **fields} if level != "info" else fields)
 
-    # --- resolving ---------------------------------------------------------------------------
-    def resolve(self) -> Audience | None:
-        """The audience to replace, or None when one must be created."""
+    # --- the steps ---------------------------------------------------------------------------
+    def stage(self) -> None:
+        """Exact counts, size and fingerprint from the staged hashes; guards before any request."""
+        report, prepared = self.report, self.prepared
+        self._started = self.clock()
+        report.seconds["read"] = prepared.report.seconds
+        prepared.finalize()
+        report.seconds["dedup"] = self.clock() - self._started
+        report.identifiers = identifier_count(prepared)
+        report.rows_with_identifier = prepared.report.rows_with_identifier
+        report.bytes = prepared.report.bytes_written
+        report.fingerprint = prepared.report.fingerprint
+        self.emit("prepared", identifiers=report.identifiers, bytes=report.bytes)
+        check_guards(prepared, None, self.options)
+
+    def find(self, locks: ExitStack) -> Audience | None:
+        """Lock by what the user named, resolve, then lock by the audience's id as well.
+
+        So a run by name and a run by id of the same audience cannot overlap either.
+        None: the audience is to be created.
+        """
         o = self.options
-        if o.audience_id:
+        reference = o.audience_id or o.audience_name or ""
+        locks.enter_context(self.store.lock(o.ad_account_id, reference))
+        audience = self._by_id(o.audience_id) if o.audience_id else self._by_name()
+        if audience is not None:
+            if audience.id != reference:
+                locks.enter_context(self.store.lock(o.ad_account_id, audience.id))
+            self.report.audience_id, self.report.audience_name = audience.id, audience.name
+            self.report.status = _status(audience)
+        return audience
+
+    def decide(self, audience: Audience | None) -> bool:
+        """Guards against the last sync, then skip or dry run: True when nothing is to upload."""
+        o, report = self.options, self.report
+        last = self.store.load(o.ad_account_id, audience.id) if audience is not None else None
+        check_guards(self.prepared, last, o)
+        unchanged = (
+            audience is not None
+            and last is not None
+            and last.fingerprint == report.fingerprint
+            and audience.status != AudienceStatus.EMPTY
+            and not o.force
+        )
+        if unchanged and audience is not None and audience.size is not None:
+            # The audience holds this very set: its current size gives today's match rate.
+            report.size_min, report.size_max = audience.size.min, audience.size.max
+        if o.dry_run:
+            report.action = (
+                "would skip"
+                if unchanged
+                else "would create"
+                if audience is None
+                else "would replace"
+            )
+            return True
+        if unchanged:
+            report.action = "skipped"
+            self.emit("skipped", audience_id=report.audience_id, reason="unchanged since last sync")
+        return unchanged
+
+    def upload(self, audience: Audience | None) -> tuple[str, datetime | None]:
+        """Upload the staged file: (upload id, the wall time a fresh status must not predate)."""
+        report = self.report
+        upload_id, url = self._upload_url(audience)
+        started, since = self.clock(), datetime.now(UTC) - FRESHNESS_SLACK
+        for attempt in (1, 2):
+            self.emit(
+                "upload",
+                audience_id=audience.id if audience is not None else None,  # None: to be created
+                upload_id=upload_id,
+                bytes=report.bytes,
+            )
             try:
-                audience = self.client.get_audience(o.audience_id)
-            except RemoteError as exc:
-                if exc.status == 404:
-                    raise ConfigError(
-                        f"--audience-id {o.audience_id}: no such audience in ad account "
-                        f"{o.ad_account_id}"
-                    ) from exc
-                raise
-            _require_customer_list(audience)
-            return audience
-        assert o.audience_name is not None
+                chunks = self.prepared.chunks()
+                size = self.options.chunk_size
+                outcome = self.uploader(url, chunks, total_bytes=report.bytes, chunk_size=size)
+                break
+            except UploadSessionLostError:
+                # The session expired or was dropped: nothing was completed from it, and the
+                # staged file can be read again, so a new upload URL starts it over, once.
+                if attempt == 2:
+                    raise
+                self.emit(
+                    "session_restart",
+                    level="warning",
+                    upload_id=upload_id,
+                    reason="the upload session was lost (HTTP 404/410); starting over",
+                )
+                upload_id, url = self._upload_url(audience)
+        report.seconds["upload"] = self.clock() - started
+        report.upload_requests = outcome.requests
+        report.upload_resumes = outcome.resumes
+        report.upload_bytes_resent = outcome.bytes_resent
+        return upload_id, since
+
+    def create(self, upload_id: str) -> Audience:
+        """Create the audience from the upload, then settle a race with runs creating it too."""
+        created = self._create_audience(upload_id)
+        self._written("created", created)
+        return self._settle_race(created)
+
+    def replace(self, audience: Audience) -> None:
+        """The upload went to the audience's replacement URL: it is replaced once processed."""
+        self._written("replaced", audience)
+
+    def poll(self, audience: Audience, since: datetime | None) -> None:
+        """Wait for processing to settle; record the status it settled on."""
+        report = self.report
+        started = self.clock()
+        latest, fresh = self._wait(audience.id, since)
+        report.seconds["wait"] = self.clock() - started
+        if latest is None:
+            report.status = None  # uploaded, but the status could not be read
+        elif fresh:
+            report.status = _status(latest)
+            if latest.size is not None:
+                report.size_min, report.size_max = latest.size.min, latest.size.max
+        if report.status != "PROCESSING":
+            self.record(audience)
+
+    def record(self, audience: Audience) -> None:
+        """Save the state a next run compares with (fingerprint, counts) and finds by name."""
+        if not self._owned:
+            return  # a rival run's upload is in it: this run's fingerprint says nothing of it
+        prepared, report = self.prepared, self.report
+        state = SyncState(
+            ad_account_id=self.options.ad_account_id,
+            audience_id=audience.id,
+            audience_name=audience.name,
+            synced_at=_now(),
+            identifiers=report.identifiers,
+            counts={k: c.written for k, c in prepared.report.identifiers.items()},
+            fingerprint=report.fingerprint or "",
+            layout=prepared.layout,
+            bytes=report.bytes,
+            status=report.status,
+        )
+        self.store.save(state)
+
+    def finish(self) -> SyncReport:
+        self.report.seconds["total"] = self.report.seconds["read"] + self.clock() - self._started
+        return self.report
+
+    # --- resolving ---------------------------------------------------------------------------
+    def _by_id(self, audience_id: str) -> Audience:
+        try:
+            audience = self.client.get_audience(audience_id)
+        except RemoteError as exc:
+            if exc.status == 404:
+                raise ConfigError(
+                    f"--audience-id {audience_id}: no such audience in ad account "
+                    f"{self.options.ad_account_id}"
+                ) from exc
+            raise
+        _require_customer_list(audience)
+        return audience
+
+    def _by_name(self) -> Audience | None:
+        name = self.options.audience_name
+        assert name is not None
         listed = [
-            a
-            for a in self.client.list_audiences(q=o.audience_name)
-            if a.status != AudienceStatus.ARCHIVED
+            a for a in self.client.list_audiences(q=name) if a.status != AudienceStatus.ARCHIVED
         ]
-        for other in near_misses(o.audience_name, listed):
+        for other in near_misses(name, listed):
             self.emit(
                 "warning",
                 level="warning",
                 code="similar_audience_name",
                 audience_id=other.id,
-                message=f"audience {other.name!r} ({other.id}) is named like {o.audience_name!r} "
+                message=f"audience {other.name!r} ({other.id}) is named like {name!r} "
                 "but differs in case or surrounding spaces: it is not the audience synced; "
                 f"pass --audience-id {other.id} to sync that one instead",
             )
-        matches = [
-            a
-            for a in listed
-            if a.name == o.audience_name and a.type == "CUSTOM" and a.subtype == "CUSTOMER_LIST"
-        ]
+        matches = _named(name, listed)
+        for _ in range(RACE_RELISTS if len(matches) > 1 else 0):
+            # Perhaps runs with separate state are settling a race of creates: their losers
+            # delete their duplicates within seconds (see _settle_race). Look again before failing.
+            self.sleep(2 * CREATE_SETTLE)
+            matches = _named(name, self.client.list_audiences(q=name))
+            if len(matches) <= 1:
+                break
         if len(matches) > 1:
             ids = ", ".join(a.id for a in matches)
             raise SafetyError(
-                f"{len(matches)} customer-list audiences are named {o.audience_name!r} ({ids}); "
+                f"{len(matches)} customer-list audiences are named {name!r} ({ids}); "
                 "pass --audience-id to choose one"
             )
-        if matches:
-            return matches[0]
-        return self.remembered()
+        return matches[0] if matches else self._remembered()
 
-    def remembered(self) -> Audience | None:
+    def _remembered(self) -> Audience | None:
         """An audience this machine synced under the name, if the search does not show it yet.
 
         Search results can lag a fresh create; a rerun after a crash must not create twice.
@@ -309,7 +401,21 @@ class _Mirror:
         return None
 
     # --- writing -----------------------------------------------------------------------------
-    def create(self, upload_id: str) -> Audience:
+    def _upload_url(self, audience: Audience | None) -> tuple[str, str]:
+        """(id, signed URL). An orphaned URL creates nothing, so one retry is harmless."""
+        for attempt in (1, 2):
+            try:
+                if audience is None:
+                    url = self.client.new_upload_url()
+                else:
+                    url = self.client.replacement_upload_url(audience.id)
+                return url.id, url.upload_url
+            except TransientError:
+                if attempt == 2:
+                    raise
+        raise AssertionError("unreachable")
+
+    def _create_audience(self, upload_id: str) -> Audience:
         """Create from the upload; after an ambiguous failure, look before trying again."""
         o = self.options
         assert o.audience_name is not None
@@ -324,21 +430,71 @@ class _Mirror:
                     raise
             return self.client.create_audience(o.audience_name, o.description, upload_id)
 
-    def upload_url(self, audience: Audience | None) -> tuple[str, str]:
-        """(id, signed URL). An orphaned URL creates nothing, so one retry is harmless."""
+    def _written(self, action: Action, audience: Audience) -> None:
+        report = self.report
+        report.action = action
+        report.audience_id, report.audience_name = audience.id, audience.name
+        report.status = "PROCESSING"
+        self.emit(action, audience_id=audience.id)
+        # Remember at once: if anything after this fails, a rerun must not upload again.
+        self.record(audience)
+
+    # --- a race of creates -------------------------------------------------------------------
+    def _settle_race(self, created: Audience) -> Audience:
+        """The one audience the name keeps when runs that share no lock created it at once.
+
+        Runs with separate state (two directories, two machines) can all find no audience and
+        all create one. After a create the run lists the name; the first created (``created_at``,
+        then the smallest id) wins everywhere. A later creator's listing shows the winner, and
+        ties within a second are seen after :data:`CREATE_SETTLE`, so exactly one remains.
+        A loser deletes only the audience it created seconds before, never one it did not
+        create, and reports the winner's id; it does not upload again: racers of one name
+        are one schedule run twice and carry the same segment, so the winner already holds it
+        (a second upload would spend quota to replace a set with itself). It saves no state
+        for the winner, as its fingerprint describes another run's upload: its next run
+        replaces the winner instead of skipping, which is correct whatever the winner holds.
+        """
+        name = self.options.audience_name
+        assert name is not None
+        self.sleep(CREATE_SETTLE)
+        try:
+            rivals = _named(name, self.client.list_audiences(q=name))
+        except (TransientError, RemoteError) as exc:  # uploaded and created: no reason to fail
+            self.emit("race_unchecked", level="warning", reason=type(exc).__name__)
+            return created
+        winner = min({a.id: a for a in [created, *rivals]}.values(), key=_creation_order)
+        if winner.id == created.id:
+            return created
+        self._delete_created(created.id)
+        self._owned = False
+        self.report.audience_id, self.report.status = winner.id, _status(winner)
+        self.emit(
+            "warning",
+            level="warning",
+            code="duplicate_audience_deleted",
+            audience_id=winner.id,
+            deleted_id=created.id,
+            message=f"another run created audience {name!r} at the same time ({winner.id}): "
+            f"the duplicate this run created ({created.id}) was deleted",
+        )
+        return winner
+
+    def _delete_created(self, audience_id: str) -> None:
+        """Delete the audience this run created; a retry after an unknown outcome may see 404."""
         for attempt in (1, 2):
             try:
-                if audience is None:
-                    url = self.client.new_upload_url()
-                else:
-                    url = self.client.replacement_upload_url(audience.id)
-                return url.id, url.upload_url
+                self.client.delete_audience(audience_id)
+                return
             except TransientError:
                 if attempt == 2:
                     raise
-        raise AssertionError("unreachable")
+            except RemoteError as exc:
+                if exc.status == 404 and attempt == 2:
+                    return  # the first attempt deleted it after all
+                raise
 
-    def wait(self, audience_id: str, since: datetime | None) -> tuple[Audience | None, bool]:
+    # --- waiting -----------------------------------------------------------------------------
+    def _wait(self, audience_id: str, since: datetime | None) -> tuple[Audience | None, bool]:
         """Poll with backoff until processing settles or the wait timeout passes.
 
         Returns the last audience read and whether its status is about *this* upload. After a
@@ -367,6 +523,23 @@ class _Mirror:
                 return audience, fresh
             self.sleep(interval)
             interval = min(interval * 2, self.options.max_poll_interval)
+
+
+def _named(name: str, listed: Iterable[Audience]) -> list[Audience]:
+    """The customer-list audiences called exactly ``name`` (archived ones are gone for good)."""
+    return [
+        a
+        for a in listed
+        if a.name == name
+        and a.type == "CUSTOM"
+        and a.subtype == "CUSTOMER_LIST"
+        and a.status != AudienceStatus.ARCHIVED
+    ]
+
+
+def _creation_order(audience: Audience) -> tuple[bool, datetime, str]:
+    created = audience.created_at or datetime.max.replace(tzinfo=UTC)
+    return audience.created_at is None, created, audience.id
 
 
 def _status(audience: Audience | None) -> str | None:
@@ -400,138 +573,16 @@ def mirror(
     events: EventSink | None = None,
     sleep: Callable[[float], None] = time.sleep,
     clock: Callable[[], float] = time.monotonic,
-    report: SyncReport | None = None,
 ) -> SyncReport:
-    """Run one Mirror sync of ``prepared`` to the audience ``options`` names.
-
-    ``report`` may be passed in so a caller still has what was done if a step raises.
-    """
-    validate_options(options)
-    if uploader is None:
-        from spotify_audience_sync.spotify.upload import upload_file
-
-        uploader = upload_file
-    store = store or StateStore()
-    run = _Mirror(client, uploader, store, options, events, sleep, clock)
-    report = report or SyncReport(ad_account_id=options.ad_account_id)
-    report.audience_name = options.audience_name
-    started = clock()
-    report.seconds["read"] = prepared.report.seconds
-    prepared.finalize()
-    report.seconds["dedup"] = clock() - started
-    report.identifiers = _identifier_count(prepared)
-    report.rows_with_identifier = prepared.report.rows_with_identifier
-    report.bytes = prepared.report.bytes_written
-    report.fingerprint = prepared.report.fingerprint
-    run.emit("prepared", identifiers=report.identifiers, bytes=report.bytes)
-    check_guards(prepared, None, options)
-
-    def finish() -> SyncReport:
-        report.seconds["total"] = report.seconds["read"] + clock() - started
-        return report
-
-    def remember(audience: Audience, status: str | None) -> None:
-        store.save(
-            SyncState(
-                ad_account_id=options.ad_account_id,
-                audience_id=audience.id,
-                audience_name=audience.name,
-                synced_at=_now(),
-                identifiers=report.identifiers,
-                counts={k: c.written for k, c in prepared.report.identifiers.items()},
-                fingerprint=report.fingerprint or "",
-                layout=prepared.layout,
-                bytes=report.bytes,
-                status=status,
-            )
-        )
-
-    with ExitStack() as locks:
-        # One run per audience: locked by what the user named, then also by the audience's id,
-        # so a run by name and a run by id of the same audience cannot overlap either.
-        reference = options.audience_id or options.audience_name or ""
-        locks.enter_context(store.lock(options.ad_account_id, reference))
-        audience = run.resolve()
-        if audience is not None and audience.id != reference:
-            locks.enter_context(store.lock(options.ad_account_id, audience.id))
-        last = store.load(options.ad_account_id, audience.id) if audience else None
-        check_guards(prepared, last, options)
-        if audience is not None:
-            report.audience_id, report.audience_name = audience.id, audience.name
-            report.status = _status(audience)
-        unchanged = (
-            audience is not None
-            and last is not None
-            and last.fingerprint == report.fingerprint
-            and audience.status != AudienceStatus.EMPTY
-            and not options.force
-        )
-        if unchanged and audience is not None and audience.size is not None:
-            # The audience holds this very set: its current size gives today's match rate.
-            report.size_min, report.size_max = audience.size.min, audience.size.max
-        if options.dry_run:
-            if unchanged:
-                report.action = "would skip"
-            else:
-                report.action = "would create" if audience is None else "would replace"
-            return finish()
-        if unchanged:
-            report.action = "skipped"
-            run.emit("skipped", audience_id=report.audience_id, reason="unchanged since last sync")
-            return finish()
-
-        upload_id, url = run.upload_url(audience)
-        upload_started, upload_wall = clock(), datetime.now(UTC) - FRESHNESS_SLACK
-        for attempt in (1, 2):
-            run.emit(
-                "upload",
-                audience_id=audience.id if audience is not None else None,  # None: to be created
-                upload_id=upload_id,
-                bytes=report.bytes,
-            )
-            try:
-                outcome = run.uploader(
-                    url, prepared.chunks(), total_bytes=report.bytes, chunk_size=options.chunk_size
-                )
-                break
-            except UploadSessionLostError:
-                # The session expired or was dropped: nothing was completed from it, and the
-                # staged file can be read again, so a new upload URL starts it over, once.
-                if attempt == 2:
-                    raise
-                run.emit(
-                    "session_restart",
-                    level="warning",
-                    upload_id=upload_id,
-                    reason="the upload session was lost (HTTP 404/410); starting over",
-                )
-                upload_id, url = run.upload_url(audience)
-        report.seconds["upload"] = clock() - upload_started
-        report.upload_requests = outcome.requests
-        report.upload_resumes = outcome.resumes
-        report.upload_bytes_resent = outcome.bytes_resent
-        replaced = audience is not None
-        if audience is None:
-            audience = run.create(upload_id)
-            report.action = "created"
-        else:
-            report.action = "replaced"
-        report.audience_id, report.audience_name = audience.id, audience.name
-        report.status = "PROCESSING"
-        run.emit(report.action, audience_id=audience.id)
-        # Remember at once: if anything after this fails, a rerun must not upload again.
-        remember(audience, report.status)
-
-        if options.wait:
-            wait_started = clock()
-            latest, fresh = run.wait(audience.id, upload_wall if replaced else None)
-            report.seconds["wait"] = clock() - wait_started
-            if latest is None:
-                report.status = None  # uploaded, but the status could not be read
-            elif fresh:
-                report.status = _status(latest)
-                if latest.size is not None:
-                    report.size_min, report.size_max = latest.size.min, latest.size.max
-            if report.status != "PROCESSING":
-                remember(audience, report.status)
-    return finish()
+    """Run one Mirror sync (see :class:`Mirror`); a SyncError carries the report as ``report``."""
+    run = Mirror(
+        prepared,
+        client,
+        options,
+        uploader=uploader,
+        store=store,
+        events=events,
+        sleep=sleep,
+        clock=clock,
+    )
+    return run.run()
