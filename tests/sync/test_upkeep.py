@@ -145,13 +145,15 @@ def test_prune_deletes_only_its_own_and_keeps_live(
     assert [s.audience_id for s in store.owned(account, owner)] == [live]
 
 
-def test_postgres_migrates_an_old_schema_to_owners(pg_url: str) -> None:
+def test_postgres_migrates_a_version_1_schema_to_owners(pg_url: str) -> None:
     schema = pg_url.rsplit("schema=", 1)[1]
-    with open_state(pg_url):
-        pass
-    columns = pg_query(
-        "SELECT column_name FROM information_schema.columns "
-        "WHERE table_schema = %s AND table_name = 'audience_state'",
-        schema,
-    )
-    assert {"owner", "lookalike_id"} <= {c for (c,) in columns}
+    account = "5a1d8c9e-0000-4000-8000-000000000001"
+    with open_state(pg_url) as backend:
+        backend.save(_state(account, "a1", "Before", None))
+    # Back to what version 1 of the tool left: no owner columns, version 1 recorded.
+    pg_query(f'ALTER TABLE "{schema}".audience_state DROP COLUMN owner, DROP COLUMN lookalike_id')
+    pg_query(f'DELETE FROM "{schema}".schema_version WHERE version > 1')
+    with open_state(pg_url) as backend:
+        assert backend.load(account, "a1") is not None  # the old row survives the migration
+        backend.save(_state(account, "a1", "Before", "plan:x"))
+        assert [s.audience_id for s in backend.owned(account, "plan:x")] == ["a1"]
