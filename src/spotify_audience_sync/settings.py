@@ -137,6 +137,22 @@ class Settings(BaseSettings):
     """Bytes per upload request; a multiple of 256 KiB (GCS's rule)."""
     wait_timeout: float = Field(default=3600.0, ge=0)
     """Seconds to wait for Spotify to finish processing (it can take up to three days)."""
+    lookalike: bool = False
+    """Keep one LOOKALIKE audience seeded from each synced audience (created once, then kept)."""
+    prune_orphans: bool = False
+    """Delete the audiences an audience-column run or plan entry made whose group or entry is
+    gone (only audiences this state recorded as its own; a LIVE one is kept with a warning)."""
+
+    # --- Alerts and metrics (for runs nobody watches) ---------------------------------------
+    notify_url: SecretStr | None = None
+    """Webhook told about runs in one JSON POST (a Slack incoming webhook takes it as it is);
+    a secret: shown by its host only."""
+    notify_on: Literal["failure", "warning", "always"] = "warning"
+    """Which runs notify: failure (exit not 0), warning (that, or any warning), always."""
+    metrics_file: Path | None = None
+    """Write Prometheus metrics here (textfile-collector format, replaced atomically)."""
+    pushgateway_url: str | None = None
+    """Push Prometheus metrics to this Pushgateway, grouped by job and audience."""
 
     @field_validator("default_region")
     @classmethod
@@ -170,6 +186,17 @@ class Settings(BaseSettings):
         if parts.scheme not in ("http", "https") or not parts.netloc:
             raise ValueError("must be an http(s) URL such as https://host/path")
         return value.strip().rstrip("/")
+
+    @field_validator("notify_url", "pushgateway_url")
+    @classmethod
+    def _optional_http_url(cls, value: Any) -> Any:
+        text = value.get_secret_value() if isinstance(value, SecretStr) else value
+        if text is None or not str(text).strip():
+            return None
+        parts = urlsplit(str(text).strip())
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise ValueError("must be an http(s) URL such as https://host/path")
+        return value
 
     @field_validator("client_id")
     @classmethod

@@ -147,6 +147,11 @@ def test_client_requests_and_sandbox_responses_conform(spec, sandbox, recorded, 
     list(client.list_audiences(q="conf", sort_field="NAME", sort_direction="ASC", page_size=10))
     list(client.list_audiences(audience_ids=[created.id]))
     client.edit_audience(created.id, name="Conformance 2", description="edited")
+    client.get_ad_account()
+    lookalike = client.create_lookalike("Conformance lookalike", created.id, "modelled")
+    client.edit_audience(lookalike.id, name="Conformance lookalike 2", audience_type="LOOKALIKE")
+    list(client.list_audiences(audience_types=["LOOKALIKE"]))
+    assert client.delete_audience(lookalike.id) == 1
     replacement = client.replacement_upload_url(created.id)
     assert gcs_upload(replacement.upload_url, make_csv(10)).status_code == 200
     sandbox.audiences.force_status(created.id, "LIVE")
@@ -158,7 +163,7 @@ def test_client_requests_and_sandbox_responses_conform(spec, sandbox, recorded, 
     assert client.delete_audience(created.id) == 1
 
     operations = {(r.method, r.url.path.rsplit("/", 1)[-1][:10]) for r, _ in recorder.exchanges}
-    assert len(recorder.exchanges) >= 10, operations
+    assert len(recorder.exchanges) >= 15, operations
     for request, response in recorder.exchanges:
         validate(spec, request, response)
 

@@ -22,6 +22,8 @@ __all__ = ["Audiences", "UploadSlot"]
 
 TYPES = ("CUSTOM", "LOOKALIKE")
 SUBTYPES = ("CUSTOMER_LIST", "WEB_EVENT", "AD_ENGAGEMENT", "LIVERAMP")
+#: A lookalike reaches this many times its seed's people (the sandbox's stand-in for a model).
+LOOKALIKE_FACTOR = 10
 STATUSES = ("ARCHIVED", "PROCESSING", "EMPTY", "LEARNING", "BOOKABLE", "LIVE")
 
 
@@ -72,19 +74,32 @@ class _Audience:
     live: bool = False
     due: float | None = None
     pending: Membership | None = None
+    #: LOOKALIKE audiences: the seed they were modelled on (``type`` follows from it).
+    seed: _Audience | None = None
+    lookalikes: list[str] = field(default_factory=list)
+
+    @property
+    def kind(self) -> str:
+        return "CUSTOM" if self.seed is None else "LOOKALIKE"
 
     def to_json(self) -> dict[str, Any]:
         reply: dict[str, Any] = {
             "id": self.id,
             "name": self.name,
-            "type": "CUSTOM",
-            "subtype": self.subtype,
+            "type": self.kind,
             "status": self.status,
             "size": dict(self.size),
-            "sources": ["CUSTOMER_LIST"],
+            "sources": ["CUSTOMER_LIST" if self.seed is None else "AUDIENCE"],
             "created_at": _stamp(self.created),
             "updated_at": _stamp(self.updated),
         }
+        if self.seed is None:
+            reply["subtype"] = self.subtype
+        else:
+            reply["seed_audience_id"] = self.seed.id
+            reply["seed_audience_name"] = self.seed.name
+        if self.lookalikes:
+            reply["lookalike_audience_ids"] = list(self.lookalikes)
         if self.description is not None:
             reply["description"] = self.description
         return reply
@@ -118,6 +133,17 @@ class Audiences:
             raise Problem(404, "Ad account not found", code="NOT_FOUND")
         return account
 
+    def ad_account(self, account: str) -> dict[str, Any]:
+        """``GET /ad_accounts/{id}``: the fields of AdAccountResponse a connector reads."""
+        return {
+            "id": account,
+            "name": "Sandbox ad account",
+            "status": "ACTIVE",
+            "country_code": "US",
+            "currency_code": "USD",
+            "ad_account_role": "AD_ACCOUNT_ADMIN",
+        }
+
     def _find(self, account: str, audience_id: str) -> _Audience:
         audience_id = _uuid(audience_id, "audience_id")
         found = self._audiences.get(audience_id)
@@ -127,6 +153,9 @@ class Audiences:
         return found
 
     def _settle(self, audience: _Audience) -> None:
+        if audience.seed is not None:
+            self._settle_lookalike(audience)
+            return
         if audience.due is None or audience.due > self._monotonic() or audience.pending is None:
             return
         members, audience.pending, audience.due = audience.pending, None, None
@@ -135,6 +164,20 @@ class Audiences:
         else:
             audience.status = "EMPTY"
         audience.size = size_range(members.people) if members.bookable else size_range(0)
+        audience.updated = self._clock()
+
+    def _settle_lookalike(self, audience: _Audience) -> None:
+        """A lookalike settles like its seed did, LOOKALIKE_FACTOR times as many people."""
+        if audience.due is None or audience.due > self._monotonic() or audience.seed is None:
+            return
+        seed = audience.seed
+        self._settle(seed)
+        if seed.status == "PROCESSING":
+            return  # modelled only once the seed is known
+        audience.due = None
+        people = seed.size["max"] * LOOKALIKE_FACTOR
+        audience.status = "BOOKABLE" if people else "EMPTY"
+        audience.size = size_range(people)
         audience.updated = self._clock()
 
     # --- upload slots ------------------------------------------------------------------------
@@ -188,8 +231,8 @@ class Audiences:
         name = _text(body, "name", 2, 80, required=True)
         description = _text(body, "description", 0, 80, required=False)
         if kind == "LOOKALIKE":
-            _uuid(body.get("seed_audience_id"), "seed_audience_id")
-            raise Problem(400, "LOOKALIKE audiences are not emulated", code="UNSUPPORTED")
+            seed_id = _uuid(body.get("seed_audience_id"), "seed_audience_id")
+            return self._create_lookalike(account, seed_id, name or "", description)
         subtype = body.get("subtype", "CUSTOMER_LIST")
         if subtype not in SUBTYPES:
             raise Problem(
@@ -220,6 +263,26 @@ class Audiences:
             self._memberships[upload_id] = (slot.membership, upload_id, now)
             return audience.to_json()
 
+    def _create_lookalike(
+        self, account: str, seed_id: str, name: str, description: str | None
+    ) -> dict[str, Any]:
+        """A LOOKALIKE audience modelled on a customer list of the same account."""
+        with self._lock:
+            seed = self._audiences.get(seed_id)
+            if seed is None or seed.account != account or seed.status == "ARCHIVED":
+                raise Problem(400, "seed_audience_id is not an audience", code="INVALID_ARGUMENT")
+            if seed.seed is not None:
+                raise Problem(
+                    400, "a LOOKALIKE audience cannot seed another", code="INVALID_ARGUMENT"
+                )
+            now = self._clock()
+            audience = _Audience(str(uuid.uuid4()), account, name, description, "", now, now)
+            audience.seed = seed
+            audience.due = self._monotonic() + self._config.processing_delay
+            self._audiences[audience.id] = audience
+            seed.lookalikes.append(audience.id)
+            return audience.to_json()
+
     def get(self, account: str, audience_id: str) -> dict[str, Any]:
         with self._lock:
             return self._find(account, audience_id).to_json()
@@ -233,7 +296,7 @@ class Audiences:
         description = _text(body, "description", 0, 80, required=False)
         with self._lock:
             audience = self._find(account, audience_id)
-            if body["audience_type"] != "CUSTOM":
+            if body["audience_type"] != audience.kind:
                 raise Problem(
                     400, "audience_type does not match the audience", code="INVALID_ARGUMENT"
                 )
@@ -248,6 +311,8 @@ class Audiences:
             if audience.status == "LIVE":
                 raise Problem(409, "A LIVE audience cannot be deleted", code="CONFLICT")
             del self._audiences[audience.id]
+            if audience.seed is not None and audience.id in audience.seed.lookalikes:
+                audience.seed.lookalikes.remove(audience.id)
             return {"deletion_count": 1}
 
     def list(self, account: str, query: dict[str, list[str]]) -> dict[str, Any]:
@@ -278,7 +343,7 @@ class Audiences:
                 self._settle(audience)
                 if audience.account != account or audience.status == "ARCHIVED":
                     continue
-                if (ids and audience.id not in ids) or ("CUSTOM" not in types and types):
+                if (ids and audience.id not in ids) or (types and audience.kind not in types):
                     continue
                 if needle in audience.name.lower():
                     found.append(audience)

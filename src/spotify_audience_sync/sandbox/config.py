@@ -27,6 +27,7 @@ SANDBOX_CLIENT_SECRET = "sandbox-secret"
 SANDBOX_AD_ACCOUNT_ID = "5a1d8c9e-0000-4000-8000-000000000001"
 
 ADS_ROUTES = (
+    "getAdAccount",
     "createUploadUrl",
     "replaceUploadUrl",
     "createAudience",

@@ -32,11 +32,13 @@ __all__ = ["ROUTE_NAMES", "SandboxServer"]
 
 log = logging.getLogger(__name__)
 
-_ACCOUNT = r"/ads/v3/ad_accounts/(?P<account>[^/]+)/audiences"
+_AD_ACCOUNT = r"/ads/v3/ad_accounts/(?P<account>[^/]+)"
+_ACCOUNT = _AD_ACCOUNT + r"/audiences"
 _AUDIENCE = r"/(?P<audience>(?!upload_url$|datasets$)[^/]+)"  # literal segments route first
 _ROUTES: list[tuple[str, re.Pattern[str], str]] = [
     ("GET", re.compile(r"/authorize"), "authorize"),
     ("POST", re.compile(r"/api/token"), "token"),
+    ("GET", re.compile(_AD_ACCOUNT), "getAdAccount"),
     ("POST", re.compile(_ACCOUNT + r"/upload_url"), "createUploadUrl"),
     ("POST", re.compile(_ACCOUNT + r"/upload_url/(?P<audience>[^/]+)"), "replaceUploadUrl"),
     ("GET", re.compile(_ACCOUNT + r"/datasets"), "getAudienceEligibleDatasets"),
@@ -294,6 +296,8 @@ class _Handler(BaseHTTPRequestHandler):
         self, name: str, account: str, audience: str, query: str, body: bytes
     ) -> tuple[int, Any]:
         audiences, base = self.server.sandbox.audiences, self.server.sandbox.base_url
+        if name == "getAdAccount":
+            return 200, audiences.ad_account(account)
         if name == "createUploadUrl":
             return 200, audiences.new_upload(account, base)
         if name == "replaceUploadUrl":

@@ -30,6 +30,7 @@ import httpx2
 from pydantic import BaseModel, ValidationError
 
 from spotify_audience_sync.errors import (
+    AuthError,
     ConfigError,
     OutcomeUnknownError,
     RemoteError,
@@ -37,7 +38,7 @@ from spotify_audience_sync.errors import (
 )
 from spotify_audience_sync.spotify.bearer import WHAT, StaticToken, TokenProvider, bearer
 from spotify_audience_sync.spotify.events import event
-from spotify_audience_sync.spotify.models import Audience, AudiencePage, UploadUrl
+from spotify_audience_sync.spotify.models import AdAccount, Audience, AudiencePage, UploadUrl
 from spotify_audience_sync.spotify.problem import remote_error
 from spotify_audience_sync.spotify.ratelimit import RateLimiter
 from spotify_audience_sync.spotify.retry import RetryPolicy, Verdict, classify
@@ -101,7 +102,9 @@ class AdsClient:
             transport=transport, timeout=httpx2.Timeout(timeout, connect=min(timeout, 10.0))
         )
         self._base = base_url.rstrip("/")
-        self._prefix = f"/ad_accounts/{ad_account_id}/audiences"
+        self._ad_account_id = ad_account_id
+        self._account = f"/ad_accounts/{ad_account_id}"
+        self._prefix = f"{self._account}/audiences"
         self._retry = retry or RetryPolicy()
         self._sleep = sleep
         self._auth = _Throttled(bearer(tokens), limiter or RateLimiter(sleep=sleep))
@@ -117,6 +120,28 @@ class AdsClient:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+    # --- the ad account ----------------------------------------------------------------------
+    def get_ad_account(self) -> AdAccount:
+        """The ad account, or why it can't be used: unknown (ConfigError, 78) or no access
+        (AuthError, 77). Read first, so a wrong id fails before any input is read."""
+        try:
+            return self._call(
+                "GET", "", AdAccount, what=f"get ad account {self._ad_account_id}",
+                prefix=self._account,
+            )  # fmt: skip
+        except RemoteError as exc:
+            if exc.status in (400, 404):
+                raise ConfigError(
+                    f"ad account {self._ad_account_id} does not exist (or is not an ad account "
+                    "id): check SPOTIFY_ADS_AD_ACCOUNT_ID / --ad-account-id"
+                ) from exc
+            if exc.status == 403:
+                raise AuthError(
+                    f"the logged-in Spotify user has no access to ad account "
+                    f"{self._ad_account_id}: ask an admin of the account to add them"
+                ) from exc
+            raise
 
     # --- audience operations -----------------------------------------------------------------
     def new_upload_url(self) -> UploadUrl:
@@ -140,14 +165,32 @@ class AdsClient:
             body["description"] = _check_description(description)
         return self._call("POST", "", Audience, json=body, what="create an audience")
 
+    def create_lookalike(
+        self, name: str, seed_audience_id: str, description: str | None = None
+    ) -> Audience:
+        """Create a LOOKALIKE audience modelled on ``seed_audience_id`` (not retried on 5xx)."""
+        body: dict[str, Any] = {
+            "audience_type": "LOOKALIKE",
+            "name": _check_name(name),
+            "seed_audience_id": seed_audience_id,
+        }
+        if description is not None:
+            body["description"] = _check_description(description)
+        return self._call("POST", "", Audience, json=body, what="create a lookalike audience")
+
     def get_audience(self, audience_id: str) -> Audience:
         return self._call("GET", f"/{audience_id}", Audience, what=f"get audience {audience_id}")
 
     def edit_audience(
-        self, audience_id: str, *, name: str | None = None, description: str | None = None
+        self,
+        audience_id: str,
+        *,
+        name: str | None = None,
+        description: str | None = None,
+        audience_type: str = "CUSTOM",
     ) -> Audience:
         """Change name and/or description (``audience_type`` is sent because Spotify needs it)."""
-        body: dict[str, Any] = {"audience_type": "CUSTOM"}
+        body: dict[str, Any] = {"audience_type": audience_type}
         if name is not None:
             body["name"] = _check_name(name)
         if description is not None:
@@ -168,6 +211,7 @@ class AdsClient:
         q: str | None = None,
         *,
         audience_ids: list[str] | None = None,
+        audience_types: list[str] | None = None,
         sort_field: str | None = None,
         sort_direction: str | None = None,
         page_size: int = 50,
@@ -178,6 +222,7 @@ class AdsClient:
         params: list[tuple[str, str]] = [("limit", str(page_size))]
         params += [("q", q)] if q else []
         params += [("audience_ids", i) for i in audience_ids or []]
+        params += [("audience_types", t) for t in audience_types or []]
         params += [("sort_field", sort_field)] if sort_field else []
         params += [("sort_direction", sort_direction)] if sort_direction else []
         offset = 0
@@ -203,10 +248,14 @@ class AdsClient:
                 status=response.status_code,
             ) from exc
 
-    def _send(self, method: str, path: str, *, what: str, **kwargs: Any) -> httpx2.Response:
-        """Send with retries; the auth layer below has already dealt with any 401."""
+    def _send(
+        self, method: str, path: str, *, what: str, prefix: str | None = None, **kwargs: Any
+    ) -> httpx2.Response:
+        """Send with retries; the auth layer below has already dealt with any 401.
+
+        ``path`` is below the account's audiences, or below ``prefix`` when one is given."""
         idempotent = method == "GET"
-        url = f"{self._base}{self._prefix}{path}"
+        url = f"{self._base}{self._prefix if prefix is None else prefix}{path}"
         headers = {"Accept": "application/json"}
         attempt = 0
         while True:

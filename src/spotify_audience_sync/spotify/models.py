@@ -9,7 +9,15 @@ from pydantic import BaseModel, ConfigDict
 
 from spotify_audience_sync.spotify.redact import mask_url
 
-__all__ = ["Audience", "AudiencePage", "AudienceStatus", "Paging", "SizeRange", "UploadUrl"]
+__all__ = [
+    "AdAccount",
+    "Audience",
+    "AudiencePage",
+    "AudienceStatus",
+    "Paging",
+    "SizeRange",
+    "UploadUrl",
+]
 
 
 class AudienceStatus(StrEnum):
@@ -44,11 +52,24 @@ class Audience(_Model):
     size: SizeRange | None = None
     created_at: datetime | None = None
     updated_at: datetime | None = None
+    #: LOOKALIKE audiences: the customer list they were modelled on.
+    seed_audience_id: str | None = None
+    lookalike_audience_ids: list[str] = []
 
     @property
     def settled(self) -> bool:
         """Processing is over: BOOKABLE/LIVE (usable) or EMPTY (nothing matched)."""
         return self.status in (AudienceStatus.BOOKABLE, AudienceStatus.LIVE, AudienceStatus.EMPTY)
+
+
+class AdAccount(_Model):
+    """The ad account, read before any input so a wrong id fails in a second, not after a read."""
+
+    id: str
+    name: str | None = None
+    status: str | None = None
+    country_code: str | None = None
+    currency_code: str | None = None
 
 
 class Paging(_Model):

@@ -114,6 +114,14 @@ class StateBackend(Protocol):
         """Every audience with a saved state, newest first."""
         ...
 
+    def owned(self, ad_account_id: str, owner: str) -> list[SyncState]:
+        """Audiences the audience-column run or plan entry ``owner`` produced."""
+        ...
+
+    def forget(self, ad_account_id: str, audience_id: str) -> None:
+        """Drop an audience's state (it was deleted on Spotify)."""
+        ...
+
     def close(self) -> None: ...
 
 

@@ -37,7 +37,7 @@ if TYPE_CHECKING:
 __all__ = ["DEFAULT_SCHEMA", "SCHEMA_VERSION", "PostgresState"]
 
 DEFAULT_SCHEMA = "spotify_audience_sync"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 #: Migration n takes the schema from version n-1 to n. ``{s}`` is the schema, quoted.
 MIGRATIONS: dict[int, tuple[str, ...]] = {
@@ -81,11 +81,15 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
             ciphertext text NOT NULL,
             updated_at timestamptz NOT NULL DEFAULT now())""",
     ),
+    2: (
+        "ALTER TABLE {s}.audience_state ADD COLUMN owner text, ADD COLUMN lookalike_id text",
+        "CREATE INDEX audience_state_owner ON {s}.audience_state (ad_account_id, owner)",
+    ),
 }
 
 _STATE_COLUMNS = (
     "ad_account_id, audience_id, audience_name, synced_at, identifiers, counts, fingerprint, "
-    "layout, bytes, status"
+    "layout, bytes, status, owner, lookalike_id"
 )
 _RUN_COLUMNS = (
     "run_id, started_at, finished_at, ad_account_id, audience_id, audience_name, action, "
@@ -232,8 +236,9 @@ class PostgresState:
     @staticmethod
     def _state(row: tuple[Any, ...]) -> SyncState:
         account, audience, name, synced, identifiers, counts, fingerprint, layout, size, status = (
-            row
+            row[:10]
         )
+        owner, lookalike_id = row[10:12]
         return SyncState(
             ad_account_id=account,
             audience_id=audience,
@@ -245,6 +250,8 @@ class PostgresState:
             layout=layout,
             bytes=int(size),
             status=status,
+            owner=owner,
+            lookalike_id=lookalike_id,
         )
 
     def load(self, ad_account_id: str, audience_id: str) -> SyncState | None:
@@ -258,12 +265,15 @@ class PostgresState:
     def save(self, state: SyncState) -> str:
         self._run(
             f"INSERT INTO {{s}}.audience_state ({_STATE_COLUMNS}) "
-            "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s) "
+            "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) "
             "ON CONFLICT (ad_account_id, audience_id) DO UPDATE SET "
             "audience_name = EXCLUDED.audience_name, synced_at = EXCLUDED.synced_at, "
             "identifiers = EXCLUDED.identifiers, counts = EXCLUDED.counts, "
             "fingerprint = EXCLUDED.fingerprint, layout = EXCLUDED.layout, "
-            "bytes = EXCLUDED.bytes, status = EXCLUDED.status, updated_at = now()",
+            "bytes = EXCLUDED.bytes, status = EXCLUDED.status, "
+            "owner = COALESCE(EXCLUDED.owner, {s}.audience_state.owner), "
+            "lookalike_id = COALESCE(EXCLUDED.lookalike_id, {s}.audience_state.lookalike_id), "
+            "updated_at = now()",
             (
                 state.ad_account_id,
                 state.audience_id,
@@ -275,6 +285,8 @@ class PostgresState:
                 state.layout,
                 state.bytes,
                 state.status,
+                state.owner,
+                state.lookalike_id,
             ),
         )
         return self._shown
@@ -294,6 +306,22 @@ class PostgresState:
             (ad_account_id,),
         )
         return [self._state(row) for row in rows]
+
+    def owned(self, ad_account_id: str, owner: str) -> list[SyncState]:
+        """Audiences the run or plan entry ``owner`` produced, newest first."""
+        rows = self._run(
+            f"SELECT {_STATE_COLUMNS} FROM {{s}}.audience_state "
+            "WHERE ad_account_id = %s AND owner = %s ORDER BY synced_at DESC",
+            (ad_account_id, owner),
+        )
+        return [self._state(row) for row in rows]
+
+    def forget(self, ad_account_id: str, audience_id: str) -> None:
+        """Drop an audience's state (it was deleted on Spotify)."""
+        self._run(
+            "DELETE FROM {s}.audience_state WHERE ad_account_id = %s AND audience_id = %s",
+            (ad_account_id, audience_id),
+        )
 
     @contextmanager
     def lock(self, ad_account_id: str, audience_ref: str) -> Iterator[int]:

@@ -18,7 +18,7 @@ import json
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +43,10 @@ class SyncState:
     layout: str = "type-value"
     bytes: int = 0
     status: str | None = None
+    #: The audience-column run or plan entry that produced the audience (``orphans``).
+    owner: str | None = None
+    #: The LOOKALIKE audience this run keeps seeded from it (``upkeep``).
+    lookalike_id: str | None = None
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> SyncState:
@@ -103,8 +107,19 @@ class StateStore:
         return sorted(found, key=lambda s: s.synced_at, reverse=True)
 
     def save(self, state: SyncState) -> Path:
-        """Write atomically, so a crash leaves the old state or the new one, never half."""
+        """Write atomically, so a crash leaves the old state or the new one, never half.
+
+        An ``owner`` or ``lookalike_id`` of None keeps the one saved before (as PostgreSQL's
+        backend does): a plain Mirror sync does not know them and must not forget them."""
         path = self.path(state.ad_account_id, state.audience_id)
+        if state.owner is None or state.lookalike_id is None:
+            before = self._quiet_load(path)
+            if before is not None:
+                state = replace(
+                    state,
+                    owner=state.owner or before.owner,
+                    lookalike_id=state.lookalike_id or before.lookalike_id,
+                )
         partial = path.with_name(f".{path.name}.partial")
         data = (json.dumps(asdict(state), indent=2) + "\n").encode()
         try:
@@ -214,11 +229,25 @@ class StateStore:
         found.sort(key=lambda r: r.started_at, reverse=True)
         return found[:limit] if limit else found
 
+    @staticmethod
+    def _quiet_load(path: Path) -> SyncState | None:
+        try:
+            return SyncState.from_json(json.loads(path.read_text(encoding="utf-8")))
+        except (OSError, ValueError, TypeError):
+            return None
+
     def audiences(self, ad_account_id: str) -> list[SyncState]:
-        found: list[SyncState] = []
-        for path in self._account_dir(ad_account_id).glob("*.json"):
-            try:
-                found.append(SyncState.from_json(json.loads(path.read_text(encoding="utf-8"))))
-            except (OSError, ValueError, TypeError):
-                continue
+        found = [
+            state
+            for path in self._account_dir(ad_account_id).glob("*.json")
+            if (state := self._quiet_load(path)) is not None
+        ]
         return sorted(found, key=lambda s: s.synced_at, reverse=True)
+
+    def owned(self, ad_account_id: str, owner: str) -> list[SyncState]:
+        """Audiences the run or plan entry ``owner`` produced, newest first."""
+        return [s for s in self.audiences(ad_account_id) if s.owner == owner]
+
+    def forget(self, ad_account_id: str, audience_id: str) -> None:
+        """Drop an audience's state (it was deleted on Spotify)."""
+        self.path(ad_account_id, audience_id).unlink(missing_ok=True)
