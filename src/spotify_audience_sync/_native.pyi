@@ -35,10 +35,8 @@ def phones(
     offset: int,
     n: int,
     tables: Sequence[Buffer],
-    home: int,
-    national_ok: bool,
-    idd: bytes,
-    dcc: bytes,
+    defaults: Buffer,
+    row_defaults: Buffer,
     hashed: int,
     empty: int,
     invalid: int,
@@ -48,7 +46,8 @@ def phones(
     out: Buffer,
     need: Buffer,
 ) -> int:
-    """libphonenumber's rules for plain phone numbers; returns how many were left to polars."""
+    """libphonenumber's rules for plain phone numbers, a default region per row (an index into
+    ``defaults``; none: all 0); returns how many were left to polars."""
 
 def partition_order(matrix: Buffer, accepted: Buffer, n: int, order: Buffer, counts: Buffer) -> int:
     """Accepted rows of a hex-digest matrix grouped by partition, in row order; returns how many."""

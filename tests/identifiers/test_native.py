@@ -38,6 +38,7 @@ from spotify_audience_sync.identifiers.normalize import (
 )
 from spotify_audience_sync.identifiers.phones import native as phones_native
 from spotify_audience_sync.segment import staging
+from spotify_audience_sync.settings import CACHE_DIR_ENV
 from spotify_audience_sync.segment.encode import _sort_key, first_byte
 
 native = pytest.importorskip("spotify_audience_sync._native")
@@ -395,7 +396,7 @@ def test_compiled_phone_tables_are_cached_and_a_bad_cache_is_rebuilt(
             np.array_equal(getattr(a, name), getattr(b, name)) for name in arrays
         )
 
-    monkeypatch.setenv(phones_native.CACHE_ENV, str(tmp_path))
+    monkeypatch.setenv(CACHE_DIR_ENV, str(tmp_path))
     fresh = phones_native._build_code(44)
     first = phones_native._cached_code(44)
     [saved] = list(tmp_path.rglob("44.npz"))
@@ -411,7 +412,7 @@ def test_compiled_phone_tables_are_cached_and_a_bad_cache_is_rebuilt(
     saved.write_bytes(next(tmp_path.rglob("49.npz")).read_bytes())
     assert same(phones_native._cached_code(44), fresh)
     assert not same(other, fresh)
-    monkeypatch.setenv(phones_native.CACHE_ENV, "")  # off: nothing read or written
+    monkeypatch.setenv(CACHE_DIR_ENV, "")  # off: nothing read or written
     saved.unlink()
     assert same(phones_native._cached_code(44), fresh)
     assert not saved.exists()
@@ -482,7 +483,8 @@ def test_phone_tables_that_disagree_with_themselves_are_not_followed() -> None:
     exported = hashing.views(pl.Series(["2125551234"]))
     assert exported is not None
     status, out, need = np.empty(1, np.uint8), np.empty((1, 24), np.uint8), np.empty(1, np.uint16)
-    args = (home, True, b"011", b"1", 0, 1, 2, 3, 1, status, out, need)
+    defaults, _ = phones_native._defaults(tables, ["US"])
+    args = (defaults, np.zeros(0, np.uint16), 0, 1, 2, 3, 1, status, out, need)
     assert native.phones(*exported.args(), 1, tuple(buffers), *args) == 1
     assert status[0] == phones_native.DEFER
 
@@ -556,19 +558,30 @@ def test_hex_keys_refuses_a_non_hex_character(position: int, byte: bytes) -> Non
     native.hex_keys(records, 3, 64, 20, np.empty(3, np.uint64))  # outside the columns read
 
 
+def _us_defaults(**fields: int) -> np.ndarray:
+    """The kernel's default-region record for US, some of its bytes replaced."""
+    defaults, usable = phones_native._defaults(phones_native._tables(), ["US"])
+    assert usable
+    home = int(np.frombuffer(defaults[0, :4].tobytes(), np.int32)[0])
+    layout = {"national_ok": 4, "idd_len": 5, "dcc_len": 6}
+    for name, value in fields.items():
+        if name == "home":
+            home = value
+        else:
+            defaults[0, layout[name]] = value
+    defaults[0, :4] = np.frombuffer(np.int32(home).tobytes(), np.uint8)
+    return defaults
+
+
 def _phone_call(**change: object) -> tuple[object, ...]:
     """Arguments of native.phones for one plain US number, with some replaced."""
     tables = phones_native._tables()
-    home = tables.home("US")
     exported = hashing.views(pl.Series(["2125551234"]))
-    assert home is not None
     assert exported is not None
     args: dict[str, object] = {
         "tables": tuple(tables.snapshot.buffers),
-        "home": home,
-        "national_ok": True,
-        "idd": b"011",
-        "dcc": b"1",
+        "defaults": _us_defaults(),
+        "rows": np.zeros(0, np.uint16),
         "codes": (0, 1, 2, 3),
         "mode": 1,
         "status": np.empty(1, np.uint8),
@@ -582,10 +595,8 @@ def _phone_call(**change: object) -> tuple[object, ...]:
         *exported.args(),
         1,
         args["tables"],
-        args["home"],
-        args["national_ok"],
-        args["idd"],
-        args["dcc"],
+        args["defaults"],
+        args["rows"],
         *codes,
         args["mode"],
         args["status"],
@@ -615,9 +626,17 @@ def test_phones_accepts_the_reference_arguments() -> None:
         ({"codes": (0, 1, 2, 255)}, "status codes 0..253"),
         ({"codes": (254, 1, 2, 3)}, "status codes 0..253"),
         ({"codes": (0, -1, 2, 3)}, "status codes 0..253"),
-        ({"home": -1}, "wrong sizes"),
-        ({"dcc": b""}, "wrong sizes"),
-        ({"idd": b"0" * 9}, "wrong sizes"),
+        ({"defaults": _us_defaults(home=-2)}, "record is out of range"),
+        ({"defaults": _us_defaults(home=1 << 24)}, "record is out of range"),
+        ({"defaults": _us_defaults(dcc_len=0)}, "record is out of range"),
+        ({"defaults": _us_defaults(dcc_len=4)}, "record is out of range"),
+        ({"defaults": _us_defaults(idd_len=9)}, "record is out of range"),
+        ({"defaults": _us_defaults(national_ok=2)}, "record is out of range"),
+        ({"defaults": np.zeros(23, np.uint8)}, "1..4096 records of 24 bytes"),
+        ({"defaults": np.zeros(0, np.uint8)}, "1..4096 records of 24 bytes"),
+        ({"rows": np.ones(1, np.uint16)}, "default region id is out of range"),
+        ({"rows": np.zeros(2, np.uint16)}, "empty or n uint16 values"),
+        ({"rows": _misaligned(2)}, "row defaults buffer must start on a 2-byte boundary"),
     ],
 )
 def test_phones_refuses_bad_arguments(change: dict[str, object], message: str) -> None:

@@ -38,6 +38,7 @@ import polars as pl
 from phonenumbers import COUNTRY_CODE_TO_REGION_CODE, REGION_CODE_FOR_NON_GEO_ENTITY
 
 from spotify_audience_sync.identifiers import hashing
+from spotify_audience_sync.identifiers.extension import Native, PhoneArgs, call_phones
 from spotify_audience_sync.identifiers.phones import metadata as _phonemeta
 from spotify_audience_sync.identifiers.phones.metadata import (
     PHONENUMBERS_VERSION,
@@ -46,7 +47,7 @@ from spotify_audience_sync.identifiers.phones.metadata import (
     regions_for_code,
 )
 
-__all__ = ["CACHE_ENV", "DEFER", "Decided", "Unsupported", "compile_dfa", "decide"]
+__all__ = ["DEFER", "Decided", "Unsupported", "compile_dfa", "decide"]
 
 DEFER = 255  # the kernel's status for a value the polars path decides
 _NEED = 254  # a calling code whose tables are not loaded yet
@@ -355,8 +356,6 @@ def _build_code(code: int) -> _CodeTables:
 #: Bump when the table layout or the compiler changes: old cache files are then ignored.
 _CACHE_FORMAT = 2
 _phonemeta_file = _phonemeta.__file__ or ""
-#: Where compiled tables are kept between runs; empty disables the cache.
-CACHE_ENV = "SPOTIFY_AUDIENCE_SYNC_CACHE_DIR"
 
 
 @cache
@@ -369,7 +368,10 @@ def _source_stamp() -> str:
 
 
 def _cache_dir() -> Path | None:
-    root = os.environ.get(CACHE_ENV)
+    """The cache folder for this phonenumbers and compiler; None when turned off."""
+    from spotify_audience_sync.settings import cache_dir_override  # pydantic: only when needed
+
+    root = cache_dir_override()
     if root == "":
         return None
     base = Path(root) if root else platformdirs.user_cache_path("spotify-audience-sync")
@@ -536,60 +538,112 @@ class Decided:
     deferred: int
 
 
+#: Bytes per default region in the kernel's ``defaults`` (see ``_native/phone.c``).
+_DEFAULT_BYTES = 24
+
+
+def _defaults(tables: _Tables, keys: Sequence[str]) -> tuple[npt.NDArray[np.uint8], bool]:
+    """The kernel's record for each default region, and whether any of them it can use.
+
+    A record: the region's index in the tables (-1: not there, its rows are deferred), whether
+    a national number is decided without an IDD, the IDD's and calling code's digits.
+    """
+    metas = [meta_for(key) for key in keys]
+    snapshot = tables.load(sorted({m.country_code for m in metas if m is not None}))
+    records = np.zeros((len(keys), _DEFAULT_BYTES), dtype=np.uint8)
+    usable = False
+    for i, m in enumerate(metas):
+        home = None if m is None else snapshot.index.get(m.key)
+        if m is None or home is None:
+            records[i, :4] = np.frombuffer(np.int32(-1).tobytes(), np.uint8)
+            records[i, 6], records[i, 16] = 1, ord("1")
+            continue
+        usable = True
+        idd, dcc = (m.idd_literal or "").encode(), str(m.country_code).encode()
+        records[i, :4] = np.frombuffer(np.int32(home).tobytes(), np.uint8)
+        records[i, 4:7] = (int(m.idd is None or m.idd_literal is not None), len(idd), len(dcc))
+        records[i, 8 : 8 + len(idd)] = np.frombuffer(idd, np.uint8)
+        records[i, 16 : 16 + len(dcc)] = np.frombuffer(dcc, np.uint8)
+    return records, usable
+
+
+def _row_defaults(
+    region: str, regions: pl.Series | None
+) -> tuple[list[str], npt.NDArray[np.uint16]]:
+    """The distinct default regions, and each row's index among them (empty: all the first)."""
+    none = np.zeros(0, dtype=np.uint16)
+    if regions is None:
+        return [region], none
+    keys = sorted(regions.drop_nulls().unique().to_list()) or [region]
+    if len(keys) == 1 and regions.null_count() == 0:
+        return keys, none
+    if regions.null_count():
+        keys = sorted({*keys, region})
+        regions = regions.fill_null(region)
+    ids = regions.cast(pl.Enum(keys)).to_physical().cast(pl.UInt16).to_numpy()
+    return keys, np.ascontiguousarray(ids, dtype=np.uint16)
+
+
 def decide(
     values: pl.Series,
     region: str,
     codes: tuple[int, int, int, int],
     *,
     hashes: bool,
+    regions: pl.Series | None = None,
 ) -> Decided | None:
     """Decide the plain numbers of a column in C; None where the C path does not apply.
 
     ``codes`` are the status codes for (kept, empty, invalid_number, not_a_number). Only
-    ``valid`` mode.
+    ``valid`` mode. ``regions``, when given, is each row's default region (null: ``region``).
     """
     native = hashing.native_module()
     if native is None:
         return None
     tables = _tables()
-    home = tables.home(region)
-    m = meta_for(region)
-    if home is None or m is None:
-        return None
-    idd = (m.idd_literal or "").encode()
-    national_ok = m.idd is None or m.idd_literal is not None
+    keys, ids = _row_defaults(region, regions)
+    defaults, usable = _defaults(tables, keys)
     column = values.cast(pl.String)
-    views = hashing.views(column)
-    if views is None:
+    if not usable or hashing.views(column) is None:
         return None
-    n = column.len()
     width = 64 if hashes else 24
-    status = np.empty(n, dtype=np.uint8)
-    out = np.empty((n, width), dtype=np.uint8)
-    need = np.empty(n, dtype=np.uint16)
-    args = (home, national_ok, idd, str(m.country_code).encode(), *codes, int(not hashes))
-    snapshot = tables.snapshot
-    # Nulls come out as empty: the kernel reads the validity bitmap.
-    deferred = native.phones(*views.args(), n, snapshot.buffers, *args, status, out, need)
+    rules = (*codes, int(not hashes))
+    status, out, need, deferred = _run(native, column, tables.snapshot, defaults, ids, rules, width)
     waiting = np.flatnonzero(status == _NEED)
     if len(waiting):
         snapshot = tables.load(sorted({int(c) for c in need[waiting]}))
-        again = decide_rows(native, column.gather(waiting), snapshot, args, width)
-        status[waiting], out[waiting] = again
+        again = _run(
+            native,
+            column.gather(waiting),
+            snapshot,
+            defaults,
+            ids[waiting] if len(ids) else ids,
+            rules,
+            width,
+        )
+        status[waiting], out[waiting] = again[0], again[1]
+        status[status == _NEED] = DEFER  # loaded now; a code still missing is one we cannot use
         deferred = int(np.count_nonzero(status >= _NEED))
     return Decided(status, out, deferred)
 
 
-def decide_rows(
-    native: Any, column: pl.Series, snapshot: _Snapshot, args: tuple[Any, ...], width: int
-) -> tuple[npt.NDArray[np.uint8], npt.NDArray[np.uint8]]:
-    """One more kernel pass over some rows, with tables that now hold their calling codes."""
+def _run(
+    native: Native,
+    column: pl.Series,
+    snapshot: _Snapshot,
+    defaults: npt.NDArray[np.uint8],
+    ids: npt.NDArray[np.uint16],
+    rules: tuple[int, int, int, int, int],
+    width: int,
+) -> tuple[npt.NDArray[np.uint8], npt.NDArray[np.uint8], npt.NDArray[np.uint16], int]:
+    """One kernel pass: status codes, outputs, the calling code each P_NEED row needs."""
     views = hashing.views(column)
-    assert views is not None  # a gathered String column exports as views like its source
+    assert views is not None  # a String column (or rows gathered from one) exports as views
     n = column.len()
     status = np.empty(n, dtype=np.uint8)
     out = np.empty((n, width), dtype=np.uint8)
     need = np.empty(n, dtype=np.uint16)
-    native.phones(*views.args(), n, snapshot.buffers, *args, status, out, need)
-    status[status == _NEED] = DEFER  # loaded now; a code still missing is one we cannot use
-    return status, out
+    # Nulls come out as empty: the kernel reads the validity bitmap.
+    args = PhoneArgs(*views.args(), n, snapshot.buffers, defaults, ids, *rules, status, out, need)
+    deferred = call_phones(native, args)
+    return status, out, need, deferred
