@@ -38,8 +38,8 @@ from spotify_audience_sync.identifiers.normalize import (
 )
 from spotify_audience_sync.identifiers.phones import native as phones_native
 from spotify_audience_sync.segment import staging
-from spotify_audience_sync.settings import CACHE_DIR_ENV
 from spotify_audience_sync.segment.encode import _sort_key, first_byte
+from spotify_audience_sync.settings import CACHE_DIR_ENV
 
 native = pytest.importorskip("spotify_audience_sync._native")
 EMAIL, PHONE = IdentifierType.EMAIL, IdentifierType.PHONE

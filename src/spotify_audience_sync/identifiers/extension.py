@@ -13,10 +13,16 @@ and mypy checks that the stub satisfies the Protocol, so the two cannot drift ap
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, NamedTuple, Protocol
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
 if TYPE_CHECKING:
+    from typing import TypeAlias
+
+    from numpy.typing import NDArray
     from typing_extensions import Buffer
+
+    #: Any buffer; numpy's arrays declare the buffer protocol only from Python 3.12 on.
+    Buf: TypeAlias = Buffer | NDArray[Any]
 
 __all__ = ["Native", "PhoneArgs", "call_phones", "load"]
 
@@ -26,25 +32,25 @@ class Native(Protocol):
 
     def sha256_hex(
         self,
-        views: Buffer,
-        validity: Buffer | None,
-        data: Sequence[Buffer],
+        views: Buf,
+        validity: Buf | None,
+        data: Sequence[Buf],
         offset: int,
         n: int,
-        out: Buffer,
+        out: Buf,
         /,
     ) -> None: ...
 
     def emails(
         self,
-        views: Buffer,
-        validity: Buffer | None,
-        data: Sequence[Buffer],
+        views: Buf,
+        validity: Buf | None,
+        data: Sequence[Buf],
         offset: int,
         n: int,
         gmail_canonical: bool,
-        status: Buffer,
-        out: Buffer,
+        status: Buf,
+        out: Buf,
         /,
     ) -> int: ...
 
@@ -54,30 +60,30 @@ class Native(Protocol):
 
     def phones(
         self,
-        views: Buffer,
-        validity: Buffer | None,
-        data: Sequence[Buffer],
+        views: Buf,
+        validity: Buf | None,
+        data: Sequence[Buf],
         offset: int,
         n: int,
-        tables: Sequence[Buffer],
-        defaults: Buffer,
-        row_defaults: Buffer,
+        tables: Sequence[Buf],
+        defaults: Buf,
+        row_defaults: Buf,
         hashed: int,
         empty: int,
         invalid: int,
         not_a_number: int,
         mode: int,
-        codes: Buffer,
-        out: Buffer,
-        need: Buffer,
+        codes: Buf,
+        out: Buf,
+        need: Buf,
         /,
     ) -> int: ...
 
     def partition_order(
-        self, matrix: Buffer, accepted: Buffer, n: int, order: Buffer, counts: Buffer, /
+        self, matrix: Buf, accepted: Buf, n: int, order: Buf, counts: Buf, /
     ) -> int: ...
 
-    def hex_keys(self, records: Buffer, n: int, width: int, col: int, out: Buffer, /) -> None: ...
+    def hex_keys(self, records: Buf, n: int, width: int, col: int, out: Buf, /) -> None: ...
 
 
 class PhoneArgs(NamedTuple):
@@ -88,22 +94,22 @@ class PhoneArgs(NamedTuple):
     ``mode`` 0 writes SHA-256 digests to ``out``, 1 E.164 text (a length byte, the digits).
     """
 
-    views: Buffer
-    validity: Buffer | None
-    data: Sequence[Buffer]
+    views: Buf
+    validity: Buf | None
+    data: Sequence[Buf]
     offset: int
     n: int
-    tables: Sequence[Buffer]
-    defaults: Buffer
-    row_defaults: Buffer
+    tables: Sequence[Buf]
+    defaults: Buf
+    row_defaults: Buf
     hashed: int
     empty: int
     invalid: int
     not_a_number: int
     mode: int
-    codes: Buffer
-    out: Buffer
-    need: Buffer
+    codes: Buf
+    out: Buf
+    need: Buf
 
 
 def call_phones(native: Native, args: PhoneArgs) -> int:
