@@ -163,3 +163,21 @@ def test_normalize_values_ignores_a_country_column_it_is_not_given() -> None:
     """The convenience path has no country column: the default region, as before."""
     [(digest, status)] = normalize_values(IdentifierType.PHONE, ["020 7946 0018"])
     assert (digest, status) == (None, "invalid_number")
+
+
+def test_the_country_names_module_matches_the_installed_phonenumbers() -> None:
+    """country_names.py is generated (scripts/country_names.py): regenerate on a new release."""
+    import importlib.util
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[2] / "scripts" / "country_names.py"
+    spec = importlib.util.spec_from_file_location("country_names_script", script)
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    namespace: dict[str, object] = {}
+    exec(module.render(), namespace)
+    from spotify_audience_sync.identifiers.phones.country_names import NAMES
+
+    assert namespace["NAMES"] == NAMES

@@ -5,8 +5,9 @@ Kingdom``, ``Vereinigtes Königreich``, ``+44``, ``0044``, ``44``. :func:`row_re
 column of them into a region per row (ISO 3166-1 alpha-2, as ``phonenumbers.parse`` takes it)
 without Python per row: the column's distinct values are keyed by one polars expression
 (uppercase, letters and digits only, a leading ``the`` and ``00`` dropped) and looked up in a
-table built once from ``phonenumbers``' own region list and country names, plus the alpha-3
-codes and the usual variants below. Blank and unrecognized values take the default region;
+table built once from ``phonenumbers``' own region list and country names (English and eight
+languages of European exports, in :mod:`.country_names`), plus the alpha-3 codes and the usual
+variants below. Blank and unrecognized values take the default region;
 unrecognized ones are counted, never shown (a country cell may hold anything).
 """
 
@@ -18,6 +19,8 @@ from functools import cache
 import phonenumbers
 import polars as pl
 from phonenumbers import COUNTRY_CODE_TO_REGION_CODE, SUPPORTED_REGIONS
+
+from spotify_audience_sync.identifiers.phones.country_names import NAMES
 
 __all__ = ["RowRegions", "country_key", "country_table", "region_of", "row_regions"]
 
@@ -83,9 +86,6 @@ _VARIANTS = {
     "VI": "US Virgin Islands",
     "SX": "Sint Maarten",
 }
-#: Languages whose country names ``phonenumbers`` carries and exports of this tool's users use
-#: (``aa`` is its default, English).
-_LANGUAGES = ("aa", "de", "fr", "es", "it", "nl", "pt", "sv", "pl")
 
 
 def country_key(values: pl.Expr) -> pl.Expr:
@@ -93,19 +93,6 @@ def country_key(values: pl.Expr) -> pl.Expr:
     ``the`` and a leading ``00`` (an international call prefix) dropped."""
     upper = values.str.strip_chars().str.to_uppercase().str.replace(r"^THE\s+", "")
     return upper.str.replace_all(r"[^\p{L}\p{N}]", "").str.replace(r"^00(\d)", "${1}")
-
-
-def _name(region: str, language: str) -> str | None:
-    """A region's name in one language from ``phonenumbers``' locale data (``*xx``: see xx)."""
-    from phonenumbers.geodata.locale import LOCALE_DATA
-
-    names = LOCALE_DATA.get(region, {})
-    name = names.get(language)
-    for _ in range(4):
-        if name is None or not name.startswith("*"):
-            break
-        name = names.get(name[1:])
-    return name
 
 
 def _calling_codes() -> dict[str, str]:
@@ -126,7 +113,7 @@ def country_table() -> dict[str, str]:
     names: dict[str, str] = {}
     shared: set[str] = set()
     written = [(r, v.strip()) for r, vs in _VARIANTS.items() for v in vs.split(",")]
-    written += [(r, _name(r, lang) or "") for r in sorted(SUPPORTED_REGIONS) for lang in _LANGUAGES]
+    written += [(r, name) for r, names in sorted(NAMES.items()) for name in names]
     raw = pl.Series([text for _, text in written], dtype=pl.String)
     keys = pl.select(country_key(pl.lit(raw))).to_series().to_list()
     for (region, _), key in zip(written, keys, strict=True):
