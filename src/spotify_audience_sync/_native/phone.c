@@ -19,6 +19,7 @@ enum {
     R_KEYED,
     R_STRIP,
     R_NP_DFA,
+    R_IDD_DFA, /* an international prefix that is not a digit string, as a DFA (or -1) */
     R_FIELDS
 };
 enum { NP_NONE = 0, NP_LITERALS = 1, NP_REGEX = 2 };
@@ -115,8 +116,12 @@ static int phone_rules(const PhoneTables *t, const PhoneDefault *d, const uint8_
             rest += d->idd_len;
             rn -= d->idd_len;
             intl = 1;
-        } else if (!d->national_ok) {
-            return P_DEFER;
+        } else {
+            /* An international prefix given as a pattern: national only where it cannot
+             * match (one that might is left to the polars path, as a plus would be). */
+            int32_t idd_dfa = t->regions[R_FIELDS * d->home + R_IDD_DFA];
+            if (!d->national_ok || (idd_dfa >= 0 && dfa_prefix(t, idd_dfa, digits, nd)))
+                return P_DEFER;
         }
     }
     int32_t region;
@@ -228,7 +233,7 @@ static int tables_check(const PhoneTables *t, Py_ssize_t ncc_list) {
     for (Py_ssize_t r = 0; r < t->nregions; r++) {
         const int32_t *f = t->regions + R_FIELDS * r;
         if (f[R_CC] < 0 || f[R_CC] > 999 || f[R_NP_MODE] < 0 || f[R_NP_MODE] > 3) goto bad;
-        for (int k = R_GENERAL; k <= R_NP_DFA; k++) {
+        for (int k = R_GENERAL; k <= R_IDD_DFA; k++) {
             if (k == R_KEYED || k == R_STRIP) continue;
             if (f[k] < -1 || f[k] >= t->states) goto bad;
         }

@@ -53,8 +53,10 @@ DEFER = 255  # the kernel's status for a value the polars path decides
 _NEED = 254  # a calling code whose tables are not loaded yet
 _CC_NEED, _CC_READY, _CC_DEFER = 2, 1, 3
 #: Per region: calling code, national-prefix mode, four DFA starts, keyed, strip lengths, the
-#: national prefix's DFA start (see ``_native/phone.c``).
-_FIELDS = 9
+#: national prefix's DFA start, the international prefix's DFA start (see ``_native/phone.c``).
+_FIELDS = 10
+#: The fields that hold DFA starts (rebased when tables are joined).
+_DFA_FIELDS = (2, 3, 4, 5, 8, 9)
 _NP_NONE, _NP_LITERALS, _NP_REGEX, _NP_DEFER = 0, 1, 2, 3
 _NP_SLOTS = 8  # literals a region, each up to 7 digits
 _DIGITS = frozenset(range(10))
@@ -318,11 +320,21 @@ class _Builder:
         general, valid_general = self.dfa(m.general), self.dfa(m.valid_general)
         valid_types, leading = self.dfa(m.valid_types), self.dfa(m.leading_digits)
         record = [m.country_code, mode, general, valid_general, valid_types, leading]
-        record.extend([int(m.keyed), strip, np_dfa])
+        record.extend([int(m.keyed), strip, np_dfa, self.idd_dfa(m)])
         self.regions.append(record)
         slots = [bytes([len(x)]) + x.encode().ljust(7, b"\0") for x in literals]
         slots += [b"\xff" * 8] * (_NP_SLOTS - len(slots))
         self.np_text.append(b"".join(slots))
+
+    def idd_dfa(self, m: RegionMeta) -> int:
+        """An international prefix that is not one digit string, as a DFA (-1: none, or not
+        compilable): the kernel then takes a number as national only where it cannot match."""
+        if m.idd is None or m.idd_literal is not None:
+            return -1
+        try:
+            return self.dfa(m.idd)
+        except (Unsupported, re.error):
+            return -1
 
     def tables(self, state: int, keys: tuple[str, ...]) -> _CodeTables:
         return _CodeTables(
@@ -354,7 +366,7 @@ def _build_code(code: int) -> _CodeTables:
 
 # --- the on-disk cache ----------------------------------------------------------------------
 #: Bump when the table layout or the compiler changes: old cache files are then ignored.
-_CACHE_FORMAT = 2
+_CACHE_FORMAT = 3
 _phonemeta_file = _phonemeta.__file__ or ""
 
 
@@ -398,7 +410,7 @@ def _read_cached(path: Path, code: int) -> _CodeTables | None:
         and len(tables.trans) == len(tables.accept)
         and bool((tables.trans < len(tables.trans)).all())
         and bool((tables.trans >= -1).all())
-        and bool((tables.regions[:, [2, 3, 4, 5, 8]] < len(tables.trans)).all())
+        and bool((tables.regions[:, list(_DFA_FIELDS)] < len(tables.trans)).all())
     )
     return tables if consistent else None
 
@@ -463,7 +475,7 @@ class _Tables:
             base, first = self._states, self._regions
             trans = np.where(part.trans < 0, -1, part.trans + base).astype(np.int32)
             regions = part.regions.copy()
-            for field in (2, 3, 4, 5, 8):  # the DFA starts
+            for field in _DFA_FIELDS:
                 column = regions[:, field]
                 regions[:, field] = np.where(column < 0, -1, column + base)
             self._parts.append(part)
@@ -560,8 +572,12 @@ def _defaults(tables: _Tables, keys: Sequence[str]) -> tuple[npt.NDArray[np.uint
             continue
         usable = True
         idd, dcc = (m.idd_literal or "").encode(), str(m.country_code).encode()
+        # A national number is decided here unless an international prefix might start it:
+        # none, a digit string compared here, or a DFA in the region's record.
+        idd_dfa = int(snapshot.buffers[2][home, 9]) >= 0
+        national_ok = m.idd is None or m.idd_literal is not None or idd_dfa
         records[i, :4] = np.frombuffer(np.int32(home).tobytes(), np.uint8)
-        records[i, 4:7] = (int(m.idd is None or m.idd_literal is not None), len(idd), len(dcc))
+        records[i, 4:7] = (int(national_ok), len(idd), len(dcc))
         records[i, 8 : 8 + len(idd)] = np.frombuffer(idd, np.uint8)
         records[i, 16 : 16 + len(dcc)] = np.frombuffer(dcc, np.uint8)
     return records, usable
