@@ -620,46 +620,49 @@ def decide(
     keys, ids = _row_defaults(region, regions)
     defaults, usable = _defaults(tables, keys)
     column = values.cast(pl.String)
-    if not usable or hashing.views(column) is None:
+    views = hashing.views(column) if usable else None
+    if views is None:
         return None
     width = 64 if hashes else 24
     rules = (*codes, int(not hashes))
-    status, out, need, deferred = _run(native, column, tables.snapshot, defaults, ids, rules, width)
+    kernel = _Kernel(native, defaults, rules, width)
+    status, out, need, deferred = kernel.run(views, column.len(), tables.snapshot, ids)
     waiting = np.flatnonzero(status == _NEED)
     if len(waiting):
         snapshot = tables.load(sorted({int(c) for c in need[waiting]}))
-        again = _run(
-            native,
-            column.gather(waiting),
-            snapshot,
-            defaults,
-            ids[waiting] if len(ids) else ids,
-            rules,
-            width,
-        )
+        rows = column.gather(waiting)
+        rows_views = hashing.views(rows)
+        assert rows_views is not None  # rows gathered from a String column export as views
+        again = kernel.run(rows_views, rows.len(), snapshot, ids[waiting] if len(ids) else ids)
         status[waiting], out[waiting] = again[0], again[1]
         status[status == _NEED] = DEFER  # loaded now; a code still missing is one we cannot use
         deferred = int(np.count_nonzero(status >= _NEED))
     return Decided(status, out, deferred)
 
 
-def _run(
-    native: Native,
-    column: pl.Series,
-    snapshot: _Snapshot,
-    defaults: npt.NDArray[np.uint8],
-    ids: npt.NDArray[np.uint16],
-    rules: tuple[int, int, int, int, int],
-    width: int,
-) -> tuple[npt.NDArray[np.uint8], npt.NDArray[np.uint8], npt.NDArray[np.uint16], int]:
-    """One kernel pass: status codes, outputs, the calling code each P_NEED row needs."""
-    views = hashing.views(column)
-    assert views is not None  # a String column (or rows gathered from one) exports as views
-    n = column.len()
-    status = np.empty(n, dtype=np.uint8)
-    out = np.empty((n, width), dtype=np.uint8)
-    need = np.empty(n, dtype=np.uint16)
-    # Nulls come out as empty: the kernel reads the validity bitmap.
-    args = PhoneArgs(*views.args(), n, snapshot.buffers, defaults, ids, *rules, status, out, need)
-    deferred = call_phones(native, args)
-    return status, out, need, deferred
+@dataclass(frozen=True)
+class _Kernel:
+    """What every pass of the kernel over one column shares."""
+
+    native: Native
+    defaults: npt.NDArray[np.uint8]
+    rules: tuple[int, int, int, int, int]
+    width: int
+
+    def run(
+        self,
+        views: hashing.Exported,
+        n: int,
+        snapshot: _Snapshot,
+        ids: npt.NDArray[np.uint16],
+    ) -> tuple[npt.NDArray[np.uint8], npt.NDArray[np.uint8], npt.NDArray[np.uint16], int]:
+        """One pass: status codes, outputs, the calling code each P_NEED row needs."""
+        status = np.empty(n, dtype=np.uint8)
+        out = np.empty((n, self.width), dtype=np.uint8)
+        need = np.empty(n, dtype=np.uint16)
+        # Nulls come out as empty: the kernel reads the validity bitmap.
+        args = PhoneArgs(
+            *views.args(), n, snapshot.buffers, self.defaults, ids, *self.rules, status, out, need
+        )
+        deferred = call_phones(self.native, args)
+        return status, out, need, deferred
