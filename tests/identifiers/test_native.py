@@ -653,3 +653,27 @@ def test_phones_refuses_misaligned_int32_tables(index: int, name: str) -> None:
     tables[index] = _misaligned_copy(np.ascontiguousarray(tables[index]))
     with pytest.raises(ValueError, match=f"{name} buffer must start on a 4-byte boundary"):
         native.phones(*_phone_call(tables=tuple(tables)))
+
+
+def test_the_typed_interface_mirrors_the_stub_and_the_module() -> None:
+    """extension.Native lists every function of _native.pyi with the same parameters, and the
+    built module has each of them (mypy checks the types; this checks the names and order)."""
+    import ast
+    import inspect
+
+    from spotify_audience_sync.identifiers import extension
+
+    stub = Path(extension.__file__).resolve().parents[1] / "_native.pyi"
+    functions = {
+        node.name: [a.arg for a in node.args.posonlyargs + node.args.args]
+        for node in ast.parse(stub.read_text()).body
+        if isinstance(node, ast.FunctionDef)
+    }
+    protocol = {
+        name: list(inspect.signature(member).parameters)[1:]  # without self
+        for name, member in vars(extension.Native).items()
+        if inspect.isfunction(member) and not name.startswith("_")
+    }
+    assert protocol == functions
+    assert all(callable(getattr(native, name)) for name in functions)
+    assert list(extension.PhoneArgs._fields) == functions["phones"]

@@ -1,6 +1,6 @@
 """The exact phone path: libphonenumber itself, one ``parse`` per distinct value.
 
-This is the definition of correct. :mod:`.phones` uses it for the values the vectorized path
+This is the definition of correct. :mod:`.normalize` uses it for the values the vectorized path
 cannot decide, and the differential test and the benchmark use it as the reference.
 """
 
@@ -106,7 +106,7 @@ def normalize_phones_exact(
     validation: PhoneValidation = "valid",
     regions: pl.Series | None = None,
 ) -> pl.DataFrame:
-    """The reference: same contract as :func:`.phones.normalize_phones`, all in libphonenumber.
+    """The reference: same contract as :func:`.normalize.normalize_phones`, all in libphonenumber.
 
     ``regions``: a region per row (null: ``default_region``), each distinct (value, region)
     parsed once.
