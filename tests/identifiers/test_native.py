@@ -39,7 +39,6 @@ from spotify_audience_sync.identifiers.normalize import (
 from spotify_audience_sync.identifiers.phones import native as phones_native
 from spotify_audience_sync.segment import staging
 from spotify_audience_sync.segment.encode import _sort_key, first_byte
-from spotify_audience_sync.settings import CACHE_DIR_ENV
 
 native = pytest.importorskip("spotify_audience_sync._native")
 EMAIL, PHONE = IdentifierType.EMAIL, IdentifierType.PHONE
@@ -396,7 +395,8 @@ def test_compiled_phone_tables_are_cached_and_a_bad_cache_is_rebuilt(
             np.array_equal(getattr(a, name), getattr(b, name)) for name in arrays
         )
 
-    monkeypatch.setenv(CACHE_DIR_ENV, str(tmp_path))
+    monkeypatch.setattr(phones_native, "_cache_root", None)  # restored after the test
+    phones_native.use_cache_dir(str(tmp_path))
     fresh = phones_native._build_code(44)
     first = phones_native._cached_code(44)
     [saved] = list(tmp_path.rglob("44.npz"))
@@ -412,7 +412,7 @@ def test_compiled_phone_tables_are_cached_and_a_bad_cache_is_rebuilt(
     saved.write_bytes(next(tmp_path.rglob("49.npz")).read_bytes())
     assert same(phones_native._cached_code(44), fresh)
     assert not same(other, fresh)
-    monkeypatch.setenv(CACHE_DIR_ENV, "")  # off: nothing read or written
+    phones_native.use_cache_dir("")  # off: nothing read or written
     saved.unlink()
     assert same(phones_native._cached_code(44), fresh)
     assert not saved.exists()
@@ -677,3 +677,26 @@ def test_the_typed_interface_mirrors_the_stub_and_the_module() -> None:
     assert protocol == functions
     assert all(callable(getattr(native, name)) for name in functions)
     assert list(extension.PhoneArgs._fields) == functions["phones"]
+
+
+def test_prepare_takes_the_cache_folder_from_settings(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SPOTIFY_AUDIENCE_SYNC_CACHE_DIR reaches the phone tables through settings and the
+    pipeline (settings is the one reader of the environment)."""
+    from spotify_audience_sync.segment.pipeline import prepare_segment
+    from spotify_audience_sync.segment.sources import open_source
+    from spotify_audience_sync.settings import CACHE_DIR_ENV
+
+    monkeypatch.setattr(phones_native, "_cache_root", None)
+    monkeypatch.setenv(CACHE_DIR_ENV, str(tmp_path / "tables"))
+    path = tmp_path / "in.csv"
+    path.write_text("phone\n+44 20 7946 0018\n", encoding="utf-8")
+    with open_source(str(path)) as source, prepare_segment(source):
+        pass
+    assert phones_native._cache_dir() is not None
+    assert str(phones_native._cache_dir()).startswith(str(tmp_path / "tables"))
+    monkeypatch.setenv(CACHE_DIR_ENV, "")
+    with open_source(str(path)) as source, prepare_segment(source):
+        pass
+    assert phones_native._cache_dir() is None

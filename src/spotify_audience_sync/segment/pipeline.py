@@ -31,6 +31,7 @@ from spotify_audience_sync.identifiers.normalize import (
     NormalizeOptions,
     hash_batch,
 )
+from spotify_audience_sync.identifiers.phones import native as phones_native
 from spotify_audience_sync.segment.columns import COLUMN_ALIASES, column_label, resolve_columns
 from spotify_audience_sync.segment.encode import (
     Layout,
@@ -48,6 +49,7 @@ from spotify_audience_sync.segment.rejects import BatchRejects, RejectsFile
 from spotify_audience_sync.segment.report import PrepareReport, TypeCounts, plural
 from spotify_audience_sync.segment.sources import Source
 from spotify_audience_sync.segment.staging import Stage, partition_payload, partition_rows
+from spotify_audience_sync.settings import cache_dir_override
 
 __all__ = [
     "COLUMN_ALIASES",
@@ -382,6 +384,7 @@ def prepare_segment(
 ) -> PreparedSegment:
     """Read, normalize, hash and stage the whole source; return it ready to be encoded."""
     options = options or PrepareOptions()
+    phones_native.use_cache_dir(cache_dir_override())
     started = time.perf_counter()
     columns = resolve_columns(source.name, source.columns, options.columns)
     _country_column(source, options)

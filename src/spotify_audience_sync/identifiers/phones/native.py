@@ -47,7 +47,7 @@ from spotify_audience_sync.identifiers.phones.metadata import (
     regions_for_code,
 )
 
-__all__ = ["DEFER", "Decided", "Unsupported", "compile_dfa", "decide"]
+__all__ = ["DEFER", "Decided", "Unsupported", "compile_dfa", "decide", "use_cache_dir"]
 
 DEFER = 255  # the kernel's status for a value the polars path decides
 _NEED = 254  # a calling code whose tables are not loaded yet
@@ -379,11 +379,23 @@ def _source_stamp() -> str:
     return digest.hexdigest()[:12]
 
 
+#: Where compiled tables are cached: a folder, None for the user's cache dir, "" for none.
+_cache_root: str | None = None
+
+
+def use_cache_dir(root: str | None) -> None:
+    """Set where compiled tables are cached (a folder; None: the user's cache dir; "": none).
+
+    The process's choice (``SPOTIFY_AUDIENCE_SYNC_CACHE_DIR``) is read by ``settings``, the one
+    reader of the environment, and passed here by the pipeline before a run.
+    """
+    global _cache_root
+    _cache_root = root
+
+
 def _cache_dir() -> Path | None:
     """The cache folder for this phonenumbers and compiler; None when turned off."""
-    from spotify_audience_sync.settings import cache_dir_override  # pydantic: only when needed
-
-    root = cache_dir_override()
+    root = _cache_root
     if root == "":
         return None
     base = Path(root) if root else platformdirs.user_cache_path("spotify-audience-sync")
