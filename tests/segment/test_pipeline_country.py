@@ -29,6 +29,8 @@ def _prepare(path: Path, country: str | None) -> tuple[set[bytes], dict]:
     )
     with open_source(str(path)) as source, prepare_segment(source, options) as prepared:
         data = b"".join(prepared.chunks())
+        summary = prepared.report.summary()
+        assert ("read with their row's country" in summary) == (country is not None)
         return set(data.splitlines()[1:]), prepared.report.to_dict()
 
 
@@ -52,6 +54,15 @@ def test_phones_use_their_rows_country_and_the_report_counts_them(tmp_path: Path
         warning == "2 country values named no country we know; their phones were read as US numbers"
     )
     assert "Atlantis" not in str(report)
+    with open_source(str(path)) as source:
+        options = PrepareOptions(normalize=NormalizeOptions(country_column="Country"))
+        with prepare_segment(source, options) as prepared:
+            summary = prepared.report.summary()
+    assert (
+        "  " + " " * 11 + "3 phones read with their row's country (2 unknown country values)"
+        in summary
+    )
+    assert "Atlantis" not in summary
 
     without, plain = _prepare(path, None)
     assert plain["identifiers"]["phone"]["hashed"] == 2  # US and the + number only

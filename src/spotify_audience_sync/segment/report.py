@@ -107,6 +107,11 @@ class PrepareReport:
                 f"{c.duplicates:>12,}{c.rejected_total:>12,}"
                 + (f"  ({reasons})" if reasons else "")
             )
+            if c.row_country is not None:
+                lines.append(
+                    f"  {'':<11}{plural(c.row_country, 'phone')} read with their row's country"
+                    f" ({plural(c.country_unknown or 0, 'unknown country value')})"
+                )
         verb, target = ("wrote", f" to {self.output}") if self.output else ("prepared", "")
         lines.append(
             f"{verb} {plural(self.rows_written, 'row')}, {plural(self.bytes_written, 'byte')} "
