@@ -19,6 +19,11 @@ environment's modules are compiled to bytecode once, as ``pip install`` does (``
 not unless asked), so neither contender pays for compiling its imports on every start.
 For the mixed file it also prints the share of phone values the vectorized rules could not
 decide and sent to libphonenumber itself (the report's ``phone.fallback``).
+
+The ``country`` shape is an export with a country column (alpha-2, alpha-3, English names and
+calling codes, some blank or unknown) and phones of twelve countries, most in national format:
+prepared through the library with ``NormalizeOptions(country_column="Country")`` (a region per
+row), its rows/s is to be compared with the mixed file's.
 The baseline is what commercial destinations do: csv + hashlib + phonenumbers, row by row.
 """
 
@@ -70,6 +75,57 @@ open(timing, "w").write(repr(time.perf_counter() - started))
 """
 
 
+COUNTRY_FILE = r"""
+import sys
+import phonenumbers, polars as pl
+rows, out = int(sys.argv[1]), sys.argv[2]
+regions = ["US", "GB", "DE", "FR", "IT", "ES", "NL", "BR", "MX", "AU", "IN", "JP"]
+table = []
+for r in regions:
+    number = phonenumbers.example_number_for_type(r, phonenumbers.PhoneNumberType.MOBILE)
+    national = phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.NATIONAL)
+    name = {"US": "United States", "GB": "UK", "NL": "Netherlands"}.get(r, r.lower())
+    spellings = [r, r.lower(), name, "+" + str(number.country_code)]
+    table.append((national, str(number.country_code), spellings))
+i = pl.int_range(rows, eager=True, dtype=pl.UInt64)
+h = i.hash(11)
+k = (h % len(regions)).cast(pl.Int64)
+national = pl.Series([t[0] for t in table]).gather(k)
+# The last four digits vary, so values are as diverse as real ones (some are not valid).
+tail = (i * 7919 % 10_000).cast(pl.String).str.zfill(4)
+national = national.str.slice(0, national.str.len_chars() - 4) + tail
+cc = pl.Series([t[1] for t in table]).gather(k)
+spelling = pl.Series([s for t in table for s in t[2]]).gather(k * 4 + (h // 97 % 4).cast(pl.Int64))
+style = h // 13 % 20
+international = pl.lit("+") + pl.lit(cc) + " " + pl.lit(national).str.replace("^0", "")
+phone = pl.select(
+    pl.when(pl.lit(style) < 3).then(international)
+    .when(pl.lit(style) == 3).then(pl.lit(""))
+    .otherwise(pl.lit(national))
+).to_series()
+country = pl.select(
+    pl.when(pl.lit(style) == 4).then(pl.lit("")).when(pl.lit(style) == 5).then(pl.lit("Atlantis"))
+    .otherwise(pl.lit(spelling))
+).to_series()
+email = pl.format("user{}@example.com", pl.lit(i))
+frame = {"Email": pl.select(email).to_series(), "phone": phone, "Country": country}
+pl.DataFrame(frame).write_csv(out)
+"""
+
+PREPARE_LIBRARY = r"""
+import json, sys
+from spotify_audience_sync.identifiers.normalize import NormalizeOptions
+from spotify_audience_sync.segment.pipeline import PrepareOptions, prepare_segment
+from spotify_audience_sync.segment.sources import open_source
+src, out, report = sys.argv[1:4]
+options = PrepareOptions(normalize=NormalizeOptions(country_column="Country"))
+with open_source(src) as source, prepare_segment(source, options) as prepared:
+    prepared.write_file(out)
+    with open(report, "w") as f:
+        json.dump(prepared.report.to_dict(), f)
+"""
+
+
 def run_child(argv: list[str]) -> tuple[float, float]:
     """Run a child to completion; return (seconds, peak RSS in MiB) of that child alone."""
     started = time.perf_counter()
@@ -79,6 +135,15 @@ def run_child(argv: list[str]) -> tuple[float, float]:
     if os.waitstatus_to_exitcode(status) != 0:
         sys.exit(f"benchmark child failed: {' '.join(argv[:3])} …")
     return seconds, usage.ru_maxrss / 1024
+
+
+def make_country_segment(rows: int) -> Path:
+    """Generate (once, in a child) the per-row-country export."""
+    DATA.mkdir(exist_ok=True)
+    path = DATA / f"segment-{rows}-country.csv"
+    if not path.exists():
+        subprocess.run([sys.executable, "-c", COUNTRY_FILE, str(rows), str(path)], check=True)
+    return path
 
 
 def make_segment(rows: int, phone: bool) -> Path:
@@ -107,21 +172,24 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=2_000_000)
     parser.add_argument("--repeat", type=int, default=3, help="prepare runs per file (median)")
     parser.add_argument("--no-baseline", action="store_true", help="skip the slow baseline")
-    parser.add_argument("--only", choices=["emails", "mixed"], help="run one file shape")
+    parser.add_argument("--only", choices=["emails", "mixed", "country"], help="run one file shape")
     args = parser.parse_args()
 
     compile_environment()
-    shapes = [args.only] if args.only else ["emails", "mixed"]
+    shapes = [args.only] if args.only else ["emails", "mixed", "country"]
     print(f"rows per file: {args.rows:,}; cores: {os.cpu_count()}; prepare runs: {args.repeat}")
     print(
         f"{'file':<7} {'contender':<9} {'wall s':>7} {'rows/s':>10} {'work s':>7} {'rows/s':>10}"
         f" {'peak RSS':>9}  {'speed-up wall / work':<20} phones to libphonenumber"
     )
     for shape in shapes:
-        src = make_segment(args.rows, phone=shape == "mixed")
+        if shape == "country":
+            src = make_country_segment(args.rows)
+        else:
+            src = make_segment(args.rows, phone=shape == "mixed")
         out, side = DATA / "out.csv", DATA / "out.json"
         base: tuple[float, float] | None = None
-        if not args.no_baseline:
+        if not args.no_baseline and shape != "country":
             wall, rss = run_child([sys.executable, "-c", NAIVE, str(src), str(out), str(side)])
             work = float(side.read_text())
             base = (args.rows / wall, args.rows / work)
@@ -130,9 +198,12 @@ def main() -> None:
                 f" {base[1]:>10,.0f} {rss:>6.0f} MB"
             )
         cli = [sys.executable, "-m", "spotify_audience_sync", "prepare", str(src), "-o", str(out)]
+        cli += ["--quiet", "--report", str(side)]
+        if shape == "country":  # the library: the CLI flag is wired by the CLI's owners
+            cli = [sys.executable, "-c", PREPARE_LIBRARY, str(src), str(out), str(side)]
         runs = []
         for _ in range(max(1, args.repeat)):
-            wall, rss = run_child([*cli, "--quiet", "--report", str(side)])
+            wall, rss = run_child(cli)
             runs.append((json.loads(side.read_text())["seconds"], wall, rss))
             out.unlink(missing_ok=True)
         report = json.loads(side.read_text())
@@ -144,6 +215,8 @@ def main() -> None:
         if phone := report["identifiers"].get("phone"):
             present = phone["accepted"] + phone["rejected_total"] - phone["rejected"]["empty"]
             fallback = f"{phone['fallback'] / max(1, present):.2%} of values"
+            if "row_country" in phone:
+                fallback += f"; {phone['row_country']:,} by their row's country"
         print(
             f"{shape:<7} {'prepare':<9} {wall:>7.2f} {rates[0]:>10,.0f} {work:>7.2f}"
             f" {rates[1]:>10,.0f} {rss:>6.0f} MB  {ratio:<20} {fallback}"

@@ -45,9 +45,14 @@ SANDBOX_PRINTS = SANDBOX_ISOLATION | {
 def _phone_table_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
     """Compiled phone tables go to a directory of this test session, not the user's cache
     (child processes inherit it)."""
+    from spotify_audience_sync.identifiers.phones import native as phones_native
+
     previous = os.environ.get("SPOTIFY_AUDIENCE_SYNC_CACHE_DIR")
-    os.environ["SPOTIFY_AUDIENCE_SYNC_CACHE_DIR"] = str(tmp_path_factory.mktemp("cache"))
+    folder = str(tmp_path_factory.mktemp("cache"))
+    os.environ["SPOTIFY_AUDIENCE_SYNC_CACHE_DIR"] = folder
+    phones_native.use_cache_dir(folder)  # in this process, for code that bypasses the pipeline
     yield
+    phones_native.use_cache_dir(None)
     if previous is None:
         os.environ.pop("SPOTIFY_AUDIENCE_SYNC_CACHE_DIR", None)
     else:

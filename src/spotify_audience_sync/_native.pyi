@@ -2,23 +2,29 @@
 compiler."""
 
 from collections.abc import Sequence
+from typing import Any, TypeAlias
 
+from numpy.typing import NDArray
 from typing_extensions import Buffer
 
+#: What a kernel reads or writes: any buffer (numpy's arrays declare the protocol only from
+#: Python 3.12 on, so they are named too).
+Buf: TypeAlias = Buffer | NDArray[Any]
+
 def sha256_hex(
-    views: Buffer, validity: Buffer | None, data: Sequence[Buffer], offset: int, n: int, out: Buffer
+    views: Buf, validity: Buf | None, data: Sequence[Buf], offset: int, n: int, out: Buf
 ) -> None:
     """SHA-256 hex of ``n`` Arrow string views into ``out`` (``n * 64`` bytes)."""
 
 def emails(
-    views: Buffer,
-    validity: Buffer | None,
-    data: Sequence[Buffer],
+    views: Buf,
+    validity: Buf | None,
+    data: Sequence[Buf],
     offset: int,
     n: int,
     gmail_canonical: bool,
-    status: Buffer,
-    out: Buffer,
+    status: Buf,
+    out: Buf,
 ) -> int:
     """The email rules and SHA-256 for ASCII values; returns how many were left to polars."""
 
@@ -29,29 +35,28 @@ def use_portable(portable: bool) -> None:
     """Force the portable SHA-256 (True), or go back to the fastest the CPU has (False)."""
 
 def phones(
-    views: Buffer,
-    validity: Buffer | None,
-    data: Sequence[Buffer],
+    views: Buf,
+    validity: Buf | None,
+    data: Sequence[Buf],
     offset: int,
     n: int,
-    tables: Sequence[Buffer],
-    home: int,
-    national_ok: bool,
-    idd: bytes,
-    dcc: bytes,
+    tables: Sequence[Buf],
+    defaults: Buf,
+    row_defaults: Buf,
     hashed: int,
     empty: int,
     invalid: int,
     not_a_number: int,
     mode: int,
-    codes: Buffer,
-    out: Buffer,
-    need: Buffer,
+    codes: Buf,
+    out: Buf,
+    need: Buf,
 ) -> int:
-    """libphonenumber's rules for plain phone numbers; returns how many were left to polars."""
+    """libphonenumber's rules for plain phone numbers, a default region per row (an index into
+    ``defaults``; none: all 0); returns how many were left to polars."""
 
-def partition_order(matrix: Buffer, accepted: Buffer, n: int, order: Buffer, counts: Buffer) -> int:
+def partition_order(matrix: Buf, accepted: Buf, n: int, order: Buf, counts: Buf) -> int:
     """Accepted rows of a hex-digest matrix grouped by partition, in row order; returns how many."""
 
-def hex_keys(records: Buffer, n: int, width: int, col: int, out: Buffer) -> None:
+def hex_keys(records: Buf, n: int, width: int, col: int, out: Buf) -> None:
     """The 16 hex digits at column ``col`` of each fixed-width record, as u64 sort keys."""

@@ -271,3 +271,13 @@ def named_variables(names: Iterable[str]) -> dict[str, str]:
     variable's name, never a URL with a password.
     """
     return {name: os.environ[name] for name in names if os.environ.get(name)}
+
+
+#: Where compiled phone tables are kept between runs (set empty: no cache). A process knob
+#: for tests, benchmarks and read-only containers, outside the ``SPOTIFY_ADS_`` settings.
+CACHE_DIR_ENV = "SPOTIFY_AUDIENCE_SYNC_CACHE_DIR"
+
+
+def cache_dir_override() -> str | None:
+    """``SPOTIFY_AUDIENCE_SYNC_CACHE_DIR`` as set: None when unset, ``""`` for no cache."""
+    return os.environ.get(CACHE_DIR_ENV)

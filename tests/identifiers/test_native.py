@@ -395,7 +395,8 @@ def test_compiled_phone_tables_are_cached_and_a_bad_cache_is_rebuilt(
             np.array_equal(getattr(a, name), getattr(b, name)) for name in arrays
         )
 
-    monkeypatch.setenv(phones_native.CACHE_ENV, str(tmp_path))
+    monkeypatch.setattr(phones_native, "_cache_root", None)  # restored after the test
+    phones_native.use_cache_dir(str(tmp_path))
     fresh = phones_native._build_code(44)
     first = phones_native._cached_code(44)
     [saved] = list(tmp_path.rglob("44.npz"))
@@ -411,7 +412,7 @@ def test_compiled_phone_tables_are_cached_and_a_bad_cache_is_rebuilt(
     saved.write_bytes(next(tmp_path.rglob("49.npz")).read_bytes())
     assert same(phones_native._cached_code(44), fresh)
     assert not same(other, fresh)
-    monkeypatch.setenv(phones_native.CACHE_ENV, "")  # off: nothing read or written
+    phones_native.use_cache_dir("")  # off: nothing read or written
     saved.unlink()
     assert same(phones_native._cached_code(44), fresh)
     assert not saved.exists()
@@ -482,7 +483,8 @@ def test_phone_tables_that_disagree_with_themselves_are_not_followed() -> None:
     exported = hashing.views(pl.Series(["2125551234"]))
     assert exported is not None
     status, out, need = np.empty(1, np.uint8), np.empty((1, 24), np.uint8), np.empty(1, np.uint16)
-    args = (home, True, b"011", b"1", 0, 1, 2, 3, 1, status, out, need)
+    defaults, _ = phones_native._defaults(tables, ["US"])
+    args = (defaults, np.zeros(0, np.uint16), 0, 1, 2, 3, 1, status, out, need)
     assert native.phones(*exported.args(), 1, tuple(buffers), *args) == 1
     assert status[0] == phones_native.DEFER
 
@@ -556,19 +558,30 @@ def test_hex_keys_refuses_a_non_hex_character(position: int, byte: bytes) -> Non
     native.hex_keys(records, 3, 64, 20, np.empty(3, np.uint64))  # outside the columns read
 
 
+def _us_defaults(**fields: int) -> np.ndarray:
+    """The kernel's default-region record for US, some of its bytes replaced."""
+    defaults, usable = phones_native._defaults(phones_native._tables(), ["US"])
+    assert usable
+    home = int(np.frombuffer(defaults[0, :4].tobytes(), np.int32)[0])
+    layout = {"national_ok": 4, "idd_len": 5, "dcc_len": 6}
+    for name, value in fields.items():
+        if name == "home":
+            home = value
+        else:
+            defaults[0, layout[name]] = value
+    defaults[0, :4] = np.frombuffer(np.int32(home).tobytes(), np.uint8)
+    return defaults
+
+
 def _phone_call(**change: object) -> tuple[object, ...]:
     """Arguments of native.phones for one plain US number, with some replaced."""
     tables = phones_native._tables()
-    home = tables.home("US")
     exported = hashing.views(pl.Series(["2125551234"]))
-    assert home is not None
     assert exported is not None
     args: dict[str, object] = {
         "tables": tuple(tables.snapshot.buffers),
-        "home": home,
-        "national_ok": True,
-        "idd": b"011",
-        "dcc": b"1",
+        "defaults": _us_defaults(),
+        "rows": np.zeros(0, np.uint16),
         "codes": (0, 1, 2, 3),
         "mode": 1,
         "status": np.empty(1, np.uint8),
@@ -582,10 +595,8 @@ def _phone_call(**change: object) -> tuple[object, ...]:
         *exported.args(),
         1,
         args["tables"],
-        args["home"],
-        args["national_ok"],
-        args["idd"],
-        args["dcc"],
+        args["defaults"],
+        args["rows"],
         *codes,
         args["mode"],
         args["status"],
@@ -615,9 +626,17 @@ def test_phones_accepts_the_reference_arguments() -> None:
         ({"codes": (0, 1, 2, 255)}, "status codes 0..253"),
         ({"codes": (254, 1, 2, 3)}, "status codes 0..253"),
         ({"codes": (0, -1, 2, 3)}, "status codes 0..253"),
-        ({"home": -1}, "wrong sizes"),
-        ({"dcc": b""}, "wrong sizes"),
-        ({"idd": b"0" * 9}, "wrong sizes"),
+        ({"defaults": _us_defaults(home=-2)}, "record is out of range"),
+        ({"defaults": _us_defaults(home=1 << 24)}, "record is out of range"),
+        ({"defaults": _us_defaults(dcc_len=0)}, "record is out of range"),
+        ({"defaults": _us_defaults(dcc_len=4)}, "record is out of range"),
+        ({"defaults": _us_defaults(idd_len=9)}, "record is out of range"),
+        ({"defaults": _us_defaults(national_ok=2)}, "record is out of range"),
+        ({"defaults": np.zeros(23, np.uint8)}, "1..4096 records of 24 bytes"),
+        ({"defaults": np.zeros(0, np.uint8)}, "1..4096 records of 24 bytes"),
+        ({"rows": np.ones(1, np.uint16)}, "default region id is out of range"),
+        ({"rows": np.zeros(2, np.uint16)}, "empty or n uint16 values"),
+        ({"rows": _misaligned(2)}, "row defaults buffer must start on a 2-byte boundary"),
     ],
 )
 def test_phones_refuses_bad_arguments(change: dict[str, object], message: str) -> None:
@@ -634,3 +653,50 @@ def test_phones_refuses_misaligned_int32_tables(index: int, name: str) -> None:
     tables[index] = _misaligned_copy(np.ascontiguousarray(tables[index]))
     with pytest.raises(ValueError, match=f"{name} buffer must start on a 4-byte boundary"):
         native.phones(*_phone_call(tables=tuple(tables)))
+
+
+def test_the_typed_interface_mirrors_the_stub_and_the_module() -> None:
+    """extension.Native lists every function of _native.pyi with the same parameters, and the
+    built module has each of them (mypy checks the types; this checks the names and order)."""
+    import ast
+    import inspect
+
+    from spotify_audience_sync.identifiers import extension
+
+    stub = Path(extension.__file__).resolve().parents[1] / "_native.pyi"
+    functions = {
+        node.name: [a.arg for a in node.args.posonlyargs + node.args.args]
+        for node in ast.parse(stub.read_text()).body
+        if isinstance(node, ast.FunctionDef)
+    }
+    protocol = {
+        name: list(inspect.signature(member).parameters)[1:]  # without self
+        for name, member in vars(extension.Native).items()
+        if inspect.isfunction(member) and not name.startswith("_")
+    }
+    assert protocol == functions
+    assert all(callable(getattr(native, name)) for name in functions)
+    assert list(extension.PhoneArgs._fields) == functions["phones"]
+
+
+def test_prepare_takes_the_cache_folder_from_settings(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SPOTIFY_AUDIENCE_SYNC_CACHE_DIR reaches the phone tables through settings and the
+    pipeline (settings is the one reader of the environment)."""
+    from spotify_audience_sync.segment.pipeline import prepare_segment
+    from spotify_audience_sync.segment.sources import open_source
+    from spotify_audience_sync.settings import CACHE_DIR_ENV
+
+    monkeypatch.setattr(phones_native, "_cache_root", None)
+    monkeypatch.setenv(CACHE_DIR_ENV, str(tmp_path / "tables"))
+    path = tmp_path / "in.csv"
+    path.write_text("phone\n+44 20 7946 0018\n", encoding="utf-8")
+    with open_source(str(path)) as source, prepare_segment(source):
+        pass
+    assert phones_native._cache_dir() is not None
+    assert str(phones_native._cache_dir()).startswith(str(tmp_path / "tables"))
+    monkeypatch.setenv(CACHE_DIR_ENV, "")
+    with open_source(str(path)) as source, prepare_segment(source):
+        pass
+    assert phones_native._cache_dir() is None

@@ -26,7 +26,7 @@ from phonenumbers import PhoneNumberFormat, PhoneNumberType
 
 from spotify_audience_sync.identifiers import hashing
 from spotify_audience_sync.identifiers.phones import decide as phones_decide
-from spotify_audience_sync.identifiers.phones.exact import parse_exact_both
+from spotify_audience_sync.identifiers.phones.exact import normalize_phones_exact, parse_exact_both
 from spotify_audience_sync.identifiers.phones.normalize import normalize_phones_with_stats
 
 pytestmark = pytest.mark.slow
@@ -252,3 +252,59 @@ def test_fast_path_agrees_with_libphonenumber(
     )
     assert not mismatches, f"{sum(mismatches.values())} mismatches under {region}: {mismatches}"
     assert stats.fallback_share < 0.35
+
+
+#: Rows of the corpus checked with a region per row (and some rows with none: the default).
+ROW_REGION_ROWS = 40_000
+
+
+@pytest.fixture(scope="module")
+def decided_per_row(corpus: list[tuple[str, str]]) -> tuple:
+    """A slice of the corpus, each row with its own region (a tenth null: the default, GB),
+    decided by libphonenumber under that row's region."""
+    rng = random.Random(SEED + 1)
+    picked = corpus[:ROW_REGION_ROWS]
+    regions = [rng.choice(DEFAULT_REGIONS) if rng.random() > 0.1 else None for _ in picked]
+    values = pl.Series([v for v, _ in picked], dtype=pl.String)
+    stripped = values.str.strip_chars().to_list()
+    cache: dict[tuple[str, str], dict] = {}
+    expected: dict[str, list[tuple[str | None, str | None]]] = {"valid": [], "possible": []}
+    for raw, region in zip(stripped, regions, strict=True):
+        key = (raw, region or "GB")
+        if raw and key not in cache:
+            cache[key] = parse_exact_both(*key)
+        for mode in ("valid", "possible"):
+            expected[mode].append(cache[key][mode] if raw else (None, "empty"))
+    row_regions = pl.Series(regions, dtype=pl.String)
+    return values, row_regions, [c for _, c in picked], expected
+
+
+@pytest.mark.parametrize(
+    ("validation", "native"),
+    [("valid", True), ("valid", False), ("possible", False)],
+    ids=["valid-C", "valid-polars", "possible-polars"],
+)
+def test_a_region_per_row_agrees_with_libphonenumber(
+    decided_per_row: tuple, validation: Validation, native: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every path with a region per row (the C kernel's row ids, the polars rules and
+    libphonenumber per region group) gives each row what its own region gives."""
+    if native and hashing.native_module() is None:
+        pytest.skip("the C extension is not built here")
+    monkeypatch.setattr(phones_decide, "MIN_GROUP_ROWS", 1)
+    values, regions, categories, expected = decided_per_row
+    frame, stats = normalize_phones_with_stats(
+        values, default_region="GB", validation=validation, native=native, regions=regions
+    )
+    got = list(zip(frame["e164"].to_list(), frame["reason"].to_list(), strict=True))
+    mismatches = Counter(
+        category
+        for category, g, e in zip(categories, got, expected[validation], strict=True)
+        if g != e
+    )
+    assert not mismatches, f"{sum(mismatches.values())} mismatches: {mismatches}"
+    assert stats.fallback_share < 0.35
+    reference = normalize_phones_exact(
+        values, default_region="GB", validation=validation, regions=regions
+    )
+    assert reference.rows() == [(e, r) for e, r in expected[validation]]

@@ -112,8 +112,8 @@ static PyMethodDef methods[] = {
      "emails(views, validity, data_buffers, offset, n, gmail_canonical, status, out) -> deferred: the "
      "email rules and SHA-256 for ASCII values; status 255 marks values left to polars."},
     {"phones", sas_py_phones, METH_VARARGS,
-     "phones(views, validity, data_buffers, offset, n, tables, home, national_ok, idd, dcc, hashed, "
-     "empty, invalid, not_a_number, mode, codes, out, need) -> deferred: libphonenumber's rules for plain "
+     "phones(views, validity, data_buffers, offset, n, tables, defaults, row_defaults, hashed, empty, "
+     "invalid, not_a_number, mode, codes, out, need) -> deferred: libphonenumber's rules for plain "
      "phone numbers (see identifiers/phones/native.py); mode 0 writes digests, mode 1 E.164 text."},
     {"partition_order", sas_py_partition_order, METH_VARARGS,
      "partition_order(matrix, accepted, n, order, counts) -> kept: accepted rows grouped by "

@@ -19,6 +19,7 @@ enum {
     R_KEYED,
     R_STRIP,
     R_NP_DFA,
+    R_IDD_DFA, /* an international prefix that is not a digit string, as a DFA (or -1) */
     R_FIELDS
 };
 enum { NP_NONE = 0, NP_LITERALS = 1, NP_REGEX = 2 };
@@ -75,7 +76,7 @@ static int type_ok(const PhoneTables *t, const int32_t *r, const uint8_t *nsn, s
 }
 
 typedef struct {
-    int32_t home;  /* default region index */
+    int32_t home;  /* default region index; -1: a region the tables lack, every row deferred */
     int national_ok;
     const uint8_t *idd; /* the default region's international prefix, plain digits */
     size_t idd_len;
@@ -88,7 +89,7 @@ typedef struct {
 static int phone_rules(const PhoneTables *t, const PhoneDefault *d, const uint8_t *v, size_t m,
                        uint8_t *e164, size_t *e164_len, int *need) {
     /* 64 characters may be a pre-hashed digest, which the rules check before anything. */
-    if (m > PHONE_MAX_INPUT || m == 64) return P_DEFER;
+    if (m > PHONE_MAX_INPUT || m == 64 || d->home < 0) return P_DEFER;
     uint8_t digits[PHONE_MAX_INPUT];
     size_t nd = 0;
     int plus = v[0] == '+', plain = 1, ascii = 1;
@@ -115,8 +116,12 @@ static int phone_rules(const PhoneTables *t, const PhoneDefault *d, const uint8_
             rest += d->idd_len;
             rn -= d->idd_len;
             intl = 1;
-        } else if (!d->national_ok) {
-            return P_DEFER;
+        } else {
+            /* An international prefix given as a pattern: national only where it cannot
+             * match (one that might is left to the polars path, as a plus would be). */
+            int32_t idd_dfa = t->regions[R_FIELDS * d->home + R_IDD_DFA];
+            if (!d->national_ok || (idd_dfa >= 0 && dfa_prefix(t, idd_dfa, digits, nd)))
+                return P_DEFER;
         }
     }
     int32_t region;
@@ -228,7 +233,7 @@ static int tables_check(const PhoneTables *t, Py_ssize_t ncc_list) {
     for (Py_ssize_t r = 0; r < t->nregions; r++) {
         const int32_t *f = t->regions + R_FIELDS * r;
         if (f[R_CC] < 0 || f[R_CC] > 999 || f[R_NP_MODE] < 0 || f[R_NP_MODE] > 3) goto bad;
-        for (int k = R_GENERAL; k <= R_NP_DFA; k++) {
+        for (int k = R_GENERAL; k <= R_IDD_DFA; k++) {
             if (k == R_KEYED || k == R_STRIP) continue;
             if (f[k] < -1 || f[k] >= t->states) goto bad;
         }
@@ -253,17 +258,128 @@ bad:
     return -1;
 }
 
+/* One default region's record in the `defaults` buffer (DEFAULT_BYTES each): int32 home, then
+ * national_ok, idd_len, dcc_len, a pad byte, the IDD (8 bytes) and the calling code (4 bytes). */
+#define DEFAULT_BYTES 24
+#define MAX_DEFAULTS 4096
+
+/* The defaults buffer as PhoneDefault records pointing into it; 0, or -1 with ValueError. */
+static int defaults_open(const Py_buffer *b, const PhoneTables *t, PhoneDefault *out,
+                         Py_ssize_t *count) {
+    Py_ssize_t k = b->len / DEFAULT_BYTES;
+    if (k < 1 || k > MAX_DEFAULTS || b->len != k * DEFAULT_BYTES) {
+        PyErr_SetString(PyExc_ValueError, "defaults must hold 1..4096 records of 24 bytes");
+        return -1;
+    }
+    const uint8_t *rec = b->buf;
+    for (Py_ssize_t i = 0; i < k; i++, rec += DEFAULT_BYTES) {
+        int32_t home;
+        memcpy(&home, rec, 4);
+        if (home < -1 || home >= t->nregions || rec[4] > 1 || rec[5] > 8 || rec[6] < 1 ||
+            rec[6] > 3) {
+            PyErr_SetString(PyExc_ValueError, "a default region's record is out of range");
+            return -1;
+        }
+        out[i] = (PhoneDefault){.home = home, .national_ok = rec[4], .idd = rec + 8,
+                                .idd_len = rec[5], .dcc = rec + 16, .dcc_len = rec[6]};
+    }
+    *count = k;
+    return 0;
+}
+
+/* Every row's default region id is below the number of records (an empty buffer: all 0). */
+static int row_defaults_check(const Py_buffer *b, Py_ssize_t n, Py_ssize_t k) {
+    if (b->len == 0) return 0;
+    if (b->len != 2 * n || sas_check_aligned(b->buf, 2, "row defaults") < 0) {
+        if (!PyErr_Occurred())
+            PyErr_SetString(PyExc_ValueError, "row defaults must be empty or n uint16 values");
+        return -1;
+    }
+    const uint16_t *ids = b->buf;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        if (ids[i] >= k) {
+            PyErr_SetString(PyExc_ValueError, "a row's default region id is out of range");
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* The 8 table buffers as PhoneTables, sizes and indexes checked; 0, or -1 with an error. */
+static int tables_open(const Py_buffer *b, PhoneTables *t) {
+    *t = (PhoneTables){
+        .trans = b[0].buf, .states = b[0].len / 40, .accept = b[1].buf,
+        .regions = b[2].buf, .nregions = b[2].len / (4 * R_FIELDS), .np_text = b[3].buf,
+        .cc_first = b[4].buf, .cc_count = b[5].buf, .cc_list = b[6].buf, .cc_state = b[7].buf,
+    };
+    if (b[1].len < t->states || b[3].len < NP_SLOTS * 8 * t->nregions || b[4].len < 4000 ||
+        b[5].len < 4000 || b[7].len < 1000 || t->nregions < 1) {
+        PyErr_SetString(PyExc_ValueError, "phone tables have the wrong sizes");
+        return -1;
+    }
+    /* The int32 tables are read as such. */
+    if (sas_check_aligned(b[0].buf, 4, "transitions") < 0 ||
+        sas_check_aligned(b[2].buf, 4, "regions") < 0 ||
+        sas_check_aligned(b[4].buf, 4, "cc_first") < 0 ||
+        sas_check_aligned(b[5].buf, 4, "cc_count") < 0 ||
+        sas_check_aligned(b[6].buf, 4, "cc_list") < 0)
+        return -1;
+    return tables_check(t, b[6].len / 4);
+}
+
+/* The kernel's loop over rows (no GIL): status codes, E.164 text or digests, needed codes. */
+static Py_ssize_t phones_loop(const PhoneTables *t, const PhoneDefault *defaults,
+                              const uint16_t *row_default, const Column *col, Py_ssize_t n,
+                              const uint8_t status_codes[4], int mode, uint8_t *c, uint8_t *o,
+                              uint16_t *nd) {
+    size_t width = mode ? 24 : 64;
+    Py_ssize_t deferred = 0;
+    Hasher hasher = {.pending = 0};
+    for (Py_ssize_t i = 0; i < n; i++, o += width) {
+        size_t len;
+        const uint8_t *value = column_value(col, i, &len);
+        nd[i] = 0;
+        size_t start = 0, end = len;
+        while (start < end && ascii_space(value[start])) start++;
+        while (end > start && ascii_space(value[end - 1])) end--;
+        if (start == end) {
+            c[i] = status_codes[1];
+            continue;
+        }
+        const PhoneDefault *d = defaults + (row_default ? row_default[i] : 0);
+        uint8_t e164[24];
+        size_t e164_len = 0;
+        int need_cc = 0;
+        int rule = phone_rules(t, d, value + start, end - start, e164, &e164_len, &need_cc);
+        if (rule == 0) {
+            c[i] = status_codes[0];
+            if (mode) {
+                o[0] = (uint8_t)e164_len;
+                memcpy(o + 1, e164, e164_len);
+            } else {
+                hasher_add(&hasher, e164, e164_len, o);
+            }
+        } else if (rule == 1 || rule == 2) {
+            c[i] = status_codes[rule + 1];
+        } else {
+            c[i] = (uint8_t)rule;
+            nd[i] = (uint16_t)need_cc;
+            deferred++;
+        }
+    }
+    sas_hasher_flush(&hasher);
+    return deferred;
+}
+
 PyObject *sas_py_phones(PyObject *self, PyObject *args) {
     PyObject *views, *validity, *data, *tables, *codes_obj, *out_obj, *need_obj;
-    Py_ssize_t offset, n, home;
-    int national_ok, mode;
+    PyObject *defaults_obj, *rows_obj;
+    Py_ssize_t offset, n;
+    int mode;
     int code_hashed, code_empty, code_invalid, code_nan;
-    const char *idd, *dcc;
-    Py_ssize_t idd_len, dcc_len;
-    if (!PyArg_ParseTuple(args, "OOOnnOnpy#y#iiiiiOOO", &views, &validity, &data, &offset, &n, &tables,
-                          &home, &national_ok, &idd, &idd_len, &dcc, &dcc_len, &code_hashed,
-                          &code_empty, &code_invalid, &code_nan, &mode, &codes_obj, &out_obj,
-                          &need_obj))
+    if (!PyArg_ParseTuple(args, "OOOnnOOOiiiiiOOO", &views, &validity, &data, &offset, &n,
+                          &tables, &defaults_obj, &rows_obj, &code_hashed, &code_empty,
+                          &code_invalid, &code_nan, &mode, &codes_obj, &out_obj, &need_obj))
         return NULL;
     /* The four codes are written as bytes next to P_NEED and P_DEFER: they must not be those. */
     if ((mode != 0 && mode != 1) || code_hashed < 0 || code_hashed >= P_NEED || code_empty < 0 ||
@@ -287,29 +403,24 @@ PyObject *sas_py_phones(PyObject *self, PyObject *args) {
     }
     Py_DECREF(seq);
     Column col;
-    Py_buffer codes, out, need;
-    int have_col = 0, have_codes = 0, have_out = 0, have_need = 0;
+    Py_buffer codes, out, need, defaults_buf, rows_buf;
+    int have_col = 0, have_codes = 0, have_out = 0, have_need = 0, have_def = 0, have_rows = 0;
+    PhoneDefault *defaults = NULL;
+    Py_ssize_t ndefaults = 0;
     PyObject *result = NULL;
-    if (got < 8) goto done;
-    PhoneTables t = {
-        .trans = b[0].buf, .states = b[0].len / 40, .accept = b[1].buf,
-        .regions = b[2].buf, .nregions = b[2].len / (4 * R_FIELDS), .np_text = b[3].buf,
-        .cc_first = b[4].buf, .cc_count = b[5].buf, .cc_list = b[6].buf, .cc_state = b[7].buf,
-    };
-    if (b[1].len < t.states || b[3].len < NP_SLOTS * 8 * t.nregions || b[4].len < 4000 ||
-        b[5].len < 4000 || b[7].len < 1000 || home < 0 || home >= t.nregions || idd_len > 8 ||
-        dcc_len < 1 || dcc_len > 3) {
-        PyErr_SetString(PyExc_ValueError, "phone tables have the wrong sizes");
+    PhoneTables t;
+    if (got < 8 || tables_open(b, &t) < 0) goto done;
+    if (PyObject_GetBuffer(defaults_obj, &defaults_buf, PyBUF_SIMPLE) < 0) goto done;
+    have_def = 1;
+    defaults = PyMem_Malloc(sizeof(PhoneDefault) * (size_t)(defaults_buf.len / DEFAULT_BYTES + 1));
+    if (defaults == NULL) {
+        PyErr_NoMemory();
         goto done;
     }
-    /* The int32 tables are read as such. */
-    if (sas_check_aligned(b[0].buf, 4, "transitions") < 0 ||
-        sas_check_aligned(b[2].buf, 4, "regions") < 0 ||
-        sas_check_aligned(b[4].buf, 4, "cc_first") < 0 ||
-        sas_check_aligned(b[5].buf, 4, "cc_count") < 0 ||
-        sas_check_aligned(b[6].buf, 4, "cc_list") < 0)
-        goto done;
-    if (tables_check(&t, b[6].len / 4) < 0) goto done;
+    if (defaults_open(&defaults_buf, &t, defaults, &ndefaults) < 0) goto done;
+    if (PyObject_GetBuffer(rows_obj, &rows_buf, PyBUF_SIMPLE) < 0) goto done;
+    have_rows = 1;
+    if (n < 0 || row_defaults_check(&rows_buf, n, ndefaults) < 0) goto done;
     if (sas_column_open(&col, views, validity, data, offset, n) < 0) goto done;
     have_col = 1;
     if (sas_writable(codes_obj, &codes, n, 1, "codes") < 0) goto done;
@@ -318,56 +429,23 @@ PyObject *sas_py_phones(PyObject *self, PyObject *args) {
     have_out = 1;
     if (sas_writable(need_obj, &need, 2 * n, 2, "need") < 0) goto done;
     have_need = 1;
-    PhoneDefault d = {.home = (int32_t)home, .national_ok = national_ok,
-                      .idd = (const uint8_t *)idd, .idd_len = (size_t)idd_len,
-                      .dcc = (const uint8_t *)dcc, .dcc_len = (size_t)dcc_len};
-    Py_ssize_t deferred = 0;
+    const uint8_t status_codes[4] = {(uint8_t)code_hashed, (uint8_t)code_empty,
+                                     (uint8_t)code_invalid, (uint8_t)code_nan};
+    const uint16_t *row_default = rows_buf.len ? rows_buf.buf : NULL;
+    Py_ssize_t deferred;
     Py_BEGIN_ALLOW_THREADS;
-    uint8_t *c = codes.buf;
-    uint8_t *o = out.buf;
-    uint16_t *nd = need.buf;
-    Hasher hasher = {.pending = 0};
-    for (Py_ssize_t i = 0; i < n; i++, o += width) {
-        size_t len;
-        const uint8_t *value = column_value(&col, i, &len);
-        nd[i] = 0;
-        size_t start = 0, end = len;
-        while (start < end && ascii_space(value[start])) start++;
-        while (end > start && ascii_space(value[end - 1])) end--;
-        if (start == end) {
-            c[i] = (uint8_t)code_empty;
-            continue;
-        }
-        uint8_t e164[24];
-        size_t e164_len = 0;
-        int need_cc = 0;
-        int rule = phone_rules(&t, &d, value + start, end - start, e164, &e164_len, &need_cc);
-        if (rule == 0) {
-            c[i] = (uint8_t)code_hashed;
-            if (mode) {
-                o[0] = (uint8_t)e164_len;
-                memcpy(o + 1, e164, e164_len);
-            } else {
-                hasher_add(&hasher, e164, e164_len, o);
-            }
-        } else if (rule == 1) {
-            c[i] = (uint8_t)code_invalid;
-        } else if (rule == 2) {
-            c[i] = (uint8_t)code_nan;
-        } else {
-            c[i] = (uint8_t)rule;
-            nd[i] = (uint16_t)need_cc;
-            deferred++;
-        }
-    }
-    sas_hasher_flush(&hasher);
+    deferred = phones_loop(&t, defaults, row_default, &col, n, status_codes, mode, codes.buf,
+                           out.buf, need.buf);
     Py_END_ALLOW_THREADS;
     result = PyLong_FromSsize_t(deferred);
 done:
+    PyMem_Free(defaults);
     if (have_need) PyBuffer_Release(&need);
     if (have_out) PyBuffer_Release(&out);
     if (have_codes) PyBuffer_Release(&codes);
     if (have_col) sas_column_release(&col);
+    if (have_rows) PyBuffer_Release(&rows_buf);
+    if (have_def) PyBuffer_Release(&defaults_buf);
     for (int i = 0; i < got; i++) PyBuffer_Release(&b[i]);
     return result;
 }

@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from types import ModuleType
 from typing import TYPE_CHECKING
 
 import numpy as np
 import numpy.typing as npt
 import polars as pl
 import polars_hash  # noqa: F401  (registers the .chash namespace)
+
+from spotify_audience_sync.identifiers.extension import Native, load
 
 if TYPE_CHECKING:
     from typing_extensions import Buffer
@@ -47,15 +48,10 @@ DISABLE_ENV = "SPOTIFY_AUDIENCE_SYNC_NO_NATIVE"
 EMAIL_DEFER = 255
 
 
-def _load() -> ModuleType | None:
+def _load() -> Native | None:
     if os.environ.get(DISABLE_ENV):
         return None
-    try:
-        from spotify_audience_sync import _native
-    except ImportError:  # built without a C compiler: polars does the work
-        return None
-    module: ModuleType = _native
-    return module
+    return load()  # None when built without a C compiler: polars does the work
 
 
 _NATIVE = _load()
@@ -94,7 +90,7 @@ class Exported:
         return self.views, self.validity, self.data, self.offset
 
 
-def native_module() -> ModuleType | None:
+def native_module() -> Native | None:
     """The C extension when it is built and switched on, else None."""
     return _NATIVE if _enabled else None
 

@@ -26,6 +26,7 @@ from spotify_audience_sync.identifiers.hashing import (
     sha256_matrix,
 )
 from spotify_audience_sync.identifiers.phones import native as phones_native
+from spotify_audience_sync.identifiers.phones.country import RowRegions, row_regions
 from spotify_audience_sync.identifiers.phones.normalize import (
     PHONE_REASONS,
     PhoneValidation,
@@ -104,6 +105,9 @@ class NormalizeOptions:
     gmail_canonical: bool = False
     default_region: str = "US"
     phone_validation: PhoneValidation = "valid"
+    country_column: str | None = None
+    """A column holding each row's country (see ``phones.country``): its phones written without
+    a country code use that country instead of ``default_region``."""
 
 
 #: Each status's code (its index in :data:`STATUS`); the C email kernel writes the same codes.
@@ -223,8 +227,16 @@ def spreadsheet_phones(values: pl.Series) -> pl.Series:
     return pl.select(pl.when(floats).then(digits).otherwise(values)).to_series().alias(values.name)
 
 
-def _phone_frame(values: pl.Series, options: NormalizeOptions, native: bool = True) -> pl.LazyFrame:
-    """Phones leave the expression world: libphonenumber's rules, vectorized (see ``phones``)."""
+def _phone_frame(
+    values: pl.Series,
+    options: NormalizeOptions,
+    native: bool = True,
+    regions: pl.Series | None = None,
+) -> pl.LazyFrame:
+    """Phones leave the expression world: libphonenumber's rules, vectorized (see ``phones``).
+
+    ``regions``: a region per row (see :func:`row_regions`), or None for the default region.
+    """
     stripped = values.cast(pl.String).str.strip_chars()
     hexes = stripped.str.contains(_SHA256_HEX)
     scientific = stripped.str.contains(_SCIENTIFIC).fill_null(False)
@@ -235,6 +247,7 @@ def _phone_frame(values: pl.Series, options: NormalizeOptions, native: bool = Tr
         validation=options.phone_validation,
         with_route=True,
         native=native,
+        regions=None if regions is None else regions.filter(needs_parse),
     )
     frame = pl.DataFrame({"_s": stripped, "_h": hexes, "_e": scientific}).select(
         "_s",
@@ -273,7 +286,11 @@ def normalize_batch(
         elif kind is IdentifierType.DEVICE_ID:
             frames.append(_device_frame(source, columns[kind]))
         else:
-            frames.append(_phone_frame(spreadsheet_phones(batch[columns[kind]]), options))
+            regions = _country(batch, options)
+            phones = spreadsheet_phones(batch[columns[kind]])
+            frames.append(
+                _phone_frame(phones, options, regions=None if regions is None else regions.regions)
+            )
     if not frames:
         return pl.DataFrame(height=batch.height)
     return pl.concat(frames, how="horizontal").collect()
@@ -308,6 +325,10 @@ class HashedBatch:
     codes: dict[IdentifierType, npt.NDArray[np.uint8]]
     hashes: dict[IdentifierType, Hashes]
     phone_fallback: int
+    #: Phones kept that were read with their row's country (see ``country_column``).
+    phone_row_country: int = 0
+    #: Non-blank country values that named no country (the default region was used).
+    country_unknown: int = 0
 
 
 def hash_frame(frame: pl.DataFrame, kind: IdentifierType) -> Hashes:
@@ -362,21 +383,43 @@ def _native_emails(
     return codes, Hashes(matrix, _accepted(codes))
 
 
+def _country(batch: pl.DataFrame, options: NormalizeOptions) -> RowRegions | None:
+    """Each row's region from the country column, when there is one."""
+    if options.country_column is None:
+        return None
+    return row_regions(batch[options.country_column], options.default_region)
+
+
+def _row_country(
+    values: pl.Series, codes: npt.NDArray[np.uint8], regions: RowRegions | None
+) -> int:
+    """Phones kept with their row's own country: recognized, and not in international form
+    (a leading plus names its country itself)."""
+    if regions is None:
+        return 0
+    international = values.str.contains(r"^\s*[+\x{FF0B}]").fill_null(False)
+    used = regions.from_column & ~international
+    return int(np.count_nonzero(used.to_numpy() & (codes == CODES[HASHED])))
+
+
 def _native_phones(
-    values: pl.Series, options: NormalizeOptions
+    values: pl.Series, options: NormalizeOptions, regions: RowRegions | None = None
 ) -> tuple[npt.NDArray[np.uint8], Hashes, int] | None:
     """Phones through the C path (E.164 and SHA-256 in one pass); the values it leaves
     (pre-hashed ones, letters, extensions, unusual prefixes) through ``_phone_frame``."""
     if options.phone_validation != "valid":
         return None
     codes_for = (CODES[HASHED], CODES["empty"], CODES["invalid_number"], CODES["not_a_number"])
-    decided = phones_native.decide(values, options.default_region.upper(), codes_for, hashes=True)
+    per_row = None if regions is None else regions.regions
+    region = options.default_region.upper()
+    decided = phones_native.decide(values, region, codes_for, hashes=True, regions=per_row)
     if decided is None:
         return None
     codes, matrix, fallback = decided.codes, decided.out, 0
     if decided.deferred:
         rows = np.flatnonzero(codes == phones_native.DEFER)
-        frame = _phone_frame(values.gather(rows), options, native=False).collect()
+        sub = None if per_row is None else per_row.gather(rows)
+        frame = _phone_frame(values.gather(rows), options, native=False, regions=sub).collect()
         codes[rows] = _codes(frame, IdentifierType.PHONE)
         matrix[rows] = hash_frame(frame, IdentifierType.PHONE).matrix
         fallback = int(frame[FALLBACK_COLUMN].sum())
@@ -396,14 +439,16 @@ def hash_batch(
     codes: dict[IdentifierType, npt.NDArray[np.uint8]] = {}
     hashes: dict[IdentifierType, Hashes] = {}
     rest = dict(columns)
-    fallback = 0
+    fallback = row_country = 0
+    regions = _country(batch, options) if IdentifierType.PHONE in columns else None
     if IdentifierType.EMAIL in columns:
         native = _native_emails(batch[columns[IdentifierType.EMAIL]], options)
         if native is not None:
             codes[IdentifierType.EMAIL], hashes[IdentifierType.EMAIL] = native
             del rest[IdentifierType.EMAIL]
     if IdentifierType.PHONE in columns:
-        phones = _native_phones(spreadsheet_phones(batch[columns[IdentifierType.PHONE]]), options)
+        values = spreadsheet_phones(batch[columns[IdentifierType.PHONE]])
+        phones = _native_phones(values, options, regions)
         if phones is not None:
             codes[IdentifierType.PHONE], hashes[IdentifierType.PHONE], fallback = phones
             del rest[IdentifierType.PHONE]
@@ -414,9 +459,14 @@ def hash_batch(
             hashes[kind] = hash_frame(normalized, kind)
         if FALLBACK_COLUMN in normalized.columns:
             fallback += int(normalized[FALLBACK_COLUMN].sum())
+    if regions is not None:
+        raw = batch[columns[IdentifierType.PHONE]].cast(pl.String)
+        row_country = _row_country(raw, codes[IdentifierType.PHONE], regions)
     return HashedBatch(
         rows=batch.height,
         codes={kind: codes[kind] for kind in columns},
         hashes={kind: hashes[kind] for kind in columns},
         phone_fallback=fallback,
+        phone_row_country=row_country,
+        country_unknown=0 if regions is None else regions.unknown,
     )

@@ -31,6 +31,7 @@ from spotify_audience_sync.identifiers.normalize import (
     NormalizeOptions,
     hash_batch,
 )
+from spotify_audience_sync.identifiers.phones import native as phones_native
 from spotify_audience_sync.segment.columns import COLUMN_ALIASES, column_label, resolve_columns
 from spotify_audience_sync.segment.encode import (
     Layout,
@@ -45,9 +46,10 @@ from spotify_audience_sync.segment.encode import (
 from spotify_audience_sync.segment.outputs import AtomicFile
 from spotify_audience_sync.segment.quality import DEFAULT_MAX_REJECT_RATE, format_warnings
 from spotify_audience_sync.segment.rejects import BatchRejects, RejectsFile
-from spotify_audience_sync.segment.report import PrepareReport, TypeCounts
+from spotify_audience_sync.segment.report import PrepareReport, TypeCounts, plural
 from spotify_audience_sync.segment.sources import Source
 from spotify_audience_sync.segment.staging import Stage, partition_payload, partition_rows
+from spotify_audience_sync.settings import cache_dir_override
 
 __all__ = [
     "COLUMN_ALIASES",
@@ -219,6 +221,8 @@ class _Processed:
     phone_fallback: int
     rejects: BatchRejects | None = None
     rows_with_identifier: int = 0
+    phone_row_country: int = 0
+    country_unknown: int = 0
 
 
 def count_statuses(codes: npt.NDArray[np.uint8]) -> dict[str, int]:
@@ -275,6 +279,10 @@ def process_batch(
     rows, fallback = hashed.rows, hashed.phone_fallback
     with_identifier = _rows_with_identifier(hashed.codes)
     rejects = _rejects(parse, hashed.codes, labels) if labels is not None else None
+    countries = {
+        "phone_row_country": hashed.phone_row_country,
+        "country_unknown": hashed.country_unknown,
+    }
     payloads = []
     if options.layout == "type-value":  # a type's group is its place in IdentifierType
         for group, kind in enumerate(IdentifierType):
@@ -282,14 +290,14 @@ def process_batch(
                 payload = partition_rows(hashed.hashes[kind].matrix, hashed.hashes[kind].accepted)
                 if payload:
                     payloads.append((group, payload))
-        return _Processed(rows, payloads, statuses, fallback, rejects, with_identifier)
+        return _Processed(rows, payloads, statuses, fallback, rejects, with_identifier, **countries)
     blocks = to_blocks(hashed.hashes, options.layout, list(columns))
     del hashed
     while blocks:
         block = blocks.pop(0)
         payloads.append((block.group, partition_payload(block.records, block.partitions)))
         del block
-    return _Processed(rows, payloads, statuses, fallback, rejects, with_identifier)
+    return _Processed(rows, payloads, statuses, fallback, rejects, with_identifier, **countries)
 
 
 def new_report(
@@ -304,15 +312,45 @@ def new_report(
             "default_region": options.normalize.default_region,
             "gmail_canonical": options.normalize.gmail_canonical,
             "phone_validation": options.normalize.phone_validation,
+            "country_column": options.normalize.country_column,
         },
         identifiers={
             kind.key: TypeCounts(
                 column=column_label(columns[kind], source.columns.index(columns[kind]) + 1),
                 rejected=dict.fromkeys(REJECT_REASONS[kind], 0),
+                **_country_counts(kind, options),
             )
             for kind in columns
         },
     )
+
+
+def _country_counts(kind: IdentifierType, options: PrepareOptions) -> dict[str, int]:
+    """The country column's counters, started on the phone entry when one is read."""
+    if kind is IdentifierType.PHONE and options.normalize.country_column is not None:
+        return {"row_country": 0, "country_unknown": 0}
+    return {}
+
+
+def _country_column(source: Source, options: PrepareOptions) -> str | None:
+    """The country column to read beside the identifiers; InputError if the source lacks it."""
+    name = options.normalize.country_column
+    if name is not None and name not in source.columns:
+        raise InputError(f"{source.name}: no country column {name!r}")
+    return name
+
+
+def _country_warning(report: PrepareReport) -> list[str]:
+    """Unrecognized country values, counted (a cell may hold anything: never shown)."""
+    phone = report.identifiers.get(IdentifierType.PHONE.key)
+    unknown = phone.country_unknown if phone is not None else None
+    if not unknown:
+        return []
+    region = report.options["default_region"]
+    return [
+        f"{plural(unknown, 'country value')} named no country we know; "
+        f"{'its' if unknown == 1 else 'their'} phones were read as {region} numbers"
+    ]
 
 
 def merge_counts(
@@ -324,6 +362,9 @@ def merge_counts(
     if IdentifierType.PHONE in columns:
         phone = report.identifiers[IdentifierType.PHONE.key]
         phone.fallback = (phone.fallback or 0) + done.phone_fallback
+        if phone.row_country is not None:  # a country column is read
+            phone.row_country += done.phone_row_country
+            phone.country_unknown = (phone.country_unknown or 0) + done.country_unknown
     for kind, counts in done.statuses.items():
         entry = report.identifiers[kind.key]
         for status, n in counts.items():
@@ -343,8 +384,10 @@ def prepare_segment(
 ) -> PreparedSegment:
     """Read, normalize, hash and stage the whole source; return it ready to be encoded."""
     options = options or PrepareOptions()
+    phones_native.use_cache_dir(cache_dir_override())
     started = time.perf_counter()
     columns = resolve_columns(source.name, source.columns, options.columns)
+    _country_column(source, options)
     kinds = list(columns)
     report = new_report(source, columns, options)
     rejects = None
@@ -362,7 +405,7 @@ def prepare_segment(
             rejects.discard()
         raise
     report.seconds = time.perf_counter() - started
-    report.warnings = format_warnings(report, options.max_reject_rate)
+    report.warnings = format_warnings(report, options.max_reject_rate) + _country_warning(report)
     prepared = PreparedSegment(stage, report, kinds, options.layout, options.workers)
     prepared.rejects = rejects
     return prepared
@@ -378,7 +421,8 @@ def _run_batches(
     rejects: RejectsFile | None = None,
 ) -> None:
     """Keep ``workers`` batches in flight; merge results in input order (deterministic output)."""
-    wanted = list(dict.fromkeys(columns.values()))
+    country = options.normalize.country_column
+    wanted = list(dict.fromkeys([*columns.values(), *([country] if country else [])]))
     renamed = {kind: columns[kind] for kind in columns}
     labels = {kind: report.identifiers[kind.key].column for kind in columns} if rejects else None
     # A record's 1-based row (Parquet, queries) or, without a line map, line (the header is 1).

@@ -33,6 +33,12 @@ class TypeCounts:
     written: int = 0
     #: Phones only: values libphonenumber itself decided, because the vectorized rules could not.
     fallback: int | None = None
+    #: Phones only, with a country column: phones kept that were read with their row's country
+    #: (not the default region; a number in international form names its own).
+    row_country: int | None = None
+    #: Phones only, with a country column: country values that named no known country (their
+    #: rows used the default region). Counted, never shown.
+    country_unknown: int | None = None
 
     @property
     def accepted(self) -> int:
@@ -77,8 +83,9 @@ class PrepareReport:
         data["seconds"] = round(self.seconds, 3)
         data["rows_per_second"] = round(self.rows_per_second)
         for key, counts in self.identifiers.items():
-            if counts.fallback is None:
-                del data["identifiers"][key]["fallback"]
+            for optional in ("fallback", "row_country", "country_unknown"):
+                if getattr(counts, optional) is None:
+                    del data["identifiers"][key][optional]
             data["identifiers"][key]["accepted"] = counts.accepted
             data["identifiers"][key]["rejected_total"] = counts.rejected_total
         return data
@@ -100,6 +107,11 @@ class PrepareReport:
                 f"{c.duplicates:>12,}{c.rejected_total:>12,}"
                 + (f"  ({reasons})" if reasons else "")
             )
+            if c.row_country is not None:
+                lines.append(
+                    f"  {'':<11}{plural(c.row_country, 'phone')} read with their row's country"
+                    f" ({plural(c.country_unknown or 0, 'unknown country value')})"
+                )
         verb, target = ("wrote", f" to {self.output}") if self.output else ("prepared", "")
         lines.append(
             f"{verb} {plural(self.rows_written, 'row')}, {plural(self.bytes_written, 'byte')} "

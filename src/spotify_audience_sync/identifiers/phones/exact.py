@@ -1,6 +1,6 @@
 """The exact phone path: libphonenumber itself, one ``parse`` per distinct value.
 
-This is the definition of correct. :mod:`.phones` uses it for the values the vectorized path
+This is the definition of correct. :mod:`.normalize` uses it for the values the vectorized path
 cannot decide, and the differential test and the benchmark use it as the reference.
 """
 
@@ -104,18 +104,27 @@ def normalize_phones_exact(
     *,
     default_region: str = "US",
     validation: PhoneValidation = "valid",
+    regions: pl.Series | None = None,
 ) -> pl.DataFrame:
-    """The reference: same contract as :func:`.phones.normalize_phones`, all in libphonenumber."""
+    """The reference: same contract as :func:`.normalize.normalize_phones`, all in libphonenumber.
+
+    ``regions``: a region per row (null: ``default_region``), each distinct (value, region)
+    parsed once.
+    """
     region = default_region.upper()
     stripped = values.cast(pl.String).str.strip_chars()
-    distinct = stripped.filter(stripped.is_not_null() & (stripped != "")).unique()
-    lookup = decide_distinct(distinct, region, validation)
-    frame = pl.DataFrame({"key": stripped}).join(
-        lookup, on="key", how="left", maintain_order="left"
+    rows = pl.DataFrame({"key": stripped}).with_columns(
+        region=pl.lit(region) if regions is None else regions.fill_null(region)
     )
+    blank = pl.col("key").is_null() | (pl.col("key") == "")
+    distinct = rows.filter(~blank).unique()
+    decided = [parse_exact(raw, where, validation) for raw, where in distinct.iter_rows()]
+    lookup = distinct.with_columns(
+        pl.Series("e164", [d[0] for d in decided], pl.String),
+        pl.Series("reason", [d[1] for d in decided], pl.String),
+    )
+    frame = rows.join(lookup, on=["key", "region"], how="left", maintain_order="left")
     return frame.select(
         "e164",
-        reason=pl.when(pl.col("key").is_null() | (pl.col("key") == ""))
-        .then(pl.lit("empty"))
-        .otherwise(pl.col("reason")),
+        reason=pl.when(blank).then(pl.lit("empty")).otherwise(pl.col("reason")),
     )

@@ -10,7 +10,7 @@ through the fast path without it (:func:`strip_extension`), the rest to the exac
 
 This module is stage one (:func:`classify`): what the default region alone decides, on the
 whole column at once. Stage two, the national prefix and the patterns of the number's own
-region, is :mod:`.phones_decide`.
+region, is :mod:`.decide`.
 """
 
 from __future__ import annotations
@@ -127,43 +127,40 @@ def general_match(x: pl.Expr, m: RegionMeta) -> pl.Expr:
     return pl.lit(False) if m.general is None else x.str.contains(m.general)
 
 
-@cache
-def _classify_plan(key: str) -> tuple[Stages, dict[str, pl.Expr]]:
-    """Stage one's expressions for a default region, built once (they do not depend on data)."""
-    default = meta_for(key)
-    assert default is not None  # callers pass a region that has metadata
-    dcc = str(default.country_code)
-    s = pl.col("s")
+def _idd_rest(default: RegionMeta) -> pl.Expr:
+    """The digits after the default region's international prefix (null: no prefix there)."""
     digits = pl.col("digits")
-    plus = pl.col("plus")
-    idd_rest = pl.col("idd_rest")
-    intl = pl.col("intl")
-    code = pl.col("code")
-    idd_expr = pl.lit(None, pl.String)
     if default.idd_literal:  # most regions: a plain prefix such as 00 or 011
-        idd_expr = (
+        return (
             pl.when(digits.str.starts_with(default.idd_literal))
             .then(digits)
             .str.slice(len(default.idd_literal))
         )
-    elif default.idd:
+    if default.idd:
         # A cheap full-column test first; the capturing regex only runs where it matched.
         idd_head = default.idd.removesuffix("(.*)$")
-        idd_expr = pl.when(digits.str.contains(idd_head)).then(digits).str.extract(default.idd, 1)
-    # Only rows that start with the default calling code pay for the national-prefix logic.
-    dcc_digits = pl.when(digits.str.starts_with(dcc) & ~intl).then(digits)
-    dcc_strip = pl.col("dcc_strip")
-    from_default_expr = pl.col("dcc_digits").is_not_null() & (
+        return pl.when(digits.str.contains(idd_head)).then(digits).str.extract(default.idd, 1)
+    return pl.lit(None, pl.String)
+
+
+def _from_default(default: RegionMeta) -> pl.Expr:
+    """Whether a national number that starts with the default calling code carries it:
+    libphonenumber strips the code when the rest is a better national number."""
+    dcc_digits, dcc_strip = pl.col("dcc_digits"), pl.col("dcc_strip")
+    return dcc_digits.is_not_null() & (
         (
-            ~general_match(pl.col("dcc_digits"), default)
+            ~general_match(dcc_digits, default)
             & pl.when(dcc_strip).then(pl.col("dcc_gc")).otherwise(pl.col("dcc_gx"))
         )
-        | pl.col("dcc_digits").str.len_bytes().is_in(sorted(default.too_long_lengths))
+        | dcc_digits.str.len_bytes().is_in(sorted(default.too_long_lengths))
     )
-    from_default = pl.col("from_default")
-    dcc_national = pl.when(dcc_strip).then(pl.col("dcc_cand")).otherwise(pl.col("dcc_pot"))
+
+
+def _certain() -> tuple[pl.Expr, pl.Expr]:
+    """(a rejection stage one is already sure of, whether the exact path must decide)."""
+    s, plus, intl, code = pl.col("s"), pl.col("plus"), pl.col("intl"), pl.col("code")
     short_after_idd = intl & (pl.col("intl_digits").str.len_bytes() <= MIN_NSN)
-    maybe_idd_after_plus = plus & code.is_null() & idd_rest.is_not_null()
+    maybe_idd_after_plus = plus & code.is_null() & pl.col("idd_rest").is_not_null()
     decided = (
         pl.when(s.is_null() | (s == ""))
         .then(pl.lit("empty", REASON))
@@ -183,7 +180,13 @@ def _classify_plan(key: str) -> tuple[Stages, dict[str, pl.Expr]]:
         & ~pl.col("too_long_input")
         & (~pl.col("simple") | (pl.col("viable") & ~short_after_idd & maybe_idd_after_plus))
     )
-    stages: Stages = [
+    return decided, fallback.fill_null(False)
+
+
+def _reading_stages() -> Stages:
+    """Stripping, the character checks, the plus sign and the digits (region-independent)."""
+    s, digits = pl.col("s"), pl.col("digits")
+    return [
         {"s": s.str.strip_chars()},
         {
             "simple": s.str.contains(_SIMPLE),
@@ -206,24 +209,47 @@ def _classify_plan(key: str) -> tuple[Stages, dict[str, pl.Expr]]:
             .then(s)
             .str.contains(_TWO_DIGITS)
             .fill_null(False),
-            "idd_rest": idd_expr,
         },
+    ]
+
+
+def _country_stages(default: RegionMeta) -> Stages:
+    """International prefix, calling code, and the default calling code's national prefix."""
+    dcc = str(default.country_code)
+    digits, plus, intl = pl.col("digits"), pl.col("plus"), pl.col("intl")
+    idd_rest = pl.col("idd_rest")
+    return [
+        {"idd_rest": _idd_rest(default)},
         {"intl": plus | (idd_rest.is_not_null() & ~idd_rest.str.starts_with("0"))},
         {
             "intl_digits": pl.when(plus).then(digits).when(intl).then(idd_rest),
-            "dcc_digits": dcc_digits,
+            # Only rows that start with the default calling code pay for the prefix logic.
+            "dcc_digits": pl.when(digits.str.starts_with(dcc) & ~intl).then(digits),
         },
         {
             "code": pl.col("intl_digits").str.extract(calling_code_pattern(), 1),
             "dcc_pot": pl.col("dcc_digits").str.slice(len(dcc)),
         },
         *national_prefix_stages(pl.col("dcc_pot"), default, "dcc_"),
-        {"from_default": from_default_expr},
+        {"from_default": _from_default(default)},
     ]
+
+
+@cache
+def _classify_plan(key: str) -> tuple[Stages, dict[str, pl.Expr]]:
+    """Stage one's expressions for a default region, built once (they do not depend on data)."""
+    default = meta_for(key)
+    assert default is not None  # callers pass a region that has metadata
+    digits, intl, code = pl.col("digits"), pl.col("intl"), pl.col("code")
+    from_default = pl.col("from_default")
+    dcc_national = (
+        pl.when(pl.col("dcc_strip")).then(pl.col("dcc_cand")).otherwise(pl.col("dcc_pot"))
+    )
+    decided, fallback = _certain()
     outputs = {
-        "s": s,
+        "s": pl.col("s"),
         "reason": decided,
-        "fallback": fallback.fill_null(False),
+        "fallback": fallback,
         "group": pl.when(intl)
         .then(code.cast(pl.Int32) * 2)
         .otherwise(default.country_code * 2 + (~from_default).cast(pl.Int32)),
@@ -232,7 +258,7 @@ def _classify_plan(key: str) -> tuple[Stages, dict[str, pl.Expr]]:
         .when(code.is_not_null())
         .then(pl.col("intl_digits").str.slice(code.str.len_bytes())),
     }
-    return stages, outputs
+    return _reading_stages() + _country_stages(default), outputs
 
 
 def classify(values: pl.Series, default: RegionMeta) -> pl.LazyFrame:

@@ -5,14 +5,14 @@ the number-type patterns, with their possible lengths) and picks a shared callin
 region by ``leading_digits``. Those regexes only use a small regular subset (digit classes,
 groups, alternation, counted repetition), so each compiles to a deterministic automaton over
 the ten digits, and a number's validity becomes a table walk per pattern, in C
-(``_native/phone.c``, ``phones``). The automata are built here from :mod:`._phonemeta`, that is
+(``_native/phone.c``, ``phones``). The automata are built here from :mod:`.metadata`, that is
 from the installed ``phonenumbers`` package itself, lazily per calling code (all 245 regions
 take ~1 s; a segment usually needs a handful).
 
 The C code decides only the plain forms (an optional leading ``+``, digits, ``-.()/`` and
 spaces) and only when every step is exact: a calling code whose regions all compiled, a
 national prefix that is a plain digit string, no transform rule. Everything else is left to
-the polars path (:mod:`.phones`), which stays the definition; the differential test holds the
+the polars path (:mod:`.normalize`), which stays the definition; the differential test holds the
 two to libphonenumber's answers. Pure: no I/O.
 """
 
@@ -38,6 +38,7 @@ import polars as pl
 from phonenumbers import COUNTRY_CODE_TO_REGION_CODE, REGION_CODE_FOR_NON_GEO_ENTITY
 
 from spotify_audience_sync.identifiers import hashing
+from spotify_audience_sync.identifiers.extension import Native, PhoneArgs, call_phones
 from spotify_audience_sync.identifiers.phones import metadata as _phonemeta
 from spotify_audience_sync.identifiers.phones.metadata import (
     PHONENUMBERS_VERSION,
@@ -46,14 +47,16 @@ from spotify_audience_sync.identifiers.phones.metadata import (
     regions_for_code,
 )
 
-__all__ = ["CACHE_ENV", "DEFER", "Decided", "Unsupported", "compile_dfa", "decide"]
+__all__ = ["DEFER", "Decided", "Unsupported", "compile_dfa", "decide", "use_cache_dir"]
 
 DEFER = 255  # the kernel's status for a value the polars path decides
 _NEED = 254  # a calling code whose tables are not loaded yet
 _CC_NEED, _CC_READY, _CC_DEFER = 2, 1, 3
 #: Per region: calling code, national-prefix mode, four DFA starts, keyed, strip lengths, the
-#: national prefix's DFA start (see ``_native/phone.c``).
-_FIELDS = 9
+#: national prefix's DFA start, the international prefix's DFA start (see ``_native/phone.c``).
+_FIELDS = 10
+#: The fields that hold DFA starts (rebased when tables are joined).
+_DFA_FIELDS = (2, 3, 4, 5, 8, 9)
 _NP_NONE, _NP_LITERALS, _NP_REGEX, _NP_DEFER = 0, 1, 2, 3
 _NP_SLOTS = 8  # literals a region, each up to 7 digits
 _DIGITS = frozenset(range(10))
@@ -317,11 +320,21 @@ class _Builder:
         general, valid_general = self.dfa(m.general), self.dfa(m.valid_general)
         valid_types, leading = self.dfa(m.valid_types), self.dfa(m.leading_digits)
         record = [m.country_code, mode, general, valid_general, valid_types, leading]
-        record.extend([int(m.keyed), strip, np_dfa])
+        record.extend([int(m.keyed), strip, np_dfa, self.idd_dfa(m)])
         self.regions.append(record)
         slots = [bytes([len(x)]) + x.encode().ljust(7, b"\0") for x in literals]
         slots += [b"\xff" * 8] * (_NP_SLOTS - len(slots))
         self.np_text.append(b"".join(slots))
+
+    def idd_dfa(self, m: RegionMeta) -> int:
+        """An international prefix that is not one digit string, as a DFA (-1: none, or not
+        compilable): the kernel then takes a number as national only where it cannot match."""
+        if m.idd is None or m.idd_literal is not None:
+            return -1
+        try:
+            return self.dfa(m.idd)
+        except (Unsupported, re.error):
+            return -1
 
     def tables(self, state: int, keys: tuple[str, ...]) -> _CodeTables:
         return _CodeTables(
@@ -353,10 +366,8 @@ def _build_code(code: int) -> _CodeTables:
 
 # --- the on-disk cache ----------------------------------------------------------------------
 #: Bump when the table layout or the compiler changes: old cache files are then ignored.
-_CACHE_FORMAT = 2
+_CACHE_FORMAT = 3
 _phonemeta_file = _phonemeta.__file__ or ""
-#: Where compiled tables are kept between runs; empty disables the cache.
-CACHE_ENV = "SPOTIFY_AUDIENCE_SYNC_CACHE_DIR"
 
 
 @cache
@@ -368,8 +379,23 @@ def _source_stamp() -> str:
     return digest.hexdigest()[:12]
 
 
+#: Where compiled tables are cached: a folder, None for the user's cache dir, "" for none.
+_cache_root: str | None = None
+
+
+def use_cache_dir(root: str | None) -> None:
+    """Set where compiled tables are cached (a folder; None: the user's cache dir; "": none).
+
+    The process's choice (``SPOTIFY_AUDIENCE_SYNC_CACHE_DIR``) is read by ``settings``, the one
+    reader of the environment, and passed here by the pipeline before a run.
+    """
+    global _cache_root
+    _cache_root = root
+
+
 def _cache_dir() -> Path | None:
-    root = os.environ.get(CACHE_ENV)
+    """The cache folder for this phonenumbers and compiler; None when turned off."""
+    root = _cache_root
     if root == "":
         return None
     base = Path(root) if root else platformdirs.user_cache_path("spotify-audience-sync")
@@ -396,7 +422,7 @@ def _read_cached(path: Path, code: int) -> _CodeTables | None:
         and len(tables.trans) == len(tables.accept)
         and bool((tables.trans < len(tables.trans)).all())
         and bool((tables.trans >= -1).all())
-        and bool((tables.regions[:, [2, 3, 4, 5, 8]] < len(tables.trans)).all())
+        and bool((tables.regions[:, list(_DFA_FIELDS)] < len(tables.trans)).all())
     )
     return tables if consistent else None
 
@@ -461,7 +487,7 @@ class _Tables:
             base, first = self._states, self._regions
             trans = np.where(part.trans < 0, -1, part.trans + base).astype(np.int32)
             regions = part.regions.copy()
-            for field in (2, 3, 4, 5, 8):  # the DFA starts
+            for field in _DFA_FIELDS:
                 column = regions[:, field]
                 regions[:, field] = np.where(column < 0, -1, column + base)
             self._parts.append(part)
@@ -536,60 +562,119 @@ class Decided:
     deferred: int
 
 
+#: Bytes per default region in the kernel's ``defaults`` (see ``_native/phone.c``).
+_DEFAULT_BYTES = 24
+
+
+def _defaults(tables: _Tables, keys: Sequence[str]) -> tuple[npt.NDArray[np.uint8], bool]:
+    """The kernel's record for each default region, and whether any of them it can use.
+
+    A record: the region's index in the tables (-1: not there, its rows are deferred), whether
+    a national number is decided without an IDD, the IDD's and calling code's digits.
+    """
+    metas = [meta_for(key) for key in keys]
+    snapshot = tables.load(sorted({m.country_code for m in metas if m is not None}))
+    records = np.zeros((len(keys), _DEFAULT_BYTES), dtype=np.uint8)
+    usable = False
+    for i, m in enumerate(metas):
+        home = None if m is None else snapshot.index.get(m.key)
+        if m is None or home is None:
+            records[i, :4] = np.frombuffer(np.int32(-1).tobytes(), np.uint8)
+            records[i, 6], records[i, 16] = 1, ord("1")
+            continue
+        usable = True
+        idd, dcc = (m.idd_literal or "").encode(), str(m.country_code).encode()
+        # A national number is decided here unless an international prefix might start it:
+        # none, a digit string compared here, or a DFA in the region's record.
+        idd_dfa = int(snapshot.buffers[2][home, 9]) >= 0
+        national_ok = m.idd is None or m.idd_literal is not None or idd_dfa
+        records[i, :4] = np.frombuffer(np.int32(home).tobytes(), np.uint8)
+        records[i, 4:7] = (int(national_ok), len(idd), len(dcc))
+        records[i, 8 : 8 + len(idd)] = np.frombuffer(idd, np.uint8)
+        records[i, 16 : 16 + len(dcc)] = np.frombuffer(dcc, np.uint8)
+    return records, usable
+
+
+def _row_defaults(
+    region: str, regions: pl.Series | None
+) -> tuple[list[str], npt.NDArray[np.uint16]]:
+    """The distinct default regions, and each row's index among them (empty: all the first)."""
+    none = np.zeros(0, dtype=np.uint16)
+    if regions is None:
+        return [region], none
+    keys = sorted(regions.drop_nulls().unique().to_list()) or [region]
+    if len(keys) == 1 and regions.null_count() == 0:
+        return keys, none
+    if regions.null_count():
+        keys = sorted({*keys, region})
+        regions = regions.fill_null(region)
+    ids = regions.cast(pl.Enum(keys)).to_physical().cast(pl.UInt16).to_numpy()
+    return keys, np.ascontiguousarray(ids, dtype=np.uint16)
+
+
 def decide(
     values: pl.Series,
     region: str,
     codes: tuple[int, int, int, int],
     *,
     hashes: bool,
+    regions: pl.Series | None = None,
 ) -> Decided | None:
     """Decide the plain numbers of a column in C; None where the C path does not apply.
 
     ``codes`` are the status codes for (kept, empty, invalid_number, not_a_number). Only
-    ``valid`` mode.
+    ``valid`` mode. ``regions``, when given, is each row's default region (null: ``region``).
     """
     native = hashing.native_module()
     if native is None:
         return None
     tables = _tables()
-    home = tables.home(region)
-    m = meta_for(region)
-    if home is None or m is None:
-        return None
-    idd = (m.idd_literal or "").encode()
-    national_ok = m.idd is None or m.idd_literal is not None
+    keys, ids = _row_defaults(region, regions)
+    defaults, usable = _defaults(tables, keys)
     column = values.cast(pl.String)
-    views = hashing.views(column)
+    views = hashing.views(column) if usable else None
     if views is None:
         return None
-    n = column.len()
     width = 64 if hashes else 24
-    status = np.empty(n, dtype=np.uint8)
-    out = np.empty((n, width), dtype=np.uint8)
-    need = np.empty(n, dtype=np.uint16)
-    args = (home, national_ok, idd, str(m.country_code).encode(), *codes, int(not hashes))
-    snapshot = tables.snapshot
-    # Nulls come out as empty: the kernel reads the validity bitmap.
-    deferred = native.phones(*views.args(), n, snapshot.buffers, *args, status, out, need)
+    rules = (*codes, int(not hashes))
+    kernel = _Kernel(native, defaults, rules, width)
+    status, out, need, deferred = kernel.run(views, column.len(), tables.snapshot, ids)
     waiting = np.flatnonzero(status == _NEED)
     if len(waiting):
         snapshot = tables.load(sorted({int(c) for c in need[waiting]}))
-        again = decide_rows(native, column.gather(waiting), snapshot, args, width)
-        status[waiting], out[waiting] = again
+        rows = column.gather(waiting)
+        rows_views = hashing.views(rows)
+        assert rows_views is not None  # rows gathered from a String column export as views
+        again = kernel.run(rows_views, rows.len(), snapshot, ids[waiting] if len(ids) else ids)
+        status[waiting], out[waiting] = again[0], again[1]
+        status[status == _NEED] = DEFER  # loaded now; a code still missing is one we cannot use
         deferred = int(np.count_nonzero(status >= _NEED))
     return Decided(status, out, deferred)
 
 
-def decide_rows(
-    native: Any, column: pl.Series, snapshot: _Snapshot, args: tuple[Any, ...], width: int
-) -> tuple[npt.NDArray[np.uint8], npt.NDArray[np.uint8]]:
-    """One more kernel pass over some rows, with tables that now hold their calling codes."""
-    views = hashing.views(column)
-    assert views is not None  # a gathered String column exports as views like its source
-    n = column.len()
-    status = np.empty(n, dtype=np.uint8)
-    out = np.empty((n, width), dtype=np.uint8)
-    need = np.empty(n, dtype=np.uint16)
-    native.phones(*views.args(), n, snapshot.buffers, *args, status, out, need)
-    status[status == _NEED] = DEFER  # loaded now; a code still missing is one we cannot use
-    return status, out
+@dataclass(frozen=True)
+class _Kernel:
+    """What every pass of the kernel over one column shares."""
+
+    native: Native
+    defaults: npt.NDArray[np.uint8]
+    rules: tuple[int, int, int, int, int]
+    width: int
+
+    def run(
+        self,
+        views: hashing.Exported,
+        n: int,
+        snapshot: _Snapshot,
+        ids: npt.NDArray[np.uint16],
+    ) -> tuple[npt.NDArray[np.uint8], npt.NDArray[np.uint8], npt.NDArray[np.uint16], int]:
+        """One pass: status codes, outputs, the calling code each P_NEED row needs."""
+        status = np.empty(n, dtype=np.uint8)
+        out = np.empty((n, self.width), dtype=np.uint8)
+        need = np.empty(n, dtype=np.uint16)
+        # Nulls come out as empty: the kernel reads the validity bitmap.
+        args = PhoneArgs(
+            *views.args(), n, snapshot.buffers, self.defaults, ids, *self.rules, status, out, need
+        )
+        deferred = call_phones(self.native, args)
+        return status, out, need, deferred

@@ -6,11 +6,11 @@ out, row for row. Pure: no I/O, nothing logged.
 
 libphonenumber parses ~25,000 values/s per core, far below the rest of the pipeline, so most
 values take a vectorized path generated from libphonenumber's own metadata
-(:mod:`._phonemeta`): stage one (:mod:`.phones_fast`) finds the calling code and national
-number, stage two (:mod:`.phones_decide`) applies the number's own region. Only the values it
+(:mod:`.metadata`): stage one (:mod:`.fast`) finds the calling code and national
+number, stage two (:mod:`.decide`) applies the number's own region. Only the values it
 cannot decide exactly (letters, unusual extensions, URIs, odd symbols) are parsed by
-libphonenumber itself (:mod:`.phones_exact`), once per distinct value. The differential test
-(``tests/test_phones_differential.py``) holds the two to the same answers.
+libphonenumber itself (:mod:`.exact`), once per distinct value. The differential test
+(``tests/identifiers/test_phones_differential.py``) holds the two to the same answers.
 """
 
 from __future__ import annotations
@@ -70,16 +70,20 @@ def normalize_phones(
     validation: PhoneValidation = "valid",
     with_route: bool = False,
     native: bool = True,
+    regions: pl.Series | None = None,
 ) -> pl.DataFrame:
     """Return ``e164`` and ``reason`` for each value, in input order.
 
-    ``default_region`` (ISO 3166 alpha-2) is used for numbers written without a country code.
+    ``default_region`` (ISO 3166 alpha-2) is used for numbers written without a country code;
+    ``regions``, when given, is a region per row (null: ``default_region``) that replaces it
+    for that row (see :mod:`.country`): a number in international form ignores both.
     ``validation="valid"`` keeps what ``phonenumbers.is_valid_number`` accepts; ``"possible"``
     relaxes that to ``is_possible_number``. With ``with_route``, a boolean ``fallback`` column
     says which values libphonenumber itself decided (the vectorized path could not).
-    ``native=False`` skips the C path (:mod:`.phones_native`) for values it already deferred.
+    ``native=False`` skips the C path (:mod:`.native`) for values it already deferred.
     """
-    e164, reason, _, fallback = _decide(values, default_region.upper(), validation, native)
+    region = default_region.upper()
+    e164, reason, _, fallback = _decide(values, region, validation, native, regions)
     frame = _frame(e164, reason)
     return frame.with_columns(fallback=fallback) if with_route else frame
 
@@ -96,7 +100,7 @@ def _stage_one(values: pl.Series, region: str, validation: PhoneValidation) -> p
     """Stage one, plus stage two for the default region's own rows, in one streaming query.
 
     Columns: ``row``, ``s`` (the stripped value), ``reason``, ``fallback``, ``group``, ``nsn``,
-    ``own`` (decided here), ``e164``, ``loop`` and ``national`` (see :mod:`.phones_decide`).
+    ``own`` (decided here), ``e164``, ``loop`` and ``national`` (see :mod:`.decide`).
     """
     default = meta_for(region)
     if default is None:  # not a region libphonenumber knows: everything is its to decide
@@ -170,7 +174,7 @@ def _texts(out: npt.NDArray[np.uint8], kept: npt.NDArray[np.bool_]) -> pl.Series
 
 
 def _decide_native(
-    values: pl.Series, region: str, decided: phones_native.Decided
+    values: pl.Series, region: str, decided: phones_native.Decided, regions: pl.Series | None
 ) -> tuple[pl.Series, pl.Series, pl.Series, pl.Series]:
     """:func:`_decide` where the C path decided most values; the rest go the usual way."""
     codes = pl.Series(decided.codes)
@@ -188,21 +192,69 @@ def _decide_native(
     fallback = pl.Series("fallback", np.zeros(len(values), dtype=bool))
     if decided.deferred:
         rows = pl.Series(np.flatnonzero(decided.codes == phones_native.DEFER))
-        sub_e164, sub_reason, _, sub_fallback = _decide(values.gather(rows), region, "valid", False)
+        sub_regions = None if regions is None else regions.gather(rows)
+        sub = _decide(values.gather(rows), region, "valid", False, sub_regions)
+        sub_e164, sub_reason, _, sub_fallback = sub
         e164 = e164.scatter(rows, sub_e164)
         reason = reason.scatter(rows, sub_reason)
         fallback = fallback.scatter(rows, sub_fallback)
     return e164, reason, stripped, fallback
 
 
+Decision = tuple[pl.Series, pl.Series, pl.Series, pl.Series]
+
+
+def _per_region(
+    values: pl.Series,
+    region: str,
+    validation: PhoneValidation,
+    native: bool,
+    regions: pl.Series,
+) -> Decision:
+    """:func:`_decide` with a region per row: each region's rows through its own plan.
+
+    The polars rules and libphonenumber are compiled per default region, so rows are grouped
+    by region (a file holds a few dozen) and each group is decided vectorized, as one column.
+    """
+    groups = (
+        pl.DataFrame({"region": regions.fill_null(region)})
+        .with_row_index("row")
+        .group_by("region")
+        .agg("row")
+    )
+    if groups.height == 1:
+        return _decide(values, groups["region"][0], validation, native)
+    parts = []
+    for key, rows in groups.iter_rows():
+        index = pl.Series("row", rows, dtype=pl.UInt32)
+        e164, reason, stripped, fallback = _decide(values.gather(index), key, validation, native)
+        parts.append(
+            pl.DataFrame(
+                {"row": index, "e164": e164, "reason": reason.cast(pl.String), "s": stripped}
+            ).with_columns(fallback=fallback)
+        )
+    done = pl.concat(parts).sort("row")
+    return done["e164"], done["reason"].cast(REASON), done["s"], done["fallback"]
+
+
 def _decide(
-    values: pl.Series, region: str, validation: PhoneValidation, native: bool = True
-) -> tuple[pl.Series, pl.Series, pl.Series, pl.Series]:
-    """``e164``, ``reason``, the stripped value and whether libphonenumber had to decide."""
+    values: pl.Series,
+    region: str,
+    validation: PhoneValidation,
+    native: bool = True,
+    regions: pl.Series | None = None,
+) -> Decision:
+    """``e164``, ``reason``, the stripped value and whether libphonenumber had to decide.
+
+    ``regions``: a region per row (null: ``region``); the C path takes them all in one pass.
+    """
     if native and validation == "valid" and len(values):
-        fast = phones_native.decide(values, region, (_KEPT, _EMPTY, _INVALID, _NAN), hashes=False)
+        codes = (_KEPT, _EMPTY, _INVALID, _NAN)
+        fast = phones_native.decide(values, region, codes, hashes=False, regions=regions)
         if fast is not None:
-            return _decide_native(values, region, fast)
+            return _decide_native(values, region, fast, regions)
+    if regions is not None:
+        return _per_region(values, region, validation, native, regions)
     routed = _stage_one(values, region, validation)
     stripped = routed["s"]
     default = meta_for(region)
@@ -240,9 +292,11 @@ def normalize_phones_with_stats(
     default_region: str = "US",
     validation: PhoneValidation = "valid",
     native: bool = True,
+    regions: pl.Series | None = None,
 ) -> tuple[pl.DataFrame, PhoneStats]:
     """:func:`normalize_phones`, plus how many rows the vectorized path could not decide."""
-    e164, reason, stripped, fallback = _decide(values, default_region.upper(), validation, native)
+    region = default_region.upper()
+    e164, reason, stripped, fallback = _decide(values, region, validation, native, regions)
     fallback_rows = int(fallback.sum())
     stats = PhoneStats(
         rows=len(fallback),
