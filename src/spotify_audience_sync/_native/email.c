@@ -1,5 +1,8 @@
 /* The email rules for ASCII and Latin values, and the emails kernel: normalize, validate and
- * hash each value; anything else is deferred to the polars rules. */
+ * hash each value; anything else is deferred to the polars rules. So is every value a repair
+ * may touch (identifiers/emails.py: display names, mailto:, quotes, lists, invisible and
+ * compatibility characters, a trailing dot): a character that marks one defers the value,
+ * which keeps this code to the plain case, nearly every value. */
 #include "native.h"
 
 /* Status codes, as identifiers.CODES numbers them. */
@@ -8,14 +11,17 @@ enum { E_HASHED = 0, E_PREHASHED = 1, E_EMPTY = 2, E_MALFORMED = 3, E_DEFER = 25
 /* The longest value decided here; longer ones (never real emails) go to polars. */
 #define EMAIL_MAX 320
 
-/* Byte classes for the ASCII pass: a banned character (whitespace or control), a hex digit,
- * a byte of a multi-byte character. LOWER is ASCII lowercasing. Filled at import. */
+/* Byte classes for the ASCII pass: a character that defers the value (whitespace, control,
+ * or one an address holds only quoted or in a list: what emails.UNUSUAL matches), a hex
+ * digit, a byte of a multi-byte character. LOWER is ASCII lowercasing. Filled at import. */
 enum { C_BANNED = 1, C_HEX = 2, C_HIGH = 4 };
+static const char SPECIALS[] = "<>\"():;,[]\\";
 static uint8_t CLASS[256], LOWER[256];
 
 void sas_email_init(void) {
     for (int c = 0; c < 256; c++) {
-        CLASS[c] = (uint8_t)((c <= 0x20 || c == 0x7f ? C_BANNED : 0) |
+        int special = c != 0 && memchr(SPECIALS, c, sizeof SPECIALS - 1) != NULL;
+        CLASS[c] = (uint8_t)((c <= 0x20 || c == 0x7f || special ? C_BANNED : 0) |
                              ((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') ||
                                       (c >= 'A' && c <= 'F')
                                   ? C_HEX
@@ -44,10 +50,19 @@ static inline int latin_lower(int cp) {
     return cp; /* U+0131, U+0138, U+0149, U+017F: lowercase already */
 }
 
-/* Not allowed anywhere in an email by the rules' regex: whitespace (\s), control (\p{Cc})
- * and format (\p{Cf}) characters, for the code points handled here. */
-static inline int banned_cp(int cp) {
-    return cp <= 0x20 || (cp >= 0x7f && cp <= 0xa0) || cp == 0xad;
+/* Code points here that defer the value: whitespace, control and format characters (a
+ * separator, or a soft hyphen the repairs drop), and those NFKC changes (the repairs apply
+ * it): U+00A0-U+00BE's compatibility forms, U+0132/3, U+013F/U+0140, U+0149, U+017F. */
+static inline int deferred_cp(int cp) {
+    if (cp <= 0xa0) return 1;
+    switch (cp) {
+    case 0xa8: case 0xaa: case 0xad: case 0xaf: case 0xb2: case 0xb3: case 0xb4: case 0xb5:
+    case 0xb8: case 0xb9: case 0xba: case 0xbc: case 0xbd: case 0xbe: case 0x132: case 0x133:
+    case 0x13f: case 0x140: case 0x149: case 0x17f:
+        return 1;
+    default:
+        return 0;
+    }
 }
 
 static inline int gmail_domain(const uint8_t *domain, size_t len) {
@@ -83,7 +98,7 @@ static int email_ascii64(const uint8_t *v, size_t m, int gmail, uint8_t *buf) {
     uint8_t padded[64] __attribute__((aligned(16)));
     memset(padded, 0, sizeof padded);
     memcpy(padded, v, m);
-    uint64_t high = 0, banned = 0, ats = 0, dots = 0;
+    uint64_t high = 0, banned = 0, ats = 0, dots = 0, special = 0;
     const __m128i before_a = _mm_set1_epi8('A' - 1), after_z = _mm_set1_epi8('Z' + 1);
     const __m128i space_up = _mm_set1_epi8(0x21), del = _mm_set1_epi8(0x7f);
     const __m128i minus1 = _mm_set1_epi8(-1), case_bit = _mm_set1_epi8(0x20);
@@ -103,14 +118,27 @@ static int email_ascii64(const uint8_t *v, size_t m, int gmail, uint8_t *buf) {
                << shift;
         dots |= (uint64_t)(uint16_t)_mm_movemask_epi8(_mm_cmpeq_epi8(x, _mm_set1_epi8('.')))
                 << shift;
+        /* The specials: '"' 0x22, '(' ')' 0x28-29, ',' 0x2c, ':' ';' '<' 0x3a-3c, '>' 0x3e,
+         * '[' '\\' ']' 0x5b-5d, as four ranges and three single bytes. */
+        __m128i sp = _mm_or_si128(
+            _mm_or_si128(_mm_cmpeq_epi8(x, _mm_set1_epi8('"')),
+                         _mm_cmpeq_epi8(x, _mm_set1_epi8(','))),
+            _mm_or_si128(_mm_cmpeq_epi8(x, _mm_set1_epi8('>')),
+                         _mm_and_si128(_mm_cmpgt_epi8(x, _mm_set1_epi8('(' - 1)),
+                                       _mm_cmplt_epi8(x, _mm_set1_epi8(')' + 1)))));
+        sp = _mm_or_si128(sp, _mm_and_si128(_mm_cmpgt_epi8(x, _mm_set1_epi8(':' - 1)),
+                                            _mm_cmplt_epi8(x, _mm_set1_epi8('<' + 1))));
+        sp = _mm_or_si128(sp, _mm_and_si128(_mm_cmpgt_epi8(x, _mm_set1_epi8('[' - 1)),
+                                            _mm_cmplt_epi8(x, _mm_set1_epi8(']' + 1))));
+        special |= (uint64_t)(uint16_t)_mm_movemask_epi8(sp) << shift;
     }
     uint64_t used = m == 64 ? ~(uint64_t)0 : (((uint64_t)1 << m) - 1);
     banned &= used; /* the zero padding is not part of the value */
     if (high || m == 64) return -1; /* non-ASCII, or maybe a pre-hashed digest */
+    if (banned | special) return E_DEFER;
     if (__builtin_popcountll(ats) != 1) return E_MALFORMED;
     size_t at = (size_t)__builtin_ctzll(ats);
     if (gmail && gmail_domain(buf + at + 1, m - at - 1)) return -1;
-    if (banned) return E_MALFORMED;
     /* The domain: at least one dot, none first, last or next to another. */
     uint64_t domain = used & ~(((uint64_t)2 << at) - 1);
     if (at == 0 || domain == 0) return E_MALFORMED;
@@ -131,6 +159,7 @@ static int email_rules(const uint8_t *value, size_t len, int gmail, uint8_t *buf
     size_t m = end - start;
     if (m > EMAIL_MAX) return E_DEFER;
     const uint8_t *v = value + start;
+    if (v[m - 1] == '.') return E_DEFER; /* the repairs drop one trailing dot */
 #ifdef SAS_X86
     if (m <= 64) {
         int code = email_ascii64(v, m, gmail, buf);
@@ -152,26 +181,23 @@ static int email_rules(const uint8_t *value, size_t len, int gmail, uint8_t *buf
     if (!(any & C_HIGH)) {
         *out_len = m;
         if (m == 64 && (all & C_HEX)) return E_PREHASHED;
+        if (any & C_BANNED) return E_DEFER;
         const uint8_t *first = memchr(buf, '@', m);
         if (first == NULL || memchr(first + 1, '@', m - (size_t)(first - buf) - 1) != NULL)
             return E_MALFORMED;
         size_t at = (size_t)(first - buf);
-        if (!(any & C_BANNED) && !(gmail && gmail_domain(buf + at + 1, m - at - 1)))
+        if (!(gmail && gmail_domain(buf + at + 1, m - at - 1)))
             return email_valid(buf, m, at, flags) ? E_HASHED : E_MALFORMED;
     }
-    /* U+0085 and U+00A0 at either end are whitespace the rules strip: leave those to polars
-     * (other Unicode whitespace is outside the code points decided here anyway). */
-    if (m >= 2 && ((v[0] == 0xC2 && (v[1] == 0x85 || v[1] == 0xA0)) ||
-                   (v[m - 2] == 0xC2 && (v[m - 1] == 0x85 || v[m - 1] == 0xA0))))
-        return E_DEFER;
     size_t ats = 0, at = 0;
     int hex = m == 64;
     for (size_t i = 0; i < m; i++) {
         uint8_t c = v[i];
         if (c < 0x80) {
+            if (CLASS[c] & C_BANNED) return E_DEFER;
             hex &= is_hex(c);
             buf[i] = LOWER[c];
-            flags[i] = (uint8_t)(c <= 0x20 || c == 0x7f);
+            flags[i] = 0;
             if (c == '@') {
                 ats++;
                 at = i;
@@ -182,10 +208,10 @@ static int email_rules(const uint8_t *value, size_t len, int gmail, uint8_t *buf
         if (c < 0xC2 || c > 0xC5 || i + 1 >= m || (v[i + 1] & 0xC0) != 0x80) return E_DEFER;
         int cp = ((c & 0x1F) << 6) | (v[i + 1] & 0x3F);
         int lower = latin_lower(cp);
-        if (lower < 0) return E_DEFER;
+        if (lower < 0 || deferred_cp(cp)) return E_DEFER;
         buf[i] = (uint8_t)(0xC0 | (lower >> 6));
         buf[i + 1] = (uint8_t)(0x80 | (lower & 0x3F));
-        flags[i] = flags[i + 1] = (uint8_t)banned_cp(cp);
+        flags[i] = flags[i + 1] = 0;
         hex = 0;
         i++;
     }
@@ -196,9 +222,6 @@ static int email_rules(const uint8_t *value, size_t len, int gmail, uint8_t *buf
         const uint8_t *domain = buf + at + 1;
         size_t dlen = m - at - 1;
         if (gmail_domain(domain, dlen)) {
-            /* The rules drop "+..." with a regex whose "." stops at a newline, so a newline
-             * in the local part survives it: the result is malformed either way. */
-            if (memchr(buf, '\n', at) != NULL) return E_MALFORMED;
             size_t w = 0;
             for (size_t i = 0; i < at && buf[i] != '+'; i++) {
                 if (buf[i] != '.') {

@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import numpy.typing as npt
 import polars as pl
 
+from spotify_audience_sync.identifiers import emails
 from spotify_audience_sync.identifiers.hashing import (
     EMAIL_DEFER,
     Matrix,
@@ -38,11 +39,13 @@ __all__ = [
     "PREHASHED",
     "REJECT_REASONS",
     "STATUS",
+    "Extra",
     "HashedBatch",
     "Hashes",
     "IdentifierType",
     "NormalizeOptions",
     "digests",
+    "email_identifiers",
     "hash_batch",
     "hash_frame",
     "normalize_batch",
@@ -83,8 +86,10 @@ STATUS = pl.Enum(
 
 _SHA256_HEX = r"^[0-9a-fA-F]{64}$"
 # One @, a non-empty local part, a dotted domain of non-empty labels; no whitespace, control or
-# format characters anywhere (zero-width spaces would silently change the hash).
-_EMAIL = r"^[^@\s\p{Cc}\p{Cf}]+@[^@\s\p{Cc}\p{Cf}.]+(\.[^@\s\p{Cc}\p{Cf}.]+)+$"
+# format characters anywhere (zero-width spaces would silently change the hash), and none of
+# the characters an address holds only quoted or in a list (what the repairs could not undo).
+_NOT = r'@\s\p{Cc}\p{Cf}<>"(),:;\[\]\\'
+_EMAIL = rf"^[^{_NOT}]+@[^{_NOT}.]+(\.[^{_NOT}.]+)+$"
 #: RFC 5321's limits: a longer address cannot be delivered, so it cannot be anyone's.
 MAX_EMAIL_CHARS = 254
 MAX_LOCAL_PART_CHARS = 64
@@ -178,9 +183,9 @@ def _finish(kind: IdentifierType, frame: pl.LazyFrame, reason: pl.Expr) -> pl.La
     )
 
 
-def _email_frame(frame: pl.LazyFrame, column: str, options: NormalizeOptions) -> pl.LazyFrame:
-    stripped = frame.select(_s=pl.col(column).cast(pl.String).str.strip_chars())
-    normalized = stripped.with_columns(_n=_email_normalized(pl.col("_s"), options.gmail_canonical))
+def _email_rules(pieces: pl.LazyFrame, options: NormalizeOptions) -> pl.LazyFrame:
+    """The rules on repaired addresses (``_s``, stripped): value and status columns."""
+    normalized = pieces.with_columns(_n=_email_normalized(pl.col("_s"), options.gmail_canonical))
     local = pl.col("_n").str.split("@").list.first()
     too_long = (pl.col("_n").str.len_chars() > MAX_EMAIL_CHARS) | (
         local.str.len_chars() > MAX_LOCAL_PART_CHARS
@@ -193,6 +198,42 @@ def _email_frame(frame: pl.LazyFrame, column: str, options: NormalizeOptions) ->
         .otherwise(None)
     )
     return _finish(IdentifierType.EMAIL, normalized, reason)
+
+
+def email_identifiers(
+    values: pl.Series, options: NormalizeOptions
+) -> tuple[pl.DataFrame, dict[str, int]]:
+    """Every address in ``values``, repaired (see :mod:`.emails`), with its cell's row.
+
+    One row per address, in cell order: ``_row``, the value and the status columns; a cell
+    holding several addresses gives several rows. Plain cells skip the repairs (the regex
+    that finds the others costs a fraction of them). Also: the cells each repair touched.
+    """
+    stripped = values.cast(pl.String).str.strip_chars()
+    unusual = stripped.str.contains(emails.UNUSUAL).fill_null(False)
+    plain = pl.DataFrame({"_s": stripped}).lazy().with_row_index("_row")
+    if not unusual.any():
+        return _with_row(plain, options).collect(), {}
+    repaired = emails.pieces(stripped.filter(unusual))
+    rows = unusual.arg_true().cast(pl.UInt32)
+    repaired = repaired.with_columns(_row=rows.gather(repaired["_row"]))
+    frames = [
+        _with_row(plain.filter(~pl.lit(unusual)), options),
+        _with_row(repaired.lazy().select("_row", "_s"), options),
+    ]
+    together = pl.concat(frames).sort("_row", maintain_order=True).collect()
+    return together, emails.repair_counts(repaired)
+
+
+def _with_row(pieces: pl.LazyFrame, options: NormalizeOptions) -> pl.LazyFrame:
+    """The rules, keeping each address's ``_row``."""
+    return pl.concat([pieces.select("_row"), _email_rules(pieces, options)], how="horizontal")
+
+
+def _email_frame(frame: pl.LazyFrame, column: str, options: NormalizeOptions) -> pl.LazyFrame:
+    """Row-aligned: each cell's first address (the rest: :func:`email_identifiers`)."""
+    found, _ = email_identifiers(frame.select(column).collect().to_series(), options)
+    return found.filter(pl.col("_row").is_first_distinct()).drop("_row").lazy()
 
 
 def _device_frame(frame: pl.LazyFrame, column: str) -> pl.LazyFrame:
@@ -282,9 +323,16 @@ def normalize_batch(
 def normalize_values(
     kind: IdentifierType, values: list[str | None], options: NormalizeOptions | None = None
 ) -> list[tuple[str | None, str]]:
-    """Convenience for tests and one-off checks: ``(sha256 or None, status)`` per value."""
-    frame = pl.DataFrame({"v": values}, schema={"v": pl.String})
-    out = normalize_batch(frame, {kind: "v"}, options or NormalizeOptions())
+    """Convenience for tests and one-off checks: ``(sha256 or None, status)`` per identifier.
+
+    One per value, except that an email cell holding several addresses gives one per address.
+    """
+    options = options or NormalizeOptions()
+    if kind is IdentifierType.EMAIL:
+        out, _ = email_identifiers(pl.Series("v", values, dtype=pl.String), options)
+    else:
+        frame = pl.DataFrame({"v": values}, schema={"v": pl.String})
+        out = normalize_batch(frame, {kind: "v"}, options)
     return list(zip(digests(out, kind).to_list(), out[status_column(kind)].to_list(), strict=True))
 
 
@@ -301,13 +349,29 @@ class Hashes:
 
 
 @dataclass(frozen=True)
+class Extra:
+    """A type's identifiers beyond the first of each cell that held several (emails only):
+    each one's row in the batch, status code and digest."""
+
+    rows: npt.NDArray[np.int64]
+    codes: npt.NDArray[np.uint8]
+    hashes: Hashes
+
+
+@dataclass(frozen=True)
 class HashedBatch:
-    """A batch after the rules and hashing: per type, each row's status code and digest."""
+    """A batch after the rules and hashing: per type, each row's status code and digest.
+
+    ``codes`` and ``hashes`` hold each row's (first) identifier; ``extra`` the others of a
+    cell that held several; ``repairs`` how many cells each email repair touched.
+    """
 
     rows: int
     codes: dict[IdentifierType, npt.NDArray[np.uint8]]
     hashes: dict[IdentifierType, Hashes]
     phone_fallback: int
+    extra: dict[IdentifierType, Extra] = field(default_factory=dict)
+    repairs: dict[str, int] = field(default_factory=dict)
 
 
 def hash_frame(frame: pl.DataFrame, kind: IdentifierType) -> Hashes:
@@ -337,11 +401,34 @@ def _accepted(codes: npt.NDArray[np.uint8]) -> npt.NDArray[np.bool_]:
     return accepted
 
 
-def _native_emails(
-    values: pl.Series, options: NormalizeOptions
-) -> tuple[npt.NDArray[np.uint8], Hashes] | None:
-    """Emails through the C kernel; the few values it leaves (see ``hashing.EMAIL_DEFER``)
-    through the polars rules."""
+_Emails = tuple[npt.NDArray[np.uint8], Hashes, Extra | None, dict[str, int]]
+
+
+def _polars_emails(values: pl.Series, options: NormalizeOptions) -> _Emails:
+    """Emails through the polars rules: each row's first address, the other addresses, and
+    the repairs' counts."""
+    found, repairs = email_identifiers(values, options)
+    first = found["_row"].is_first_distinct()
+    extra = None
+    if not first.all():
+        rest = found.filter(~first)
+        extra = Extra(
+            rest["_row"].to_numpy().astype(np.int64),
+            _codes(rest, IdentifierType.EMAIL),
+            hash_frame(rest, IdentifierType.EMAIL),
+        )
+        found = found.filter(first)
+    return (
+        _codes(found, IdentifierType.EMAIL),
+        hash_frame(found, IdentifierType.EMAIL),
+        extra,
+        repairs,
+    )
+
+
+def _native_emails(values: pl.Series, options: NormalizeOptions) -> _Emails | None:
+    """Emails through the C kernel; the few values it leaves (see ``hashing.EMAIL_DEFER``:
+    anything a repair may touch, among others) through the polars rules."""
     values = values.cast(pl.String)
     result = email_kernel(values, options.gmail_canonical)
     if result is None:
@@ -353,13 +440,15 @@ def _native_emails(
     if long.any():
         codes[long.fill_null(False).to_numpy()] = EMAIL_DEFER
         deferred = 1
-    if deferred:
-        rows = np.flatnonzero(codes == EMAIL_DEFER)
-        subset = pl.DataFrame({"v": values.gather(rows)}).lazy()
-        normalized = _email_frame(subset, "v", options).collect()
-        codes[rows] = _codes(normalized, IdentifierType.EMAIL)
-        matrix[rows] = hash_frame(normalized, IdentifierType.EMAIL).matrix
-    return codes, Hashes(matrix, _accepted(codes))
+    if not deferred:
+        return codes, Hashes(matrix, _accepted(codes)), None, {}
+    rows = np.flatnonzero(codes == EMAIL_DEFER)
+    first, hashes, extra, repairs = _polars_emails(values.gather(rows), options)
+    codes[rows] = first
+    matrix[rows] = hashes.matrix
+    if extra is not None:
+        extra = Extra(rows[extra.rows], extra.codes, extra.hashes)
+    return codes, Hashes(matrix, _accepted(codes)), extra, repairs
 
 
 def _native_phones(
@@ -397,11 +486,15 @@ def hash_batch(
     hashes: dict[IdentifierType, Hashes] = {}
     rest = dict(columns)
     fallback = 0
+    extra: dict[IdentifierType, Extra] = {}
+    repairs: dict[str, int] = {}
     if IdentifierType.EMAIL in columns:
-        native = _native_emails(batch[columns[IdentifierType.EMAIL]], options)
-        if native is not None:
-            codes[IdentifierType.EMAIL], hashes[IdentifierType.EMAIL] = native
-            del rest[IdentifierType.EMAIL]
+        values = batch[columns[IdentifierType.EMAIL]]
+        found = _native_emails(values, options) or _polars_emails(values, options)
+        codes[IdentifierType.EMAIL], hashes[IdentifierType.EMAIL], more, repairs = found
+        if more is not None:
+            extra[IdentifierType.EMAIL] = more
+        del rest[IdentifierType.EMAIL]
     if IdentifierType.PHONE in columns:
         phones = _native_phones(spreadsheet_phones(batch[columns[IdentifierType.PHONE]]), options)
         if phones is not None:
@@ -419,4 +512,6 @@ def hash_batch(
         codes={kind: codes[kind] for kind in columns},
         hashes={kind: hashes[kind] for kind in columns},
         phone_fallback=fallback,
+        extra=extra,
+        repairs=repairs,
     )

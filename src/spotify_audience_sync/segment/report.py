@@ -33,6 +33,9 @@ class TypeCounts:
     written: int = 0
     #: Phones only: values libphonenumber itself decided, because the vectorized rules could not.
     fallback: int | None = None
+    #: Emails only: cells each repair touched (``mailto:`` dropped, a display name unwrapped,
+    #: several addresses split, ...; see ``identifiers/emails.py``), counted, never shown.
+    repaired: dict[str, int] | None = None
 
     @property
     def accepted(self) -> int:
@@ -79,6 +82,8 @@ class PrepareReport:
         for key, counts in self.identifiers.items():
             if counts.fallback is None:
                 del data["identifiers"][key]["fallback"]
+            if counts.repaired is None:
+                del data["identifiers"][key]["repaired"]
             data["identifiers"][key]["accepted"] = counts.accepted
             data["identifiers"][key]["rejected_total"] = counts.rejected_total
         return data
@@ -100,6 +105,10 @@ class PrepareReport:
                 f"{c.duplicates:>12,}{c.rejected_total:>12,}"
                 + (f"  ({reasons})" if reasons else "")
             )
+        for key, c in self.identifiers.items():
+            repairs = ", ".join(f"{r} {n:,}" for r, n in (c.repaired or {}).items() if n)
+            if repairs:
+                lines.append(f"  {key} values repaired: {repairs}")
         verb, target = ("wrote", f" to {self.output}") if self.output else ("prepared", "")
         lines.append(
             f"{verb} {plural(self.rows_written, 'row')}, {plural(self.bytes_written, 'byte')} "
