@@ -341,3 +341,15 @@ def test_email_length_limits_hold_on_the_c_path_too() -> None:
     hashed = hash_batch(pl.DataFrame({"e": values}), {EMAIL: "e"}, NormalizeOptions())
     statuses = [STATUS.categories[int(c)] for c in hashed.codes[EMAIL]]
     assert statuses == ["too_long", "hashed", "too_long"]
+
+
+@pytest.mark.parametrize("module", ["hashing", "normalize", "emails"])
+def test_the_rules_read_no_environment(module: str) -> None:
+    """settings.py is the one reader of the environment; the rules take what they need."""
+    import importlib
+    import inspect
+
+    source = inspect.getsource(
+        importlib.import_module(f"spotify_audience_sync.identifiers.{module}")
+    )
+    assert not re.search(r"\bos\.environ\b|\bgetenv\b", source)

@@ -39,6 +39,7 @@ from spotify_audience_sync.identifiers.normalize import (
 from spotify_audience_sync.identifiers.phones import native as phones_native
 from spotify_audience_sync.segment import staging
 from spotify_audience_sync.segment.encode import _sort_key, first_byte
+from spotify_audience_sync.settings import NO_NATIVE_ENV
 
 native = pytest.importorskip("spotify_audience_sync._native")
 EMAIL, PHONE = IdentifierType.EMAIL, IdentifierType.PHONE
@@ -350,9 +351,9 @@ FIXTURE = Path(__file__).resolve().parents[2] / "fixtures" / "segment.csv"
 
 
 def _prepare(tmp_path: Path, name: str, args: list[str], *, native_on: bool) -> tuple[bytes, dict]:
-    env = {k: v for k, v in os.environ.items() if k != hashing.DISABLE_ENV}
+    env = {k: v for k, v in os.environ.items() if k != NO_NATIVE_ENV}
     if not native_on:
-        env[hashing.DISABLE_ENV] = "1"
+        env[NO_NATIVE_ENV] = "1"
     out, report = tmp_path / f"{name}.csv", tmp_path / f"{name}.json"
     command = [sys.executable, "-m", "spotify_audience_sync", "prepare", str(FIXTURE)]
     command += ["--output", str(out), "--report", str(report), "-q", *args]
@@ -700,3 +701,19 @@ def test_phones_refuses_misaligned_int32_tables(index: int, name: str) -> None:
     tables[index] = _misaligned_copy(np.ascontiguousarray(tables[index]))
     with pytest.raises(ValueError, match=f"{name} buffer must start on a 4-byte boundary"):
         native.phones(*_phone_call(tables=tuple(tables)))
+
+
+@pytest.mark.parametrize("disabled", [False, True], ids=["default", "escape-hatch"])
+def test_the_escape_hatch_is_read_by_settings_and_applied_by_the_pipeline(disabled: bool) -> None:
+    """SPOTIFY_AUDIENCE_SYNC_NO_NATIVE switches the C off for a run; identifiers read no
+    environment themselves (settings.py does)."""
+    env = {k: v for k, v in os.environ.items() if k != NO_NATIVE_ENV}
+    if disabled:
+        env[NO_NATIVE_ENV] = "1"
+    code = (
+        "from spotify_audience_sync.identifiers import hashing; a = hashing.native(); "
+        "import spotify_audience_sync.segment.pipeline; print(a, hashing.native())"
+    )
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["True", str(not disabled)]

@@ -9,7 +9,6 @@ no I/O.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from types import ModuleType
 from typing import TYPE_CHECKING
@@ -24,7 +23,6 @@ if TYPE_CHECKING:
 
 __all__ = [
     "DIGEST",
-    "DISABLE_ENV",
     "EMAIL_DEFER",
     "Exported",
     "Matrix",
@@ -40,16 +38,12 @@ __all__ = [
 
 Matrix = npt.NDArray[np.uint8]
 DIGEST = 64  # hex characters per SHA-256
-#: Set (to anything) to run without the C extension: same results, polars does the work.
-DISABLE_ENV = "SPOTIFY_AUDIENCE_SYNC_NO_NATIVE"
 #: The email kernel's status for a value it leaves to the polars rules (a character past
 #: U+017F, Unicode whitespace at an end, more than 320 bytes).
 EMAIL_DEFER = 255
 
 
 def _load() -> ModuleType | None:
-    if os.environ.get(DISABLE_ENV):
-        return None
     try:
         from spotify_audience_sync import _native
     except ImportError:  # built without a C compiler: polars does the work
@@ -68,7 +62,9 @@ def native() -> bool:
 
 
 def use_native(enabled: bool) -> None:
-    """Switch between the two engines (for tests and benchmarks); a no-op if not built."""
+    """Switch between the two engines; a no-op if not built. Tests and benchmarks call it, and
+    the pipeline does where ``settings.native_disabled()`` says (this pure layer reads no
+    environment)."""
     global _enabled
     _enabled = enabled and _NATIVE is not None
 

@@ -22,6 +22,7 @@ import numpy.typing as npt
 import polars as pl
 
 from spotify_audience_sync.errors import InputError
+from spotify_audience_sync.identifiers import hashing
 from spotify_audience_sync.identifiers.emails import REPAIRS
 from spotify_audience_sync.identifiers.normalize import (
     HASHED,
@@ -53,6 +54,7 @@ from spotify_audience_sync.segment.rejects import BatchRejects, RejectsFile
 from spotify_audience_sync.segment.report import PrepareReport, TypeCounts
 from spotify_audience_sync.segment.sources import Source
 from spotify_audience_sync.segment.staging import Stage, partition_payload, partition_rows
+from spotify_audience_sync.settings import native_disabled
 
 __all__ = [
     "COLUMN_ALIASES",
@@ -64,6 +66,11 @@ __all__ = [
 ]
 
 ProgressCallback = Callable[[int], None]
+
+# The escape hatch, read where settings are (identifiers read no environment); every run
+# reaches the rules through this module (split.py included). Only ever switches the C off.
+if native_disabled():
+    hashing.use_native(False)
 
 _REASONS: list[str] = STATUS.categories.to_list()
 _FIRST_REASON = _REASONS.index(PREHASHED) + 1  # statuses after hashed and prehashed: rejections
