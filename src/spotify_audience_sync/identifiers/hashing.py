@@ -123,7 +123,7 @@ def sha256_matrix(values: pl.Series) -> Matrix:
 def email_kernel(values: pl.Series, gmail_canonical: bool) -> tuple[Matrix, Matrix, int] | None:
     """The email rules and SHA-256 in one pass, for ASCII values: ``(codes, matrix, deferred)``.
 
-    ``codes`` are :data:`identifiers.STATUS` codes (hashed, prehashed, empty, malformed) or
+    ``codes`` are :data:`.normalize.STATUS` codes (hashed, prehashed, empty, malformed) or
     :data:`EMAIL_DEFER` where the polars rules must decide; ``matrix`` holds the digest of each
     hashed or pre-hashed row (other rows are undefined). None when the extension is off.
     """

@@ -1,6 +1,6 @@
 """Stage two of the vectorized phone path: the number's own region decides.
 
-After :func:`.phones_fast.classify` has found the calling code and the national number, this
+After :func:`.fast.classify` has found the calling code and the national number, this
 module retraces the rest of ``phonenumbers.parse`` (national prefix / transform rule, length
 limits) and then ``is_valid_number`` or ``is_possible_number``. The rules differ per region,
 so rows are grouped by the metadata record they need; small per-region regexes are much faster

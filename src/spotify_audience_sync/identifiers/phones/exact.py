@@ -1,6 +1,6 @@
 """The exact phone path: libphonenumber itself, one ``parse`` per distinct value.
 
-This is the definition of correct. :mod:`.phones` uses it for the values the vectorized path
+This is the definition of correct. :mod:`.normalize` uses it for the values the vectorized path
 cannot decide, and the differential test and the benchmark use it as the reference.
 """
 
@@ -105,7 +105,7 @@ def normalize_phones_exact(
     default_region: str = "US",
     validation: PhoneValidation = "valid",
 ) -> pl.DataFrame:
-    """The reference: same contract as :func:`.phones.normalize_phones`, all in libphonenumber."""
+    """The reference: :func:`.normalize.normalize_phones`'s contract, all in libphonenumber."""
     region = default_region.upper()
     stripped = values.cast(pl.String).str.strip_chars()
     distinct = stripped.filter(stripped.is_not_null() & (stripped != "")).unique()

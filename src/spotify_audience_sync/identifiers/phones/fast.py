@@ -10,7 +10,7 @@ through the fast path without it (:func:`strip_extension`), the rest to the exac
 
 This module is stage one (:func:`classify`): what the default region alone decides, on the
 whole column at once. Stage two, the national prefix and the patterns of the number's own
-region, is :mod:`.phones_decide`.
+region, is :mod:`.decide`.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """libphonenumber's metadata, read from the installed ``phonenumbers`` and recast for polars.
 
-The vectorized phone path (:mod:`.phones_fast`) must decide exactly what ``phonenumbers`` decides,
+The vectorized phone path (:mod:`.fast`) must decide exactly what ``phonenumbers`` decides,
 so nothing here is hand-written: calling codes, international and national prefixes, transform
 rules, number patterns and length rules all come from the package at import time. Upgrading
 ``phonenumbers`` therefore changes the fast path with it; the differential test keeps them honest.

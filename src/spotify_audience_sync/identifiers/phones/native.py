@@ -5,14 +5,14 @@ the number-type patterns, with their possible lengths) and picks a shared callin
 region by ``leading_digits``. Those regexes only use a small regular subset (digit classes,
 groups, alternation, counted repetition), so each compiles to a deterministic automaton over
 the ten digits, and a number's validity becomes a table walk per pattern, in C
-(``_native/phone.c``, ``phones``). The automata are built here from :mod:`._phonemeta`, that is
+(``_native/phone.c``, ``phones``). The automata are built here from :mod:`.metadata`, that is
 from the installed ``phonenumbers`` package itself, lazily per calling code (all 245 regions
 take ~1 s; a segment usually needs a handful).
 
 The C code decides only the plain forms (an optional leading ``+``, digits, ``-.()/`` and
 spaces) and only when every step is exact: a calling code whose regions all compiled, a
 national prefix that is a plain digit string, no transform rule. Everything else is left to
-the polars path (:mod:`.phones`), which stays the definition; the differential test holds the
+the polars path (:mod:`.normalize`), which stays the definition; the differential test holds the
 two to libphonenumber's answers. Pure: no I/O.
 """
 

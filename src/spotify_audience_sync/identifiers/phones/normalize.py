@@ -6,10 +6,10 @@ out, row for row. Pure: no I/O, nothing logged.
 
 libphonenumber parses ~25,000 values/s per core, far below the rest of the pipeline, so most
 values take a vectorized path generated from libphonenumber's own metadata
-(:mod:`._phonemeta`): stage one (:mod:`.phones_fast`) finds the calling code and national
-number, stage two (:mod:`.phones_decide`) applies the number's own region. Only the values it
+(:mod:`.metadata`): stage one (:mod:`.fast`) finds the calling code and national
+number, stage two (:mod:`.decide`) applies the number's own region. Only the values it
 cannot decide exactly (letters, unusual extensions, URIs, odd symbols) are parsed by
-libphonenumber itself (:mod:`.phones_exact`), once per distinct value. The differential test
+libphonenumber itself (:mod:`.exact`), once per distinct value. The differential test
 (``tests/test_phones_differential.py``) holds the two to the same answers.
 """
 
@@ -77,7 +77,7 @@ def normalize_phones(
     ``validation="valid"`` keeps what ``phonenumbers.is_valid_number`` accepts; ``"possible"``
     relaxes that to ``is_possible_number``. With ``with_route``, a boolean ``fallback`` column
     says which values libphonenumber itself decided (the vectorized path could not).
-    ``native=False`` skips the C path (:mod:`.phones_native`) for values it already deferred.
+    ``native=False`` skips the C path (:mod:`.native`) for values it already deferred.
     """
     e164, reason, _, fallback = _decide(values, default_region.upper(), validation, native)
     frame = _frame(e164, reason)
@@ -96,7 +96,7 @@ def _stage_one(values: pl.Series, region: str, validation: PhoneValidation) -> p
     """Stage one, plus stage two for the default region's own rows, in one streaming query.
 
     Columns: ``row``, ``s`` (the stripped value), ``reason``, ``fallback``, ``group``, ``nsn``,
-    ``own`` (decided here), ``e164``, ``loop`` and ``national`` (see :mod:`.phones_decide`).
+    ``own`` (decided here), ``e164``, ``loop`` and ``national`` (see :mod:`.decide`).
     """
     default = meta_for(region)
     if default is None:  # not a region libphonenumber knows: everything is its to decide
