@@ -11,17 +11,20 @@ enum { E_HASHED = 0, E_PREHASHED = 1, E_EMPTY = 2, E_MALFORMED = 3, E_DEFER = 25
 /* The longest value decided here; longer ones (never real emails) go to polars. */
 #define EMAIL_MAX 320
 
-/* Byte classes for the ASCII pass: a character that defers the value (whitespace, control,
- * or one an address holds only quoted or in a list: what emails.UNUSUAL matches), a hex
- * digit, a byte of a multi-byte character. LOWER is ASCII lowercasing. Filled at import. */
-enum { C_BANNED = 1, C_HEX = 2, C_HIGH = 4 };
+/* Byte classes for the ASCII pass: a character that defers the value (control, or one an
+ * address holds only quoted or in a list: with whitespace, what emails.UNUSUAL matches), a
+ * hex digit, a byte of a multi-byte character, whitespace (see not_a_list). LOWER is ASCII
+ * lowercasing. Filled at import. */
+enum { C_BANNED = 1, C_HEX = 2, C_HIGH = 4, C_SPACE = 8 };
 static const char SPECIALS[] = "<>\"():;,[]\\";
 static uint8_t CLASS[256], LOWER[256];
 
 void sas_email_init(void) {
     for (int c = 0; c < 256; c++) {
         int special = c != 0 && memchr(SPECIALS, c, sizeof SPECIALS - 1) != NULL;
-        CLASS[c] = (uint8_t)((c <= 0x20 || c == 0x7f || special ? C_BANNED : 0) |
+        int space = ascii_space((uint8_t)c);
+        CLASS[c] = (uint8_t)((space ? C_SPACE : 0) |
+                             ((c <= 0x20 && !space) || c == 0x7f || special ? C_BANNED : 0) |
                              ((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') ||
                                       (c >= 'A' && c <= 'F')
                                   ? C_HEX
@@ -65,22 +68,38 @@ static inline int deferred_cp(int cp) {
     }
 }
 
+/* For a value with whitespace inside and no other separator: 1 when a piece between the
+ * whitespace holds no '@'. The rules then read the cell as one value, not a list, and reject
+ * it for its whitespace ("ana smith@example.com": malformed, whatever the engine); 0 when it
+ * may be a list of addresses, which the polars rules split. Not under --gmail-canonical:
+ * whitespace after a '+' is dropped with the suffix ("a+b c@gmail.com" is a@gmail.com). */
+static int not_a_list(const uint8_t *v, size_t m) {
+    int in_piece = 0, at = 0;
+    for (size_t i = 0; i < m; i++) {
+        if (ascii_space(v[i])) {
+            if (in_piece && !at) return 1;
+            in_piece = at = 0;
+        } else {
+            in_piece = 1;
+            at |= v[i] == '@';
+        }
+    }
+    return in_piece && !at;
+}
+
 static inline int gmail_domain(const uint8_t *domain, size_t len) {
     return (len == 9 && memcmp(domain, "gmail.com", 9) == 0) ||
            (len == 14 && memcmp(domain, "googlemail.com", 14) == 0);
 }
 
-/* Valid as the rules' regex says, for a lowercased value with exactly one '@' at `at`. */
-static int email_valid(const uint8_t *buf, size_t len, size_t at, const uint8_t *flags) {
+/* Valid as the rules' regex says, for a lowercased value with exactly one '@' at `at` and
+ * no character the regex bans (those values are malformed or deferred before this). */
+static int email_valid(const uint8_t *buf, size_t len, size_t at) {
     if (at == 0 || at + 1 >= len) return 0;
-    for (size_t i = 0; i < at; i++) {
-        if (flags[i]) return 0;
-    }
     /* The domain: labels without dots, none empty, at least two. */
     if (buf[at + 1] == '.' || buf[len - 1] == '.') return 0;
     int dots = 0;
     for (size_t i = at + 1; i < len; i++) {
-        if (flags[i]) return 0;
         if (buf[i] == '.') {
             if (buf[i - 1] == '.') return 0;
             dots++;
@@ -135,7 +154,8 @@ static int email_ascii64(const uint8_t *v, size_t m, int gmail, uint8_t *buf) {
     uint64_t used = m == 64 ? ~(uint64_t)0 : (((uint64_t)1 << m) - 1);
     banned &= used; /* the zero padding is not part of the value */
     if (high || m == 64) return -1; /* non-ASCII, or maybe a pre-hashed digest */
-    if (banned | special) return E_DEFER;
+    if (special) return E_DEFER;
+    if (banned) return -1; /* whitespace or a control character: the general path */
     if (__builtin_popcountll(ats) != 1) return E_MALFORMED;
     size_t at = (size_t)__builtin_ctzll(ats);
     if (gmail && gmail_domain(buf + at + 1, m - at - 1)) return -1;
@@ -148,10 +168,9 @@ static int email_ascii64(const uint8_t *v, size_t m, int gmail, uint8_t *buf) {
 }
 #endif
 
-/* One email → its status; its normalized bytes are left in buf[0..*out_len). flags[i] is
- * nonzero where buf[i] starts or continues a banned character. */
+/* One email → its status; its normalized bytes are left in buf[0..*out_len). */
 static int email_rules(const uint8_t *value, size_t len, int gmail, uint8_t *buf,
-                       uint8_t *flags, size_t *out_len) {
+                       size_t *out_len) {
     size_t start = 0, end = len;
     while (start < end && ascii_space(value[start])) start++;
     while (end > start && ascii_space(value[end - 1])) end--;
@@ -176,29 +195,29 @@ static int email_rules(const uint8_t *value, size_t len, int gmail, uint8_t *buf
         any |= cls;
         all &= cls;
         buf[i] = LOWER[c];
-        flags[i] = cls & C_BANNED;
     }
     if (!(any & C_HIGH)) {
         *out_len = m;
         if (m == 64 && (all & C_HEX)) return E_PREHASHED;
         if (any & C_BANNED) return E_DEFER;
+        if (any & C_SPACE) return !gmail && not_a_list(v, m) ? E_MALFORMED : E_DEFER;
         const uint8_t *first = memchr(buf, '@', m);
         if (first == NULL || memchr(first + 1, '@', m - (size_t)(first - buf) - 1) != NULL)
             return E_MALFORMED;
         size_t at = (size_t)(first - buf);
         if (!(gmail && gmail_domain(buf + at + 1, m - at - 1)))
-            return email_valid(buf, m, at, flags) ? E_HASHED : E_MALFORMED;
+            return email_valid(buf, m, at) ? E_HASHED : E_MALFORMED;
     }
     size_t ats = 0, at = 0;
-    int hex = m == 64;
+    int hex = m == 64, spaces = 0;
     for (size_t i = 0; i < m; i++) {
         uint8_t c = v[i];
         if (c < 0x80) {
             if (CLASS[c] & C_BANNED) return E_DEFER;
+            spaces |= CLASS[c] & C_SPACE;
             hex &= is_hex(c);
             buf[i] = LOWER[c];
-            flags[i] = 0;
-            if (c == '@') {
+                if (c == '@') {
                 ats++;
                 at = i;
             }
@@ -211,12 +230,12 @@ static int email_rules(const uint8_t *value, size_t len, int gmail, uint8_t *buf
         if (lower < 0 || deferred_cp(cp)) return E_DEFER;
         buf[i] = (uint8_t)(0xC0 | (lower >> 6));
         buf[i + 1] = (uint8_t)(0x80 | (lower & 0x3F));
-        flags[i] = flags[i + 1] = 0;
         hex = 0;
         i++;
     }
     *out_len = m;
     if (hex) return E_PREHASHED;
+    if (spaces) return !gmail && not_a_list(v, m) ? E_MALFORMED : E_DEFER;
     if (ats != 1) return E_MALFORMED;
     if (gmail) {
         const uint8_t *domain = buf + at + 1;
@@ -225,18 +244,16 @@ static int email_rules(const uint8_t *value, size_t len, int gmail, uint8_t *buf
             size_t w = 0;
             for (size_t i = 0; i < at && buf[i] != '+'; i++) {
                 if (buf[i] != '.') {
-                    flags[w] = flags[i];
                     buf[w++] = buf[i];
                 }
             }
             memmove(buf + w, buf + at, m - at);
-            memmove(flags + w, flags + at, m - at);
             m = w + 1 + dlen;
             at = w;
             *out_len = m;
         }
     }
-    return email_valid(buf, m, at, flags) ? E_HASHED : E_MALFORMED;
+    return email_valid(buf, m, at) ? E_HASHED : E_MALFORMED;
 }
 
 PyObject *sas_py_emails(PyObject *self, PyObject *args) {
@@ -262,12 +279,12 @@ PyObject *sas_py_emails(PyObject *self, PyObject *args) {
     Py_BEGIN_ALLOW_THREADS;
     uint8_t *codes = status.buf;
     uint8_t *o = out.buf;
-    uint8_t buf[EMAIL_MAX], flags[EMAIL_MAX];
+    uint8_t buf[EMAIL_MAX];
     Hasher hasher = {.pending = 0};
     for (Py_ssize_t i = 0; i < n; i++, o += 64) {
         size_t len, m = 0;
         const uint8_t *value = column_value(&col, i, &len);
-        int code = email_rules(value, len, gmail, buf, flags, &m);
+        int code = email_rules(value, len, gmail, buf, &m);
         codes[i] = (uint8_t)code;
         if (code == E_HASHED) {
             hasher_add(&hasher, buf, m, o);
