@@ -121,7 +121,9 @@ static int email_ascii64(const uint8_t *v, size_t m, int gmail, uint8_t *buf) {
     const __m128i before_a = _mm_set1_epi8('A' - 1), after_z = _mm_set1_epi8('Z' + 1);
     const __m128i space_up = _mm_set1_epi8(0x21), del = _mm_set1_epi8(0x7f);
     const __m128i minus1 = _mm_set1_epi8(-1), case_bit = _mm_set1_epi8(0x20);
-    for (int k = 0; k < 4; k++) {
+    /* Only the blocks the value reaches (most addresses fit in two): the rest are zeros. */
+    int blocks = (int)((m + 15) / 16);
+    for (int k = 0; k < blocks; k++) {
         __m128i x = _mm_load_si128((const __m128i *)(padded + 16 * k));
         /* Signed compares: bytes >= 0x80 are negative, so never upper case nor "<= 0x20". */
         __m128i upper = _mm_and_si128(_mm_cmpgt_epi8(x, before_a), _mm_cmplt_epi8(x, after_z));
