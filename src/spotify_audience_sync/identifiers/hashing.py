@@ -39,7 +39,7 @@ __all__ = [
 Matrix = npt.NDArray[np.uint8]
 DIGEST = 64  # hex characters per SHA-256
 #: The email kernel's status for a value it leaves to the polars rules (a character past
-#: U+017F, Unicode whitespace at an end, more than 320 bytes).
+#: U+017F, anything a repair of ``identifiers/emails.py`` may touch, more than 320 bytes).
 EMAIL_DEFER = 255
 
 
