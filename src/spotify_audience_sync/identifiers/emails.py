@@ -20,9 +20,13 @@ __all__ = ["REPAIRS", "UNUSUAL", "pieces", "repair_counts"]
 #: Repairs in report order; each counts the cells (values as read) it touched.
 REPAIRS = ("unwrapped", "mailto", "split", "unquoted", "invisible", "nfkc", "trailing_dot")
 
-#: A stripped cell that may need a repair: anything but printable ASCII, a character an
-#: unquoted address never holds, or a trailing dot. The C kernel defers the same cells.
-UNUSUAL = r'[^\x21-\x7e]|[<>"():;,\[\]\\]|\.$'
+#: A stripped cell that may need a repair: a character other than printable ASCII and the
+#: Latin letters NFKC leaves alone (U+00C0-U+017E but U+0132/3, U+013F/U+0140, U+0149), one an
+#: unquoted address never holds, or a trailing dot. The C kernel defers such cells too.
+UNUSUAL = (
+    r"[^\x21-\x7e\x{c0}-\x{131}\x{134}-\x{13e}\x{141}-\x{148}\x{14a}-\x{17e}]"
+    r'|[<>"():;,\[\]\\]|\.$'
+)
 
 # Zero-width space, non-joiner and joiner, word joiner, BOM, soft hyphen: invisible once
 # pasted, yet each changes the hash. (Other format characters stay and are rejected.)

@@ -39,6 +39,7 @@ __all__ = [
     "PREHASHED",
     "REJECT_REASONS",
     "STATUS",
+    "EmailParts",
     "Extra",
     "HashedBatch",
     "Hashes",
@@ -46,6 +47,7 @@ __all__ = [
     "NormalizeOptions",
     "digests",
     "email_identifiers",
+    "email_parts",
     "hash_batch",
     "hash_frame",
     "normalize_batch",
@@ -200,29 +202,59 @@ def _email_rules(pieces: pl.LazyFrame, options: NormalizeOptions) -> pl.LazyFram
     return _finish(IdentifierType.EMAIL, normalized, reason)
 
 
+@dataclass(frozen=True)
+class EmailParts:
+    """A column of emails after the repairs and the rules.
+
+    ``first``: row-aligned, each cell's first address (value and status columns); ``rest``:
+    the further addresses of cells that held several, with their ``_row``, or None;
+    ``repairs``: the cells each repair touched.
+    """
+
+    first: pl.DataFrame
+    rest: pl.DataFrame | None
+    repairs: dict[str, int]
+
+
+def email_parts(values: pl.Series, options: NormalizeOptions) -> EmailParts:
+    """The rules on every cell, and the repairs (see :mod:`.emails`) on the few that need one.
+
+    The plain rules run on the whole column (one query, as before the repairs existed); the
+    repaired cells' first addresses are scattered over their rows, which is cheaper than
+    sorting the two kinds of cells back together.
+    """
+    stripped = values.cast(pl.String).str.strip_chars()
+    first = _email_rules(pl.DataFrame({"_s": stripped}).lazy(), options).collect()
+    unusual = stripped.str.contains(emails.UNUSUAL).fill_null(False)
+    if not unusual.any():
+        return EmailParts(first, None, {})
+    rows = unusual.arg_true().cast(pl.UInt32)
+    repaired = emails.pieces(stripped.filter(unusual))
+    found = _with_row(repaired.lazy().select("_row", "_s"), options).collect()
+    head = found["_row"].is_first_distinct()
+    heads = found.filter(head)  # one per repaired cell, in cell order
+    value, status = value_column(IdentifierType.EMAIL), status_column(IdentifierType.EMAIL)
+    first = first.with_columns(
+        first[value].scatter(rows, heads[value]),
+        first[status].scatter(rows, heads[status]),
+    )
+    rest = found.filter(~head)
+    rest = rest.with_columns(rows.gather(rest["_row"]).alias("_row"))
+    return EmailParts(first, rest if rest.height else None, emails.repair_counts(repaired))
+
+
 def email_identifiers(
     values: pl.Series, options: NormalizeOptions
 ) -> tuple[pl.DataFrame, dict[str, int]]:
-    """Every address in ``values``, repaired (see :mod:`.emails`), with its cell's row.
-
-    One row per address, in cell order: ``_row``, the value and the status columns; a cell
-    holding several addresses gives several rows. Plain cells skip the repairs (the regex
-    that finds the others costs a fraction of them). Also: the cells each repair touched.
-    """
-    stripped = values.cast(pl.String).str.strip_chars()
-    unusual = stripped.str.contains(emails.UNUSUAL).fill_null(False)
-    plain = pl.DataFrame({"_s": stripped}).lazy().with_row_index("_row")
-    if not unusual.any():
-        return _with_row(plain, options).collect(), {}
-    repaired = emails.pieces(stripped.filter(unusual))
-    rows = unusual.arg_true().cast(pl.UInt32)
-    repaired = repaired.with_columns(_row=rows.gather(repaired["_row"]))
-    frames = [
-        _with_row(plain.filter(~pl.lit(unusual)), options),
-        _with_row(repaired.lazy().select("_row", "_s"), options),
-    ]
-    together = pl.concat(frames).sort("_row", maintain_order=True).collect()
-    return together, emails.repair_counts(repaired)
+    """Every address in ``values`` with its cell's row: one row per address, in cell order
+    (``_row``, the value and status columns), and the cells each repair touched."""
+    parts = email_parts(values, options)
+    found = parts.first.with_row_index("_row")
+    if parts.rest is not None:
+        found = pl.concat([found, parts.rest.select(found.columns)]).sort(
+            "_row", maintain_order=True
+        )
+    return found, parts.repairs
 
 
 def _with_row(pieces: pl.LazyFrame, options: NormalizeOptions) -> pl.LazyFrame:
@@ -231,9 +263,8 @@ def _with_row(pieces: pl.LazyFrame, options: NormalizeOptions) -> pl.LazyFrame:
 
 
 def _email_frame(frame: pl.LazyFrame, column: str, options: NormalizeOptions) -> pl.LazyFrame:
-    """Row-aligned: each cell's first address (the rest: :func:`email_identifiers`)."""
-    found, _ = email_identifiers(frame.select(column).collect().to_series(), options)
-    return found.filter(pl.col("_row").is_first_distinct()).drop("_row").lazy()
+    """Row-aligned: each cell's first address (the rest: :func:`email_parts`)."""
+    return email_parts(frame.select(column).collect().to_series(), options).first.lazy()
 
 
 def _device_frame(frame: pl.LazyFrame, column: str) -> pl.LazyFrame:
@@ -407,23 +438,18 @@ _Emails = tuple[npt.NDArray[np.uint8], Hashes, Extra | None, dict[str, int]]
 def _polars_emails(values: pl.Series, options: NormalizeOptions) -> _Emails:
     """Emails through the polars rules: each row's first address, the other addresses, and
     the repairs' counts."""
-    found, repairs = email_identifiers(values, options)
-    first = found["_row"].is_first_distinct()
+    parts = email_parts(values, options)
     extra = None
-    if not first.all():
-        rest = found.filter(~first)
+    if parts.rest is not None:
+        rest = parts.rest
         extra = Extra(
             rest["_row"].to_numpy().astype(np.int64),
             _codes(rest, IdentifierType.EMAIL),
             hash_frame(rest, IdentifierType.EMAIL),
         )
-        found = found.filter(first)
-    return (
-        _codes(found, IdentifierType.EMAIL),
-        hash_frame(found, IdentifierType.EMAIL),
-        extra,
-        repairs,
-    )
+    first = parts.first
+    codes, hashes = _codes(first, IdentifierType.EMAIL), hash_frame(first, IdentifierType.EMAIL)
+    return codes, hashes, extra, parts.repairs
 
 
 def _native_emails(values: pl.Series, options: NormalizeOptions) -> _Emails | None:
