@@ -264,6 +264,17 @@ def load_settings(
         raise ConfigError(f"invalid setting: {problems}") from None
 
 
+#: Set (to anything) to run without the C extension: same results, polars does the work. An
+#: escape hatch for a suspect build, not a setting of the connector (hence no SPOTIFY_ADS_).
+NO_NATIVE_ENV = "SPOTIFY_AUDIENCE_SYNC_NO_NATIVE"
+
+
+def native_disabled() -> bool:
+    """Whether :data:`NO_NATIVE_ENV` asks for the pure-Python engines (the pipeline applies it
+    through ``identifiers.hashing.use_native``)."""
+    return bool(os.environ.get(NO_NATIVE_ENV))
+
+
 def named_variables(names: Iterable[str]) -> dict[str, str]:
     """The environment variables a plan names (``database_url_env``): set ones only.
 

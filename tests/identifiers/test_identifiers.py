@@ -77,7 +77,7 @@ def test_gmail_canonicalization_is_an_option(raw: str, normalized: str) -> None:
         pytest.param("user@localhost", "malformed", id="undotted-domain"),
         pytest.param("user@example.", "malformed", id="empty-label"),
         pytest.param("us er@example.com", "malformed", id="inner-space"),
-        pytest.param("user@exa\u200bmple.com", "malformed", id="zero-width-space"),
+        pytest.param("user@exa\u200emple.com", "malformed", id="left-to-right-mark"),
         pytest.param("user@example.com\x1f", "malformed", id="control-char"),
         pytest.param("+tag@gmail.com", "malformed", id="gmail-empty-after-canonical"),
         pytest.param("a" * 65 + "@example.com", "too_long", id="local-part-over-64"),
@@ -87,6 +87,83 @@ def test_gmail_canonicalization_is_an_option(raw: str, normalized: str) -> None:
 )
 def test_rejected_emails_get_a_reason_and_no_hash(raw: str | None, status: str) -> None:
     assert one(EMAIL, raw, gmail_canonical=True) == (None, status)
+
+
+#: Emails as exports write them (issue 27), each with the addresses it holds. The expected
+#: digests are hashlib's of these strings, not the code's.
+MESSY_EMAILS = [
+    pytest.param("mailto:ana@example.com", ["ana@example.com"], id="mailto"),
+    pytest.param("MAILTO:Ana@Example.com?subject=Hi", ["ana@example.com"], id="mailto-query"),
+    pytest.param('"ana"@example.com', ["ana@example.com"], id="quoted-local-part"),
+    pytest.param(
+        "John Smith <John.Smith@Example.com>", ["john.smith@example.com"], id="display-name"
+    ),
+    pytest.param("<ana@example.com>", ["ana@example.com"], id="angle-brackets"),
+    pytest.param(
+        '"Smith, John" <john@example.com>', ["john@example.com"], id="quoted-display-name"
+    ),
+    pytest.param(
+        "ana@example.com;bo@example.com", ["ana@example.com", "bo@example.com"], id="semicolon"
+    ),
+    pytest.param(
+        "ana@example.com, bo@example.com", ["ana@example.com", "bo@example.com"], id="comma"
+    ),
+    pytest.param(
+        "ana@example.com bo@example.com", ["ana@example.com", "bo@example.com"], id="space"
+    ),
+    pytest.param(
+        "Ana <mailto:ANA@example.com>; Bo <bo@example.com>,",
+        ["ana@example.com", "bo@example.com"],
+        id="list-of-display-names",
+    ),
+    pytest.param("ANA@EXAMPLE.COM\u200b", ["ana@example.com"], id="zero-width-space"),
+    pytest.param("\ufeffan\u200da@exam\u00adple.com", ["ana@example.com"], id="bom-zwj-shy"),
+    pytest.param("ana\uff20example.com", ["ana@example.com"], id="fullwidth-at"),
+    pytest.param(
+        "".join(chr(ord(c) + 0xFEE0) for c in "ANA@EXAMPLE.COM"),
+        ["ana@example.com"],
+        id="all-fullwidth",
+    ),
+    pytest.param("ana@example.com.", ["ana@example.com"], id="trailing-dot"),
+]
+
+
+@pytest.mark.parametrize(("raw", "addresses"), MESSY_EMAILS)
+def test_messy_email_cells_give_the_addresses_they_hold(raw: str, addresses: list[str]) -> None:
+    expected = [(sha(address), "hashed") for address in addresses]
+    assert normalize_values(EMAIL, [raw]) == expected
+
+
+@pytest.mark.parametrize(
+    ("raw", "statuses"),
+    [
+        # A list only when every piece is an address: no stranger's smith@example.com.
+        pytest.param("ana smith@example.com", ["malformed"], id="name-then-address"),
+        pytest.param("ana@example.com; bo", ["malformed"], id="not-all-addresses"),
+        pytest.param("ana@example.com;bo@", ["hashed", "malformed"], id="one-bad-address"),
+        pytest.param('"ana smith"@example.com', ["malformed"], id="quotes-needed"),
+        pytest.param("mailto:", ["malformed"], id="bare-scheme"),
+        pytest.param("John <>", ["malformed"], id="empty-brackets"),
+        pytest.param("<ana@example.com> John", ["malformed"], id="name-after"),
+        pytest.param("ana@example.com..", ["malformed"], id="two-trailing-dots"),
+        pytest.param("a(b)@example.com", ["malformed"], id="comment"),
+        pytest.param("ana@[192.0.2.1]", ["malformed"], id="address-literal"),
+        pytest.param("\u200b", ["empty"], id="only-invisible"),
+        pytest.param(" ;, ", ["malformed"], id="only-separators"),
+    ],
+)
+def test_what_the_repairs_cannot_make_an_address_is_rejected(raw: str, statuses: list[str]) -> None:
+    results = normalize_values(EMAIL, [raw])
+    assert [status for _, status in results] == statuses
+    assert [d for d, _ in results if d is not None] == [sha("ana@example.com")] * (
+        statuses.count("hashed")
+    )
+
+
+def test_a_repaired_gmail_address_is_canonicalized_too() -> None:
+    raw = "Jane <mailto:Jane.Doe+News@GMail.com>;j.d@googlemail.com."
+    results = normalize_values(EMAIL, [raw], NormalizeOptions(gmail_canonical=True))
+    assert results == [(sha("janedoe@gmail.com"), "hashed"), (sha("jd@googlemail.com"), "hashed")]
 
 
 @pytest.mark.parametrize("kind", list(IdentifierType), ids=lambda k: k.key)
@@ -242,15 +319,17 @@ def test_normalization_never_raises_and_never_emits_a_raw_value(
     values: list[str | None], kind: IdentifierType
 ) -> None:
     results = normalize_values(kind, values, NormalizeOptions(gmail_canonical=True))
-    assert len(results) == len(values)
-    for value, (digest, status) in zip(values, results, strict=True):
+    # One per value; an email cell holding several addresses gives one per address.
+    assert len(results) >= len(values) if kind is EMAIL else len(results) == len(values)
+    raw = {value.strip().lower() for value in values if value is not None}
+    for digest, status in results:
         if digest is None:
             assert status in REJECT_REASONS[kind]
             continue
         assert status in {"hashed", "prehashed"}
         assert HEX64.match(digest)
         if status == "hashed":
-            assert value is None or digest != value.strip().lower()
+            assert digest not in raw
 
 
 def test_email_length_limits_hold_on_the_c_path_too() -> None:
@@ -262,3 +341,15 @@ def test_email_length_limits_hold_on_the_c_path_too() -> None:
     hashed = hash_batch(pl.DataFrame({"e": values}), {EMAIL: "e"}, NormalizeOptions())
     statuses = [STATUS.categories[int(c)] for c in hashed.codes[EMAIL]]
     assert statuses == ["too_long", "hashed", "too_long"]
+
+
+@pytest.mark.parametrize("module", ["hashing", "normalize", "emails"])
+def test_the_rules_read_no_environment(module: str) -> None:
+    """settings.py is the one reader of the environment; the rules take what they need."""
+    import importlib
+    import inspect
+
+    source = inspect.getsource(
+        importlib.import_module(f"spotify_audience_sync.identifiers.{module}")
+    )
+    assert not re.search(r"\bos\.environ\b|\bgetenv\b", source)

@@ -31,7 +31,7 @@ from spotify_audience_sync.identifiers.normalize import (
     CODES,
     IdentifierType,
     NormalizeOptions,
-    _email_frame,
+    email_identifiers,
     hash_batch,
     hash_frame,
     status_column,
@@ -39,6 +39,7 @@ from spotify_audience_sync.identifiers.normalize import (
 from spotify_audience_sync.identifiers.phones import native as phones_native
 from spotify_audience_sync.segment import staging
 from spotify_audience_sync.segment.encode import _sort_key, first_byte
+from spotify_audience_sync.settings import NO_NATIVE_ENV
 
 native = pytest.importorskip("spotify_audience_sync._native")
 EMAIL, PHONE = IdentifierType.EMAIL, IdentifierType.PHONE
@@ -128,25 +129,38 @@ def accepted_rows(matrix: np.ndarray, accepted: np.ndarray) -> list[str | None]:
     return [bytes(row).decode() if ok else None for row, ok in zip(matrix, accepted, strict=True)]
 
 
-def reference(values: list[str | None], gmail: bool) -> tuple[list[int], list[str | None]]:
-    """The polars rules (the definition) and polars-hash: codes and digests."""
-    frame = pl.DataFrame({"v": values}, schema={"v": pl.String})
+Found = tuple[list[int], list[int], list[str | None]]
+
+
+def reference(values: list[str | None], gmail: bool) -> Found:
+    """The polars rules (the definition) and polars-hash: each identifier's row, code and
+    digest (a cell holding several addresses gives several)."""
     hashing.use_native(False)
     try:
         options = NormalizeOptions(gmail_canonical=gmail)
-        normalized = _email_frame(frame.lazy(), "v", options).collect()
-        hashes = hash_frame(normalized, EMAIL)
+        found, _ = email_identifiers(pl.Series(values, dtype=pl.String), options)
+        hashes = hash_frame(found, EMAIL)
     finally:
         hashing.use_native(True)
-    codes = normalized[status_column(EMAIL)].to_physical().to_list()
-    return codes, accepted_rows(hashes.matrix, hashes.accepted)
+    codes = found[status_column(EMAIL)].to_physical().to_list()
+    return found["_row"].to_list(), codes, accepted_rows(hashes.matrix, hashes.accepted)
 
 
-def kernel(values: list[str | None], gmail: bool) -> tuple[list[int], list[str | None]]:
+def kernel(values: list[str | None], gmail: bool) -> Found:
+    """hash_batch (the C kernel, polars for what it defers): the same, row by row."""
     batch = pl.DataFrame({"v": values}, schema={"v": pl.String})
     hashed = hash_batch(batch, {EMAIL: "v"}, NormalizeOptions(gmail_canonical=gmail))
     hashes = hashed.hashes[EMAIL]
-    return hashed.codes[EMAIL].tolist(), accepted_rows(hashes.matrix, hashes.accepted)
+    rows = list(range(len(values)))
+    codes, digests = hashed.codes[EMAIL].tolist(), accepted_rows(hashes.matrix, hashes.accepted)
+    extra = hashed.extra.get(EMAIL)
+    if extra is None:
+        return rows, codes, digests
+    more = accepted_rows(extra.hashes.matrix, extra.hashes.accepted)
+    found = [*zip(rows, codes, digests, strict=True)]
+    found += zip(extra.rows.tolist(), extra.codes.tolist(), more, strict=True)
+    found.sort(key=lambda t: t[0])  # stable: each cell's first address stays first
+    return [r for r, _, _ in found], [c for _, c, _ in found], [d for _, _, d in found]
 
 
 #: Values at the edges of each rule, and every code point the kernel decides itself.
@@ -205,6 +219,33 @@ EDGES = [
     "ΣΑΣ@example.com",
     "😀@example.com",
     "a@例え.jp",
+    # Issue 27's shapes, and their near misses: the kernel defers them all.
+    "mailto:ana@example.com",
+    "MAILTO:ana@example.com?subject=x",
+    "mailto:",
+    '"ana"@example.com',
+    '"ana smith"@example.com',
+    "John Smith <John.Smith@Example.com>",
+    '"Smith, John" <j@x.com>, Bo <MAILTO:b@y.com>',
+    "John <>",
+    "a<b@c.d",
+    "ana@example.com;bo@example.com",
+    "ana@example.com, bo@example.com;",
+    "ana@example.com bo@example.com",
+    "ana smith@example.com",
+    "a@b.c;d",
+    "ANA@EXAMPLE.COM\u200b",
+    "\ufeffana@exa\u00admple.com\u2060",
+    "ana\uff20example.com",
+    "".join(chr(ord(c) + 0xFEE0) for c in "ANA@EXAMPLE.COM"),  # fullwidth
+    "ana@example.com.",
+    "ana@example.com..",
+    "a(b)@c.d",
+    "a@[1.2.3.4]",
+    "a\\b@c.d",
+    "a:b@c.d",
+    "x" * 60 + ",@b.c",
+    "a@b.c,",
 ]
 EDGES += [f"x{chr(cp)}y@{chr(cp)}.example.com" for cp in range(0x80, 0x250)]
 EDGES += [f"{chr(cp)}@b.c" for cp in range(0x80, 0x180)]
@@ -216,7 +257,12 @@ def test_kernel_agrees_with_the_rules_on_every_edge(gmail: bool, engine: str) ->
 
 
 _CHARS = st.sampled_from(
-    [*"aAzZ09.+@ -_\t\n\r\x00\x1f\x7f", "\u00a0", "\u0085", "\u00ad", "ü", "Ü", "İ", "ß"]
+    [
+        *"aAzZ09.+@ -_\t\n\r\x00\x1f\x7f",
+        *["\u00a0", "\u0085", "\u00ad", "ü", "Ü", "İ", "ß"],
+        *'<>"():;,[]\\',
+        *["\u200b", "\ufeff", "\uff20", "\u00aa", "\u017f"],
+    ]
 )
 
 
@@ -237,6 +283,12 @@ _CHARS = st.sampled_from(
                 lambda a, d: f"{a}@{d}",
                 st.text(_CHARS, max_size=10),
                 st.sampled_from(["gmail.com", "GMAIL.com", "googlemail.com", "gmail.com "]),
+            ),
+            st.builds(  # issue 27's shapes: lists, schemes, display names
+                lambda parts, sep, wrap: sep.join(wrap.format(p) for p in parts),
+                st.lists(st.text(_CHARS, max_size=12).map(lambda a: f"{a}@x.com"), max_size=3),
+                st.sampled_from([";", ", ", " ", ","]),
+                st.sampled_from(["{}", "mailto:{}", "Name <{}>", '"N, M" <{}>', "{}."]),
             ),
         ),
         min_size=1,
@@ -270,6 +322,21 @@ def test_kernel_agrees_with_the_rules_at_every_length_and_position(gmail: bool) 
     assert kernel(values, gmail) == reference(values, gmail)
 
 
+def test_the_kernel_decides_no_value_a_repair_would_touch() -> None:
+    """Whatever a repair changes is the polars rules' to decide: the kernel defers it."""
+    from spotify_audience_sync.identifiers.emails import REPAIRS, pieces
+
+    values = [v for v in EDGES if v is not None]
+    values += [f"{a}{sep}{b}" for a, b in itertools.pairwise(values[:40]) for sep in ";, "]
+    stripped = pl.Series(values).str.strip_chars()
+    found = pieces(stripped).group_by("_row").agg(pl.any_horizontal(REPAIRS).any().alias("any"))
+    touched = found.filter(pl.col("any"))["_row"].to_list()
+    result = hashing.email_kernel(pl.Series(values), False)
+    assert result is not None
+    assert touched
+    assert all(result[0][row] == hashing.EMAIL_DEFER for row in touched)
+
+
 def test_the_whole_batch_is_the_same_file_on_both_engines() -> None:
     """hash_batch with the kernel on and off: same codes, same digests, row for row."""
     rng = random.Random(3)
@@ -284,9 +351,9 @@ FIXTURE = Path(__file__).resolve().parents[2] / "fixtures" / "segment.csv"
 
 
 def _prepare(tmp_path: Path, name: str, args: list[str], *, native_on: bool) -> tuple[bytes, dict]:
-    env = {k: v for k, v in os.environ.items() if k != hashing.DISABLE_ENV}
+    env = {k: v for k, v in os.environ.items() if k != NO_NATIVE_ENV}
     if not native_on:
-        env[hashing.DISABLE_ENV] = "1"
+        env[NO_NATIVE_ENV] = "1"
     out, report = tmp_path / f"{name}.csv", tmp_path / f"{name}.json"
     command = [sys.executable, "-m", "spotify_audience_sync", "prepare", str(FIXTURE)]
     command += ["--output", str(out), "--report", str(report), "-q", *args]
@@ -700,3 +767,19 @@ def test_prepare_takes_the_cache_folder_from_settings(
     with open_source(str(path)) as source, prepare_segment(source):
         pass
     assert phones_native._cache_dir() is None
+
+
+@pytest.mark.parametrize("disabled", [False, True], ids=["default", "escape-hatch"])
+def test_the_escape_hatch_is_read_by_settings_and_applied_by_the_pipeline(disabled: bool) -> None:
+    """SPOTIFY_AUDIENCE_SYNC_NO_NATIVE switches the C off for a run; identifiers read no
+    environment themselves (settings.py does)."""
+    env = {k: v for k, v in os.environ.items() if k != NO_NATIVE_ENV}
+    if disabled:
+        env[NO_NATIVE_ENV] = "1"
+    code = (
+        "from spotify_audience_sync.identifiers import hashing; a = hashing.native(); "
+        "import spotify_audience_sync.segment.pipeline; print(a, hashing.native())"
+    )
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["True", str(not disabled)]

@@ -346,3 +346,69 @@ def test_rows_with_an_accepted_identifier_are_counted_per_row(
         assert report.rows_with_identifier == 7  # type: ignore[attr-defined]
     with open_source(str(path)) as source, prepare_segment(source) as prepared:
         assert prepared.report.to_dict()["rows_with_identifier"] == 7
+
+
+#: Issue 27's cells in a CSV (quoted where a comma would split the field).
+MESSY = (
+    "email,phone\n"
+    "mailto:ana@example.com,\n"
+    '"""ana""@example.com",\n'  # "ana"@example.com
+    '"John Smith <John.Smith@Example.com>",\n'
+    "ana@example.com;bo@example.com,+1 201 555 0123\n"
+    "ANA@EXAMPLE.COM\u200b,\n"
+    "ana\uff20example.com,\n"
+    "ana@example.com.,\n"
+    "nobody;cy@example.com,\n"  # not a list: one malformed value
+    "bad;dee@example.com,\n"  # the same shape
+    "bad@;dee@example.com,\n"  # a list: its first address rejected, its second accepted
+    "plain@example.com,\n"
+)
+
+
+@pytest.mark.parametrize("layout", ["type-value", "wide"])
+def test_messy_email_cells_become_their_addresses(tmp_path: Path, layout: Layout) -> None:
+    path = tmp_path / "messy.csv"
+    path.write_text(MESSY, encoding="utf-8")
+    rejects = tmp_path / "rejects.csv"
+    with open_source(str(path)) as source:
+        options = PrepareOptions(layout=layout, rejects_path=str(rejects))
+        with prepare_segment(source, options) as prepared:
+            out = io.BytesIO()
+            prepared.write_to(out)
+            assert prepared.rejects is not None
+            prepared.rejects.commit()
+            report = prepared.report
+    email = report.identifiers["email"]
+    # Counted per identifier: 12 addresses from 11 cells (one cell holds two).
+    assert (email.hashed, email.rejected["malformed"]) == (10, 3)
+    # ana, bo, john.smith, dee, plain; wide: ana alone and ana with the phone are two rows
+    assert email.written == (5 if layout == "type-value" else 6)
+    assert report.rows_with_identifier == 9
+    assert email.repaired == {
+        "unwrapped": 1,
+        "mailto": 1,
+        "split": 2,
+        "unquoted": 1,
+        "invisible": 1,
+        "nfkc": 1,
+        "trailing_dot": 1,
+    }
+    digests = {_sha(a) for a in ("ana@example.com", "bo@example.com", "john.smith@example.com")}
+    digests |= {_sha("dee@example.com"), _sha("plain@example.com")}
+    lines = out.getvalue().decode().splitlines()[1:]
+    if layout == "type-value":
+        emails = {value for kind, value in (line.split(",") for line in lines) if kind[0] == "E"}
+    else:  # the second address of a cell is a row of its own, its phone not repeated
+        emails = {line.split(",")[0] for line in lines} - {""}
+        assert f"{_sha('ana@example.com')},{_sha('+12015550123')}" in lines
+        assert f"{_sha('bo@example.com')}," in lines
+    assert emails == digests
+    # The rejects report names lines and reasons, never a value; the summary shows counts.
+    assert rejects.read_text().splitlines()[1:] == [
+        "9,email,malformed",
+        "10,email,malformed",
+        "11,email,malformed",
+    ]
+    summary = report.summary()
+    assert "email values repaired: unwrapped 1, mailto 1, split 2" in summary
+    assert "@" not in str(report.to_dict()) + summary

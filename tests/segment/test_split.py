@@ -63,3 +63,22 @@ def test_too_many_groups_and_missing_values_are_refused(tmp_path: Path) -> None:
         prepare_split(source, [Split(PrepareOptions(), "tier")])
     with open_source(str(path)) as source, pytest.raises(InputError, match="no audience column"):
         prepare_split(source, [Split(PrepareOptions(), "segment")])
+
+
+@pytest.mark.parametrize("layout", ["type-value", "wide"])
+def test_a_cell_of_several_emails_stays_in_its_group(tmp_path: Path, layout: str) -> None:
+    """Hashed once, then split by row: a cell's second address goes with its row's group."""
+    rows = [
+        (f"p{i}@example.com;q{i}@example.com" if i % 3 else f"p{i}@example.com", "", "ab"[i % 2])
+        for i in range(300)
+    ]
+    options = PrepareOptions(layout=layout)  # type: ignore[arg-type]
+    with open_source(str(_csv(tmp_path / "all.csv", rows))) as source:
+        (groups,) = prepare_split(source, [Split(options, "tier")])
+    for tier, prepared in groups.items():
+        alone = _csv(tmp_path / f"{tier}.csv", [r for r in rows if r[2] == tier])
+        with open_source(str(alone)) as source, prepare_segment(source, options) as expected:
+            assert prepared.finalize() == expected.finalize()
+            email = prepared.report.identifiers["email"]
+            assert email.hashed == expected.report.identifiers["email"].hashed == 250
+        prepared.close()

@@ -21,8 +21,9 @@
  * pipeline's worker threads run in parallel.
  *
  * Pure data logic, like identifiers.py: no I/O. Anything this code cannot decide exactly (an
- * email with a character past U+017F, a phone number with letters or an unusual prefix) is
- * marked DEFER and decided by the polars path, which stays the definition.
+ * email with a character past U+017F or one a repair may touch, a phone number with letters or
+ * an unusual prefix) is marked DEFER and decided by the polars path, which stays the
+ * definition.
  * tests/identifiers/test_native.py and tests/identifiers/test_phones_differential.py hold both
  * to the same answers.
  *

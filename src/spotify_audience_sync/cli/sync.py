@@ -1,6 +1,6 @@
 """`sync` (the main job) and `demo` (the main job against a sandbox started for it).
 
-Thin: flags and settings in, :func:`mirror.mirror` does the work, the outcome becomes an exit
+Thin: flags and settings in, :func:`sync.mirror.mirror` does the work, the outcome becomes an exit
 code: 0 done (BOOKABLE/LIVE, skipped, dry run, or uploaded with --no-wait), 3 EMPTY (Spotify
 matched nobody), 5 still PROCESSING when --wait-timeout ran out (the upload itself succeeded).
 """

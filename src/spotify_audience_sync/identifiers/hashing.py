@@ -9,7 +9,6 @@ no I/O.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -25,7 +24,6 @@ if TYPE_CHECKING:
 
 __all__ = [
     "DIGEST",
-    "DISABLE_ENV",
     "EMAIL_DEFER",
     "Exported",
     "Matrix",
@@ -41,16 +39,12 @@ __all__ = [
 
 Matrix = npt.NDArray[np.uint8]
 DIGEST = 64  # hex characters per SHA-256
-#: Set (to anything) to run without the C extension: same results, polars does the work.
-DISABLE_ENV = "SPOTIFY_AUDIENCE_SYNC_NO_NATIVE"
 #: The email kernel's status for a value it leaves to the polars rules (a character past
-#: U+017F, Unicode whitespace at an end, more than 320 bytes).
+#: U+017F, anything a repair of ``identifiers/emails.py`` may touch, more than 320 bytes).
 EMAIL_DEFER = 255
 
 
 def _load() -> Native | None:
-    if os.environ.get(DISABLE_ENV):
-        return None
     return load()  # None when built without a C compiler: polars does the work
 
 
@@ -64,7 +58,9 @@ def native() -> bool:
 
 
 def use_native(enabled: bool) -> None:
-    """Switch between the two engines (for tests and benchmarks); a no-op if not built."""
+    """Switch between the two engines; a no-op if not built. Tests and benchmarks call it, and
+    the pipeline does where ``settings.native_disabled()`` says (this pure layer reads no
+    environment)."""
     global _enabled
     _enabled = enabled and _NATIVE is not None
 
@@ -123,7 +119,7 @@ def sha256_matrix(values: pl.Series) -> Matrix:
 def email_kernel(values: pl.Series, gmail_canonical: bool) -> tuple[Matrix, Matrix, int] | None:
     """The email rules and SHA-256 in one pass, for ASCII values: ``(codes, matrix, deferred)``.
 
-    ``codes`` are :data:`identifiers.STATUS` codes (hashed, prehashed, empty, malformed) or
+    ``codes`` are :data:`.normalize.STATUS` codes (hashed, prehashed, empty, malformed) or
     :data:`EMAIL_DEFER` where the polars rules must decide; ``matrix`` holds the digest of each
     hashed or pre-hashed row (other rows are undefined). None when the extension is off.
     """

@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import numpy.typing as npt
 import polars as pl
 
+from spotify_audience_sync.identifiers import emails
 from spotify_audience_sync.identifiers.hashing import (
     EMAIL_DEFER,
     Matrix,
@@ -39,11 +40,15 @@ __all__ = [
     "PREHASHED",
     "REJECT_REASONS",
     "STATUS",
+    "EmailParts",
+    "Extra",
     "HashedBatch",
     "Hashes",
     "IdentifierType",
     "NormalizeOptions",
     "digests",
+    "email_identifiers",
+    "email_parts",
     "hash_batch",
     "hash_frame",
     "normalize_batch",
@@ -84,8 +89,10 @@ STATUS = pl.Enum(
 
 _SHA256_HEX = r"^[0-9a-fA-F]{64}$"
 # One @, a non-empty local part, a dotted domain of non-empty labels; no whitespace, control or
-# format characters anywhere (zero-width spaces would silently change the hash).
-_EMAIL = r"^[^@\s\p{Cc}\p{Cf}]+@[^@\s\p{Cc}\p{Cf}.]+(\.[^@\s\p{Cc}\p{Cf}.]+)+$"
+# format characters anywhere (zero-width spaces would silently change the hash), and none of
+# the characters an address holds only quoted or in a list (what the repairs could not undo).
+_NOT = r'@\s\p{Cc}\p{Cf}<>"(),:;\[\]\\'
+_EMAIL = rf"^[^{_NOT}]+@[^{_NOT}.]+(\.[^{_NOT}.]+)+$"
 #: RFC 5321's limits: a longer address cannot be delivered, so it cannot be anyone's.
 MAX_EMAIL_CHARS = 254
 MAX_LOCAL_PART_CHARS = 64
@@ -182,9 +189,9 @@ def _finish(kind: IdentifierType, frame: pl.LazyFrame, reason: pl.Expr) -> pl.La
     )
 
 
-def _email_frame(frame: pl.LazyFrame, column: str, options: NormalizeOptions) -> pl.LazyFrame:
-    stripped = frame.select(_s=pl.col(column).cast(pl.String).str.strip_chars())
-    normalized = stripped.with_columns(_n=_email_normalized(pl.col("_s"), options.gmail_canonical))
+def _email_rules(pieces: pl.LazyFrame, options: NormalizeOptions) -> pl.LazyFrame:
+    """The rules on repaired addresses (``_s``, stripped): value and status columns."""
+    normalized = pieces.with_columns(_n=_email_normalized(pl.col("_s"), options.gmail_canonical))
     local = pl.col("_n").str.split("@").list.first()
     too_long = (pl.col("_n").str.len_chars() > MAX_EMAIL_CHARS) | (
         local.str.len_chars() > MAX_LOCAL_PART_CHARS
@@ -197,6 +204,71 @@ def _email_frame(frame: pl.LazyFrame, column: str, options: NormalizeOptions) ->
         .otherwise(None)
     )
     return _finish(IdentifierType.EMAIL, normalized, reason)
+
+
+@dataclass(frozen=True)
+class EmailParts:
+    """A column of emails after the repairs and the rules.
+
+    ``first``: row-aligned, each cell's first address (value and status columns); ``rest``:
+    the further addresses of cells that held several, with their ``_row``, or None;
+    ``repairs``: the cells each repair touched.
+    """
+
+    first: pl.DataFrame
+    rest: pl.DataFrame | None
+    repairs: dict[str, int]
+
+
+def email_parts(values: pl.Series, options: NormalizeOptions) -> EmailParts:
+    """The rules on every cell, and the repairs (see :mod:`.emails`) on the few that need one.
+
+    The plain rules run on the whole column (one query, as before the repairs existed); the
+    repaired cells' first addresses are scattered over their rows, which is cheaper than
+    sorting the two kinds of cells back together.
+    """
+    stripped = values.cast(pl.String).str.strip_chars()
+    first = _email_rules(pl.DataFrame({"_s": stripped}).lazy(), options).collect()
+    unusual = stripped.str.contains(emails.UNUSUAL).fill_null(False)
+    if not unusual.any():
+        return EmailParts(first, None, {})
+    rows = unusual.arg_true().cast(pl.UInt32)
+    repaired = emails.pieces(stripped.filter(unusual))
+    found = _with_row(repaired.lazy().select("_row", "_s"), options).collect()
+    head = found["_row"].is_first_distinct()
+    heads = found.filter(head)  # one per repaired cell, in cell order
+    value, status = value_column(IdentifierType.EMAIL), status_column(IdentifierType.EMAIL)
+    first = first.with_columns(
+        first[value].scatter(rows, heads[value]),
+        first[status].scatter(rows, heads[status]),
+    )
+    rest = found.filter(~head)
+    rest = rest.with_columns(rows.gather(rest["_row"]).alias("_row"))
+    return EmailParts(first, rest if rest.height else None, emails.repair_counts(repaired))
+
+
+def email_identifiers(
+    values: pl.Series, options: NormalizeOptions
+) -> tuple[pl.DataFrame, dict[str, int]]:
+    """Every address in ``values`` with its cell's row: one row per address, in cell order
+    (``_row``, the value and status columns), and the cells each repair touched."""
+    parts = email_parts(values, options)
+    found = parts.first.with_row_index("_row")
+    if parts.rest is not None:
+        found = pl.concat([found, parts.rest.select(found.columns)]).sort(
+            "_row", maintain_order=True
+        )
+    return found, parts.repairs
+
+
+def _with_row(pieces: pl.LazyFrame, options: NormalizeOptions) -> pl.LazyFrame:
+    """The rules, keeping each address's ``_row``."""
+    return pl.concat([pieces.select("_row"), _email_rules(pieces, options)], how="horizontal")
+
+
+def _email_frame(frame: pl.LazyFrame, column: str, options: NormalizeOptions) -> pl.LazyFrame:
+    """Row-aligned: each cell's first address (the rest: :func:`email_parts`)."""
+    return email_parts(frame.select(column).collect().to_series(), options).first.lazy()
 
 
 def _device_frame(frame: pl.LazyFrame, column: str) -> pl.LazyFrame:
@@ -299,9 +371,16 @@ def normalize_batch(
 def normalize_values(
     kind: IdentifierType, values: list[str | None], options: NormalizeOptions | None = None
 ) -> list[tuple[str | None, str]]:
-    """Convenience for tests and one-off checks: ``(sha256 or None, status)`` per value."""
-    frame = pl.DataFrame({"v": values}, schema={"v": pl.String})
-    out = normalize_batch(frame, {kind: "v"}, options or NormalizeOptions())
+    """Convenience for tests and one-off checks: ``(sha256 or None, status)`` per identifier.
+
+    One per value, except that an email cell holding several addresses gives one per address.
+    """
+    options = options or NormalizeOptions()
+    if kind is IdentifierType.EMAIL:
+        out, _ = email_identifiers(pl.Series("v", values, dtype=pl.String), options)
+    else:
+        frame = pl.DataFrame({"v": values}, schema={"v": pl.String})
+        out = normalize_batch(frame, {kind: "v"}, options)
     return list(zip(digests(out, kind).to_list(), out[status_column(kind)].to_list(), strict=True))
 
 
@@ -318,8 +397,22 @@ class Hashes:
 
 
 @dataclass(frozen=True)
+class Extra:
+    """A type's identifiers beyond the first of each cell that held several (emails only):
+    each one's row in the batch, status code and digest."""
+
+    rows: npt.NDArray[np.int64]
+    codes: npt.NDArray[np.uint8]
+    hashes: Hashes
+
+
+@dataclass(frozen=True)
 class HashedBatch:
-    """A batch after the rules and hashing: per type, each row's status code and digest."""
+    """A batch after the rules and hashing: per type, each row's status code and digest.
+
+    ``codes`` and ``hashes`` hold each row's (first) identifier; ``extra`` the others of a
+    cell that held several; ``repairs`` how many cells each email repair touched.
+    """
 
     rows: int
     codes: dict[IdentifierType, npt.NDArray[np.uint8]]
@@ -329,6 +422,8 @@ class HashedBatch:
     phone_row_country: int = 0
     #: Non-blank country values that named no country (the default region was used).
     country_unknown: int = 0
+    extra: dict[IdentifierType, Extra] = field(default_factory=dict)
+    repairs: dict[str, int] = field(default_factory=dict)
 
 
 def hash_frame(frame: pl.DataFrame, kind: IdentifierType) -> Hashes:
@@ -358,11 +453,29 @@ def _accepted(codes: npt.NDArray[np.uint8]) -> npt.NDArray[np.bool_]:
     return accepted
 
 
-def _native_emails(
-    values: pl.Series, options: NormalizeOptions
-) -> tuple[npt.NDArray[np.uint8], Hashes] | None:
-    """Emails through the C kernel; the few values it leaves (see ``hashing.EMAIL_DEFER``)
-    through the polars rules."""
+_Emails = tuple[npt.NDArray[np.uint8], Hashes, Extra | None, dict[str, int]]
+
+
+def _polars_emails(values: pl.Series, options: NormalizeOptions) -> _Emails:
+    """Emails through the polars rules: each row's first address, the other addresses, and
+    the repairs' counts."""
+    parts = email_parts(values, options)
+    extra = None
+    if parts.rest is not None:
+        rest = parts.rest
+        extra = Extra(
+            rest["_row"].to_numpy().astype(np.int64),
+            _codes(rest, IdentifierType.EMAIL),
+            hash_frame(rest, IdentifierType.EMAIL),
+        )
+    first = parts.first
+    codes, hashes = _codes(first, IdentifierType.EMAIL), hash_frame(first, IdentifierType.EMAIL)
+    return codes, hashes, extra, parts.repairs
+
+
+def _native_emails(values: pl.Series, options: NormalizeOptions) -> _Emails | None:
+    """Emails through the C kernel; the few values it leaves (see ``hashing.EMAIL_DEFER``:
+    anything a repair may touch, among others) through the polars rules."""
     values = values.cast(pl.String)
     result = email_kernel(values, options.gmail_canonical)
     if result is None:
@@ -374,13 +487,15 @@ def _native_emails(
     if long.any():
         codes[long.fill_null(False).to_numpy()] = EMAIL_DEFER
         deferred = 1
-    if deferred:
-        rows = np.flatnonzero(codes == EMAIL_DEFER)
-        subset = pl.DataFrame({"v": values.gather(rows)}).lazy()
-        normalized = _email_frame(subset, "v", options).collect()
-        codes[rows] = _codes(normalized, IdentifierType.EMAIL)
-        matrix[rows] = hash_frame(normalized, IdentifierType.EMAIL).matrix
-    return codes, Hashes(matrix, _accepted(codes))
+    if not deferred:
+        return codes, Hashes(matrix, _accepted(codes)), None, {}
+    rows = np.flatnonzero(codes == EMAIL_DEFER)
+    first, hashes, extra, repairs = _polars_emails(values.gather(rows), options)
+    codes[rows] = first
+    matrix[rows] = hashes.matrix
+    if extra is not None:
+        extra = Extra(rows[extra.rows], extra.codes, extra.hashes)
+    return codes, Hashes(matrix, _accepted(codes)), extra, repairs
 
 
 def _country(batch: pl.DataFrame, options: NormalizeOptions) -> RowRegions | None:
@@ -441,11 +556,15 @@ def hash_batch(
     rest = dict(columns)
     fallback = row_country = 0
     regions = _country(batch, options) if IdentifierType.PHONE in columns else None
+    extra: dict[IdentifierType, Extra] = {}
+    repairs: dict[str, int] = {}
     if IdentifierType.EMAIL in columns:
-        native = _native_emails(batch[columns[IdentifierType.EMAIL]], options)
-        if native is not None:
-            codes[IdentifierType.EMAIL], hashes[IdentifierType.EMAIL] = native
-            del rest[IdentifierType.EMAIL]
+        values = batch[columns[IdentifierType.EMAIL]]
+        found = _native_emails(values, options) or _polars_emails(values, options)
+        codes[IdentifierType.EMAIL], hashes[IdentifierType.EMAIL], more, repairs = found
+        if more is not None:
+            extra[IdentifierType.EMAIL] = more
+        del rest[IdentifierType.EMAIL]
     if IdentifierType.PHONE in columns:
         values = spreadsheet_phones(batch[columns[IdentifierType.PHONE]])
         phones = _native_phones(values, options, regions)
@@ -469,4 +588,6 @@ def hash_batch(
         phone_fallback=fallback,
         phone_row_country=row_country,
         country_unknown=0 if regions is None else regions.unknown,
+        extra=extra,
+        repairs=repairs,
     )

@@ -22,11 +22,16 @@ import numpy.typing as npt
 import polars as pl
 
 from spotify_audience_sync.errors import InputError
+from spotify_audience_sync.identifiers import hashing
+from spotify_audience_sync.identifiers.emails import REPAIRS
 from spotify_audience_sync.identifiers.normalize import (
     HASHED,
     PREHASHED,
     REJECT_REASONS,
     STATUS,
+    Extra,
+    HashedBatch,
+    Hashes,
     IdentifierType,
     NormalizeOptions,
     hash_batch,
@@ -34,6 +39,7 @@ from spotify_audience_sync.identifiers.normalize import (
 from spotify_audience_sync.identifiers.phones import native as phones_native
 from spotify_audience_sync.segment.columns import COLUMN_ALIASES, column_label, resolve_columns
 from spotify_audience_sync.segment.encode import (
+    Block,
     Layout,
     Records,
     encode_records,
@@ -49,7 +55,7 @@ from spotify_audience_sync.segment.rejects import BatchRejects, RejectsFile
 from spotify_audience_sync.segment.report import PrepareReport, TypeCounts, plural
 from spotify_audience_sync.segment.sources import Source
 from spotify_audience_sync.segment.staging import Stage, partition_payload, partition_rows
-from spotify_audience_sync.settings import cache_dir_override
+from spotify_audience_sync.settings import cache_dir_override, native_disabled
 
 __all__ = [
     "COLUMN_ALIASES",
@@ -61,6 +67,11 @@ __all__ = [
 ]
 
 ProgressCallback = Callable[[int], None]
+
+# The escape hatch, read where settings are (identifiers read no environment); every run
+# reaches the rules through this module (split.py included). Only ever switches the C off.
+if native_disabled():
+    hashing.use_native(False)
 
 _REASONS: list[str] = STATUS.categories.to_list()
 _FIRST_REASON = _REASONS.index(PREHASHED) + 1  # statuses after hashed and prehashed: rejections
@@ -223,34 +234,51 @@ class _Processed:
     rows_with_identifier: int = 0
     phone_row_country: int = 0
     country_unknown: int = 0
+    repairs: dict[str, int] = field(default_factory=dict)
 
 
-def count_statuses(codes: npt.NDArray[np.uint8]) -> dict[str, int]:
-    """How many values ended in each status: a bincount of the status codes."""
+def count_statuses(
+    codes: npt.NDArray[np.uint8], extra: npt.NDArray[np.uint8] | None = None
+) -> dict[str, int]:
+    """How many identifiers ended in each status: a bincount of the status codes (each row's
+    first identifier's, and ``extra``: the other identifiers of cells that held several)."""
     counts = np.bincount(codes, minlength=len(STATUS.categories))
+    if extra is not None and len(extra):
+        counts = counts + np.bincount(extra, minlength=len(STATUS.categories))
     return {STATUS.categories[i]: int(n) for i, n in enumerate(counts) if n}
 
 
-def _rows_with_identifier(codes: Mapping[IdentifierType, npt.NDArray[np.uint8]]) -> int:
-    """Rows where at least one type's value was accepted (hashed or pre-hashed): one vector
+def _rows_with_identifier(
+    codes: Mapping[IdentifierType, npt.NDArray[np.uint8]],
+    extra: Mapping[IdentifierType, Extra] | None = None,
+) -> int:
+    """Rows where at least one identifier was accepted (hashed or pre-hashed): one vector
     compare and OR per type over the status codes the rules already produced."""
     accepted: npt.NDArray[np.bool_] | None = None
     for kind_codes in codes.values():
         ok = kind_codes < _FIRST_REASON
         accepted = ok if accepted is None else np.logical_or(accepted, ok, out=accepted)
-    return 0 if accepted is None else int(np.count_nonzero(accepted))
+    if accepted is None:
+        return 0
+    for more in (extra or {}).values():  # a row whose first address was rejected, say
+        accepted[more.rows[more.codes < _FIRST_REASON]] = True
+    return int(np.count_nonzero(accepted))
 
 
 def _rejects(
     parse: Callable[[], pl.DataFrame],
     codes: Mapping[IdentifierType, npt.NDArray[np.uint8]],
     labels: Mapping[IdentifierType, str],
+    extra: Mapping[IdentifierType, Extra] | None = None,
 ) -> BatchRejects:
     """Where this batch's rejected values are (blank cells are counted, not listed)."""
     parts = []
     for kind, kind_codes in codes.items():
         rows = np.flatnonzero((kind_codes >= _FIRST_REASON) & (kind_codes != _EMPTY))
         parts.append((rows, labels[kind], kind_codes[rows]))
+    for kind, more in (extra or {}).items():
+        rejected = (more.codes >= _FIRST_REASON) & (more.codes != _EMPTY)
+        parts.append((more.rows[rejected], labels[kind], more.codes[rejected]))
     rows = np.concatenate([r for r, _, _ in parts]) if parts else np.zeros(0, np.int64)
     columns = [label for r, label, _ in parts for _ in range(len(r))]
     reasons = [_REASONS[code] for _, _, c in parts for code in c.tolist()]
@@ -275,29 +303,60 @@ def process_batch(
     batch = parse()
     hashed = hash_batch(batch, columns, options.normalize)
     del batch
-    statuses = {kind: count_statuses(codes) for kind, codes in hashed.codes.items()}
-    rows, fallback = hashed.rows, hashed.phone_fallback
-    with_identifier = _rows_with_identifier(hashed.codes)
-    rejects = _rejects(parse, hashed.codes, labels) if labels is not None else None
-    countries = {
-        "phone_row_country": hashed.phone_row_country,
-        "country_unknown": hashed.country_unknown,
+    extra = hashed.extra
+    statuses = {
+        kind: count_statuses(codes, extra[kind].codes if kind in extra else None)
+        for kind, codes in hashed.codes.items()
     }
-    payloads = []
+    rows, fallback = hashed.rows, hashed.phone_fallback
+    with_identifier = _rows_with_identifier(hashed.codes, extra)
+    rejects = _rejects(parse, hashed.codes, labels, extra) if labels is not None else None
+    done = _Processed(
+        rows,
+        [],
+        statuses,
+        fallback,
+        rejects,
+        with_identifier,
+        phone_row_country=hashed.phone_row_country,
+        country_unknown=hashed.country_unknown,
+        repairs=hashed.repairs,
+    )
     if options.layout == "type-value":  # a type's group is its place in IdentifierType
         for group, kind in enumerate(IdentifierType):
-            if kind in hashed.hashes:
-                payload = partition_rows(hashed.hashes[kind].matrix, hashed.hashes[kind].accepted)
+            for digests in _all_hashes(hashed, kind):
+                payload = partition_rows(digests.matrix, digests.accepted)
                 if payload:
-                    payloads.append((group, payload))
-        return _Processed(rows, payloads, statuses, fallback, rejects, with_identifier, **countries)
+                    done.payloads.append((group, payload))
+        return done
     blocks = to_blocks(hashed.hashes, options.layout, list(columns))
+    blocks += _extra_blocks(hashed, options.layout, list(columns))
     del hashed
     while blocks:
         block = blocks.pop(0)
-        payloads.append((block.group, partition_payload(block.records, block.partitions)))
+        done.payloads.append((block.group, partition_payload(block.records, block.partitions)))
         del block
-    return _Processed(rows, payloads, statuses, fallback, rejects, with_identifier, **countries)
+    return done
+
+
+def _all_hashes(hashed: HashedBatch, kind: IdentifierType) -> list[Hashes]:
+    """A type's digests: each row's first identifier's, then the others of its cells."""
+    found = [hashed.hashes[kind]] if kind in hashed.hashes else []
+    if kind in hashed.extra:
+        found.append(hashed.extra[kind].hashes)
+    return found
+
+
+def _extra_blocks(hashed: HashedBatch, layout: Layout, kinds: list[IdentifierType]) -> list[Block]:
+    """Wide records of the extra identifiers: a cell's second address is a row of its own,
+    other cells empty (repeating the row's other identifiers would count them twice)."""
+    blocks: list[Block] = []
+    for kind, more in hashed.extra.items():
+        n = len(more.codes)
+        nothing = Hashes(np.zeros((n, 64), np.uint8), np.zeros(n, np.bool_))
+        alone = {other: more.hashes if other is kind else nothing for other in kinds}
+        blocks += to_blocks(alone, layout, kinds)
+    return blocks
 
 
 def new_report(
@@ -319,6 +378,7 @@ def new_report(
                 column=column_label(columns[kind], source.columns.index(columns[kind]) + 1),
                 rejected=dict.fromkeys(REJECT_REASONS[kind], 0),
                 **_country_counts(kind, options),
+                repaired=dict.fromkeys(REPAIRS, 0) if kind is IdentifierType.EMAIL else None,
             )
             for kind in columns
         },
@@ -359,6 +419,10 @@ def merge_counts(
     """Add one processed batch's counts to ``report`` (the stage write is the caller's)."""
     report.rows_read += done.rows
     report.rows_with_identifier += done.rows_with_identifier
+    if done.repairs:
+        email = report.identifiers[IdentifierType.EMAIL.key]
+        before = email.repaired or {}
+        email.repaired = {r: before.get(r, 0) + done.repairs.get(r, 0) for r in REPAIRS}
     if IdentifierType.PHONE in columns:
         phone = report.identifiers[IdentifierType.PHONE.key]
         phone.fallback = (phone.fallback or 0) + done.phone_fallback

@@ -39,6 +39,9 @@ class TypeCounts:
     #: Phones only, with a country column: country values that named no known country (their
     #: rows used the default region). Counted, never shown.
     country_unknown: int | None = None
+    #: Emails only: cells each repair touched (``mailto:`` dropped, a display name unwrapped,
+    #: several addresses split, ...; see ``identifiers/emails.py``), counted, never shown.
+    repaired: dict[str, int] | None = None
 
     @property
     def accepted(self) -> int:
@@ -83,7 +86,7 @@ class PrepareReport:
         data["seconds"] = round(self.seconds, 3)
         data["rows_per_second"] = round(self.rows_per_second)
         for key, counts in self.identifiers.items():
-            for optional in ("fallback", "row_country", "country_unknown"):
+            for optional in ("fallback", "row_country", "country_unknown", "repaired"):
                 if getattr(counts, optional) is None:
                     del data["identifiers"][key][optional]
             data["identifiers"][key]["accepted"] = counts.accepted
@@ -112,6 +115,10 @@ class PrepareReport:
                     f"  {'':<11}{plural(c.row_country, 'phone')} read with their row's country"
                     f" ({plural(c.country_unknown or 0, 'unknown country value')})"
                 )
+        for key, c in self.identifiers.items():
+            repairs = ", ".join(f"{r} {n:,}" for r, n in (c.repaired or {}).items() if n)
+            if repairs:
+                lines.append(f"  {key} values repaired: {repairs}")
         verb, target = ("wrote", f" to {self.output}") if self.output else ("prepared", "")
         lines.append(
             f"{verb} {plural(self.rows_written, 'row')}, {plural(self.bytes_written, 'byte')} "

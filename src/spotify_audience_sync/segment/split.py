@@ -117,13 +117,25 @@ class _Consumer:
         for value, positions in rows.iter_rows():
             index = np.asarray(positions, dtype=np.int64)
             payloads = []
+            # A cell's other addresses (hashed.extra) go with its row.
+            more = {kind: np.isin(extra.rows, index) for kind, extra in hashed.extra.items()}
             for group, kind in enumerate(IdentifierType):  # as in pipeline.process_batch
                 if kind in hashed.hashes:
                     digests = hashed.hashes[kind]
                     payload = partition_rows(digests.matrix[index], digests.accepted[index])
                     if payload:
                         payloads.append((group, payload))
-            statuses = {kind: count_statuses(codes[index]) for kind, codes in hashed.codes.items()}
+                if kind in more:
+                    extra, mask = hashed.extra[kind].hashes, more[kind]
+                    payload = partition_rows(extra.matrix[mask], extra.accepted[mask])
+                    if payload:
+                        payloads.append((group, payload))
+            statuses = {
+                kind: count_statuses(
+                    codes[index], hashed.extra[kind].codes[more[kind]] if kind in more else None
+                )
+                for kind, codes in hashed.codes.items()
+            }
             # The exact-path phone count is kept per batch, not per row: not shown per group.
             results.append((value, _Processed(len(index), payloads, statuses, 0)))
         return results
@@ -175,6 +187,9 @@ class _Consumer:
             phone = report.identifiers.get(IdentifierType.PHONE.key)
             if phone is not None and self.column is not None:
                 phone.fallback = None  # see _hashed_then_split
+            email = report.identifiers.get(IdentifierType.EMAIL.key)
+            if email is not None and self.column is not None and options.layout == "type-value":
+                email.repaired = None  # counted per batch, as the phone fallback is
             report.warnings = format_warnings(report, options.max_reject_rate)
             prepared[value] = PreparedSegment(
                 stage, report, self.kinds, options.layout, options.workers
