@@ -18,20 +18,16 @@ from pathlib import Path
 from typing import BinaryIO
 
 import numpy as np
-import numpy.typing as npt
-import polars as pl
 
-from spotify_audience_sync.errors import InputError
-from spotify_audience_sync.identifiers.normalize import (
-    HASHED,
-    PREHASHED,
-    REJECT_REASONS,
-    STATUS,
-    IdentifierType,
-    NormalizeOptions,
-    hash_batch,
+from spotify_audience_sync.errors import ConfigError, InputError
+from spotify_audience_sync.identifiers.normalize import IdentifierType, NormalizeOptions
+from spotify_audience_sync.segment.columns import (
+    COLUMN_ALIASES,
+    ColumnRequest,
+    column_label,
+    resolve_column_lists,
+    resolve_columns,
 )
-from spotify_audience_sync.segment.columns import COLUMN_ALIASES, column_label, resolve_columns
 from spotify_audience_sync.segment.encode import (
     Layout,
     Records,
@@ -39,37 +35,48 @@ from spotify_audience_sync.segment.encode import (
     encoded_size,
     header,
     record_width,
-    to_blocks,
     written_per_type,
 )
 from spotify_audience_sync.segment.outputs import AtomicFile
+from spotify_audience_sync.segment.process import (
+    Processed,
+    count_statuses,
+    merge_counts,
+    new_report,
+    process_batch,
+)
 from spotify_audience_sync.segment.quality import DEFAULT_MAX_REJECT_RATE, format_warnings
-from spotify_audience_sync.segment.rejects import BatchRejects, RejectsFile
-from spotify_audience_sync.segment.report import PrepareReport, TypeCounts
+from spotify_audience_sync.segment.rejects import RejectsFile
+from spotify_audience_sync.segment.report import PrepareReport
 from spotify_audience_sync.segment.sources import Source
-from spotify_audience_sync.segment.staging import Stage, partition_payload, partition_rows
+from spotify_audience_sync.segment.staging import Stage
+from spotify_audience_sync.segment.suppression import Suppression
 
 __all__ = [
     "COLUMN_ALIASES",
     "PrepareOptions",
     "PreparedSegment",
     "column_label",
+    "count_statuses",
+    "merge_counts",
+    "new_report",
     "prepare_segment",
+    "process_batch",
+    "resolve_column_lists",
     "resolve_columns",
 ]
 
 ProgressCallback = Callable[[int], None]
 
-_REASONS: list[str] = STATUS.categories.to_list()
-_FIRST_REASON = _REASONS.index(PREHASHED) + 1  # statuses after hashed and prehashed: rejections
-_EMPTY = _REASONS.index("empty")
+_Processed = Processed  # the name split.py knows
 
 
 @dataclass(frozen=True)
 class PrepareOptions:
     """Everything that shapes the upload file, apart from the input itself."""
 
-    columns: Mapping[IdentifierType, str] = field(default_factory=dict)
+    columns: Mapping[IdentifierType, ColumnRequest] = field(default_factory=dict)
+    """Each type's column, or columns: every valid value of each is an identifier."""
     normalize: NormalizeOptions = field(default_factory=NormalizeOptions)
     layout: Layout = "type-value"
     temp_dir: str | None = None
@@ -78,6 +85,12 @@ class PrepareOptions:
     """Warn about (and let `sync` refuse) a column with this share of its values rejected."""
     rejects_path: str | None = None
     """Where to write the rejects report (see :mod:`.rejects`); None writes none."""
+    country_column: str | None = None
+    """The column holding each row's country, for phones in national format (None: none)."""
+    consent_column: str | None = None
+    """Keep only rows whose value here is affirmative (:mod:`.consent`); None keeps all."""
+    suppression: Suppression | None = None
+    """Identifiers removed before upload (:mod:`.suppression`); the caller closes it."""
 
 
 class PreparedSegment:
@@ -90,8 +103,10 @@ class PreparedSegment:
         kinds: list[IdentifierType],
         layout: Layout,
         workers: int = 2,
+        suppression: Suppression | None = None,
     ) -> None:
         self.report = report
+        self._suppression = suppression
         self._workers = workers
         self.layout: Layout = layout
         self.kinds = kinds
@@ -112,9 +127,10 @@ class PreparedSegment:
             return self.report.fingerprint
         fingerprint = hashlib.sha256(header(self.layout, self.kinds))
         written: dict[IdentifierType, int] = dict.fromkeys(self.kinds, 0)
+        suppressed: dict[IdentifierType, int] = dict.fromkeys(self.kinds, 0)
         rows = 0
         size = len(header(self.layout, self.kinds))
-        for digest, count, counts, nbytes in self._stage.deduplicated(
+        for digest, count, counts, nbytes, gone in self._stage.deduplicated(
             self._measure, workers=self._workers, keep=True
         ):
             fingerprint.update(digest)
@@ -122,21 +138,40 @@ class PreparedSegment:
             size += nbytes
             for kind, n in counts.items():
                 written[kind] += n
-        self._set_written(written, rows, size)
+            for kind, n in gone.items():
+                suppressed[kind] += n
+        self._set_written(written, rows, size, suppressed)
         self.report.fingerprint = fingerprint.hexdigest()
         return self.report.fingerprint
 
+    def _subtracted(
+        self, parts: dict[int, Records]
+    ) -> tuple[dict[int, Records], dict[IdentifierType, int]]:
+        """One partition's distinct records without the suppressed ones (type-value groups)."""
+        if self._suppression is None:
+            return parts, {}
+        gone: dict[IdentifierType, int] = {}
+        kept = {}
+        for group, records in parts.items():
+            kept[group], removed = self._suppression.subtract(group, records)
+            if removed:
+                kind = list(IdentifierType)[group]
+                gone[kind] = gone.get(kind, 0) + removed
+        return kept, gone
+
     def _measure(
         self, parts: dict[int, Records]
-    ) -> tuple[bytes, int, dict[IdentifierType, int], int]:
+    ) -> tuple[bytes, int, dict[IdentifierType, int], int, dict[IdentifierType, int]]:
         """One partition's digest, row count, per-type counts and encoded size (worker thread)."""
+        parts, gone = self._subtracted(parts)
         digest = hashlib.sha256()
         size = 0
         for group, records in parts.items():
             digest.update(bytes([group]) + len(records).to_bytes(8, "big"))
             digest.update(np.ascontiguousarray(records).data)
             size += encoded_size(records, self.layout, self.kinds, group)
-        return digest.digest(), sum(len(r) for r in parts.values()), self._written(parts), size
+        rows = sum(len(r) for r in parts.values())
+        return digest.digest(), rows, self._written(parts), size, gone
 
     def _written(self, parts: dict[int, Records]) -> dict[IdentifierType, int]:
         """Identifiers per type in one partition's distinct records."""
@@ -155,35 +190,49 @@ class PreparedSegment:
         final = self.report.fingerprint is not None
         yield header(self.layout, self.kinds)
         written: dict[IdentifierType, int] = dict.fromkeys(self.kinds, 0)
+        suppressed: dict[IdentifierType, int] = dict.fromkeys(self.kinds, 0)
         rows, size = 0, len(header(self.layout, self.kinds))
-        for data, count, counts in self._stage.deduplicated(
+        for data, count, counts, gone in self._stage.deduplicated(
             self._encode, workers=self._workers, keep=final
         ):
             rows += count
             size += len(data)
             for kind, n in counts.items():
                 written[kind] += n
+            for kind, n in gone.items():
+                suppressed[kind] += n
             if data:
                 yield data
         if not final:
-            self._set_written(written, rows, size)
+            self._set_written(written, rows, size, suppressed)
         self.report.seconds = time.perf_counter() - self._started
 
-    def _set_written(self, written: dict[IdentifierType, int], rows: int, size: int) -> None:
+    def _set_written(
+        self,
+        written: dict[IdentifierType, int],
+        rows: int,
+        size: int,
+        suppressed: dict[IdentifierType, int],
+    ) -> None:
         for kind, n in written.items():
             entry = self.report.identifiers[kind.key]
             entry.written = n
-            entry.duplicates = entry.accepted - n
+            if self._suppression is not None:
+                entry.suppressed = suppressed.get(kind, 0)
+            entry.duplicates = entry.accepted - n - (entry.suppressed or 0)
         self.report.rows_written = rows
         self.report.bytes_written = size
 
-    def _encode(self, parts: dict[int, Records]) -> tuple[bytes, int, dict[IdentifierType, int]]:
+    def _encode(
+        self, parts: dict[int, Records]
+    ) -> tuple[bytes, int, dict[IdentifierType, int], dict[IdentifierType, int]]:
         """One partition's distinct records → bytes and counts (runs on a worker thread)."""
+        parts, gone = self._subtracted(parts)
         data = b"".join(
             encode_records(records, self.layout, self.kinds, group)
             for group, records in parts.items()
         )
-        return data, sum(len(r) for r in parts.values()), self._written(parts)
+        return data, sum(len(r) for r in parts.values()), self._written(parts), gone
 
     def write_to(self, stream: BinaryIO | AtomicFile) -> None:
         """Write the whole file to a binary stream."""
@@ -209,132 +258,6 @@ class PreparedSegment:
         self.close()
 
 
-@dataclass(frozen=True)
-class _Processed:
-    """What a worker hands back for one batch: rows, staged partitions by group, counts."""
-
-    rows: int
-    payloads: list[tuple[int, dict[int, Records]]]
-    statuses: dict[IdentifierType, dict[str, int]]
-    phone_fallback: int
-    rejects: BatchRejects | None = None
-    rows_with_identifier: int = 0
-
-
-def count_statuses(codes: npt.NDArray[np.uint8]) -> dict[str, int]:
-    """How many values ended in each status: a bincount of the status codes."""
-    counts = np.bincount(codes, minlength=len(STATUS.categories))
-    return {STATUS.categories[i]: int(n) for i, n in enumerate(counts) if n}
-
-
-def _rows_with_identifier(codes: Mapping[IdentifierType, npt.NDArray[np.uint8]]) -> int:
-    """Rows where at least one type's value was accepted (hashed or pre-hashed): one vector
-    compare and OR per type over the status codes the rules already produced."""
-    accepted: npt.NDArray[np.bool_] | None = None
-    for kind_codes in codes.values():
-        ok = kind_codes < _FIRST_REASON
-        accepted = ok if accepted is None else np.logical_or(accepted, ok, out=accepted)
-    return 0 if accepted is None else int(np.count_nonzero(accepted))
-
-
-def _rejects(
-    parse: Callable[[], pl.DataFrame],
-    codes: Mapping[IdentifierType, npt.NDArray[np.uint8]],
-    labels: Mapping[IdentifierType, str],
-) -> BatchRejects:
-    """Where this batch's rejected values are (blank cells are counted, not listed)."""
-    parts = []
-    for kind, kind_codes in codes.items():
-        rows = np.flatnonzero((kind_codes >= _FIRST_REASON) & (kind_codes != _EMPTY))
-        parts.append((rows, labels[kind], kind_codes[rows]))
-    rows = np.concatenate([r for r, _, _ in parts]) if parts else np.zeros(0, np.int64)
-    columns = [label for r, label, _ in parts for _ in range(len(r))]
-    reasons = [_REASONS[code] for _, _, c in parts for code in c.tolist()]
-    line_of = getattr(parse, "line_of", None)
-    if line_of is not None:  # the source knows each record's exact line
-        return BatchRejects(np.asarray(line_of(rows), np.int64), columns, reasons, False)
-    return BatchRejects(rows.astype(np.int64), columns, reasons, True)
-
-
-def process_batch(
-    parse: Callable[[], pl.DataFrame],
-    columns: Mapping[IdentifierType, str],
-    options: PrepareOptions,
-    labels: Mapping[IdentifierType, str] | None = None,
-) -> _Processed:
-    """One batch, on a worker thread: parsing, rules and hashes, status counts, partitions.
-
-    With ``labels`` (each type's column as shown), the rejected values' locations too.
-    """
-    # Each stage's input is let go as soon as the next stage has what it needs: a batch's
-    # peak working set, times the batches in flight, is most of the process's peak memory.
-    batch = parse()
-    hashed = hash_batch(batch, columns, options.normalize)
-    del batch
-    statuses = {kind: count_statuses(codes) for kind, codes in hashed.codes.items()}
-    rows, fallback = hashed.rows, hashed.phone_fallback
-    with_identifier = _rows_with_identifier(hashed.codes)
-    rejects = _rejects(parse, hashed.codes, labels) if labels is not None else None
-    payloads = []
-    if options.layout == "type-value":  # a type's group is its place in IdentifierType
-        for group, kind in enumerate(IdentifierType):
-            if kind in hashed.hashes:
-                payload = partition_rows(hashed.hashes[kind].matrix, hashed.hashes[kind].accepted)
-                if payload:
-                    payloads.append((group, payload))
-        return _Processed(rows, payloads, statuses, fallback, rejects, with_identifier)
-    blocks = to_blocks(hashed.hashes, options.layout, list(columns))
-    del hashed
-    while blocks:
-        block = blocks.pop(0)
-        payloads.append((block.group, partition_payload(block.records, block.partitions)))
-        del block
-    return _Processed(rows, payloads, statuses, fallback, rejects, with_identifier)
-
-
-def new_report(
-    source: Source, columns: Mapping[IdentifierType, str], options: PrepareOptions
-) -> PrepareReport:
-    """An empty report for ``source`` read through ``columns``: counts are merged into it."""
-    return PrepareReport(
-        input=source.name,
-        format=source.format,
-        layout=options.layout,
-        options={
-            "default_region": options.normalize.default_region,
-            "gmail_canonical": options.normalize.gmail_canonical,
-            "phone_validation": options.normalize.phone_validation,
-        },
-        identifiers={
-            kind.key: TypeCounts(
-                column=column_label(columns[kind], source.columns.index(columns[kind]) + 1),
-                rejected=dict.fromkeys(REJECT_REASONS[kind], 0),
-            )
-            for kind in columns
-        },
-    )
-
-
-def merge_counts(
-    done: _Processed, columns: Mapping[IdentifierType, str], report: PrepareReport
-) -> None:
-    """Add one processed batch's counts to ``report`` (the stage write is the caller's)."""
-    report.rows_read += done.rows
-    report.rows_with_identifier += done.rows_with_identifier
-    if IdentifierType.PHONE in columns:
-        phone = report.identifiers[IdentifierType.PHONE.key]
-        phone.fallback = (phone.fallback or 0) + done.phone_fallback
-    for kind, counts in done.statuses.items():
-        entry = report.identifiers[kind.key]
-        for status, n in counts.items():
-            if status == HASHED:
-                entry.hashed += n
-            elif status == PREHASHED:
-                entry.prehashed += n
-            else:
-                entry.rejected[status] = entry.rejected.get(status, 0) + n
-
-
 def prepare_segment(
     source: Source,
     options: PrepareOptions | None = None,
@@ -344,8 +267,9 @@ def prepare_segment(
     """Read, normalize, hash and stage the whole source; return it ready to be encoded."""
     options = options or PrepareOptions()
     started = time.perf_counter()
-    columns = resolve_columns(source.name, source.columns, options.columns)
+    columns = resolve_column_lists(source.name, source.columns, options.columns)
     kinds = list(columns)
+    _check_extra_columns(source, options)
     report = new_report(source, columns, options)
     rejects = None
     if options.rejects_path:
@@ -363,14 +287,30 @@ def prepare_segment(
         raise
     report.seconds = time.perf_counter() - started
     report.warnings = format_warnings(report, options.max_reject_rate)
-    prepared = PreparedSegment(stage, report, kinds, options.layout, options.workers)
+    prepared = PreparedSegment(
+        stage, report, kinds, options.layout, options.workers, options.suppression
+    )
     prepared.rejects = rejects
     return prepared
 
 
+def _check_extra_columns(source: Source, options: PrepareOptions) -> None:
+    """The consent column must exist; suppression needs the type-value layout."""
+    consent = options.consent_column
+    if consent is not None and consent not in source.columns:
+        raise InputError(
+            f"{source.name}: no column {column_label(consent, 0)!r} (--consent-column)"
+        )
+    if options.suppression is not None and options.layout != "type-value":
+        raise ConfigError(
+            "--exclude needs the type-value layout: in wide rows a suppressed identifier "
+            "would take its row's other identifiers with it"
+        )
+
+
 def _run_batches(
     source: Source,
-    columns: Mapping[IdentifierType, str],
+    columns: Mapping[IdentifierType, list[str]],
     options: PrepareOptions,
     stage: Stage,
     report: PrepareReport,
@@ -378,9 +318,15 @@ def _run_batches(
     rejects: RejectsFile | None = None,
 ) -> None:
     """Keep ``workers`` batches in flight; merge results in input order (deterministic output)."""
-    wanted = list(dict.fromkeys(columns.values()))
+    wanted = list(dict.fromkeys(c for names in columns.values() for c in names))
+    if options.consent_column is not None:
+        wanted = list(dict.fromkeys([*wanted, options.consent_column]))
     renamed = {kind: columns[kind] for kind in columns}
-    labels = {kind: report.identifiers[kind.key].column for kind in columns} if rejects else None
+    labels = (
+        {name: column_label(name, source.columns.index(name) + 1) for name in wanted}
+        if rejects
+        else None
+    )
     # A record's 1-based row (Parquet, queries) or, without a line map, line (the header is 1).
     first = 2 if source.format in ("csv", "tsv") else 1
     in_flight: deque[Future[_Processed]] = deque()

@@ -1,0 +1,145 @@
+"""Suppression lists: identifiers that must never be uploaded, removed before a byte is sent.
+
+An opt-out must take effect on the next sync, and a Mirror sync is exactly where it does: what
+is suppressed is absent from the file, so Spotify removes it from the audience.
+
+A list is read like a segment (any supported format, raw or SHA-256 values, the same rules and
+hashing; a ``type,value`` file such as an earlier upload is read by its type column), and its
+digests are spilled to disk partitioned by their first byte, exactly as the segment's stage
+partitions its own. Subtraction then runs partition by partition, when the segment's distinct
+records are at hand: only one partition of the list is in memory at a time (1/256 of it), so a
+10-million-entry list costs a few MB, not the 640 MB it would as one set. Values are never
+logged; only counts leave this module.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections.abc import Iterable
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+
+from spotify_audience_sync.errors import InputError
+from spotify_audience_sync.identifiers.normalize import IdentifierType, NormalizeOptions
+from spotify_audience_sync.segment.columns import folded, resolve_column_lists
+from spotify_audience_sync.segment.columnsets import hash_columns
+from spotify_audience_sync.segment.encode import Records, first_byte
+from spotify_audience_sync.segment.sources import Source
+
+__all__ = ["Suppression", "build_suppression"]
+
+_ORDER = list(IdentifierType)
+_WIDTH = 64
+
+
+def _type_of(name: str) -> IdentifierType | None:
+    """A ``type`` cell (``EMAIL_ID_SHA256``, ``email``, ``PHONE_NUMBER_SHA256``) as a type."""
+    key = folded(name)
+    if "email" in key or key == "mail":
+        return IdentifierType.EMAIL
+    if "phone" in key or key in ("mobile", "msisdn"):
+        return IdentifierType.PHONE
+    if "device" in key or key in ("maid", "idfa", "gaid", "aaid"):
+        return IdentifierType.DEVICE_ID
+    return None
+
+
+class Suppression:
+    """Digests to remove, per identifier type, spilled to disk by partition (first byte)."""
+
+    def __init__(self, temp_dir: str | None = None) -> None:
+        self._dir = Path(tempfile.mkdtemp(prefix="spotify-ads-suppress-", dir=temp_dir))
+        #: Digests read per type (before deduplication), for the report.
+        self.entries: dict[IdentifierType, int] = dict.fromkeys(IdentifierType, 0)
+
+    def add(self, kind: IdentifierType, records: Records) -> None:
+        """Spill digests (``(n, 64)`` hex records) of one type, by partition."""
+        if not len(records):
+            return
+        self.entries[kind] += len(records)
+        parts = first_byte(records[:, :2])
+        order = np.argsort(parts, kind="stable")
+        records, parts = records[order], parts[order]
+        bounds = np.flatnonzero(np.diff(parts)) + 1
+        group = _ORDER.index(kind)
+        for run in np.split(np.arange(len(parts)), bounds):
+            path = self._dir / f"{group}-{int(parts[run[0]]):03d}"
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+            with os.fdopen(fd, "ab") as out:
+                out.write(np.ascontiguousarray(records[run[0] : run[-1] + 1]).data)
+
+    def _members(self, group: int, partition: int) -> np.ndarray:
+        path = self._dir / f"{group}-{partition:03d}"
+        if not path.exists():
+            return np.zeros(0, dtype=f"S{_WIDTH}")
+        return np.unique(np.fromfile(path, dtype=f"S{_WIDTH}"))
+
+    def subtract(self, group: int, records: Records) -> tuple[Records, int]:
+        """``records`` of type group ``group`` without the suppressed ones, and how many went."""
+        if not len(records) or group >= len(_ORDER):
+            return records, 0
+        parts = first_byte(records[:, :2])
+        keys = np.ascontiguousarray(records).view(f"S{_WIDTH}").ravel()
+        drop = np.zeros(len(records), dtype=np.bool_)
+        for partition in np.unique(parts).tolist():
+            members = self._members(group, int(partition))
+            if len(members):
+                here = parts == partition
+                drop[here] = np.isin(keys[here], members)
+        removed = int(drop.sum())
+        return (records[~drop] if removed else records), removed
+
+    def close(self) -> None:
+        """Remove the spilled digests."""
+        shutil.rmtree(self._dir, ignore_errors=True)
+
+
+def _add_type_value(
+    suppression: Suppression, batch: pl.DataFrame, options: NormalizeOptions
+) -> None:
+    """A ``type,value`` batch: each type's values hashed as that type."""
+    types, values = batch.columns
+    for name in batch[types].drop_nulls().unique().to_list():
+        kind = _type_of(name)
+        if kind is None:
+            raise InputError(f"exclusion list: unknown identifier type {name!r} in column 'type'")
+        rows = batch.filter(pl.col(types) == name).select(pl.col(values).alias("v"))
+        _add_columns(suppression, rows, {kind: ["v"]}, options)
+
+
+def _add_columns(
+    suppression: Suppression,
+    batch: pl.DataFrame,
+    lists: dict[IdentifierType, list[str]],
+    options: NormalizeOptions,
+) -> None:
+    hashed = hash_columns(batch, lists, options)
+    for kind, columns in hashed.hashes.items():
+        for digests in columns:
+            suppression.add(kind, digests.matrix[digests.accepted])
+
+
+def build_suppression(
+    sources: Iterable[Source], options: NormalizeOptions, temp_dir: str | None = None
+) -> Suppression:
+    """Read every exclusion source into one :class:`Suppression` (the caller closes it)."""
+    suppression = Suppression(temp_dir)
+    try:
+        for source in sources:
+            folded_names = [folded(c) for c in source.columns]
+            if folded_names[:2] == ["type", "value"] and len(folded_names) == 2:
+                for batch in source.batches(source.columns):
+                    _add_type_value(suppression, batch, options)
+                continue
+            lists = resolve_column_lists(source.name, source.columns, {})
+            wanted = list(dict.fromkeys(c for names in lists.values() for c in names))
+            for batch in source.batches(wanted):
+                _add_columns(suppression, batch, lists, options)
+    except BaseException:
+        suppression.close()
+        raise
+    return suppression
