@@ -13,6 +13,7 @@ from spotify_audience_sync.cli.options import (
     load_cli_settings,
     make_output,
     max_audiences_option,
+    open_suppression,
     prepare_options,
     require_one_input,
     segment_options,
@@ -71,12 +72,23 @@ def prepare(
     for path, flag in checks:
         if path:  # before anything is read: a bad path fails in milliseconds
             check_writable(path, flag)
-    with open_input(
-        input_path, fmt, flags.get("query"), settings.database_url, encoding=settings.encoding
-    ) as source:
-        options = announce_columns(out, source, options)
-        with out.phase("read") as progress:
-            prepared = prepare_segment(source, options, on_progress=progress)
+    options = open_suppression(settings, flags, options)
+    try:
+        with open_input(
+            input_path,
+            fmt,
+            flags.get("query"),
+            settings.database_url,
+            encoding=settings.encoding,
+            delimiter=settings.delimiter,
+        ) as source:
+            options = announce_columns(out, source, options)
+            with out.phase("read") as progress:
+                prepared = prepare_segment(source, options, on_progress=progress)
+    except BaseException:
+        if options.suppression is not None:
+            options.suppression.close()
+        raise
     with prepared:
         prepared.report.output = "<stdout>" if output == "-" else output
         if output == "-":
@@ -102,6 +114,8 @@ def prepare(
         out.outcome(summary.splitlines()[-1])
     for warning in prepared.report.warnings:
         out.warning(warning, code="column_rejects")
+    if options.suppression is not None:
+        options.suppression.close()
     out.event("result", command="prepare", exit_code=0, report=prepared.report.to_dict())
 
 

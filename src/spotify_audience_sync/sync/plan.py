@@ -61,9 +61,16 @@ class PlanSync(BaseModel):
     database_url_env: Annotated[str, Field(pattern=_ENV_PATTERN)] | None = None
     """The name of the environment variable holding the database URL for `query`."""
     # --- columns and normalization -----------------------------------------------------------
-    email_column: str | None = None
-    phone_column: str | None = None
-    device_id_column: str | None = None
+    email_column: str | list[str] | None = None
+    """A column, or a list of columns, of emails (every valid value of each is uploaded)."""
+    phone_column: str | list[str] | None = None
+    device_id_column: str | list[str] | None = None
+    delimiter: str | None = None
+    """CSV field delimiter; unset: sniffed from the header line."""
+    country_column: str | None = None
+    """Column holding each row's country, for phones in national format."""
+    consent_column: str | None = None
+    """Keep only rows whose value here is affirmative (yes, true, 1, subscribed...)."""
     default_region: str | None = None
     """Region (ISO 3166 alpha-2) for phone numbers without a country code."""
     gmail_canonical: bool | None = None

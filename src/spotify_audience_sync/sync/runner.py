@@ -95,6 +95,8 @@ def _job(sync: PlanSync, settings: Settings, dry_run: bool) -> _Job:
         layout=sync.layout or settings.layout,
         temp_dir=str(settings.temp_dir) if settings.temp_dir else None,
         max_reject_rate=max_reject_rate,
+        country_column=sync.country_column or settings.country_column,
+        consent_column=sync.consent_column or settings.consent_column,
     )
     account = sync.ad_account_id or settings.account_id
     wait_timeout = sync.options.wait_timeout
@@ -227,7 +229,7 @@ def _open(sync: PlanSync, folder: Path, environ: Mapping[str, str]) -> Any:
     from spotify_audience_sync.segment.warehouse import open_input
 
     if sync.query is None:
-        return open_input(str(sync.input_path(folder)), sync.format)
+        return open_input(str(sync.input_path(folder)), sync.format, delimiter=sync.delimiter)
     assert sync.database_url_env is not None
     url = environ.get(sync.database_url_env)
     if not url:
