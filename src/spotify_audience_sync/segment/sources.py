@@ -37,6 +37,7 @@ import polars as pl
 from spotify_audience_sync.errors import InputError, InputNotFoundError
 from spotify_audience_sync.segment.batches import DeferredBatch, TextBatch, ready, ready_batches
 from spotify_audience_sync.segment.chunks import MAX_RECORD_BYTES, count, record_chunks
+from spotify_audience_sync.segment.delimiters import delimiter_named, sniff_delimiter
 from spotify_audience_sync.segment.encoding import (
     NOT_UTF8,
     read_failure,
@@ -308,31 +309,6 @@ def open_source(
     source._raw = raw
     source._owned = path != "-"
     return source
-
-
-#: Delimiters a header line is sniffed for, in the order ties are broken.
-SNIFFED = (",", ";", "\t", "|")
-_DELIMITER_NAMES = {"tab": "\t", "\\t": "\t", "comma": ",", "semicolon": ";", "pipe": "|"}
-
-
-def delimiter_named(value: str) -> str:
-    """A ``--delimiter`` value as the character: one character, or ``tab``/``\\t``, ``comma``,
-    ``semicolon``, ``pipe``; InputError otherwise."""
-    char = _DELIMITER_NAMES.get(value.casefold(), value)
-    if len(char) != 1 or char in ('"', "\n", "\r"):
-        raise InputError(
-            f"--delimiter {value!r}: give one character, or tab, comma, semicolon or pipe"
-        )
-    return char
-
-
-def sniff_delimiter(header: str) -> str:
-    """The delimiter a header line uses: the one of :data:`SNIFFED` it has most of outside
-    double quotes (a comma when it has none: a single column)."""
-    outside = re.sub(r'"[^"]*"', "", header)
-    counts = [(outside.count(d), -i, d) for i, d in enumerate(SNIFFED)]
-    best = max(counts)
-    return best[2] if best[0] else ","
 
 
 def _open_delimited(
