@@ -54,12 +54,13 @@ def shopify(rng: random.Random) -> bytes:
               "Default Address Phone", "Default Address Country Code", "Total Spent"]  # fmt: skip
     rows = [header]
     for i in range(ROWS):
+        first, last = rng.choice(FIRST), rng.choice(LAST)
         phone = _us_phone(rng) if rng.random() < 0.5 else ""
-        rows.append([
-            rng.choice(FIRST), rng.choice(LAST), _email(rng, i) if rng.random() < 0.95 else "",
-            rng.choice(["yes", "no"]), phone, phone or (_us_phone(rng) if rng.random() < 0.3 else ""),
-            "US", f"{rng.randrange(10, 900)}.00",
-        ])  # fmt: skip
+        email = _email(rng, i) if rng.random() < 0.95 else ""
+        consent = rng.choice(["yes", "no"])
+        address_phone = phone or (_us_phone(rng) if rng.random() < 0.3 else "")
+        spent = f"{rng.randrange(10, 900)}.00"
+        rows.append([first, last, email, consent, phone, address_phone, "US", spent])
     return _csv(rows).encode()
 
 
@@ -82,11 +83,11 @@ def salesforce(rng: random.Random) -> bytes:
               "Mailing Country", "Email Opt Out"]  # fmt: skip
     rows = [header]
     for i in range(ROWS):
-        rows.append([
-            f"003{i:012d}", rng.choice(FIRST), rng.choice(LAST), _email(rng, i),
-            _us_phone(rng) if rng.random() < 0.6 else "", _us_phone(rng) if rng.random() < 0.4 else "",
-            "USA", rng.choice(["0", "0", "0", "1"]),
-        ])  # fmt: skip
+        first, last, email = rng.choice(FIRST), rng.choice(LAST), _email(rng, i)
+        phone = _us_phone(rng) if rng.random() < 0.6 else ""
+        mobile = _us_phone(rng) if rng.random() < 0.4 else ""
+        opt_out = rng.choice(["0", "0", "0", "1"])
+        rows.append([f"003{i:012d}", first, last, email, phone, mobile, "USA", opt_out])
     footer = ['""', '"Contacts with email"', '"Copyright (c) 2000-2026 salesforce.com, inc."']
     return (_csv(rows) + "\n".join(footer) + "\n").encode()
 

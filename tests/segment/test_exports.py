@@ -66,11 +66,14 @@ def reference(
 
 def prepare(name: str, **kw: object) -> tuple[set[tuple[str, str]], PrepareReport, list[str]]:
     encoding = kw.pop("encoding", None)
-    with open_source(str(EXPORTS / name), encoding=encoding) as source:  # type: ignore[arg-type]
-        with prepare_segment(source, PrepareOptions(**kw)) as prepared:  # type: ignore[arg-type]
-            out = io.BytesIO()
-            prepared.write_to(out)
-            report = prepared.report
+    options = PrepareOptions(**kw)  # type: ignore[arg-type]
+    with (
+        open_source(str(EXPORTS / name), encoding=encoding) as source,  # type: ignore[arg-type]
+        prepare_segment(source, options) as prepared,
+    ):
+        out = io.BytesIO()
+        prepared.write_to(out)
+        report = prepared.report
     lines = out.getvalue().decode().splitlines()
     assert lines[0] == "type,value"
     got = {tuple(line.split(",")) for line in lines[1:]}
@@ -89,7 +92,8 @@ def test_the_fixtures_are_what_the_script_writes() -> None:
 def test_hubspot_reads_both_phone_columns() -> None:
     got, report, _ = prepare("hubspot_contacts.csv")
     want = reference(
-        "hubspot_contacts.csv", {"email": ["Email"], "phone": ["Phone Number", "Mobile Phone Number"]}
+        "hubspot_contacts.csv",
+        {"email": ["Email"], "phone": ["Phone Number", "Mobile Phone Number"]},
     )
     assert got == want
     phone = report.identifiers["phone"]
