@@ -181,3 +181,25 @@ def test_explicit_columns_still_take_one_column_each() -> None:
     assert got == reference("hubspot_contacts.csv", columns)
     assert report.identifiers["phone"].columns is None  # one column: no per-column counts
     assert "columns" not in report.to_dict()["identifiers"]["phone"]
+
+
+@pytest.mark.parametrize("consent", [None, "Accepts Email Marketing"])
+def test_one_audience_per_value_reads_every_column_too(consent: str | None) -> None:
+    """--audience-column (and plans) read every phone column and honour consent."""
+    from spotify_audience_sync.segment.split import Split, prepare_split
+
+    name = "shopify_customers.csv"
+    options = PrepareOptions(consent_column=consent)
+    with open_source(str(EXPORTS / name)) as source:
+        (groups,) = prepare_split(source, [Split(options, "Default Address Country Code")])
+    assert list(groups) == ["US"]
+    with groups["US"] as prepared:
+        out = io.BytesIO()
+        prepared.write_to(out)
+        report = prepared.report
+    got = {tuple(line.split(",")) for line in out.getvalue().decode().splitlines()[1:]}
+    columns = {"email": ["Email"], "phone": ["Phone", "Default Address Phone"]}
+    assert got == reference(name, columns, keep=consent)
+    phone = report.identifiers["phone"]
+    assert phone.columns is not None
+    assert sum(c.hashed for c in phone.columns.values()) == phone.hashed > 0
