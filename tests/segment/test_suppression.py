@@ -95,3 +95,19 @@ def test_subtract_is_exact_within_a_partition() -> None:
         assert suppression.subtract(1, records)[1] == 0  # phones: another type's list
     finally:
         suppression.close()
+
+
+def test_digests_that_share_their_first_sixteen_digits_are_told_apart() -> None:
+    """The sort key is the first 16 hex digits; equal keys are compared in full."""
+    rng = np.random.default_rng(2)
+    hexdigits = np.frombuffer(b"0123456789abcdef", dtype=np.uint8)
+    records = hexdigits[rng.integers(0, 16, size=(300, 64))]
+    records[:, :16] = records[0, :16]  # one key for all
+    suppression = Suppression()
+    try:
+        suppression.add(IdentifierType.PHONE, records[:100])
+        kept, removed = suppression.subtract(1, records)
+        assert removed == 100
+        assert (kept == records[100:]).all()
+    finally:
+        suppression.close()

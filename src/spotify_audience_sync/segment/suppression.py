@@ -21,6 +21,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
+import numpy.typing as npt
 import polars as pl
 
 from spotify_audience_sync.errors import InputError
@@ -72,30 +73,60 @@ class Suppression:
             with os.fdopen(fd, "ab") as out:
                 out.write(np.ascontiguousarray(records[run[0] : run[-1] + 1]).data)
 
-    def _members(self, group: int, partition: int) -> np.ndarray:
+    def _members(self, group: int, partition: int) -> Records:
         path = self._dir / f"{group}-{partition:03d}"
         if not path.exists():
-            return np.zeros(0, dtype=f"S{_WIDTH}")
-        return np.unique(np.fromfile(path, dtype=f"S{_WIDTH}"))
+            return np.zeros((0, _WIDTH), dtype=np.uint8)
+        return np.fromfile(path, dtype=np.uint8).reshape(-1, _WIDTH)
 
     def subtract(self, group: int, records: Records) -> tuple[Records, int]:
         """``records`` of type group ``group`` without the suppressed ones, and how many went."""
         if not len(records) or group >= len(_ORDER):
             return records, 0
         parts = first_byte(records[:, :2])
-        keys = np.ascontiguousarray(records).view(f"S{_WIDTH}").ravel()
         drop = np.zeros(len(records), dtype=np.bool_)
         for partition in np.unique(parts).tolist():
             members = self._members(group, int(partition))
             if len(members):
-                here = parts == partition
-                drop[here] = np.isin(keys[here], members)
+                here = np.flatnonzero(parts == partition)
+                drop[here] = _isin(np.ascontiguousarray(records[here]), members)
         removed = int(drop.sum())
         return (records[~drop] if removed else records), removed
 
     def close(self) -> None:
         """Remove the spilled digests."""
         shutil.rmtree(self._dir, ignore_errors=True)
+
+
+def _keys(records: Records) -> npt.NDArray[np.uint64]:
+    """A u64 per record from its first 16 hex digits (64 bits of the digest): sorting these
+    is ~15x faster than sorting 64-byte strings. Equal keys are then compared in full."""
+    words = np.ascontiguousarray(records).view(np.uint64).reshape(len(records), _WIDTH // 8)
+    second = words[:, 1]
+    rotated = (second << np.uint64(1)) | (second >> np.uint64(63))
+    result: npt.NDArray[np.uint64] = words[:, 0] ^ rotated
+    return result
+
+
+def _isin(records: Records, members: Records) -> npt.NDArray[np.bool_]:
+    """Which ``records`` are among ``members``: exact, by sorted keys and a full compare."""
+    member_keys = _keys(members)
+    order = np.argsort(member_keys, kind="stable")
+    member_keys = member_keys[order]
+    keys = _keys(records)
+    position = np.minimum(np.searchsorted(member_keys, keys), len(member_keys) - 1)
+    candidates = np.flatnonzero(member_keys[position] == keys)
+    found = np.zeros(len(records), dtype=np.bool_)
+    if not len(candidates):
+        return found
+    equal = (members[order[position[candidates]]] == records[candidates]).all(axis=1)
+    found[candidates[equal]] = True
+    unsure = candidates[~equal]  # two members share a key (about 1 in 2**64): compare fully
+    if len(unsure):
+        width = f"S{_WIDTH}"
+        strings = np.ascontiguousarray(records[unsure]).view(width).ravel()
+        found[unsure] = np.isin(strings, np.ascontiguousarray(members).view(width).ravel())
+    return found
 
 
 def _add_type_value(
