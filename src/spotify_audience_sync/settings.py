@@ -157,6 +157,17 @@ class Settings(BaseSettings):
             raise ValueError("must be an ISO 3166 alpha-2 region libphonenumber knows, e.g. US")
         return region
 
+    @field_validator("delimiter")
+    @classmethod
+    def _delimiter(cls, value: str | None) -> str | None:
+        names = {"tab": "\t", "\\t": "\t", "comma": ",", "semicolon": ";", "pipe": "|"}
+        if value is None:
+            return None
+        char = names.get(value.casefold(), value)
+        if len(char) != 1 or char in '"\r\n':
+            raise ValueError("must be one character, or tab, comma, semicolon or pipe")
+        return char
+
     @field_validator("encoding")
     @classmethod
     def _encoding(cls, value: str) -> str:
