@@ -71,6 +71,8 @@ class PlanSync(BaseModel):
     """Column holding each row's country, for phones in national format."""
     consent_column: str | None = None
     """Keep only rows whose value here is affirmative (yes, true, 1, subscribed...)."""
+    exclude: list[str] = Field(default_factory=list)
+    """Suppression lists (files, relative to the plan's folder): never uploaded."""
     default_region: str | None = None
     """Region (ISO 3166 alpha-2) for phone numbers without a country code."""
     gmail_canonical: bool | None = None
@@ -140,6 +142,10 @@ class PlanSync(BaseModel):
         assert self.input is not None
         path = Path(self.input)
         return path if path.is_absolute() else folder / path
+
+    def exclude_paths(self, folder: Path) -> list[Path]:
+        """The suppression lists, relative paths taken from the plan's folder."""
+        return [p if p.is_absolute() else folder / p for p in map(Path, self.exclude)]
 
 
 class Plan(BaseModel):

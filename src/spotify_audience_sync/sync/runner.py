@@ -161,16 +161,25 @@ def run_plan(
         if not jobs:
             return
         first = jobs[0].sync
+        built: list[_Job] = []
         try:
-            with _open(first, folder, environ) as source:
-                results = prepare_split(source, [job.split for job in jobs])
-        except SyncError as exc:
-            for job in jobs:
-                _fail(outcomes[job.sync.name], exc)
-            return
-        for job, groups in zip(jobs, results, strict=True):
-            client = clients(job.options.ad_account_id)
-            _mirror_job(job, groups, client, store, outcomes[job.sync.name], events, kwargs)
+            try:
+                for job in jobs:
+                    built.append(_with_exclusions(job, folder))
+                jobs = built
+                with _open(first, folder, environ) as source:
+                    results = prepare_split(source, [job.split for job in jobs])
+            except SyncError as exc:
+                for job in jobs:
+                    _fail(outcomes[job.sync.name], exc)
+                return
+            for job, groups in zip(jobs, results, strict=True):
+                client = clients(job.options.ad_account_id)
+                _mirror_job(job, groups, client, store, outcomes[job.sync.name], events, kwargs)
+        finally:
+            for job in built:
+                if job.split.options.suppression is not None:
+                    job.split.options.suppression.close()
 
     units = _read_units(syncs, folder)
     if parallel <= 1 or len(units) == 1:
@@ -219,6 +228,26 @@ def _mirror_job(
     finally:
         for prepared in groups.values():
             prepared.close()
+
+
+def _with_exclusions(job: _Job, folder: Path) -> _Job:
+    """The job with its plan's `exclude` lists read in (the caller closes them)."""
+    from spotify_audience_sync.segment.suppression import build_suppression
+    from spotify_audience_sync.segment.warehouse import open_input
+
+    paths = job.sync.exclude_paths(folder)
+    if not paths:
+        return job
+
+    def sources() -> Any:
+        for path in paths:
+            with open_input(str(path)) as source:
+                yield source
+
+    options = job.split.options
+    suppression = build_suppression(sources(), options.normalize, options.temp_dir)
+    split = replace(job.split, options=replace(options, suppression=suppression))
+    return replace(job, split=split)
 
 
 def _fail(outcome: SyncOutcome, exc: SyncError) -> None:
