@@ -106,3 +106,14 @@ def test_country_column_flag_is_checked(tmp_path: Path) -> None:
     )
     assert code == 0
     assert "country from 'Record ID'" in stderr
+
+
+def test_exclude_with_an_audience_column_is_refused_not_ignored(tmp_path: Path) -> None:
+    code, _, stderr = invoke(
+        str(EXPORTS / "hubspot_contacts.csv"),
+        "-o", str(tmp_path / "{value}.csv"),
+        "--audience-column", "Marketing contact status",
+        "--exclude", str(EXPORTS / "opt_outs.csv"),
+    )  # fmt: skip
+    assert code == 2
+    assert "--exclude and --exclude-query are not available with --audience-column" in stderr

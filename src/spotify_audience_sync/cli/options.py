@@ -262,6 +262,16 @@ def prepare_options(settings: Settings, flags: dict[str, Any]) -> PrepareOptions
     )
 
 
+def refuse_exclusions_per_value(flags: dict[str, Any]) -> None:
+    """--exclude with --audience-column: not wired yet (a plan's `exclude` is), so refused
+    rather than ignored: an opt-out that silently does nothing is the worst outcome."""
+    if flags.get("exclude") or flags.get("exclude_query"):
+        raise click.UsageError(
+            "--exclude and --exclude-query are not available with --audience-column yet; "
+            "use a plan's `exclude`, or one run per audience"
+        )
+
+
 def open_suppression(
     settings: Settings, flags: dict[str, Any], options: PrepareOptions
 ) -> PrepareOptions:

@@ -15,6 +15,7 @@ from spotify_audience_sync.cli.options import (
     max_audiences_option,
     open_suppression,
     prepare_options,
+    refuse_exclusions_per_value,
     require_one_input,
     segment_options,
 )
@@ -137,13 +138,21 @@ def _prepare_many(
 
     if "{value}" not in output or output == "-":
         raise click.UsageError("with --audience-column, --output is a path with {value} in it")
+    refuse_exclusions_per_value(flags)
     if report_path:
         check_writable(report_path, "--report")
     split = Split(
         prepare_options(settings, flags), flags["audience_column"], flags["max_audiences"]
     )
     with (
-        open_input(input_path, fmt, flags.get("query"), settings.database_url) as source,
+        open_input(
+            input_path,
+            fmt,
+            flags.get("query"),
+            settings.database_url,
+            encoding=settings.encoding,
+            delimiter=settings.delimiter,
+        ) as source,
         out.phase("read") as progress,
     ):
         (groups,) = prepare_split(source, [split], on_progress=progress)
