@@ -117,3 +117,21 @@ def test_exclude_with_an_audience_column_is_refused_not_ignored(tmp_path: Path) 
     )  # fmt: skip
     assert code == 2
     assert "--exclude and --exclude-query are not available with --audience-column" in stderr
+
+
+def test_exclude_query_reads_a_suppression_list_from_the_database(tmp_path: Path) -> None:
+    report = tmp_path / "r.json"
+    query = (
+        "SELECT 'BEN.FISCHER0@example.com' AS email, '+1 415 555 0132' AS phone "
+        "UNION ALL SELECT 'jonas.costa1@example.org', NULL"
+    )
+    code, stdout, stderr = invoke(
+        str(EXPORTS / "hubspot_contacts.csv"),
+        "-o", str(tmp_path / "out.csv"), "--report", str(report),
+        "--exclude-query", query, "--database-url", "duckdb://",
+    )  # fmt: skip
+    assert code == 0, stderr
+    identifiers = _report(report)["identifiers"]
+    assert identifiers["email"]["suppressed"] == 2
+    assert identifiers["phone"]["suppressed"] == 1  # row 1's mobile, 415.555.0132
+    assert "fischer0" not in stdout + stderr
