@@ -135,3 +135,17 @@ def test_exclude_query_reads_a_suppression_list_from_the_database(tmp_path: Path
     assert identifiers["email"]["suppressed"] == 2
     assert identifiers["phone"]["suppressed"] == 1  # row 1's mobile, 415.555.0132
     assert "fischer0" not in stdout + stderr
+
+
+def test_a_consent_like_column_is_named_but_never_applied_by_guess(tmp_path: Path) -> None:
+    report = tmp_path / "r.json"
+    code, _, stderr = invoke(
+        str(EXPORTS / "shopify_customers.csv"),
+        "-o", str(tmp_path / "out.csv"), "--report", str(report), "--log-format", "human",
+    )  # fmt: skip
+    assert code == 0, stderr
+    assert (
+        "consent-like 'Accepts Email Marketing' not applied (--consent-column applies it)" in stderr
+    )
+    data = _report(report)
+    assert (data["no_consent"], data["consent_column"], data["rows_read"]) == (0, None, 200)
