@@ -17,7 +17,9 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
-from collections.abc import Iterable
+from collections import deque
+from collections.abc import Callable, Iterable
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -129,47 +131,73 @@ def _isin(records: Records, members: Records) -> npt.NDArray[np.bool_]:
     return found
 
 
-def _add_type_value(
-    suppression: Suppression, batch: pl.DataFrame, options: NormalizeOptions
-) -> None:
+Digests = list[tuple[IdentifierType, Records]]
+
+
+def _type_value_digests(batch: pl.DataFrame, options: NormalizeOptions) -> Digests:
     """A ``type,value`` batch: each type's values hashed as that type."""
     types, values = batch.columns
-    for name in batch[types].drop_nulls().unique().to_list():
+    found: Digests = []
+    for name in batch[types].drop_nulls().unique(maintain_order=True).to_list():
         kind = _type_of(name)
         if kind is None:
             raise InputError(f"exclusion list: unknown identifier type {name!r} in column 'type'")
         rows = batch.filter(pl.col(types) == name).select(pl.col(values).alias("v"))
-        _add_columns(suppression, rows, {kind: ["v"]}, options)
+        found.extend(_column_digests(rows, {kind: ["v"]}, options))
+    return found
 
 
-def _add_columns(
-    suppression: Suppression,
-    batch: pl.DataFrame,
-    lists: dict[IdentifierType, list[str]],
-    options: NormalizeOptions,
-) -> None:
+def _column_digests(
+    batch: pl.DataFrame, lists: dict[IdentifierType, list[str]], options: NormalizeOptions
+) -> Digests:
     hashed = hash_columns(batch, lists, options)
-    for kind, columns in hashed.hashes.items():
-        for digests in columns:
-            suppression.add(kind, digests.matrix[digests.accepted])
+    return [
+        (kind, digests.matrix[digests.accepted])
+        for kind, columns in hashed.hashes.items()
+        for digests in columns
+    ]
+
+
+def _read(
+    source: Source, options: NormalizeOptions
+) -> tuple[list[str], Callable[[pl.DataFrame], Digests]]:
+    """The columns to read from an exclusion source, and what turns a batch into digests."""
+    if [folded(c) for c in source.columns] == ["type", "value"]:
+        return source.columns, lambda batch: _type_value_digests(batch, options)
+    lists = resolve_column_lists(source.name, source.columns, {})
+    wanted = list(dict.fromkeys(c for names in lists.values() for c in names))
+    return wanted, lambda batch: _column_digests(batch, lists, options)
+
+
+def _work(parse: Callable[[], pl.DataFrame], digests: Callable[[pl.DataFrame], Digests]) -> Digests:
+    return digests(parse())
 
 
 def build_suppression(
-    sources: Iterable[Source], options: NormalizeOptions, temp_dir: str | None = None
+    sources: Iterable[Source],
+    options: NormalizeOptions,
+    temp_dir: str | None = None,
+    workers: int = 2,
 ) -> Suppression:
-    """Read every exclusion source into one :class:`Suppression` (the caller closes it)."""
+    """Read every exclusion source into one :class:`Suppression` (the caller closes it).
+
+    Batches are parsed and hashed on ``workers`` threads (polars and the hashing release the
+    GIL) and spilled in input order on this one, with at most ``workers + 1`` in flight.
+    """
     suppression = Suppression(temp_dir)
     try:
-        for source in sources:
-            folded_names = [folded(c) for c in source.columns]
-            if folded_names[:2] == ["type", "value"] and len(folded_names) == 2:
-                for batch in source.batches(source.columns):
-                    _add_type_value(suppression, batch, options)
-                continue
-            lists = resolve_column_lists(source.name, source.columns, {})
-            wanted = list(dict.fromkeys(c for names in lists.values() for c in names))
-            for batch in source.batches(wanted):
-                _add_columns(suppression, batch, lists, options)
+        with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+            for source in sources:
+                wanted, digests = _read(source, options)
+                in_flight: deque[Future[Digests]] = deque()
+                for parse in source.deferred_batches(wanted):
+                    in_flight.append(pool.submit(_work, parse, digests))
+                    while len(in_flight) > workers:
+                        for kind, records in in_flight.popleft().result():
+                            suppression.add(kind, records)
+                while in_flight:
+                    for kind, records in in_flight.popleft().result():
+                        suppression.add(kind, records)
     except BaseException:
         suppression.close()
         raise
