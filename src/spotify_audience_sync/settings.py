@@ -112,6 +112,15 @@ class Settings(BaseSettings):
     encoding: str = "utf-8"
     """Text encoding of CSV, TSV and NDJSON input: any codec Python knows (cp1252 for Windows
     and Excel exports, latin-1, utf-16), transcoded to UTF-8 as it is read."""
+    delimiter: str | None = None
+    """Field delimiter of CSV input (one character, or tab); unset: sniffed from the header
+    line among comma, semicolon, tab and pipe."""
+    country_column: str | None = None
+    """Column holding each row's country, for phone numbers in national format; unset: a
+    column with a well-known name (country, Country/Region, Land, Pays...) if there is one."""
+    consent_column: str | None = None
+    """Keep only rows whose value in this column is affirmative (yes, true, 1, subscribed,
+    opted_in, granted...); unset: every row. Never applied by guess."""
     temp_dir: Path | None = None
     """Where hashed identifiers are staged for deduplication (default: the system temp dir)."""
     max_reject_rate: float = Field(default=0.5, gt=0, le=1)
@@ -163,6 +172,17 @@ class Settings(BaseSettings):
         if region not in phonenumbers.SUPPORTED_REGIONS:
             raise ValueError("must be an ISO 3166 alpha-2 region libphonenumber knows, e.g. US")
         return region
+
+    @field_validator("delimiter")
+    @classmethod
+    def _delimiter(cls, value: str | None) -> str | None:
+        names = {"tab": "\t", "\\t": "\t", "comma": ",", "semicolon": ";", "pipe": "|"}
+        if value is None:
+            return None
+        char = names.get(value.casefold(), value)
+        if len(char) != 1 or char in '"\r\n':
+            raise ValueError("must be one character, or tab, comma, semicolon or pipe")
+        return char
 
     @field_validator("encoding")
     @classmethod

@@ -57,38 +57,46 @@ def test_well_known_column_names_are_taken_and_the_choice_is_printed(
     )
 
 
-def test_the_default_name_wins_over_an_alias(tmp_path: Path) -> None:
+def test_every_column_named_for_a_type_is_read(tmp_path: Path) -> None:
     src, out = tmp_path / "in.csv", tmp_path / "out.csv"
     src.write_text("mail,email\nx@example.com,a@example.com\n", encoding="utf-8")
     code, stdout, _ = invoke(str(src), "-o", str(out), "--log-format", "json")
     assert code == 0
-    assert json.loads(stdout.splitlines()[0])["columns"] == {"email": "email"}
+    assert json.loads(stdout.splitlines()[0])["columns"] == {"email": ["mail", "email"]}
+    assert len(out.read_text().splitlines()) == 3  # the header and both addresses
+
+
+def test_several_columns_of_a_type_are_listed_on_the_columns_line(tmp_path: Path) -> None:
+    src, out = tmp_path / "in.csv", tmp_path / "out.csv"
+    src.write_text("Phone,Mobile,Work Phone\n,+1 201 555 0123,+1 201 555 0124\n", "utf-8")
+    code, _, stderr = invoke(str(src), "-o", str(out), "--log-format", "human")
+    assert code == 0, stderr
+    assert "columns: phone from 'Phone' and 'Mobile' and 'Work Phone'" in stderr
+    assert len(out.read_text().splitlines()) == 3
 
 
 @pytest.mark.parametrize(
     ("header", "message"),
     [
         pytest.param(
-            "E-mail,Email Address,phone",
-            r"in\.csv: 2 columns could hold email identifiers \('E-mail', 'Email Address'\); "
-            r"name the one to use with --email-column",
+            "E-mail,Email,phone",
+            r"in\.csv: 2 columns could hold email identifiers \('E-mail', 'Email'\); "
+            r"name the ones to use with --email-column",
             id="two-emails",
         ),
         pytest.param(
-            "Mobile,cell",
-            r"in\.csv: 2 columns could hold phone identifiers \('Mobile', 'cell'\)",
+            "Mobile,mobile",
+            r"in\.csv: 2 columns could hold phone identifiers \('Mobile', 'mobile'\)",
             id="two-phones",
         ),
         pytest.param(
-            "IDFA,GAID",
-            r"in\.csv: 2 columns could hold device_id identifiers \('IDFA', 'GAID'\)",
+            "IDFA,idfa",
+            r"in\.csv: 2 columns could hold device_id identifiers \('IDFA', 'idfa'\)",
             id="two-device-ids",
         ),
     ],
 )
-def test_two_columns_matching_one_type_are_refused(
-    tmp_path: Path, header: str, message: str
-) -> None:
+def test_two_columns_named_alike_are_refused(tmp_path: Path, header: str, message: str) -> None:
     src = tmp_path / "in.csv"
     src.write_text(header + "\n" + ",".join(["x"] * header.count(",")) + ",y\n", "utf-8")
     code, _, stderr = invoke(str(src), "-o", str(tmp_path / "out.csv"))

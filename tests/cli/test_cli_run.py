@@ -199,3 +199,36 @@ syncs:
     assert syncs["missing"]["exit_code"] == 66
     assert syncs["ok"]["exit_code"] == 0
     assert syncs["ok"]["audiences"][0]["sync"]["action"] == "created"
+
+
+def test_a_plan_sync_with_export_fields(env: Sandbox, tmp_path: Path) -> None:
+    """delimiter (sniffed), several phone columns as a list, consent_column and exclude."""
+    rows = [
+        f"{i};kunde{i}@example.com;+1 415 555 {i:04d};+1 415 555 {2000 + i:04d};"
+        + ("no" if i == 9 else "yes")
+        for i in range(600)
+    ]
+    (tmp_path / "kunden.csv").write_text(
+        "Kundennummer;E-Mail;Telefon;Mobil;Einwilligung\n" + "\n".join(rows) + "\n"
+    )
+    (tmp_path / "opt_outs.csv").write_text("type,value\nemail,KUNDE0@example.com\n")
+    plan = write_plan(
+        tmp_path / "plan.yaml",
+        """
+syncs:
+  - name: kunden
+    input: kunden.csv
+    audience_name: Kunden
+    phone_column: [Telefon, Mobil]
+    consent_column: Einwilligung
+    exclude: [opt_outs.csv]
+""",
+    )
+    code, lines, stderr = invoke(str(plan))
+    assert code == 0, json.dumps(lines[-1]) + stderr
+    (sync,) = lines[-1]["syncs"]
+    (audience,) = sync["audiences"]
+    # 599 consenting rows: 598 emails (one excluded) and 2 x 599 phones.
+    assert len(env.membership(audience["sync"]["audience_id"])) == 598 + 1198
+    email = audience["prepare"]["identifiers"]["email"]
+    assert (email["suppressed"], audience["prepare"]["no_consent"]) == (1, 1)

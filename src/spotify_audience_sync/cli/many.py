@@ -11,7 +11,7 @@ import time
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
-from spotify_audience_sync.cli.options import prepare_options
+from spotify_audience_sync.cli.options import prepare_options, refuse_exclusions_per_value
 
 if TYPE_CHECKING:
     from spotify_audience_sync.cli.output import Output
@@ -76,6 +76,7 @@ def run_sync_many(
     from spotify_audience_sync.sync.mirror import validate_options
     from spotify_audience_sync.sync.tokens import token_sinks
 
+    refuse_exclusions_per_value(flags)
     template: str = flags["audience_name_template"]
     validate_options(replace(base, audience_name=template))  # the description, at once
     if report_path:
@@ -96,6 +97,7 @@ def run_sync_many(
                     flags.get("query"),
                     settings.database_url,
                     encoding=settings.encoding,
+                    delimiter=settings.delimiter,
                 ) as source,
                 out.phase("read") as progress,
             ):

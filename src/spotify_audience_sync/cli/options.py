@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
@@ -84,12 +84,55 @@ _SEGMENT_OPTIONS: list[Callable[[F], F]] = [
         help="Text encoding of a CSV, TSV or NDJSON input, any Python codec: cp1252 (Windows, "
         "Excel), latin-1, utf-16... [default: utf-8].",
     ),
-    click.option("--email-column", metavar="C", help="Column holding emails [default: email]."),
     click.option(
-        "--phone-column", metavar="C", help="Column holding phone numbers [default: phone]."
+        "--delimiter",
+        metavar="CHAR",
+        help="CSV field delimiter: one character, or tab [default: sniffed from the header "
+        "line among , ; tab |].",
     ),
     click.option(
-        "--device-id-column", metavar="C", help="Column holding IDFA/GAID [default: device_id]."
+        "--email-column",
+        metavar="C",
+        multiple=True,
+        help="Column holding emails; repeat for several [default: every column named like "
+        "email, E-Mail, Courriel, Correo, email_sha256...].",
+    ),
+    click.option(
+        "--phone-column",
+        metavar="C",
+        multiple=True,
+        help="Column holding phone numbers; repeat for several [default: every column named "
+        "like phone, mobile, Telefon, Téléphone, Móvil, phone_sha256...].",
+    ),
+    click.option(
+        "--device-id-column",
+        metavar="C",
+        multiple=True,
+        help="Column holding IDFA/GAID; repeat for several [default: device_id, idfa, gaid...].",
+    ),
+    click.option(
+        "--country-column",
+        metavar="C",
+        help="Column holding each row's country, for phones in national format [default: a "
+        "column named country, Country/Region, Land, Pays...].",
+    ),
+    click.option(
+        "--consent-column",
+        metavar="C",
+        help="Keep only rows whose value here is yes, true, 1, subscribed, opted_in, "
+        "granted... [default: every row].",
+    ),
+    click.option(
+        "--exclude",
+        metavar="PATH",
+        multiple=True,
+        help="Suppression list (any input format, raw or SHA-256, or type,value): its "
+        "identifiers are never uploaded. Repeatable.",
+    ),
+    click.option(
+        "--exclude-query",
+        metavar="SQL",
+        help="Suppression list from this SQL query on --database-url.",
     ),
     click.option(
         "--default-region",
@@ -214,7 +257,45 @@ def prepare_options(settings: Settings, flags: dict[str, Any]) -> PrepareOptions
         temp_dir=str(settings.temp_dir) if settings.temp_dir else None,
         max_reject_rate=settings.max_reject_rate,
         rejects_path=flags.get("rejects_path"),
+        country_column=settings.country_column,
+        consent_column=settings.consent_column,
     )
+
+
+def refuse_exclusions_per_value(flags: dict[str, Any]) -> None:
+    """--exclude with --audience-column: not wired yet (a plan's `exclude` is), so refused
+    rather than ignored: an opt-out that silently does nothing is the worst outcome."""
+    if flags.get("exclude") or flags.get("exclude_query"):
+        raise click.UsageError(
+            "--exclude and --exclude-query are not available with --audience-column yet; "
+            "use a plan's `exclude`, or one run per audience"
+        )
+
+
+def open_suppression(
+    settings: Settings, flags: dict[str, Any], options: PrepareOptions
+) -> PrepareOptions:
+    """The options with the --exclude lists and --exclude-query read in (the caller closes
+    ``options.suppression``); unchanged without them."""
+    import dataclasses
+
+    from spotify_audience_sync.segment.suppression import build_suppression
+    from spotify_audience_sync.segment.warehouse import open_input
+
+    paths, query = flags.get("exclude") or (), flags.get("exclude_query")
+    if not paths and not query:
+        return options
+
+    def sources() -> Iterator[Source]:
+        for path in paths:
+            with open_input(path, "auto", encoding=settings.encoding) as source:
+                yield source
+        if query:
+            with open_input(None, "auto", query, settings.database_url) as source:
+                yield source
+
+    suppression = build_suppression(sources(), options.normalize, options.temp_dir)
+    return dataclasses.replace(options, suppression=suppression)
 
 
 def announce_columns(out: Output, source: Source, options: PrepareOptions) -> PrepareOptions:
@@ -225,24 +306,42 @@ def announce_columns(out: Output, source: Source, options: PrepareOptions) -> Pr
     """
     import dataclasses
 
-    from spotify_audience_sync.segment.columns import column_label, resolve_columns
-
-    columns = resolve_columns(source.name, source.columns, options.columns)
-    shown = {
-        kind.key: column_label(name, source.columns.index(name) + 1)
-        for kind, name in columns.items()
-    }
-    out.event("columns", columns=shown)
-    out.summary(
-        "columns: "
-        + ", ".join(
-            f"{kind.key} from {shown[kind.key]!r}"
-            if shown[kind.key] == name
-            else f"{kind.key} from {shown[kind.key]}"
-            for kind, name in columns.items()
-        )
+    from spotify_audience_sync.segment.columns import (
+        column_label,
+        resolve_column_lists,
+        resolve_country_column,
     )
-    return dataclasses.replace(options, columns=columns)
+    from spotify_audience_sync.segment.consent import consent_like
+
+    columns = resolve_column_lists(source.name, source.columns, options.columns)
+    country = resolve_country_column(source.name, source.columns, options.country_column)
+
+    def shown(name: str) -> str:
+        return column_label(name, source.columns.index(name) + 1)
+
+    def label(name: str) -> str:
+        return repr(name) if shown(name) == name else shown(name)
+
+    listed = {kind.key: [label(n) for n in names] for kind, names in columns.items()}
+    out.event(
+        "columns",
+        columns={
+            kind.key: shown(names[0]) if len(names) == 1 else [shown(n) for n in names]
+            for kind, names in columns.items()
+        },
+    )
+    parts = [f"{key} from {' and '.join(names)}" for key, names in listed.items()]
+    if country is not None:
+        parts.append(f"country from {label(country)}")
+    if options.consent_column is not None:
+        parts.append(f"consent from {label(options.consent_column)}")
+    else:
+        unused = consent_like(source.columns)
+        if unused:
+            named = ", ".join(label(c) for c in unused)
+            parts.append(f"consent-like {named} not applied (--consent-column applies it)")
+    out.summary("columns: " + ", ".join(parts))
+    return dataclasses.replace(options, columns=columns, country_column=country)
 
 
 SETTING_FLAGS = (
@@ -255,6 +354,9 @@ SETTING_FLAGS = (
     "temp_dir",
     "database_url",
     "max_reject_rate",
+    "delimiter",
+    "country_column",
+    "consent_column",
 )
 
 

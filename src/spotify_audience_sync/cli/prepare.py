@@ -13,7 +13,9 @@ from spotify_audience_sync.cli.options import (
     load_cli_settings,
     make_output,
     max_audiences_option,
+    open_suppression,
     prepare_options,
+    refuse_exclusions_per_value,
     require_one_input,
     segment_options,
 )
@@ -71,12 +73,23 @@ def prepare(
     for path, flag in checks:
         if path:  # before anything is read: a bad path fails in milliseconds
             check_writable(path, flag)
-    with open_input(
-        input_path, fmt, flags.get("query"), settings.database_url, encoding=settings.encoding
-    ) as source:
-        options = announce_columns(out, source, options)
-        with out.phase("read") as progress:
-            prepared = prepare_segment(source, options, on_progress=progress)
+    options = open_suppression(settings, flags, options)
+    try:
+        with open_input(
+            input_path,
+            fmt,
+            flags.get("query"),
+            settings.database_url,
+            encoding=settings.encoding,
+            delimiter=settings.delimiter,
+        ) as source:
+            options = announce_columns(out, source, options)
+            with out.phase("read") as progress:
+                prepared = prepare_segment(source, options, on_progress=progress)
+    except BaseException:
+        if options.suppression is not None:
+            options.suppression.close()
+        raise
     with prepared:
         prepared.report.output = "<stdout>" if output == "-" else output
         if output == "-":
@@ -102,6 +115,8 @@ def prepare(
         out.outcome(summary.splitlines()[-1])
     for warning in prepared.report.warnings:
         out.warning(warning, code="column_rejects")
+    if options.suppression is not None:
+        options.suppression.close()
     out.event("result", command="prepare", exit_code=0, report=prepared.report.to_dict())
 
 
@@ -123,13 +138,21 @@ def _prepare_many(
 
     if "{value}" not in output or output == "-":
         raise click.UsageError("with --audience-column, --output is a path with {value} in it")
+    refuse_exclusions_per_value(flags)
     if report_path:
         check_writable(report_path, "--report")
     split = Split(
         prepare_options(settings, flags), flags["audience_column"], flags["max_audiences"]
     )
     with (
-        open_input(input_path, fmt, flags.get("query"), settings.database_url) as source,
+        open_input(
+            input_path,
+            fmt,
+            flags.get("query"),
+            settings.database_url,
+            encoding=settings.encoding,
+            delimiter=settings.delimiter,
+        ) as source,
         out.phase("read") as progress,
     ):
         (groups,) = prepare_split(source, [split], on_progress=progress)

@@ -20,6 +20,7 @@ from spotify_audience_sync.cli.options import (
     load_cli_settings,
     make_output,
     max_audiences_option,
+    open_suppression,
     prepare_options,
     require_one_input,
     segment_options,
@@ -191,11 +192,18 @@ def _sync_with_state(
 
     prepared: PreparedSegment | None = None
     tokens = oauth_session(settings, sinks=token_sinks(backend, settings))
+    asked = prepare_options(settings, flags)
     try:
+        asked = open_suppression(settings, flags, asked)
         with open_input(
-            input_path, fmt, flags.get("query"), settings.database_url, encoding=settings.encoding
+            input_path,
+            fmt,
+            flags.get("query"),
+            settings.database_url,
+            encoding=settings.encoding,
+            delimiter=settings.delimiter,
         ) as source:
-            chosen = announce_columns(out, source, prepare_options(settings, flags))
+            chosen = announce_columns(out, source, asked)
             with out.phase("read") as progress:
                 prepared = prepare_segment(source, chosen, on_progress=progress)
         kept["prepared"] = segment = prepared
@@ -229,6 +237,8 @@ def _sync_with_state(
         raise
     finally:
         tokens.close()
+        if asked.suppression is not None:
+            asked.suppression.close()
     result = _result(prepared, report)
     if report_path:
         _write_report(report_path, result, out)

@@ -17,7 +17,7 @@ import polars as pl
 
 from spotify_audience_sync.errors import InputError
 from spotify_audience_sync.segment.encoding import NOT_UTF8
-from spotify_audience_sync.segment.locate import find_failure, record_lines
+from spotify_audience_sync.segment.locate import field_counts, find_failure, record_lines
 
 if TYPE_CHECKING:
     from spotify_audience_sync.segment.sources import Source
@@ -55,7 +55,16 @@ class TextBatch:
     bytes before they are let go.
     """
 
-    __slots__ = ("_chunk", "_columns", "_line", "_lines", "_newlines", "_rows", "_source")
+    __slots__ = (
+        "_chunk",
+        "_columns",
+        "_line",
+        "_lines",
+        "_newlines",
+        "_rows",
+        "_source",
+        "short_rows",
+    )
     unit: Literal["line", "row"] = "line"
 
     def __init__(
@@ -66,6 +75,8 @@ class TextBatch:
         self._newlines = newlines
         self._rows: int | None = None
         self._lines: npt.NDArray[np.int64] | None = None  # per record, when not line + i
+        #: CSV records with fewer fields than the header (read as blanks), once parsed.
+        self.short_rows = 0
 
     def __call__(self) -> pl.DataFrame:
         chunk, self._chunk = self._chunk, None
@@ -76,10 +87,31 @@ class TextBatch:
             frame = source.parse_chunk(chunk, self._columns)
         except pl.exceptions.PolarsError:
             raise self._located(chunk) from None
+        if source.format != "ndjson":
+            self.short_rows = self._ragged(chunk)
         self._rows = frame.height
         if frame.height != self._newlines:
             self._lines = record_lines(chunk, quoted=source.format != "ndjson") + self._line
         return frame
+
+    def _ragged(self, chunk: bytes) -> int:
+        """Records with fewer fields than the header; InputError at the first with more.
+
+        A row with more fields (an unquoted delimiter inside a value) would shift its values
+        into other columns, so it is refused wherever it is, even outside the columns read.
+        """
+        source = self._source
+        width = len(source.columns)
+        fields = field_counts(chunk, source.delimiter)
+        long = np.flatnonzero(fields.counts > width)
+        if len(long):
+            first = int(long[0])
+            line = self._line + chunk.count(b"\n", 0, int(fields.starts[first]))
+            raise InputError(
+                f"{source.name}: line {line} has {int(fields.counts[first])} fields where the "
+                f"header has {width} (a delimiter inside an unquoted value?)"
+            )
+        return int(np.count_nonzero(fields.counts < width))
 
     def line_of(self, rows: npt.NDArray[np.integer]) -> npt.NDArray[np.int64]:
         """The 1-based file line on which each record at index ``rows`` starts."""
@@ -102,7 +134,11 @@ class TextBatch:
             return True
 
         failure = find_failure(
-            chunk, parses, quoted=source.format != "ndjson", width=len(source.columns)
+            chunk,
+            parses,
+            quoted=source.format != "ndjson",
+            width=len(source.columns),
+            delimiter=source.delimiter,
         )
         why = NOT_UTF8 if failure.why == "is not valid UTF-8" else failure.why
         return InputError(f"{source.name}: line {self._line + failure.line} {why}")

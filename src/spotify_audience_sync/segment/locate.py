@@ -21,7 +21,7 @@ from collections.abc import Callable
 import numpy as np
 import numpy.typing as npt
 
-__all__ = ["Failure", "find_failure", "record_lines"]
+__all__ = ["Failure", "Fields", "field_counts", "find_failure", "record_lines"]
 
 Lines = npt.NDArray[np.int64]
 
@@ -54,8 +54,44 @@ class Failure:
         self.line, self.why = line, why
 
 
+class Fields:
+    """How many fields each CSV record of a chunk has, and where each record starts (bytes)."""
+
+    __slots__ = ("counts", "starts")
+
+    def __init__(self, counts: Lines, starts: Lines) -> None:
+        self.counts, self.starts = counts, starts
+
+
+def field_counts(chunk: bytes, delimiter: str) -> Fields:
+    """Fields per record of a CSV chunk: delimiters outside double quotes, plus one.
+
+    polars, reading some columns only, neither fails on a row with more fields than the header
+    nor says which rows had fewer; this pass (a few vector scans of the chunk) tells both.
+    """
+    data = np.frombuffer(chunk, dtype=np.uint8)
+    newlines = np.flatnonzero(data == ord("\n"))
+    delimiters = np.flatnonzero(data == ord(delimiter))
+    if b'"' in chunk:
+        quotes = np.flatnonzero(data == ord('"'))
+        newlines = newlines[(np.searchsorted(quotes, newlines) & 1) == 0]
+        delimiters = delimiters[(np.searchsorted(quotes, delimiters) & 1) == 0]
+    ends = newlines
+    if len(chunk) and chunk[-1:] != b"\n":
+        ends = np.append(ends, len(chunk))
+    before = np.searchsorted(delimiters, ends)
+    counts = np.diff(before, prepend=0).astype(np.int64) + 1
+    starts = np.concatenate(([0], ends[:-1] + 1)).astype(np.int64) if len(ends) else ends
+    return Fields(counts, starts)
+
+
 def find_failure(
-    chunk: bytes, parses: Callable[[bytes], bool], *, quoted: bool, width: int
+    chunk: bytes,
+    parses: Callable[[bytes], bool],
+    *,
+    quoted: bool,
+    width: int,
+    delimiter: str = ",",
 ) -> Failure:
     """The first record of ``chunk`` that fails: a bad UTF-8 byte, else the first record end
     at which ``parses(chunk[:end])`` turns false (polars's own verdict, found by bisection).
@@ -84,15 +120,16 @@ def find_failure(
     start = ends[low - 1] if low else 0
     record = chunk[start : ends[low]]
     line = chunk.count(b"\n", 0, start)
-    return Failure(line, _why_csv(record, width) if quoted else _why_json(record))
+    return Failure(line, _why_csv(record, width, delimiter) if quoted else _why_json(record))
 
 
-def _why_csv(record: bytes, width: int) -> str:
+def _why_csv(record: bytes, width: int, delimiter: str = ",") -> str:
     if record.count(b'"') % 2:
         return "has a stray or unclosed double quote"
     text = record.decode("utf-8")
     try:
-        rows = list(csv.reader(text.splitlines(keepends=True) or [""], strict=True))
+        lines = text.splitlines(keepends=True) or [""]
+        rows = list(csv.reader(lines, delimiter=delimiter, strict=True))
     except csv.Error:
         return "has a stray or unclosed double quote"
     if len(rows) == 1 and len(rows[0]) > width:

@@ -8,6 +8,7 @@ stream them without the whole file ever being in memory.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import time
 from collections import deque
@@ -18,43 +19,41 @@ from pathlib import Path
 from typing import BinaryIO
 
 import numpy as np
-import numpy.typing as npt
-import polars as pl
 
-from spotify_audience_sync.errors import InputError
+from spotify_audience_sync.errors import ConfigError, InputError
 from spotify_audience_sync.identifiers import hashing
-from spotify_audience_sync.identifiers.emails import REPAIRS
-from spotify_audience_sync.identifiers.normalize import (
-    HASHED,
-    PREHASHED,
-    REJECT_REASONS,
-    STATUS,
-    Extra,
-    HashedBatch,
-    Hashes,
-    IdentifierType,
-    NormalizeOptions,
-    hash_batch,
-)
+from spotify_audience_sync.identifiers.normalize import IdentifierType, NormalizeOptions
 from spotify_audience_sync.identifiers.phones import native as phones_native
-from spotify_audience_sync.segment.columns import COLUMN_ALIASES, column_label, resolve_columns
+from spotify_audience_sync.segment.columns import (
+    COLUMN_ALIASES,
+    ColumnRequest,
+    column_label,
+    resolve_column_lists,
+    resolve_columns,
+)
 from spotify_audience_sync.segment.encode import (
-    Block,
     Layout,
     Records,
     encode_records,
     encoded_size,
     header,
     record_width,
-    to_blocks,
     written_per_type,
 )
 from spotify_audience_sync.segment.outputs import AtomicFile
+from spotify_audience_sync.segment.process import (
+    Processed,
+    count_statuses,
+    merge_counts,
+    new_report,
+    process_batch,
+)
 from spotify_audience_sync.segment.quality import DEFAULT_MAX_REJECT_RATE, format_warnings
-from spotify_audience_sync.segment.rejects import BatchRejects, RejectsFile
-from spotify_audience_sync.segment.report import PrepareReport, TypeCounts, plural
+from spotify_audience_sync.segment.rejects import RejectsFile
+from spotify_audience_sync.segment.report import PrepareReport, plural
 from spotify_audience_sync.segment.sources import Source
-from spotify_audience_sync.segment.staging import Stage, partition_payload, partition_rows
+from spotify_audience_sync.segment.staging import Stage
+from spotify_audience_sync.segment.suppression import Suppression
 from spotify_audience_sync.settings import cache_dir_override, native_disabled
 
 __all__ = [
@@ -62,7 +61,12 @@ __all__ = [
     "PrepareOptions",
     "PreparedSegment",
     "column_label",
+    "count_statuses",
+    "merge_counts",
+    "new_report",
     "prepare_segment",
+    "process_batch",
+    "resolve_column_lists",
     "resolve_columns",
 ]
 
@@ -73,16 +77,15 @@ ProgressCallback = Callable[[int], None]
 if native_disabled():
     hashing.use_native(False)
 
-_REASONS: list[str] = STATUS.categories.to_list()
-_FIRST_REASON = _REASONS.index(PREHASHED) + 1  # statuses after hashed and prehashed: rejections
-_EMPTY = _REASONS.index("empty")
+_Processed = Processed  # the name split.py knows
 
 
 @dataclass(frozen=True)
 class PrepareOptions:
     """Everything that shapes the upload file, apart from the input itself."""
 
-    columns: Mapping[IdentifierType, str] = field(default_factory=dict)
+    columns: Mapping[IdentifierType, ColumnRequest] = field(default_factory=dict)
+    """Each type's column, or columns: every valid value of each is an identifier."""
     normalize: NormalizeOptions = field(default_factory=NormalizeOptions)
     layout: Layout = "type-value"
     temp_dir: str | None = None
@@ -91,6 +94,19 @@ class PrepareOptions:
     """Warn about (and let `sync` refuse) a column with this share of its values rejected."""
     rejects_path: str | None = None
     """Where to write the rejects report (see :mod:`.rejects`); None writes none."""
+    country_column: str | None = None
+    """The column holding each row's country, for phones in national format (None: none)."""
+    consent_column: str | None = None
+    """Keep only rows whose value here is affirmative (:mod:`.consent`); None keeps all."""
+    suppression: Suppression | None = None
+    """Identifiers removed before upload (:mod:`.suppression`); the caller closes it."""
+
+    def __post_init__(self) -> None:
+        # The rules read each row's region from the normalize options: one country column,
+        # named here (by a flag, a setting or detection), reaches every pass that hashes.
+        if self.country_column is not None and self.normalize.country_column is None:
+            normalize = dataclasses.replace(self.normalize, country_column=self.country_column)
+            object.__setattr__(self, "normalize", normalize)
 
 
 class PreparedSegment:
@@ -103,8 +119,10 @@ class PreparedSegment:
         kinds: list[IdentifierType],
         layout: Layout,
         workers: int = 2,
+        suppression: Suppression | None = None,
     ) -> None:
         self.report = report
+        self._suppression = suppression
         self._workers = workers
         self.layout: Layout = layout
         self.kinds = kinds
@@ -125,9 +143,10 @@ class PreparedSegment:
             return self.report.fingerprint
         fingerprint = hashlib.sha256(header(self.layout, self.kinds))
         written: dict[IdentifierType, int] = dict.fromkeys(self.kinds, 0)
+        suppressed: dict[IdentifierType, int] = dict.fromkeys(self.kinds, 0)
         rows = 0
         size = len(header(self.layout, self.kinds))
-        for digest, count, counts, nbytes in self._stage.deduplicated(
+        for digest, count, counts, nbytes, gone in self._stage.deduplicated(
             self._measure, workers=self._workers, keep=True
         ):
             fingerprint.update(digest)
@@ -135,21 +154,40 @@ class PreparedSegment:
             size += nbytes
             for kind, n in counts.items():
                 written[kind] += n
-        self._set_written(written, rows, size)
+            for kind, n in gone.items():
+                suppressed[kind] += n
+        self._set_written(written, rows, size, suppressed)
         self.report.fingerprint = fingerprint.hexdigest()
         return self.report.fingerprint
 
+    def _subtracted(
+        self, parts: dict[int, Records]
+    ) -> tuple[dict[int, Records], dict[IdentifierType, int]]:
+        """One partition's distinct records without the suppressed ones (type-value groups)."""
+        if self._suppression is None:
+            return parts, {}
+        gone: dict[IdentifierType, int] = {}
+        kept = {}
+        for group, records in parts.items():
+            kept[group], removed = self._suppression.subtract(group, records)
+            if removed:
+                kind = list(IdentifierType)[group]
+                gone[kind] = gone.get(kind, 0) + removed
+        return kept, gone
+
     def _measure(
         self, parts: dict[int, Records]
-    ) -> tuple[bytes, int, dict[IdentifierType, int], int]:
+    ) -> tuple[bytes, int, dict[IdentifierType, int], int, dict[IdentifierType, int]]:
         """One partition's digest, row count, per-type counts and encoded size (worker thread)."""
+        parts, gone = self._subtracted(parts)
         digest = hashlib.sha256()
         size = 0
         for group, records in parts.items():
             digest.update(bytes([group]) + len(records).to_bytes(8, "big"))
             digest.update(np.ascontiguousarray(records).data)
             size += encoded_size(records, self.layout, self.kinds, group)
-        return digest.digest(), sum(len(r) for r in parts.values()), self._written(parts), size
+        rows = sum(len(r) for r in parts.values())
+        return digest.digest(), rows, self._written(parts), size, gone
 
     def _written(self, parts: dict[int, Records]) -> dict[IdentifierType, int]:
         """Identifiers per type in one partition's distinct records."""
@@ -168,35 +206,49 @@ class PreparedSegment:
         final = self.report.fingerprint is not None
         yield header(self.layout, self.kinds)
         written: dict[IdentifierType, int] = dict.fromkeys(self.kinds, 0)
+        suppressed: dict[IdentifierType, int] = dict.fromkeys(self.kinds, 0)
         rows, size = 0, len(header(self.layout, self.kinds))
-        for data, count, counts in self._stage.deduplicated(
+        for data, count, counts, gone in self._stage.deduplicated(
             self._encode, workers=self._workers, keep=final
         ):
             rows += count
             size += len(data)
             for kind, n in counts.items():
                 written[kind] += n
+            for kind, n in gone.items():
+                suppressed[kind] += n
             if data:
                 yield data
         if not final:
-            self._set_written(written, rows, size)
+            self._set_written(written, rows, size, suppressed)
         self.report.seconds = time.perf_counter() - self._started
 
-    def _set_written(self, written: dict[IdentifierType, int], rows: int, size: int) -> None:
+    def _set_written(
+        self,
+        written: dict[IdentifierType, int],
+        rows: int,
+        size: int,
+        suppressed: dict[IdentifierType, int],
+    ) -> None:
         for kind, n in written.items():
             entry = self.report.identifiers[kind.key]
             entry.written = n
-            entry.duplicates = entry.accepted - n
+            if self._suppression is not None:
+                entry.suppressed = suppressed.get(kind, 0)
+            entry.duplicates = entry.accepted - n - (entry.suppressed or 0)
         self.report.rows_written = rows
         self.report.bytes_written = size
 
-    def _encode(self, parts: dict[int, Records]) -> tuple[bytes, int, dict[IdentifierType, int]]:
+    def _encode(
+        self, parts: dict[int, Records]
+    ) -> tuple[bytes, int, dict[IdentifierType, int], dict[IdentifierType, int]]:
         """One partition's distinct records → bytes and counts (runs on a worker thread)."""
+        parts, gone = self._subtracted(parts)
         data = b"".join(
             encode_records(records, self.layout, self.kinds, group)
             for group, records in parts.items()
         )
-        return data, sum(len(r) for r in parts.values()), self._written(parts)
+        return data, sum(len(r) for r in parts.values()), self._written(parts), gone
 
     def write_to(self, stream: BinaryIO | AtomicFile) -> None:
         """Write the whole file to a binary stream."""
@@ -222,176 +274,6 @@ class PreparedSegment:
         self.close()
 
 
-@dataclass(frozen=True)
-class _Processed:
-    """What a worker hands back for one batch: rows, staged partitions by group, counts."""
-
-    rows: int
-    payloads: list[tuple[int, dict[int, Records]]]
-    statuses: dict[IdentifierType, dict[str, int]]
-    phone_fallback: int
-    rejects: BatchRejects | None = None
-    rows_with_identifier: int = 0
-    phone_row_country: int = 0
-    country_unknown: int = 0
-    repairs: dict[str, int] = field(default_factory=dict)
-
-
-def count_statuses(
-    codes: npt.NDArray[np.uint8], extra: npt.NDArray[np.uint8] | None = None
-) -> dict[str, int]:
-    """How many identifiers ended in each status: a bincount of the status codes (each row's
-    first identifier's, and ``extra``: the other identifiers of cells that held several)."""
-    counts = np.bincount(codes, minlength=len(STATUS.categories))
-    if extra is not None and len(extra):
-        counts = counts + np.bincount(extra, minlength=len(STATUS.categories))
-    return {STATUS.categories[i]: int(n) for i, n in enumerate(counts) if n}
-
-
-def _rows_with_identifier(
-    codes: Mapping[IdentifierType, npt.NDArray[np.uint8]],
-    extra: Mapping[IdentifierType, Extra] | None = None,
-) -> int:
-    """Rows where at least one identifier was accepted (hashed or pre-hashed): one vector
-    compare and OR per type over the status codes the rules already produced."""
-    accepted: npt.NDArray[np.bool_] | None = None
-    for kind_codes in codes.values():
-        ok = kind_codes < _FIRST_REASON
-        accepted = ok if accepted is None else np.logical_or(accepted, ok, out=accepted)
-    if accepted is None:
-        return 0
-    for more in (extra or {}).values():  # a row whose first address was rejected, say
-        accepted[more.rows[more.codes < _FIRST_REASON]] = True
-    return int(np.count_nonzero(accepted))
-
-
-def _rejects(
-    parse: Callable[[], pl.DataFrame],
-    codes: Mapping[IdentifierType, npt.NDArray[np.uint8]],
-    labels: Mapping[IdentifierType, str],
-    extra: Mapping[IdentifierType, Extra] | None = None,
-) -> BatchRejects:
-    """Where this batch's rejected values are (blank cells are counted, not listed)."""
-    parts = []
-    for kind, kind_codes in codes.items():
-        rows = np.flatnonzero((kind_codes >= _FIRST_REASON) & (kind_codes != _EMPTY))
-        parts.append((rows, labels[kind], kind_codes[rows]))
-    for kind, more in (extra or {}).items():
-        rejected = (more.codes >= _FIRST_REASON) & (more.codes != _EMPTY)
-        parts.append((more.rows[rejected], labels[kind], more.codes[rejected]))
-    rows = np.concatenate([r for r, _, _ in parts]) if parts else np.zeros(0, np.int64)
-    columns = [label for r, label, _ in parts for _ in range(len(r))]
-    reasons = [_REASONS[code] for _, _, c in parts for code in c.tolist()]
-    line_of = getattr(parse, "line_of", None)
-    if line_of is not None:  # the source knows each record's exact line
-        return BatchRejects(np.asarray(line_of(rows), np.int64), columns, reasons, False)
-    return BatchRejects(rows.astype(np.int64), columns, reasons, True)
-
-
-def process_batch(
-    parse: Callable[[], pl.DataFrame],
-    columns: Mapping[IdentifierType, str],
-    options: PrepareOptions,
-    labels: Mapping[IdentifierType, str] | None = None,
-) -> _Processed:
-    """One batch, on a worker thread: parsing, rules and hashes, status counts, partitions.
-
-    With ``labels`` (each type's column as shown), the rejected values' locations too.
-    """
-    # Each stage's input is let go as soon as the next stage has what it needs: a batch's
-    # peak working set, times the batches in flight, is most of the process's peak memory.
-    batch = parse()
-    hashed = hash_batch(batch, columns, options.normalize)
-    del batch
-    extra = hashed.extra
-    statuses = {
-        kind: count_statuses(codes, extra[kind].codes if kind in extra else None)
-        for kind, codes in hashed.codes.items()
-    }
-    rows, fallback = hashed.rows, hashed.phone_fallback
-    with_identifier = _rows_with_identifier(hashed.codes, extra)
-    rejects = _rejects(parse, hashed.codes, labels, extra) if labels is not None else None
-    done = _Processed(
-        rows,
-        [],
-        statuses,
-        fallback,
-        rejects,
-        with_identifier,
-        phone_row_country=hashed.phone_row_country,
-        country_unknown=hashed.country_unknown,
-        repairs=hashed.repairs,
-    )
-    if options.layout == "type-value":  # a type's group is its place in IdentifierType
-        for group, kind in enumerate(IdentifierType):
-            for digests in _all_hashes(hashed, kind):
-                payload = partition_rows(digests.matrix, digests.accepted)
-                if payload:
-                    done.payloads.append((group, payload))
-        return done
-    blocks = to_blocks(hashed.hashes, options.layout, list(columns))
-    blocks += _extra_blocks(hashed, options.layout, list(columns))
-    del hashed
-    while blocks:
-        block = blocks.pop(0)
-        done.payloads.append((block.group, partition_payload(block.records, block.partitions)))
-        del block
-    return done
-
-
-def _all_hashes(hashed: HashedBatch, kind: IdentifierType) -> list[Hashes]:
-    """A type's digests: each row's first identifier's, then the others of its cells."""
-    found = [hashed.hashes[kind]] if kind in hashed.hashes else []
-    if kind in hashed.extra:
-        found.append(hashed.extra[kind].hashes)
-    return found
-
-
-def _extra_blocks(hashed: HashedBatch, layout: Layout, kinds: list[IdentifierType]) -> list[Block]:
-    """Wide records of the extra identifiers: a cell's second address is a row of its own,
-    other cells empty (repeating the row's other identifiers would count them twice)."""
-    blocks: list[Block] = []
-    for kind, more in hashed.extra.items():
-        n = len(more.codes)
-        nothing = Hashes(np.zeros((n, 64), np.uint8), np.zeros(n, np.bool_))
-        alone = {other: more.hashes if other is kind else nothing for other in kinds}
-        blocks += to_blocks(alone, layout, kinds)
-    return blocks
-
-
-def new_report(
-    source: Source, columns: Mapping[IdentifierType, str], options: PrepareOptions
-) -> PrepareReport:
-    """An empty report for ``source`` read through ``columns``: counts are merged into it."""
-    return PrepareReport(
-        input=source.name,
-        format=source.format,
-        layout=options.layout,
-        options={
-            "default_region": options.normalize.default_region,
-            "gmail_canonical": options.normalize.gmail_canonical,
-            "phone_validation": options.normalize.phone_validation,
-            "country_column": options.normalize.country_column,
-        },
-        identifiers={
-            kind.key: TypeCounts(
-                column=column_label(columns[kind], source.columns.index(columns[kind]) + 1),
-                rejected=dict.fromkeys(REJECT_REASONS[kind], 0),
-                **_country_counts(kind, options),
-                repaired=dict.fromkeys(REPAIRS, 0) if kind is IdentifierType.EMAIL else None,
-            )
-            for kind in columns
-        },
-    )
-
-
-def _country_counts(kind: IdentifierType, options: PrepareOptions) -> dict[str, int]:
-    """The country column's counters, started on the phone entry when one is read."""
-    if kind is IdentifierType.PHONE and options.normalize.country_column is not None:
-        return {"row_country": 0, "country_unknown": 0}
-    return {}
-
-
 def _country_column(source: Source, options: PrepareOptions) -> str | None:
     """The country column to read beside the identifiers; InputError if the source lacks it."""
     name = options.normalize.country_column
@@ -413,33 +295,6 @@ def _country_warning(report: PrepareReport) -> list[str]:
     ]
 
 
-def merge_counts(
-    done: _Processed, columns: Mapping[IdentifierType, str], report: PrepareReport
-) -> None:
-    """Add one processed batch's counts to ``report`` (the stage write is the caller's)."""
-    report.rows_read += done.rows
-    report.rows_with_identifier += done.rows_with_identifier
-    if done.repairs:
-        email = report.identifiers[IdentifierType.EMAIL.key]
-        before = email.repaired or {}
-        email.repaired = {r: before.get(r, 0) + done.repairs.get(r, 0) for r in REPAIRS}
-    if IdentifierType.PHONE in columns:
-        phone = report.identifiers[IdentifierType.PHONE.key]
-        phone.fallback = (phone.fallback or 0) + done.phone_fallback
-        if phone.row_country is not None:  # a country column is read
-            phone.row_country += done.phone_row_country
-            phone.country_unknown = (phone.country_unknown or 0) + done.country_unknown
-    for kind, counts in done.statuses.items():
-        entry = report.identifiers[kind.key]
-        for status, n in counts.items():
-            if status == HASHED:
-                entry.hashed += n
-            elif status == PREHASHED:
-                entry.prehashed += n
-            else:
-                entry.rejected[status] = entry.rejected.get(status, 0) + n
-
-
 def prepare_segment(
     source: Source,
     options: PrepareOptions | None = None,
@@ -450,9 +305,10 @@ def prepare_segment(
     options = options or PrepareOptions()
     phones_native.use_cache_dir(cache_dir_override())
     started = time.perf_counter()
-    columns = resolve_columns(source.name, source.columns, options.columns)
+    columns = resolve_column_lists(source.name, source.columns, options.columns)
     _country_column(source, options)
     kinds = list(columns)
+    _check_extra_columns(source, options)
     report = new_report(source, columns, options)
     rejects = None
     if options.rejects_path:
@@ -470,14 +326,30 @@ def prepare_segment(
         raise
     report.seconds = time.perf_counter() - started
     report.warnings = format_warnings(report, options.max_reject_rate) + _country_warning(report)
-    prepared = PreparedSegment(stage, report, kinds, options.layout, options.workers)
+    prepared = PreparedSegment(
+        stage, report, kinds, options.layout, options.workers, options.suppression
+    )
     prepared.rejects = rejects
     return prepared
 
 
+def _check_extra_columns(source: Source, options: PrepareOptions) -> None:
+    """The consent column must exist; suppression needs the type-value layout."""
+    consent = options.consent_column
+    if consent is not None and consent not in source.columns:
+        raise InputError(
+            f"{source.name}: no column {column_label(consent, 0)!r} (--consent-column)"
+        )
+    if options.suppression is not None and options.layout != "type-value":
+        raise ConfigError(
+            "--exclude needs the type-value layout: in wide rows a suppressed identifier "
+            "would take its row's other identifiers with it"
+        )
+
+
 def _run_batches(
     source: Source,
-    columns: Mapping[IdentifierType, str],
+    columns: Mapping[IdentifierType, list[str]],
     options: PrepareOptions,
     stage: Stage,
     report: PrepareReport,
@@ -485,10 +357,17 @@ def _run_batches(
     rejects: RejectsFile | None = None,
 ) -> None:
     """Keep ``workers`` batches in flight; merge results in input order (deterministic output)."""
+    wanted = list(dict.fromkeys(c for names in columns.values() for c in names))
     country = options.normalize.country_column
-    wanted = list(dict.fromkeys([*columns.values(), *([country] if country else [])]))
+    for extra in (options.consent_column, country):
+        if extra is not None:
+            wanted = list(dict.fromkeys([*wanted, extra]))
     renamed = {kind: columns[kind] for kind in columns}
-    labels = {kind: report.identifiers[kind.key].column for kind in columns} if rejects else None
+    labels = (
+        {name: column_label(name, source.columns.index(name) + 1) for name in wanted}
+        if rejects
+        else None
+    )
     # A record's 1-based row (Parquet, queries) or, without a line map, line (the header is 1).
     first = 2 if source.format in ("csv", "tsv") else 1
     in_flight: deque[Future[_Processed]] = deque()

@@ -99,4 +99,9 @@ def format_warnings(report: PrepareReport, max_reject_rate: float) -> list[str]:
                 f"{kind} column {counts.column!r}: {lost:,} values are in scientific notation "
                 "(4.15555E+09), which lost digits: export the column as text"
             )
+    if report.short_rows:
+        warnings.append(
+            f"{report.short_rows:,} of {report.rows_read:,} rows have fewer fields than the "
+            "header and were read with blanks for the missing ones (a report's footer lines?)"
+        )
     return warnings

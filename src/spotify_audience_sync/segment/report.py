@@ -13,12 +13,25 @@ from typing import Any
 
 from spotify_audience_sync.segment.outputs import AtomicFile
 
-__all__ = ["PrepareReport", "TypeCounts", "plural", "write_json"]
+__all__ = ["ColumnCounts", "PrepareReport", "TypeCounts", "plural", "write_json"]
 
 
 def plural(count: int, noun: str, nouns: str | None = None) -> str:
     """``1 row``, ``2 rows``, ``3,000 rows``: a count with its noun, for sentences people read."""
     return f"{count:,} {noun if count == 1 else nouns or noun + 's'}"
+
+
+@dataclass
+class ColumnCounts:
+    """Per input column, when a type has several: where that column's values ended up."""
+
+    hashed: int = 0
+    prehashed: int = 0
+    rejected: dict[str, int] = field(default_factory=dict)
+
+
+#: TypeCounts fields left out of the JSON when they do not apply (None).
+_OPTIONAL = ("fallback", "row_country", "country_unknown", "repaired", "columns", "suppressed")
 
 
 @dataclass
@@ -42,6 +55,10 @@ class TypeCounts:
     #: Emails only: cells each repair touched (``mailto:`` dropped, a display name unwrapped,
     #: several addresses split, ...; see ``identifiers/emails.py``), counted, never shown.
     repaired: dict[str, int] | None = None
+    #: With several columns of the type: each one's counts, by column (as shown).
+    columns: dict[str, ColumnCounts] | None = None
+    #: With a suppression list: distinct identifiers removed because the list holds them.
+    suppressed: int | None = None
 
     @property
     def accepted(self) -> int:
@@ -68,6 +85,11 @@ class PrepareReport:
     #: rows counts twice): the people a per-person match rate is measured against.
     rows_with_identifier: int = 0
     identifiers: dict[str, TypeCounts] = field(default_factory=dict)
+    #: Rows with fewer fields than the header, read as blanks (often a report's footer lines).
+    short_rows: int = 0
+    #: The consent column applied, if any, and the rows it left out.
+    consent_column: str | None = None
+    no_consent: int = 0
     rows_written: int = 0
     bytes_written: int = 0
     fingerprint: str | None = None
@@ -86,12 +108,33 @@ class PrepareReport:
         data["seconds"] = round(self.seconds, 3)
         data["rows_per_second"] = round(self.rows_per_second)
         for key, counts in self.identifiers.items():
-            for optional in ("fallback", "row_country", "country_unknown", "repaired"):
+            for optional in _OPTIONAL:
                 if getattr(counts, optional) is None:
                     del data["identifiers"][key][optional]
             data["identifiers"][key]["accepted"] = counts.accepted
             data["identifiers"][key]["rejected_total"] = counts.rejected_total
         return data
+
+    def _extra_lines(self) -> list[str]:
+        """Per-column counts of types read from several columns; consent; suppression."""
+        lines = []
+        for key, c in self.identifiers.items():
+            for column, counts in (c.columns or {}).items():
+                rejected = sum(counts.rejected.values())
+                lines.append(
+                    f"    {key} column {column!r}: {counts.hashed + counts.prehashed:,} "
+                    f"accepted, {rejected:,} rejected"
+                )
+        if self.consent_column is not None:
+            lines.append(
+                f"  consent from {self.consent_column!r}: "
+                f"{plural(self.no_consent, 'row')} without consent left out"
+            )
+        suppressed = {k: c.suppressed for k, c in self.identifiers.items() if c.suppressed}
+        if any(c.suppressed is not None for c in self.identifiers.values()):
+            shown = ", ".join(f"{k} {n:,}" for k, n in suppressed.items()) or "none"
+            lines.append(f"  suppressed by the exclusion lists: {shown}")
+        return lines
 
     def summary(self) -> str:
         """A small table for a person, on stderr."""
@@ -119,6 +162,7 @@ class PrepareReport:
             repairs = ", ".join(f"{r} {n:,}" for r, n in (c.repaired or {}).items() if n)
             if repairs:
                 lines.append(f"  {key} values repaired: {repairs}")
+        lines.extend(self._extra_lines())
         verb, target = ("wrote", f" to {self.output}") if self.output else ("prepared", "")
         lines.append(
             f"{verb} {plural(self.rows_written, 'row')}, {plural(self.bytes_written, 'byte')} "

@@ -37,6 +37,7 @@ import polars as pl
 from spotify_audience_sync.errors import InputError, InputNotFoundError
 from spotify_audience_sync.segment.batches import DeferredBatch, TextBatch, ready, ready_batches
 from spotify_audience_sync.segment.chunks import MAX_RECORD_BYTES, count, record_chunks
+from spotify_audience_sync.segment.delimiters import delimiter_named, sniff_delimiter
 from spotify_audience_sync.segment.encoding import (
     NOT_UTF8,
     read_failure,
@@ -49,11 +50,13 @@ __all__ = [
     "DeferredBatch",
     "Format",
     "Source",
+    "delimiter_named",
     "detect_format",
     "looks_like_data",
     "open_source",
     "ready",
     "ready_batches",
+    "sniff_delimiter",
 ]
 
 Format = Literal["auto", "csv", "tsv", "ndjson", "parquet"]
@@ -130,6 +133,8 @@ class Source:
     _header: bytes = field(default=b"", repr=False)
     chunk_bytes: int = DEFAULT_CHUNK_BYTES
     _first_line: int = field(default=2, repr=False)  # of the first record after the header
+    #: CSV and TSV: the field delimiter, as given or sniffed from the header line.
+    delimiter: str = ","
 
     def batches(self, columns: list[str]) -> Iterator[pl.DataFrame]:
         """Yield the named columns as text, a bounded batch at a time, in file order.
@@ -218,7 +223,7 @@ class Source:
         frame = pl.read_csv(
             self._header + chunk,
             columns=fields,
-            separator="\t" if self.format == "tsv" else ",",
+            separator=self.delimiter,
             infer_schema=False,
             encoding="utf8",
             raise_if_empty=False,
@@ -276,12 +281,16 @@ def open_source(
     *,
     chunk_bytes: int = DEFAULT_CHUNK_BYTES,
     encoding: str | None = None,
+    delimiter: str | None = None,
 ) -> Source:
     """Open ``path`` (``-`` for stdin) and read its column names; raise InputError if unusable.
 
     ``encoding`` is a codec name as :func:`~spotify_audience_sync.settings.codec_name` returns
-    it (text formats only; None or UTF-8 reads the bytes as they are).
+    it (text formats only; None or UTF-8 reads the bytes as they are). ``delimiter`` (CSV and
+    TSV) is one character; None sniffs it from the header line (:func:`sniff_delimiter`).
     """
+    if delimiter is not None:
+        delimiter = delimiter_named(delimiter)
     kind = detect_format(path, fmt)
     if kind == "parquet":
         return _open_parquet(path)
@@ -291,7 +300,7 @@ def open_source(
         if kind == "ndjson":
             source = _open_ndjson(stream, name, chunk_bytes)
         else:
-            source = _open_delimited(stream, name, kind, chunk_bytes)
+            source = _open_delimited(stream, name, kind, chunk_bytes, delimiter)
     except BaseException:
         if path != "-":
             stream.close()
@@ -302,15 +311,27 @@ def open_source(
     return source
 
 
-def _open_delimited(stream: BinaryIO, name: str, kind: Format, chunk_bytes: int) -> Source:
-    delimiter = "\t" if kind == "tsv" else ","
-    columns = _read_header(stream, name, delimiter)
+def _open_delimited(
+    stream: BinaryIO, name: str, kind: Format, chunk_bytes: int, delimiter: str | None
+) -> Source:
+    if delimiter is None and kind == "tsv":
+        delimiter = "\t"
+    columns, delimiter = _read_header(stream, name, delimiter)
     header = delimiter.join(f"c{i}" for i in range(len(columns))).encode() + b"\n"
-    return Source(name, kind, columns, _stream=stream, _header=header, chunk_bytes=chunk_bytes)
+    return Source(
+        name,
+        kind,
+        columns,
+        _stream=stream,
+        _header=header,
+        chunk_bytes=chunk_bytes,
+        delimiter=delimiter,
+    )
 
 
-def _read_header(stream: BinaryIO, name: str, delimiter: str) -> list[str]:
-    """The header row's column names, stripped; InputError if it is not a usable header."""
+def _read_header(stream: BinaryIO, name: str, delimiter: str | None) -> tuple[list[str], str]:
+    """The header row's column names, stripped, and the delimiter (sniffed when None);
+    InputError if it is not a usable header."""
     try:
         header = stream.readline(_MAX_HEADER_BYTES + 1)
     except (OSError, EOFError, zlib.error) as exc:  # e.g. a truncated or corrupt gzip stream
@@ -333,6 +354,8 @@ def _read_header(stream: BinaryIO, name: str, delimiter: str) -> list[str]:
         text = body.decode("utf-8")
     except UnicodeDecodeError:
         raise InputError(f"{name}: line 1 (the header row) {NOT_UTF8}") from None
+    if delimiter is None:
+        delimiter = sniff_delimiter(text)
     try:
         columns = [
             c.strip() for c in next(csv.reader([text], delimiter=delimiter, skipinitialspace=True))
@@ -351,7 +374,7 @@ def _read_header(stream: BinaryIO, name: str, delimiter: str) -> list[str]:
                 f"{name}: the header row names column {column!r} twice "
                 f"(columns {first[column]} and {number}); rename one"
             )
-    return columns
+    return columns, delimiter
 
 
 def _open_ndjson(stream: BinaryIO, name: str, chunk_bytes: int) -> Source:

@@ -28,7 +28,8 @@ import numpy.typing as npt
 import polars as pl
 
 from spotify_audience_sync.errors import ConfigError, InputError
-from spotify_audience_sync.identifiers.normalize import IdentifierType, hash_batch
+from spotify_audience_sync.identifiers.normalize import IdentifierType
+from spotify_audience_sync.segment.columnsets import hash_columns
 from spotify_audience_sync.segment.encode import Records, first_byte, record_width
 from spotify_audience_sync.segment.pipeline import (
     PreparedSegment,
@@ -39,7 +40,7 @@ from spotify_audience_sync.segment.pipeline import (
     merge_counts,
     new_report,
     process_batch,
-    resolve_columns,
+    resolve_column_lists,
 )
 from spotify_audience_sync.segment.quality import format_warnings
 from spotify_audience_sync.segment.report import PrepareReport
@@ -75,7 +76,7 @@ class _Consumer:
             raise ConfigError("--rejects is not available with an audience column or a plan")
         self.split = split
         self.source = source
-        self.columns = resolve_columns(source.name, source.columns, split.options.columns)
+        self.columns = resolve_column_lists(source.name, source.columns, split.options.columns)
         self.column = _find_column(source, split.column) if split.column else None
         self.kinds = list(self.columns)
         self.groups: dict[str | None, tuple[Stage, PrepareReport]] = {}
@@ -87,13 +88,15 @@ class _Consumer:
 
     @property
     def wanted(self) -> list[str]:
-        return [*self.columns.values(), *([self.column] if self.column else [])]
+        consent = self.split.options.consent_column
+        extra = [c for c in (self.column, consent) if c]
+        return list(dict.fromkeys([*(c for cs in self.columns.values() for c in cs), *extra]))
 
     def work(self, batch: pl.DataFrame) -> list[tuple[str | None, _Processed]]:
         """One batch for this consumer, on a worker thread: split by value, then processed."""
         if self.column is None:
             return [(None, process_batch(ready(batch), self.columns, self.split.options))]
-        if self.split.options.layout == "type-value":
+        if self.split.options.layout == "type-value" and not self.split.options.consent_column:
             return self._hashed_then_split(batch)
         parts = batch.partition_by(self.column, as_dict=True, maintain_order=True)
         return [
@@ -106,7 +109,7 @@ class _Consumer:
         a fixed cost per call that twenty small sub-batches would pay twenty times (measured:
         3x slower reads with 20 groups). Type-value records only: a row's types are apart."""
         assert self.column is not None
-        hashed = hash_batch(batch, self.columns, self.split.options.normalize)
+        hashed = hash_columns(batch, self.columns, self.split.options.normalize)
         rows = (
             batch.select(self.column)
             .with_row_index("row")
@@ -118,26 +121,40 @@ class _Consumer:
             index = np.asarray(positions, dtype=np.int64)
             payloads = []
             # A cell's other addresses (hashed.extra) go with its row.
-            more = {kind: np.isin(extra.rows, index) for kind, extra in hashed.extra.items()}
-            for group, kind in enumerate(IdentifierType):  # as in pipeline.process_batch
-                if kind in hashed.hashes:
-                    digests = hashed.hashes[kind]
-                    payload = partition_rows(digests.matrix[index], digests.accepted[index])
+            more = {name: np.isin(extra.rows, index) for _, name, extra in hashed.extra}
+            extras = [(kind, name, extra) for kind, name, extra in hashed.extra]
+            for group, kind in enumerate(IdentifierType):  # as in process._payloads
+                picked = [(d.matrix[index], d.accepted[index]) for d in hashed.hashes.get(kind, [])]
+                picked += [
+                    (e.hashes.matrix[more[n]], e.hashes.accepted[more[n]])
+                    for k, n, e in extras
+                    if k is kind
+                ]
+                for matrix, accepted in picked:
+                    payload = partition_rows(matrix, accepted)
                     if payload:
                         payloads.append((group, payload))
-                if kind in more:
-                    extra, mask = hashed.extra[kind].hashes, more[kind]
-                    payload = partition_rows(extra.matrix[mask], extra.accepted[mask])
-                    if payload:
-                        payloads.append((group, payload))
-            statuses = {
-                kind: count_statuses(
-                    codes[index], hashed.extra[kind].codes[more[kind]] if kind in more else None
-                )
-                for kind, codes in hashed.codes.items()
-            }
+            statuses: dict[IdentifierType, dict[str, int]] = {kind: {} for kind in self.columns}
+            per_column: dict[str, dict[str, int]] = {}
+            extra_codes = {name: extra.codes[more[name]] for _, name, extra in extras}
+            for kind, name, codes in hashed.codes:
+                per_column[name] = count_statuses(codes[index], extra_codes.get(name))
+                for status, n in per_column[name].items():
+                    statuses[kind][status] = statuses[kind].get(status, 0) + n
+            several = any(len(names) > 1 for names in self.columns.values())
             # The exact-path phone count is kept per batch, not per row: not shown per group.
-            results.append((value, _Processed(len(index), payloads, statuses, 0)))
+            results.append(
+                (
+                    value,
+                    _Processed(
+                        len(index),
+                        payloads,
+                        statuses,
+                        0,
+                        per_column=per_column if several else {},
+                    ),
+                )
+            )
         return results
 
     def merge(self, results: list[tuple[str | None, _Processed]]) -> None:
@@ -192,7 +209,7 @@ class _Consumer:
                 email.repaired = None  # counted per batch, as the phone fallback is
             report.warnings = format_warnings(report, options.max_reject_rate)
             prepared[value] = PreparedSegment(
-                stage, report, self.kinds, options.layout, options.workers
+                stage, report, self.kinds, options.layout, options.workers, options.suppression
             )
         return prepared
 

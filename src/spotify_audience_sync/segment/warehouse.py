@@ -171,6 +171,7 @@ def open_input(
     *,
     batch_rows: int = DEFAULT_BATCH_ROWS,
     encoding: str | None = None,
+    delimiter: str | None = None,
 ) -> Source:
     """The segment: a file (or ``-``), or a query on ``database_url``; exactly one of them.
 
@@ -182,7 +183,7 @@ def open_input(
     if (input_path is None) == (query is None):
         raise ConfigError("give either INPUT or --query, not both and not neither")
     if input_path is not None:
-        return open_source(input_path, fmt, encoding=encoding)
+        return open_source(input_path, fmt, encoding=encoding, delimiter=delimiter)
     assert query is not None
     if isinstance(database_url, SecretStr):
         database_url = database_url.get_secret_value()

@@ -61,9 +61,18 @@ class PlanSync(BaseModel):
     database_url_env: Annotated[str, Field(pattern=_ENV_PATTERN)] | None = None
     """The name of the environment variable holding the database URL for `query`."""
     # --- columns and normalization -----------------------------------------------------------
-    email_column: str | None = None
-    phone_column: str | None = None
-    device_id_column: str | None = None
+    email_column: str | list[str] | None = None
+    """A column, or a list of columns, of emails (every valid value of each is uploaded)."""
+    phone_column: str | list[str] | None = None
+    device_id_column: str | list[str] | None = None
+    delimiter: str | None = None
+    """CSV field delimiter; unset: sniffed from the header line."""
+    country_column: str | None = None
+    """Column holding each row's country, for phones in national format."""
+    consent_column: str | None = None
+    """Keep only rows whose value here is affirmative (yes, true, 1, subscribed...)."""
+    exclude: list[str] = Field(default_factory=list)
+    """Suppression lists (files, relative to the plan's folder): never uploaded."""
     default_region: str | None = None
     """Region (ISO 3166 alpha-2) for phone numbers without a country code."""
     gmail_canonical: bool | None = None
@@ -133,6 +142,10 @@ class PlanSync(BaseModel):
         assert self.input is not None
         path = Path(self.input)
         return path if path.is_absolute() else folder / path
+
+    def exclude_paths(self, folder: Path) -> list[Path]:
+        """The suppression lists, relative paths taken from the plan's folder."""
+        return [p if p.is_absolute() else folder / p for p in map(Path, self.exclude)]
 
 
 class Plan(BaseModel):

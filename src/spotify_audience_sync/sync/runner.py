@@ -95,6 +95,8 @@ def _job(sync: PlanSync, settings: Settings, dry_run: bool) -> _Job:
         layout=sync.layout or settings.layout,
         temp_dir=str(settings.temp_dir) if settings.temp_dir else None,
         max_reject_rate=max_reject_rate,
+        country_column=sync.country_column or settings.country_column,
+        consent_column=sync.consent_column or settings.consent_column,
     )
     account = sync.ad_account_id or settings.account_id
     wait_timeout = sync.options.wait_timeout
@@ -159,16 +161,25 @@ def run_plan(
         if not jobs:
             return
         first = jobs[0].sync
+        built: list[_Job] = []
         try:
-            with _open(first, folder, environ) as source:
-                results = prepare_split(source, [job.split for job in jobs])
-        except SyncError as exc:
-            for job in jobs:
-                _fail(outcomes[job.sync.name], exc)
-            return
-        for job, groups in zip(jobs, results, strict=True):
-            client = clients(job.options.ad_account_id)
-            _mirror_job(job, groups, client, store, outcomes[job.sync.name], events, kwargs)
+            try:
+                for job in jobs:
+                    built.append(_with_exclusions(job, folder))
+                jobs = built
+                with _open(first, folder, environ) as source:
+                    results = prepare_split(source, [job.split for job in jobs])
+            except SyncError as exc:
+                for job in jobs:
+                    _fail(outcomes[job.sync.name], exc)
+                return
+            for job, groups in zip(jobs, results, strict=True):
+                client = clients(job.options.ad_account_id)
+                _mirror_job(job, groups, client, store, outcomes[job.sync.name], events, kwargs)
+        finally:
+            for job in built:
+                if job.split.options.suppression is not None:
+                    job.split.options.suppression.close()
 
     units = _read_units(syncs, folder)
     if parallel <= 1 or len(units) == 1:
@@ -219,6 +230,26 @@ def _mirror_job(
             prepared.close()
 
 
+def _with_exclusions(job: _Job, folder: Path) -> _Job:
+    """The job with its plan's `exclude` lists read in (the caller closes them)."""
+    from spotify_audience_sync.segment.suppression import build_suppression
+    from spotify_audience_sync.segment.warehouse import open_input
+
+    paths = job.sync.exclude_paths(folder)
+    if not paths:
+        return job
+
+    def sources() -> Any:
+        for path in paths:
+            with open_input(str(path)) as source:
+                yield source
+
+    options = job.split.options
+    suppression = build_suppression(sources(), options.normalize, options.temp_dir)
+    split = replace(job.split, options=replace(options, suppression=suppression))
+    return replace(job, split=split)
+
+
 def _fail(outcome: SyncOutcome, exc: SyncError) -> None:
     outcome.error, outcome.error_code = exc.to_dict(), exc.exit_code
 
@@ -227,7 +258,7 @@ def _open(sync: PlanSync, folder: Path, environ: Mapping[str, str]) -> Any:
     from spotify_audience_sync.segment.warehouse import open_input
 
     if sync.query is None:
-        return open_input(str(sync.input_path(folder)), sync.format)
+        return open_input(str(sync.input_path(folder)), sync.format, delimiter=sync.delimiter)
     assert sync.database_url_env is not None
     url = environ.get(sync.database_url_env)
     if not url:
