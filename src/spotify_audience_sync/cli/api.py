@@ -28,12 +28,13 @@ from spotify_audience_sync.spotify.client import AdsClient
 from spotify_audience_sync.spotify.factory import ads_client, oauth_session
 from spotify_audience_sync.spotify.login import login
 from spotify_audience_sync.spotify.models import Audience
+from spotify_audience_sync.timefmt import utc_stamp
 
 __all__ = ["audiences", "auth", "sandbox"]
 
 
 def _utc(seconds: float) -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(seconds))
+    return utc_stamp(seconds)
 
 
 def _has_browser() -> bool:

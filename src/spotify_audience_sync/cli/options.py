@@ -7,11 +7,13 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
+from spotify_audience_sync.segment.limits import DEFAULT_MAX_GROUPS
+
 if TYPE_CHECKING:
     from spotify_audience_sync.cli.output import LogFormat, Output
-    from spotify_audience_sync.segment.pipeline import PrepareOptions
-    from spotify_audience_sync.segment.sources import Source
+    from spotify_audience_sync.segment.sources import Format
     from spotify_audience_sync.settings import Settings
+    from spotify_audience_sync.sync.options import Overrides
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -164,14 +166,14 @@ def require_one_input(input_path: str | None, query: str | None) -> None:
         raise click.UsageError("give exactly one of INPUT or --query SQL")
 
 
-def load_cli_settings(**flags: Any) -> Settings:
+def load_cli_settings(**overrides: Any) -> Settings:
     """Settings from env / .env with the flags that were given laid over them.
 
     A bad flag value is named by the flag the user typed (exit 2), not by its variable.
     """
     from spotify_audience_sync.settings import load_settings
 
-    return load_settings(_flags=flags.keys(), **flags)
+    return load_settings(_flags=overrides.keys(), **overrides)
 
 
 def uuid_argument(_ctx: click.Context, _param: click.Parameter, value: str | None) -> str | None:
@@ -189,73 +191,26 @@ def uuid_argument(_ctx: click.Context, _param: click.Parameter, value: str | Non
         ) from None
 
 
-def prepare_options(settings: Settings, flags: dict[str, Any]) -> PrepareOptions:
-    """The pipeline options: flag if given, else setting, else default."""
-    from spotify_audience_sync.identifiers.normalize import IdentifierType, NormalizeOptions
-    from spotify_audience_sync.segment.pipeline import PrepareOptions
+def flag_overrides(fmt: Format, *, no_wait: bool = False, **options: Any) -> Overrides:
+    """The run options the flags gave, typed; ``options`` are named as the fields of
+    :class:`~spotify_audience_sync.sync.options.Overrides` (click's parameter names)."""
+    from spotify_audience_sync.sync.options import Overrides
 
-    requested = {
-        kind: flags[name]
-        for kind, name in (
-            (IdentifierType.EMAIL, "email_column"),
-            (IdentifierType.PHONE, "phone_column"),
-            (IdentifierType.DEVICE_ID, "device_id_column"),
-        )
-        if flags.get(name)
-    }
-    return PrepareOptions(
-        columns=requested,
-        normalize=NormalizeOptions(
-            gmail_canonical=settings.gmail_canonical,
-            default_region=settings.default_region,
-            phone_validation=settings.phone_validation,
-        ),
-        layout=settings.layout,
-        temp_dir=str(settings.temp_dir) if settings.temp_dir else None,
-        max_reject_rate=settings.max_reject_rate,
-        rejects_path=flags.get("rejects_path"),
+    return Overrides(format=fmt, wait=False if no_wait else None, **options)
+
+
+def cli_settings(
+    given: Overrides | None,
+    log_format: LogFormat | None,
+    state_url: str | None = None,
+    state_dir: str | None = None,
+) -> Settings:
+    """Settings from env / .env with the flags that set a setting laid over them (a bad value
+    is named by its flag, exit 2)."""
+    backed = given.settings() if given is not None else {}
+    return load_cli_settings(
+        **backed, log_format=log_format, **state_settings(state_url, state_dir)
     )
-
-
-def announce_columns(out: Output, source: Source, options: PrepareOptions) -> PrepareOptions:
-    """Resolve the identifier columns, say which were chosen, return the options using them.
-
-    A JSON event ``columns`` (type → column) and a summary line; a column whose name looks
-    like data is shown by its position.
-    """
-    import dataclasses
-
-    from spotify_audience_sync.segment.columns import column_label, resolve_columns
-
-    columns = resolve_columns(source.name, source.columns, options.columns)
-    shown = {
-        kind.key: column_label(name, source.columns.index(name) + 1)
-        for kind, name in columns.items()
-    }
-    out.event("columns", columns=shown)
-    out.summary(
-        "columns: "
-        + ", ".join(
-            f"{kind.key} from {shown[kind.key]!r}"
-            if shown[kind.key] == name
-            else f"{kind.key} from {shown[kind.key]}"
-            for kind, name in columns.items()
-        )
-    )
-    return dataclasses.replace(options, columns=columns)
-
-
-SETTING_FLAGS = (
-    "log_format",
-    "default_region",
-    "gmail_canonical",
-    "phone_validation",
-    "layout",
-    "encoding",
-    "temp_dir",
-    "database_url",
-    "max_reject_rate",
-)
 
 
 def state_options(command: F) -> F:
@@ -271,19 +226,18 @@ def state_options(command: F) -> F:
     )(command)
 
 
-def state_settings(flags: dict[str, Any]) -> dict[str, Any]:
+def state_settings(state_url: str | None, state_dir: str | None) -> dict[str, str | None]:
     """The settings the state flags override: a --state-dir flag beats SPOTIFY_ADS_STATE_URL."""
-    if flags.get("state_url") and flags.get("state_dir"):
+    if state_url and state_dir:
         raise click.UsageError("give at most one of --state-url and --state-dir")
-    url = flags.get("state_url") or flags.get("state_dir")
-    return {"state_url": url, "state_dir": flags.get("state_dir")}
+    return {"state_url": state_url or state_dir, "state_dir": state_dir}
 
 
 #: ``--max-audiences``, shared by `prepare` and `sync` (their --audience-column runs).
 max_audiences_option = click.option(
     "--max-audiences",
     type=click.IntRange(min=1),
-    default=100,
+    default=DEFAULT_MAX_GROUPS,
     show_default=True,
     help="Refuse an --audience-column with more distinct values than this.",
 )

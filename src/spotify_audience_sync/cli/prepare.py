@@ -8,20 +8,18 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from spotify_audience_sync.cli.options import (
-    SETTING_FLAGS,
-    announce_columns,
-    load_cli_settings,
+    cli_settings,
+    flag_overrides,
     make_output,
     max_audiences_option,
-    prepare_options,
     require_one_input,
     segment_options,
 )
 
 if TYPE_CHECKING:
-    from spotify_audience_sync.cli.output import Output
+    from spotify_audience_sync.cli.output import LogFormat, Output
     from spotify_audience_sync.segment.sources import Format
-    from spotify_audience_sync.settings import Settings
+    from spotify_audience_sync.sync.options import PrepareRun
 
 
 @click.command()
@@ -41,12 +39,14 @@ if TYPE_CHECKING:
 @max_audiences_option
 def prepare(
     input_path: str | None,
+    query: str | None,
     output: str,
     fmt: Format,
     report_path: str | None,
+    log_format: LogFormat | None,
     quiet: bool,
     verbose: int,
-    **flags: Any,
+    **options: Any,
 ) -> None:
     """Normalize, hash and deduplicate a segment into the file Spotify matches against.
 
@@ -54,27 +54,41 @@ def prepare(
     give --query SQL and --database-url instead. Nothing is sent anywhere: this is the
     offline half of `sync`.
     """
+    from spotify_audience_sync.sync.options import resolve_prepare
+
+    require_one_input(input_path, query)
+    given = flag_overrides(fmt, **options)
+    settings = cli_settings(given, log_format)
+    stdout_is_data = output == "-" and given.audience_column is None
+    out = make_output(settings.log_format, quiet, verbose, stdout_is_data=stdout_is_data)
+    run = resolve_prepare(settings, given.validated_by(settings), input=input_path, query=query)
+    if run.groups is not None:
+        _prepare_many(run, output, report_path, out)
+    else:
+        _prepare_one(run, output, report_path, out, quiet=quiet)
+
+
+def _prepare_one(
+    run: PrepareRun, output: str, report_path: str | None, out: Output, *, quiet: bool
+) -> None:
+    """One upload file (or stdout) from the whole segment."""
+    from spotify_audience_sync.cli.results import job_events
     from spotify_audience_sync.segment.outputs import AtomicFile, check_writable
     from spotify_audience_sync.segment.pipeline import prepare_segment
     from spotify_audience_sync.segment.report import write_json
-    from spotify_audience_sync.segment.warehouse import open_input
+    from spotify_audience_sync.sync.job import chosen_columns, open_segment
 
-    require_one_input(input_path, flags.get("query"))
-    settings = load_cli_settings(**{k: flags.get(k) for k in SETTING_FLAGS})
-    if flags.get("audience_column"):
-        out = make_output(settings.log_format, quiet, verbose)
-        _prepare_many(settings, input_path, output, fmt, report_path, flags, out)
-        return
-    out = make_output(settings.log_format, quiet, verbose, stdout_is_data=output == "-")
-    options = prepare_options(settings, flags)
-    checks = ((output, "--output"), (report_path, "--report"), (options.rejects_path, "--rejects"))
+    checks = (
+        (output, "--output"),
+        (report_path, "--report"),
+        (run.prepare.rejects_path, "--rejects"),
+    )
     for path, flag in checks:
         if path:  # before anything is read: a bad path fails in milliseconds
             check_writable(path, flag)
-    with open_input(
-        input_path, fmt, flags.get("query"), settings.database_url, encoding=settings.encoding
-    ) as source:
-        options = announce_columns(out, source, options)
+    with open_segment(run.source) as source:
+        options, event = chosen_columns(source, run.prepare)
+        job_events(out)(event)
         with out.phase("read") as progress:
             prepared = prepare_segment(source, options, on_progress=progress)
     with prepared:
@@ -105,33 +119,21 @@ def prepare(
     out.event("result", command="prepare", exit_code=0, report=prepared.report.to_dict())
 
 
-def _prepare_many(
-    settings: Settings,
-    input_path: str | None,
-    output: str,
-    fmt: Format,
-    report_path: str | None,
-    flags: dict[str, Any],
-    out: Output,
-) -> None:
+def _prepare_many(run: PrepareRun, output: str, report_path: str | None, out: Output) -> None:
     """`prepare --audience-column`: one read, one upload file per value."""
     from spotify_audience_sync.errors import ConfigError
     from spotify_audience_sync.segment.outputs import check_writable
     from spotify_audience_sync.segment.report import write_json
     from spotify_audience_sync.segment.split import Split, prepare_split
-    from spotify_audience_sync.segment.warehouse import open_input
+    from spotify_audience_sync.sync.job import open_segment
 
+    assert run.groups is not None
     if "{value}" not in output or output == "-":
         raise click.UsageError("with --audience-column, --output is a path with {value} in it")
     if report_path:
         check_writable(report_path, "--report")
-    split = Split(
-        prepare_options(settings, flags), flags["audience_column"], flags["max_audiences"]
-    )
-    with (
-        open_input(input_path, fmt, flags.get("query"), settings.database_url) as source,
-        out.phase("read") as progress,
-    ):
+    split = Split(run.prepare, run.groups.column, run.groups.max_groups)
+    with open_segment(run.source) as source, out.phase("read") as progress:
         (groups,) = prepare_split(source, [split], on_progress=progress)
     try:
         paths: dict[str | None, str] = {}
@@ -157,5 +159,5 @@ def _prepare_many(
             prepared.close()
     if report_path:
         write_json(report_path, {"audiences": reports})
-    out.outcome(f"{len(groups)} files written, one per value of {flags['audience_column']!r}")
+    out.outcome(f"{len(groups)} files written, one per value of {run.groups.column!r}")
     out.event("result", command="prepare", exit_code=0, audiences=reports)

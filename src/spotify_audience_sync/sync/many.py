@@ -3,9 +3,9 @@
 The groups come from :func:`~spotify_audience_sync.segment.split.prepare_split`, already read
 and staged. Before the first write, the whole set is checked: every name the template makes is
 one Spotify accepts, names are distinct, and no group is empty; any problem refuses the run, so
-a typo in a template never half-applies. Then each group runs :func:`.mirror.mirror` in turn,
-with its own guards, lock, fingerprint and state: a group that fails is recorded and the others
-go on, and the caller's exit code is the worst of theirs (:func:`errors.worst_exit_code`).
+a typo in a template never half-applies. Then each group runs a :class:`.mirror.Mirror` sync in
+turn, with its own guards, lock, fingerprint and state: a group that fails is recorded and the
+others go on, and the caller's exit code is the worst of theirs (:func:`errors.worst_exit_code`).
 """
 
 from __future__ import annotations
@@ -24,10 +24,10 @@ from spotify_audience_sync.errors import (
 from spotify_audience_sync.segment.split import identifier_total
 from spotify_audience_sync.sync.mirror import (
     EventSink,
+    Mirror,
     SyncOptions,
     SyncReport,
     Uploader,
-    mirror,
     validate_options,
 )
 
@@ -133,29 +133,28 @@ def mirror_groups(
 ) -> list[AudienceOutcome]:
     """Mirror each group to its audience, one after the other; a failure stops only its group.
 
-    ``events(key)`` gives the event sink of one group's sync. ``kwargs`` go to :func:`mirror`
+    ``events(key)`` gives the event sink of one group's sync. ``kwargs`` go to :class:`Mirror`
     (``sleep``, ``clock``). The segments are closed as each sync ends.
     """
     outcomes: list[AudienceOutcome] = []
     for key, prepared in groups.items():
         option = options[key]
-        report = SyncReport(ad_account_id=option.ad_account_id)
-        outcome = AudienceOutcome(key, report, prepared)
+        run = Mirror(
+            prepared,
+            client,
+            option,
+            uploader=uploader,
+            store=store,
+            events=events(key) if events is not None else None,
+            **kwargs,
+        )
+        outcome = AudienceOutcome(key, run.report, prepared)
         with prepared:
             try:
-                mirror(
-                    prepared,
-                    client,
-                    option,
-                    uploader=uploader,
-                    store=store,
-                    events=events(key) if events is not None else None,
-                    report=report,
-                    **kwargs,
-                )
+                run.run()
             except SyncError as exc:
                 outcome.exit_code, outcome.error = exc.exit_code, exc.to_dict()
             else:
-                outcome.exit_code = outcome_code(report, option.wait)
+                outcome.exit_code = outcome_code(run.report, option.wait)
         outcomes.append(outcome)
     return outcomes

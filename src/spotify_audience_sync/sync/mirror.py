@@ -30,6 +30,7 @@ from spotify_audience_sync.errors import (
     ConfigError,
     RemoteError,
     SafetyError,
+    SyncError,
     TransientError,
     UploadSessionLostError,
     UsageError,
@@ -38,6 +39,7 @@ from spotify_audience_sync.segment.quality import DEFAULT_MAX_REJECT_RATE, colum
 from spotify_audience_sync.spotify.models import Audience, AudienceStatus
 from spotify_audience_sync.sync.names import check_name, clean_name, near_misses
 from spotify_audience_sync.sync.state import StateStore, SyncState
+from spotify_audience_sync.timefmt import utc_stamp
 
 if TYPE_CHECKING:
     from spotify_audience_sync.segment.pipeline import PreparedSegment
@@ -47,6 +49,7 @@ if TYPE_CHECKING:
 __all__ = [
     "MAX_BYTES",
     "MIN_IDENTIFIERS",
+    "Mirror",
     "SyncOptions",
     "SyncReport",
     "Uploader",
@@ -177,7 +180,7 @@ class SyncReport:
 
 
 def _now() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return utc_stamp()
 
 
 def _identifier_count(prepared: PreparedSegment) -> int:
@@ -535,3 +538,45 @@ def mirror(
             if report.status != "PROCESSING":
                 remember(audience, report.status)
     return finish()
+
+
+class Mirror:
+    """One Mirror sync as an object whose :attr:`report` outlives a failure.
+
+    Interim shim over :func:`mirror` (the refactor into named steps replaces it): a SyncError
+    from :meth:`run` carries the partial report as ``exc.report``.
+    """
+
+    def __init__(
+        self,
+        prepared: PreparedSegment,
+        client: AdsClient,
+        options: SyncOptions,
+        *,
+        uploader: Uploader | None = None,
+        store: StateBackend | None = None,
+        events: EventSink | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.report = SyncReport(ad_account_id=options.ad_account_id)
+        self._prepared, self._client, self._options = prepared, client, options
+        self._uploader, self._store, self._events = uploader, store, events
+        self._sleep, self._clock = sleep, clock
+
+    def run(self) -> SyncReport:
+        try:
+            return mirror(
+                self._prepared,
+                self._client,
+                self._options,
+                uploader=self._uploader,
+                store=self._store,
+                events=self._events,
+                sleep=self._sleep,
+                clock=self._clock,
+                report=self.report,
+            )
+        except SyncError as exc:
+            exc.report = self.report  # type: ignore[attr-defined]
+            raise

@@ -18,8 +18,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from spotify_audience_sync.errors import ConfigError, SyncError, worst_exit_code
-from spotify_audience_sync.identifiers.normalize import IdentifierType, NormalizeOptions
-from spotify_audience_sync.segment.pipeline import PrepareOptions
 from spotify_audience_sync.segment.split import Split, prepare_split
 from spotify_audience_sync.sync.many import (
     AudienceOutcome,
@@ -28,6 +26,12 @@ from spotify_audience_sync.sync.many import (
     mirror_groups,
 )
 from spotify_audience_sync.sync.mirror import EventSink, SyncOptions, validate_options
+from spotify_audience_sync.sync.options import (
+    Overrides,
+    SourceOptions,
+    plan_overrides,
+    resolve_sync,
+)
 from spotify_audience_sync.sync.plan import PlanSync
 
 if TYPE_CHECKING:
@@ -69,54 +73,18 @@ class _Job:
     sync: PlanSync
     split: Split
     options: SyncOptions
+    source: SourceOptions
 
 
 def _job(sync: PlanSync, settings: Settings, dry_run: bool) -> _Job:
-    """The sync's prepare and sync options: the plan's values over the settings."""
-    columns = {
-        kind: column
-        for kind, column in (
-            (IdentifierType.EMAIL, sync.email_column),
-            (IdentifierType.PHONE, sync.phone_column),
-            (IdentifierType.DEVICE_ID, sync.device_id_column),
-        )
-        if column
-    }
-    max_reject_rate = sync.options.max_reject_rate or settings.max_reject_rate
-    prepare = PrepareOptions(
-        columns=columns,
-        normalize=NormalizeOptions(
-            gmail_canonical=(
-                settings.gmail_canonical if sync.gmail_canonical is None else sync.gmail_canonical
-            ),
-            default_region=sync.default_region or settings.default_region,
-            phone_validation=sync.phone_validation or settings.phone_validation,
-        ),
-        layout=sync.layout or settings.layout,
-        temp_dir=str(settings.temp_dir) if settings.temp_dir else None,
-        max_reject_rate=max_reject_rate,
-    )
-    account = sync.ad_account_id or settings.account_id
-    wait_timeout = sync.options.wait_timeout
-    options = SyncOptions(
-        ad_account_id=account,
-        audience_name=sync.audience_name,
-        audience_id=sync.audience_id,
-        description=sync.description,
-        dry_run=dry_run,
-        wait=sync.options.wait,
-        wait_timeout=settings.wait_timeout if wait_timeout is None else wait_timeout,
-        allow_shrink=sync.options.allow_shrink,
-        max_reject_rate=max_reject_rate,
-        force=sync.options.force,
-        chunk_size=settings.upload_chunk_size,
-    )
+    """The sync's options: the plan's values over the settings, by the one resolver."""
+    run = resolve_sync(settings, plan_overrides(sync), Overrides(dry_run=dry_run or None))
     if sync.audience_name_template is not None:
-        validate_options(replace(options, audience_name=sync.audience_name_template))
+        validate_options(replace(run.sync, audience_name=sync.audience_name_template))
     else:
-        validate_options(options)
-    split = Split(prepare, sync.audience_column, sync.options.max_audiences)
-    return _Job(sync, split, options)
+        validate_options(run.sync)
+    split = Split(run.prepare, sync.audience_column, sync.options.max_audiences)
+    return _Job(sync, split, run.sync, run.source)
 
 
 def _read_units(syncs: list[PlanSync], folder: Path) -> list[list[PlanSync]]:
@@ -160,7 +128,7 @@ def run_plan(
             return
         first = jobs[0].sync
         try:
-            with _open(first, folder, environ) as source:
+            with _open(first, folder, environ, jobs[0].source.encoding) as source:
                 results = prepare_split(source, [job.split for job in jobs])
         except SyncError as exc:
             for job in jobs:
@@ -223,11 +191,11 @@ def _fail(outcome: SyncOutcome, exc: SyncError) -> None:
     outcome.error, outcome.error_code = exc.to_dict(), exc.exit_code
 
 
-def _open(sync: PlanSync, folder: Path, environ: Mapping[str, str]) -> Any:
+def _open(sync: PlanSync, folder: Path, environ: Mapping[str, str], encoding: str) -> Any:
     from spotify_audience_sync.segment.warehouse import open_input
 
     if sync.query is None:
-        return open_input(str(sync.input_path(folder)), sync.format)
+        return open_input(str(sync.input_path(folder)), sync.format, encoding=encoding)
     assert sync.database_url_env is not None
     url = environ.get(sync.database_url_env)
     if not url:

@@ -1,0 +1,405 @@
+"""The Job: one run, whoever starts it (`sync`, `sync --audience-column`, `run PLAN`, `demo`,
+or :func:`spotify_audience_sync.sync_audience` from Python).
+
+A run is more than a Mirror sync: it opens the state backend (which also keeps the tokens and
+the locks), the OAuth session and the API client; reads the segment; runs one Mirror sync per
+audience; leaves one history row per audience, whatever the outcome; and tells what happens
+through one callback of :class:`JobEvent`. Written once here, the CLI and the Python API cannot
+differ in a guard, a lock or a history row. Output (lines, JSON, progress bars) stays with the
+caller: the Job only emits events and asks for a progress ``phase``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Any
+
+from spotify_audience_sync.errors import EXIT_SIGINT, EXIT_SIGTERM, SyncError
+from spotify_audience_sync.sync.many import (
+    AudienceOutcome,
+    audience_options,
+    check_groups,
+    mirror_groups,
+    outcome_code,
+)
+from spotify_audience_sync.sync.mirror import Mirror, SyncReport, validate_options
+from spotify_audience_sync.timefmt import utc_stamp
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from spotify_audience_sync.segment.pipeline import PreparedSegment, PrepareOptions
+    from spotify_audience_sync.segment.sources import Source
+    from spotify_audience_sync.settings import Settings
+    from spotify_audience_sync.spotify.client import AdsClient
+    from spotify_audience_sync.spotify.upload import UploadResult
+    from spotify_audience_sync.sync.backend import StateBackend
+    from spotify_audience_sync.sync.mirror import EventSink, Uploader
+    from spotify_audience_sync.sync.options import SourceOptions, SyncRun
+    from spotify_audience_sync.sync.plan import PlanSync
+    from spotify_audience_sync.sync.runner import SyncOutcome
+
+__all__ = ["Job", "JobEvent", "Phase", "chosen_columns", "open_segment"]
+
+#: ``phase(name, total=None, unit="rows")``: a context yielding ``update(completed)``.
+Phase = Callable[..., AbstractContextManager[Callable[[int], None]]]
+
+
+@dataclass(frozen=True)
+class JobEvent:
+    """Something that happened in a run. ``fields`` are counts, ids and codes, never a value.
+
+    ``labels`` say which audience of a run of many it is about (``sync_name``, ``value``);
+    ``text`` is the line a person reads for it, where there is one.
+    """
+
+    name: str
+    fields: dict[str, Any]
+    labels: dict[str, Any] = field(default_factory=dict)
+    text: str | None = None
+
+
+@contextlib.contextmanager
+def _no_phase(_name: str, **_: Any) -> Iterator[Callable[[int], None]]:
+    yield lambda _completed: None
+
+
+def open_segment(options: SourceOptions) -> Source:
+    """The source a run reads: a file (or ``-``), or a query on its database."""
+    from spotify_audience_sync.segment.warehouse import open_input
+
+    return open_input(
+        options.input,
+        options.format,
+        options.query,
+        options.database_url,
+        encoding=options.encoding,
+    )
+
+
+def chosen_columns(source: Source, options: PrepareOptions) -> tuple[PrepareOptions, JobEvent]:
+    """The options with the identifier columns resolved, and the event that says which were
+    chosen (a column whose name looks like data is shown by its position)."""
+    from spotify_audience_sync.segment.columns import column_label, resolve_columns
+
+    columns = resolve_columns(source.name, source.columns, options.columns)
+    shown = {
+        kind.key: column_label(name, source.columns.index(name) + 1)
+        for kind, name in columns.items()
+    }
+    text = "columns: " + ", ".join(
+        f"{kind.key} from {shown[kind.key]!r}"
+        if shown[kind.key] == name
+        else f"{kind.key} from {shown[kind.key]}"
+        for kind, name in columns.items()
+    )
+    return replace(options, columns=columns), JobEvent("columns", {"columns": shown}, text=text)
+
+
+def _ended(exc: BaseException) -> tuple[int, str]:
+    """The exit code and history message of a run that raised."""
+    if isinstance(exc, SyncError):
+        return exc.exit_code, str(exc)
+    if isinstance(exc, KeyboardInterrupt):
+        return EXIT_SIGINT, "interrupted (SIGINT)"
+    if type(exc).__name__ == "Terminated":  # the CLI's SIGTERM
+        return EXIT_SIGTERM, "terminated (SIGTERM)"
+    return 1, f"internal error ({type(exc).__name__})"
+
+
+class Job:
+    """Runs syncs against Spotify with one settings object; each method is one run."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        events: Callable[[JobEvent], None] | None = None,
+        phase: Phase | None = None,
+        run_id: str | None = None,
+        **mirror: Any,
+    ) -> None:
+        """``mirror`` goes to each Mirror sync (``uploader``, ``sleep``, ``clock``)."""
+        self.settings = settings
+        self.run_id = run_id or uuid.uuid4().hex
+        self._events = events
+        self._phase: Phase = phase or _no_phase
+        self._mirror = mirror
+        #: The single sync's outcome so far: what a caller reports when :meth:`sync` raises.
+        self.last: AudienceOutcome | None = None
+
+    def emit(self, event: JobEvent) -> None:
+        if self._events is not None:
+            self._events(event)
+
+    def _warn(self, message: str, code: str, **labels: Any) -> None:
+        fields = {"level": "warning", "message": message, "code": code}
+        self.emit(JobEvent("warning", fields, labels))
+
+    def _uploader(self) -> Uploader:
+        """The resumable upload, reported as a phase in bytes."""
+        if "uploader" in self._mirror:
+            return self._mirror["uploader"]  # type: ignore[no-any-return]
+        from spotify_audience_sync.spotify.upload import upload_file
+
+        def upload(
+            upload_url: str, chunks: Any, *, total_bytes: int | None, chunk_size: int
+        ) -> UploadResult:
+            with self._phase("upload", total=total_bytes, unit="bytes") as progress:
+                return upload_file(
+                    upload_url,
+                    chunks,
+                    total_bytes=total_bytes,
+                    chunk_size=chunk_size,
+                    on_progress=progress,
+                )
+
+        return upload
+
+    def _mirror_kwargs(self) -> dict[str, Any]:
+        return {**self._mirror, "uploader": self._uploader()}
+
+    @contextlib.contextmanager
+    def _session(self) -> Iterator[tuple[StateBackend, Any]]:
+        """The state backend and the OAuth session (tokens kept in the backend too)."""
+        from spotify_audience_sync.spotify.factory import oauth_session
+        from spotify_audience_sync.sync.backend import open_state
+        from spotify_audience_sync.sync.tokens import token_sinks
+
+        with open_state(self.settings.state_location) as backend:
+            tokens = oauth_session(self.settings, sinks=token_sinks(backend, self.settings))
+            try:
+                yield backend, tokens
+            finally:
+                tokens.close()
+
+    def record(
+        self,
+        backend: StateBackend,
+        outcome: AudienceOutcome,
+        started: str,
+        seconds: float,
+        part: int | None = None,
+    ) -> None:
+        """One history row for an audience's sync, whatever its outcome; a failure to write it
+        is a warning (the run's own outcome, already decided, is what a scheduler must see)."""
+        from spotify_audience_sync.sync.backend import RunRecord
+
+        report, prepared = outcome.report, outcome.prepared
+        counts = {}
+        if prepared is not None and report.identifiers:
+            counts = {k: c.written for k, c in prepared.report.identifiers.items()}
+        message = None if outcome.error is None else str(outcome.error.get("message"))
+        record = RunRecord(
+            run_id=self.run_id if part is None else f"{self.run_id}.{part}",
+            started_at=started,
+            finished_at=utc_stamp(),
+            ad_account_id=report.ad_account_id,
+            audience_id=report.audience_id,
+            audience_name=report.audience_name,
+            action=report.action,
+            identifiers=report.identifiers,
+            counts=counts,
+            bytes=report.bytes,
+            fingerprint=report.fingerprint,
+            status=report.status,
+            size_min=report.size_min,
+            size_max=report.size_max,
+            exit_code=outcome.exit_code,
+            seconds=round(seconds, 3),
+            error=message,
+        )
+        try:
+            backend.record_run(record)
+        except SyncError as exc:
+            self._warn(f"the run was not recorded in the history: {exc}", "history_not_written")
+
+    # --- one audience ----------------------------------------------------------------------
+    def sync(self, run: SyncRun, source: Source | None = None) -> AudienceOutcome:
+        """One Mirror sync of the run's segment (or of ``source``, an open in-process source).
+
+        A SyncError is raised as it is, after the history row is written; :attr:`last` then
+        holds what was prepared and done.
+        """
+        self.last = None
+        validate_options(run.sync)  # before reading anything: a bad name fails in milliseconds
+        report = SyncReport(
+            ad_account_id=run.sync.ad_account_id,
+            audience_name=run.sync.audience_name or None,
+            audience_id=run.sync.audience_id or None,
+        )
+        outcome = self.last = AudienceOutcome(None, report, None)
+        with self._session() as (backend, tokens):
+            started, clock = utc_stamp(), time.monotonic()
+            try:
+                self._sync_one(run, source, outcome, backend, tokens)
+            except BaseException as exc:
+                outcome.exit_code, message = _ended(exc)
+                known = exc.to_dict() if isinstance(exc, SyncError) else {}
+                outcome.error = {**known, "message": message}
+                raise
+            finally:
+                self.record(backend, outcome, started, time.monotonic() - clock)
+        return outcome
+
+    def _sync_one(
+        self,
+        run: SyncRun,
+        source: Source | None,
+        outcome: AudienceOutcome,
+        backend: StateBackend,
+        tokens: Any,
+    ) -> None:
+        from spotify_audience_sync.segment.pipeline import prepare_segment
+        from spotify_audience_sync.spotify.factory import ads_client
+
+        with contextlib.nullcontext(source) if source else open_segment(run.source) as opened:
+            options = self._columns(opened, run.prepare)
+            with self._phase("read") as progress:
+                prepared = prepare_segment(opened, options, on_progress=progress)
+        outcome.prepared = prepared
+        if prepared.rejects is not None:  # about the input: complete now, whatever the sync does
+            prepared.rejects.commit()
+        with prepared, ads_client(self.settings, tokens) as client:
+            mirror = Mirror(
+                prepared,
+                client,
+                run.sync,
+                store=backend,
+                events=self._single_events(prepared),
+                **self._mirror_kwargs(),
+            )
+            # Mirror's report from now on; what the user named stays in it if a step fails.
+            mirror.report.audience_id = outcome.report.audience_id
+            mirror.report.audience_name = outcome.report.audience_name
+            outcome.report = mirror.report
+            mirror.run()
+        outcome.exit_code = outcome_code(outcome.report, run.sync.wait)
+
+    def _columns(self, source: Source, options: PrepareOptions) -> PrepareOptions:
+        chosen, event = chosen_columns(source, options)
+        self.emit(event)
+        return chosen
+
+    def _single_events(self, prepared: PreparedSegment) -> EventSink:
+        """The mirror's events of a single sync, with the lines a person reads beside them:
+        exact counts before anything is sent, then each change of status while waiting."""
+        seen: dict[str, Any] = {}
+
+        def sink(name: str, fields: dict[str, Any]) -> None:
+            text = None
+            if name == "prepared":
+                text = prepared.report.summary()
+            elif name in ("created", "replaced"):
+                seen["since"] = time.monotonic()
+            elif name == "status" and fields.get("status") != seen.get("status"):
+                seen["status"] = fields.get("status")
+                waited = time.monotonic() - seen.get("since", time.monotonic())
+                text = f"  processing: {seen['status']} after {waited:.0f} s"
+            self.emit(JobEvent(name, fields, text=text))
+            if name == "prepared":
+                for warning in prepared.report.warnings:
+                    self._warn(warning, "column_rejects")
+
+        return sink
+
+    def _group_events(self, **labels: Any) -> Callable[[str | None], EventSink]:
+        """Each group's event sink: its events carry the group's value (and the sync's name)."""
+
+        def for_group(key: str | None) -> EventSink:
+            tags = {**labels, **({"value": key} if key is not None else {})}
+            return lambda name, fields: self.emit(JobEvent(name, fields, tags))
+
+        return for_group
+
+    # --- one audience per value of a column --------------------------------------------------
+    def sync_groups(self, run: SyncRun, source: Source | None = None) -> list[AudienceOutcome]:
+        """Read once, one Mirror sync per value of the run's audience column, a history row
+        each; a group that fails is recorded and the others go on."""
+        from spotify_audience_sync.segment.split import Split, prepare_split
+        from spotify_audience_sync.spotify.factory import ads_client
+
+        assert run.groups is not None
+        assert run.groups.template is not None
+        template = run.groups.template
+        validate_options(replace(run.sync, audience_name=template))  # the description, at once
+        split = Split(run.prepare, column=run.groups.column, max_groups=run.groups.max_groups)
+        with self._session() as (backend, tokens):
+            started, clock = utc_stamp(), time.monotonic()
+            opened = contextlib.nullcontext(source) if source else open_segment(run.source)
+            with opened as segment, self._phase("read") as progress:
+                (groups,) = prepare_split(segment, [split], on_progress=progress)
+            try:
+                options = audience_options(run.sync, template, [str(k) for k in groups])
+                check_groups(groups)
+                self.emit(JobEvent("groups", {"audiences": len(groups), "values": list(options)}))
+                with ads_client(self.settings, tokens) as client:
+                    outcomes = mirror_groups(
+                        groups,
+                        options,
+                        client,
+                        store=backend,
+                        events=self._group_events(),
+                        **self._mirror_kwargs(),
+                    )
+            finally:
+                for prepared in groups.values():
+                    prepared.close()
+            seconds = time.monotonic() - clock
+            for part, outcome in enumerate(outcomes, 1):
+                self.record(backend, outcome, started, seconds, part)
+        return outcomes
+
+    # --- a plan ------------------------------------------------------------------------------
+    def run_plan(
+        self, syncs: list[PlanSync], *, folder: Path, parallel: int = 1, dry_run: bool = False
+    ) -> list[SyncOutcome]:
+        """A plan's syncs with one state backend, one OAuth session and one rate limiter
+        (Spotify's limits are per app), a history row per audience."""
+        import threading
+
+        from spotify_audience_sync.settings import named_variables
+        from spotify_audience_sync.spotify.factory import ads_client
+        from spotify_audience_sync.spotify.ratelimit import RateLimiter
+        from spotify_audience_sync.sync.runner import run_plan
+
+        environ = named_variables(s.database_url_env for s in syncs if s.database_url_env)
+        limiter = RateLimiter()
+        clients: dict[str, AdsClient] = {}
+        lock = threading.Lock()
+        with self._session() as (backend, tokens):
+
+            def client_for(account: str) -> AdsClient:
+                with lock:
+                    if account not in clients:
+                        settings = self.settings.model_copy(update={"ad_account_id": account})
+                        clients[account] = ads_client(settings, tokens, limiter=limiter)
+                    return clients[account]
+
+            started, clock = utc_stamp(), time.monotonic()
+            try:
+                outcomes = run_plan(
+                    syncs,
+                    self.settings,
+                    client_for,
+                    folder=folder,
+                    environ=environ,
+                    store=backend,
+                    parallel=parallel,
+                    dry_run=dry_run,
+                    events=lambda name, key: self._group_events(sync_name=name)(key),
+                    **self._mirror,
+                )
+            finally:
+                for client in clients.values():
+                    client.close()
+            seconds = time.monotonic() - clock
+            audiences = [o for outcome in outcomes for o in outcome.audiences]
+            for part, outcome in enumerate(audiences, 1):
+                self.record(backend, outcome, started, seconds, part)
+        return outcomes
