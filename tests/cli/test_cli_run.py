@@ -12,30 +12,22 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
+from conftest import PG_BASE, pg_execute, require_postgres
 from spotify_audience_sync.cli.main import main
 from spotify_audience_sync.sandbox import Sandbox
 from spotify_audience_sync.segment import split as split_module
-from spotify_audience_sync.segment.warehouse import redact_url
 from spotify_audience_sync.sync.plan import parse_plan
 
-PG_URL = os.environ.get("SAS_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
+PG_URL = PG_BASE
 
 
-def _execute(url: str, *statements: str) -> None:
-    from adbc_driver_postgresql import dbapi  # type: ignore[import-untyped]
-
-    with dbapi.connect(url, autocommit=True) as conn, conn.cursor() as cursor:
-        for statement in statements:
-            cursor.execute(statement)
+_execute = pg_execute
 
 
 @pytest.fixture(scope="module")
 def churn_table() -> Iterator[str]:
     """3,000 people in tiers a/b/c (1,000 each), with phones; dropped at teardown."""
-    try:
-        _execute(PG_URL + "?connect_timeout=3", "SELECT 1")
-    except Exception as exc:  # any driver error means: no server here
-        pytest.skip(f"PostgreSQL not reachable at {redact_url(PG_URL)} ({type(exc).__name__})")
+    require_postgres()  # the machine and CI have it: fail, never skip
     name = f"sas_churn_{os.getpid()}_{uuid.uuid4().hex[:8]}"
     _execute(
         PG_URL,

@@ -258,7 +258,8 @@ class Job:
         from spotify_audience_sync.segment.pipeline import prepare_segment
         from spotify_audience_sync.spotify.factory import ads_client
 
-        with contextlib.nullcontext(source) if source else open_segment(run.source) as opened:
+        segment = open_segment(run.source) if source is None else contextlib.nullcontext(source)
+        with segment as opened:
             options = self._columns(opened, run.prepare)
             with self._phase("read") as progress:
                 prepared = prepare_segment(opened, options, on_progress=progress)
@@ -331,7 +332,7 @@ class Job:
         split = Split(run.prepare, column=run.groups.column, max_groups=run.groups.max_groups)
         with self._session() as (backend, tokens):
             started, clock = utc_stamp(), time.monotonic()
-            opened = contextlib.nullcontext(source) if source else open_segment(run.source)
+            opened = open_segment(run.source) if source is None else contextlib.nullcontext(source)
             with opened as segment, self._phase("read") as progress:
                 (groups,) = prepare_split(segment, [split], on_progress=progress)
             try:
