@@ -191,3 +191,27 @@ syncs:
     assert syncs["missing"]["exit_code"] == 66
     assert syncs["ok"]["exit_code"] == 0
     assert syncs["ok"]["audiences"][0]["sync"]["action"] == "created"
+
+
+def test_a_plan_honours_the_encoding_setting_and_its_own_field(
+    env: Sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Regression: plan runs read every file as UTF-8 whatever SPOTIFY_ADS_ENCODING said."""
+    text = "email\n" + "".join(f"j\u00f6rg{i}@example.com\n" for i in range(1200))
+    (tmp_path / "cp.csv").write_bytes(text.encode("cp1252"))
+    (tmp_path / "latin.csv").write_bytes(text.encode("latin-1"))
+    plan = write_plan(
+        tmp_path / "plan.yaml",
+        """
+syncs:
+  - {name: by-setting, input: cp.csv, audience_name: By setting}
+  - {name: by-field, input: latin.csv, audience_name: By field, encoding: latin-1}
+""",
+    )
+    monkeypatch.setenv("SPOTIFY_ADS_ENCODING", "cp1252")
+    code, lines, stderr = invoke(str(plan), "--dry-run")
+    assert code == 0, stderr
+    for sync in lines[-1]["syncs"]:
+        (audience,) = sync["audiences"]
+        assert audience["prepare"]["identifiers"]["email"]["written"] == 1200, sync["name"]
+        assert audience["sync"]["action"] == "would create"

@@ -90,6 +90,27 @@ def run_groups(settings: Settings, run: SyncRun, *, report_path: str | None, out
     return code
 
 
+def sync_run(
+    input_path: str | None,
+    query: str | None,
+    fmt: Format,
+    log_format: LogFormat | None,
+    no_wait: bool,
+    state_url: str | None,
+    state_dir: str | None,
+    **options: Any,
+) -> tuple[Settings, SyncRun]:
+    """The settings and the resolved run of `sync`'s flags (usage errors exit 2)."""
+    from spotify_audience_sync.sync.options import resolve_sync
+
+    require_one_input(input_path, query)
+    given = flag_overrides(fmt, no_wait=no_wait, **options)
+    _check_audience(given)
+    settings = cli_settings(given, log_format, state_url, state_dir)
+    run = resolve_sync(settings, given.validated_by(settings), input=input_path, query=query)
+    return settings, run
+
+
 def _check_audience(given: Overrides) -> None:
     """Exactly one way of naming the audience (usage errors, exit 2)."""
     many = given.audience_column is not None
@@ -176,14 +197,10 @@ def sync(
     there is none), and its whole membership is replaced by the segment's identifiers.
     INPUT is a file as for `prepare`, or give --query SQL and --database-url instead.
     """
-    from spotify_audience_sync.sync.options import resolve_sync
-
-    require_one_input(input_path, query)
-    given = flag_overrides(fmt, no_wait=no_wait, **options)
-    _check_audience(given)
-    settings = cli_settings(given, log_format, state_url, state_dir)
+    settings, run = sync_run(
+        input_path, query, fmt, log_format, no_wait, state_url, state_dir, **options
+    )
     out = make_output(settings.log_format, quiet, verbose)
-    run = resolve_sync(settings, given.validated_by(settings), input=input_path, query=query)
     if run.groups is not None:
         code = run_groups(settings, run, report_path=report_path, out=out)
     else:
