@@ -7,7 +7,6 @@ Thin: each command loads Settings, calls the library and prints. Errors are Sync
 from __future__ import annotations
 
 import json
-import os
 import shlex
 import shutil
 import sys
@@ -22,7 +21,7 @@ import click
 
 from spotify_audience_sync.cli.options import uuid_argument
 from spotify_audience_sync.errors import ConfigError
-from spotify_audience_sync.settings import Settings, load_settings
+from spotify_audience_sync.settings import Settings, has_display, load_settings
 from spotify_audience_sync.spotify.auth import DEFAULT_LOGIN_PORT, TokenStore
 from spotify_audience_sync.spotify.client import AdsClient
 from spotify_audience_sync.spotify.factory import ads_client, oauth_session
@@ -39,8 +38,7 @@ def _utc(seconds: float) -> str:
 
 def _has_browser() -> bool:
     """Open a browser only where one can appear; a console browser would hang a headless run."""
-    graphical = os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")
-    return bool(graphical) or sys.platform in ("darwin", "win32")
+    return has_display() or sys.platform in ("darwin", "win32")
 
 
 @contextmanager

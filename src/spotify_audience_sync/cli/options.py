@@ -50,11 +50,12 @@ def make_output(
     log_format: LogFormat | None, quiet: bool, verbose: int, *, stdout_is_data: bool = False
 ) -> Output:
     """The run's reporter, kept on the click context so errors reach it too."""
-    from spotify_audience_sync.cli.output import Output
+    from spotify_audience_sync.cli.output import Output, activate
 
     verbosity = -1 if quiet else min(verbose, 1)
     output = Output(log_format or "auto", verbosity, stdout_is_data=stdout_is_data)
     output.capture_library_logs()
+    activate(output)
     click.get_current_context().find_root().obj = output
     return output
 
