@@ -17,7 +17,6 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-import spotify_audience_sync
 from spotify_audience_sync.cli.main import main, run
 from spotify_audience_sync.sandbox import Sandbox
 from spotify_audience_sync.sandbox.segment import generate
@@ -51,9 +50,17 @@ def test_history_into_a_closed_pipe_ends_quietly(tmp_path: Path) -> None:
     assert result.stderr == ""
 
 
+def _create(name: str, seed: int) -> Path:
+    """An audience of that name, made by `sync`; the segment's path."""
+    path = Path(f"segment-{seed}.csv")
+    generate(1500, seed=seed).select("Email").write_csv(path)
+    created = CliRunner().invoke(main, ["sync", str(path), "--audience-name", name, "--no-wait"])
+    assert created.exit_code == 0, created.output
+    return path
+
+
 def test_audiences_list_into_a_closed_pipe_ends_quietly(env: Sandbox) -> None:
-    frame = generate(1500, seed=5).select("Email")
-    spotify_audience_sync.sync_audience(frame, audience_name="Piped", wait=False)
+    _create("Piped", 5)
     result = _closed_pipe("audiences", "list")
     assert result.returncode == 0, result.stderr
     assert "internal error" not in result.stderr
@@ -126,10 +133,7 @@ def test_debug_is_accepted_after_any_command(args: list[str], tmp_path: Path) ->
 
 
 def _similar(env: Sandbox, *args: str) -> Any:
-    frame = generate(1500, seed=9).select("Email")
-    spotify_audience_sync.sync_audience(frame, audience_name="CRM Gold", wait=False)
-    path = Path("segment.csv")
-    frame.write_csv(path)
+    path = _create("CRM Gold", 9)
     return CliRunner().invoke(
         main, ["sync", str(path), "--audience-name", "crm gold", "--dry-run", *args]
     )
