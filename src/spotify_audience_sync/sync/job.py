@@ -20,6 +20,7 @@ from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from spotify_audience_sync.errors import EXIT_SIGINT, EXIT_SIGTERM, SyncError
+from spotify_audience_sync.sync.history import history_row
 from spotify_audience_sync.sync.many import (
     AudienceOutcome,
     audience_options,
@@ -188,34 +189,9 @@ class Job:
     ) -> None:
         """One history row for an audience's sync, whatever its outcome; a failure to write it
         is a warning (the run's own outcome, already decided, is what a scheduler must see)."""
-        from spotify_audience_sync.sync.backend import RunRecord
-
-        report, prepared = outcome.report, outcome.prepared
-        counts = {}
-        if prepared is not None and report.identifiers:
-            counts = {k: c.written for k, c in prepared.report.identifiers.items()}
-        message = None if outcome.error is None else str(outcome.error.get("message"))
-        record = RunRecord(
-            run_id=self.run_id if part is None else f"{self.run_id}.{part}",
-            started_at=started,
-            finished_at=utc_stamp(),
-            ad_account_id=report.ad_account_id,
-            audience_id=report.audience_id,
-            audience_name=report.audience_name,
-            action=report.action,
-            identifiers=report.identifiers,
-            counts=counts,
-            bytes=report.bytes,
-            fingerprint=report.fingerprint,
-            status=report.status,
-            size_min=report.size_min,
-            size_max=report.size_max,
-            exit_code=outcome.exit_code,
-            seconds=round(seconds, 3),
-            error=message,
-        )
+        run_id = self.run_id if part is None else f"{self.run_id}.{part}"
         try:
-            backend.record_run(record)
+            backend.record_run(history_row(outcome, run_id, started, seconds))
         except SyncError as exc:
             self._warn(f"the run was not recorded in the history: {exc}", "history_not_written")
 
