@@ -123,14 +123,17 @@ class Job:
         events: Callable[[JobEvent], None] | None = None,
         phase: Phase | None = None,
         run_id: str | None = None,
-        **mirror: Any,
+        uploader: Uploader | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        """``mirror`` goes to each Mirror sync (``uploader``, ``sleep``, ``clock``)."""
+        """``uploader``, ``sleep`` and ``clock`` go to each Mirror sync (tests pass fakes)."""
         self.settings = settings
         self.run_id = run_id or uuid.uuid4().hex
         self._events = events
         self._phase: Phase = phase or _no_phase
-        self._mirror = mirror
+        self._given_uploader = uploader
+        self._timing: dict[str, Any] = {"sleep": sleep, "clock": clock}
         #: The single sync's outcome so far: what a caller reports when :meth:`sync` raises.
         self.last: AudienceOutcome | None = None
 
@@ -144,8 +147,8 @@ class Job:
 
     def _uploader(self) -> Uploader:
         """The resumable upload, reported as a phase in bytes."""
-        if "uploader" in self._mirror:
-            return self._mirror["uploader"]  # type: ignore[no-any-return]
+        if self._given_uploader is not None:
+            return self._given_uploader
         from spotify_audience_sync.spotify.upload import upload_file
 
         def upload(
@@ -163,7 +166,7 @@ class Job:
         return upload
 
     def _mirror_kwargs(self) -> dict[str, Any]:
-        return {**self._mirror, "uploader": self._uploader()}
+        return {**self._timing, "uploader": self._uploader()}
 
     @contextlib.contextmanager
     def _session(self) -> Iterator[tuple[StateBackend, Any]]:
@@ -370,7 +373,8 @@ class Job:
                     parallel=parallel,
                     dry_run=dry_run,
                     events=lambda name, key: self._group_events(sync_name=name)(key),
-                    **self._mirror,
+                    uploader=self._given_uploader,
+                    **self._timing,
                 )
             finally:
                 for client in clients.values():

@@ -69,14 +69,14 @@ class SyncOutcome:
 
 
 @dataclass(frozen=True)
-class _Job:
+class _Planned:
     sync: PlanSync
     split: Split
     options: SyncOptions
     source: SourceOptions
 
 
-def _job(sync: PlanSync, settings: Settings, dry_run: bool) -> _Job:
+def _job(sync: PlanSync, settings: Settings, dry_run: bool) -> _Planned:
     """The sync's options: the plan's values over the settings, by the one resolver."""
     run = resolve_sync(settings, plan_overrides(sync), Overrides(dry_run=dry_run or None))
     if sync.audience_name_template is not None:
@@ -84,7 +84,7 @@ def _job(sync: PlanSync, settings: Settings, dry_run: bool) -> _Job:
     else:
         validate_options(run.sync)
     split = Split(run.prepare, sync.audience_column, sync.options.max_audiences)
-    return _Job(sync, split, run.sync, run.source)
+    return _Planned(sync, split, run.sync, run.source)
 
 
 def _read_units(syncs: list[PlanSync], folder: Path) -> list[list[PlanSync]]:
@@ -118,7 +118,7 @@ def run_plan(
     outcomes = {sync.name: SyncOutcome(sync.name) for sync in syncs}
 
     def run_unit(unit: list[PlanSync]) -> None:
-        jobs: list[_Job] = []
+        jobs: list[_Planned] = []
         for sync in unit:
             try:
                 jobs.append(_job(sync, settings, dry_run))
@@ -155,7 +155,7 @@ def run_plan(
 
 
 def _mirror_job(
-    job: _Job,
+    job: _Planned,
     groups: dict[str | None, PreparedSegment],
     client: AdsClient,
     store: StateBackend,
