@@ -6,8 +6,8 @@ gets its final object and exit 143, a sandbox stopped by SIGTERM exits 0, a warn
 from __future__ import annotations
 
 import json
-import re
 import os
+import re
 import signal
 import subprocess
 import sys
