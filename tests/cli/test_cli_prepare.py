@@ -226,9 +226,7 @@ def test_encoding_flag_gives_the_hashes_of_the_utf8_file(
 
 def test_audience_column_files_honour_the_encoding_flag(tmp_path: Path) -> None:
     """Regression: `prepare --audience-column` ignored --encoding ("pass --encoding cp1252")."""
-    text = "team,email\n" + "".join(
-        f"{'ab'[i % 2]},j\u00f6rg{i}@example.com\n" for i in range(40)
-    )
+    text = "team,email\n" + "".join(f"{'ab'[i % 2]},j\u00f6rg{i}@example.com\n" for i in range(40))
     utf8, other = tmp_path / "utf8.csv", tmp_path / "cp.csv"
     utf8.write_text(text, encoding="utf-8")
     other.write_bytes(text.encode("cp1252"))
