@@ -38,7 +38,7 @@ _EXPORTS: dict[str, str] = {
     "prepare": "spotify_audience_sync.sync.api",
     "sync_audience": "spotify_audience_sync.sync.api",
     "Job": "spotify_audience_sync.sync.job",
-    "JobEvent": "spotify_audience_sync.sync.job",
+    "JobEvent": "spotify_audience_sync.sync.events",
     "open_source": "spotify_audience_sync.segment.sources",
     "prepare_segment": "spotify_audience_sync.segment.pipeline",
     "run_sandbox": "spotify_audience_sync.sandbox",

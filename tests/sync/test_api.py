@@ -21,7 +21,7 @@ from spotify_audience_sync.sandbox import Sandbox
 from spotify_audience_sync.sandbox.segment import generate
 from spotify_audience_sync.segment.frames import open_frame
 from spotify_audience_sync.sync.backend import open_state
-from spotify_audience_sync.sync.job import JobEvent
+from spotify_audience_sync.sync.events import JobEvent
 
 
 def _rows(path: Path) -> set[tuple[str, str]]:

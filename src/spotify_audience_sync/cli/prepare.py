@@ -76,7 +76,7 @@ def _prepare_one(
     from spotify_audience_sync.segment.outputs import AtomicFile, check_writable
     from spotify_audience_sync.segment.pipeline import prepare_segment
     from spotify_audience_sync.segment.report import write_json
-    from spotify_audience_sync.sync.job import chosen_columns, open_segment
+    from spotify_audience_sync.sync.reading import chosen_columns, open_segment
 
     checks = (
         (output, "--output"),
@@ -125,7 +125,7 @@ def _prepare_many(run: PrepareRun, output: str, report_path: str | None, out: Ou
     from spotify_audience_sync.segment.outputs import check_writable
     from spotify_audience_sync.segment.report import write_json
     from spotify_audience_sync.segment.split import Split, prepare_split
-    from spotify_audience_sync.sync.job import open_segment
+    from spotify_audience_sync.sync.reading import open_segment
 
     assert run.groups is not None
     if "{value}" not in output or output == "-":

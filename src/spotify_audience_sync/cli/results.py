@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from spotify_audience_sync.cli.output import Output
-    from spotify_audience_sync.sync.job import JobEvent
+    from spotify_audience_sync.sync.events import JobEvent
     from spotify_audience_sync.sync.many import AudienceOutcome
     from spotify_audience_sync.sync.mirror import SyncReport
 

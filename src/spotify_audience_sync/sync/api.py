@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     from spotify_audience_sync.segment.report import PrepareReport
     from spotify_audience_sync.segment.sources import Source
     from spotify_audience_sync.settings import Settings
-    from spotify_audience_sync.sync.job import JobEvent
+    from spotify_audience_sync.sync.events import JobEvent
     from spotify_audience_sync.sync.mirror import SyncReport
 
 __all__ = ["prepare", "sync_audience"]
@@ -97,7 +97,7 @@ def prepare(
     Nothing is sent anywhere. ``options`` as for :func:`sync_audience`'s pipeline options.
     """
     from spotify_audience_sync.segment.pipeline import prepare_segment
-    from spotify_audience_sync.sync.job import chosen_columns, open_segment
+    from spotify_audience_sync.sync.reading import chosen_columns, open_segment
 
     settings, given = _layers(settings, options)
     path, frame = _path_or_frame(source)

@@ -15,11 +15,11 @@ import contextlib
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from spotify_audience_sync.errors import EXIT_SIGINT, EXIT_SIGTERM, SyncError
+from spotify_audience_sync.sync.events import JobEvent, Phase
 from spotify_audience_sync.sync.history import history_row
 from spotify_audience_sync.sync.many import (
     AudienceOutcome,
@@ -29,6 +29,7 @@ from spotify_audience_sync.sync.many import (
     outcome_code,
 )
 from spotify_audience_sync.sync.mirror import Mirror, SyncReport, validate_options
+from spotify_audience_sync.sync.reading import chosen_columns, open_segment
 from spotify_audience_sync.timefmt import utc_stamp
 
 if TYPE_CHECKING:
@@ -41,65 +42,16 @@ if TYPE_CHECKING:
     from spotify_audience_sync.spotify.upload import UploadResult
     from spotify_audience_sync.sync.backend import StateBackend
     from spotify_audience_sync.sync.mirror import EventSink, Uploader
-    from spotify_audience_sync.sync.options import SourceOptions, SyncRun
+    from spotify_audience_sync.sync.options import SyncRun
     from spotify_audience_sync.sync.plan import PlanSync
     from spotify_audience_sync.sync.runner import SyncOutcome
 
-__all__ = ["Job", "JobEvent", "Phase", "chosen_columns", "open_segment"]
-
-#: ``phase(name, total=None, unit="rows")``: a context yielding ``update(completed)``.
-Phase = Callable[..., AbstractContextManager[Callable[[int], None]]]
-
-
-@dataclass(frozen=True)
-class JobEvent:
-    """Something that happened in a run. ``fields`` are counts, ids and codes, never a value.
-
-    ``labels`` say which audience of a run of many it is about (``sync_name``, ``value``);
-    ``text`` is the line a person reads for it, where there is one.
-    """
-
-    name: str
-    fields: dict[str, Any]
-    labels: dict[str, Any] = field(default_factory=dict)
-    text: str | None = None
+__all__ = ["Job", "JobEvent", "Phase"]
 
 
 @contextlib.contextmanager
 def _no_phase(_name: str, **_: Any) -> Iterator[Callable[[int], None]]:
     yield lambda _completed: None
-
-
-def open_segment(options: SourceOptions) -> Source:
-    """The source a run reads: a file (or ``-``), or a query on its database."""
-    from spotify_audience_sync.segment.warehouse import open_input
-
-    return open_input(
-        options.input,
-        options.format,
-        options.query,
-        options.database_url,
-        encoding=options.encoding,
-    )
-
-
-def chosen_columns(source: Source, options: PrepareOptions) -> tuple[PrepareOptions, JobEvent]:
-    """The options with the identifier columns resolved, and the event that says which were
-    chosen (a column whose name looks like data is shown by its position)."""
-    from spotify_audience_sync.segment.columns import column_label, resolve_columns
-
-    columns = resolve_columns(source.name, source.columns, options.columns)
-    shown = {
-        kind.key: column_label(name, source.columns.index(name) + 1)
-        for kind, name in columns.items()
-    }
-    text = "columns: " + ", ".join(
-        f"{kind.key} from {shown[kind.key]!r}"
-        if shown[kind.key] == name
-        else f"{kind.key} from {shown[kind.key]}"
-        for kind, name in columns.items()
-    )
-    return replace(options, columns=columns), JobEvent("columns", {"columns": shown}, text=text)
 
 
 def _ended(exc: BaseException) -> tuple[int, str]:

@@ -14,15 +14,15 @@ from dataclasses import dataclass, field, fields, replace
 from typing import TYPE_CHECKING, Any, Literal
 
 from spotify_audience_sync.identifiers.normalize import IdentifierType, NormalizeOptions
+from spotify_audience_sync.segment.limits import DEFAULT_MAX_GROUPS
 from spotify_audience_sync.segment.pipeline import PrepareOptions
-from spotify_audience_sync.segment.split import DEFAULT_MAX_GROUPS
-from spotify_audience_sync.sync.mirror import SyncOptions
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
 
     from spotify_audience_sync.segment.sources import Format
     from spotify_audience_sync.settings import Settings
+    from spotify_audience_sync.sync.mirror import SyncOptions
     from spotify_audience_sync.sync.plan import PlanSync
 
 __all__ = [
@@ -276,6 +276,8 @@ def resolve_sync(
     query: str | None = None,
 ) -> SyncRun:
     """:func:`resolve_prepare` and the mirror's options; ConfigError without an ad account."""
+    from spotify_audience_sync.sync.mirror import SyncOptions  # not for what only prepares
+
     base = resolve_prepare(settings, *layers, input=input, query=query)
     merged = _merged(layers)
     account = merged.get("ad_account_id") or settings.account_id
