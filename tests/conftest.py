@@ -268,6 +268,20 @@ def _pg_connect() -> Any:
         pytest.fail(f"PostgreSQL at {PG_BASE} is not reachable: {exc}")
 
 
+def pg_execute(url: str, *statements: str) -> None:
+    """Run statements over ADBC (the driver the query source uses) on ``url``."""
+    from adbc_driver_postgresql import dbapi  # type: ignore[import-untyped]
+
+    with dbapi.connect(url, autocommit=True) as conn, conn.cursor() as cursor:
+        for statement in statements:
+            cursor.execute(statement)
+
+
+def require_postgres() -> None:
+    """Fail (never skip) when the test database is not there: the machine and CI have it."""
+    _pg_connect().close()
+
+
 def pg_query(sql: str, *params: object) -> list[tuple[Any, ...]]:
     """Run one statement on the test database as the tests' own connection."""
     with _pg_connect() as conn:
@@ -287,3 +301,24 @@ def pg_url() -> Iterator[str]:
     with _pg_connect() as conn:
         yield f"{scheme}://{user}:{PG_PASSWORD}@{host}?schema={schema}"
         conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+
+
+# --- sync state rows, as the state backends store them ---------------------------------------
+STATE_ACCOUNT = "5a1d8c9e-0000-4000-8000-000000000001"
+
+
+def sync_state(**changes: object) -> Any:
+    """A SyncState of 1,234 emails for audience ``a1``, with ``changes``."""
+    from spotify_audience_sync.sync.state import SyncState
+
+    base = {
+        "ad_account_id": STATE_ACCOUNT,
+        "audience_id": "a1",
+        "audience_name": "n",
+        "synced_at": "2026-11-22T10:00:00Z",
+        "identifiers": 1234,
+        "counts": {"email": 1234},
+        "fingerprint": "f" * 64,
+    }
+    base.update(changes)
+    return SyncState(**base)  # type: ignore[arg-type]

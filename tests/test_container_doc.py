@@ -30,7 +30,8 @@ def test_retryable_codes_are_marked_so() -> None:
 
 
 def _emitted() -> set[str]:
-    """Every event name the code can emit: emit("x"), event("x") and event(name) in logging."""
+    """Every event name the code can emit: emit("x"), event("x"), JobEvent("x", ...) and
+    event(name) in logging."""
     names: set[str] = set()
     for path in SOURCE.rglob("*.py"):
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
@@ -39,7 +40,7 @@ def _emitted() -> set[str]:
             func = node.func
             called = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", "")
             first = node.args[0]
-            if called in ("emit", "event") and isinstance(first, ast.Constant):
+            if called in ("emit", "event", "JobEvent") and isinstance(first, ast.Constant):
                 names.add(str(first.value))
             elif called in ("emit", "event") and isinstance(first, ast.IfExp):
                 names |= {

@@ -17,13 +17,24 @@ ROOT = "spotify_audience_sync"
 #: What each part may import besides itself. Parts are the sub-packages and the root modules.
 ALLOWED: dict[str, set[str]] = {
     "errors": set(),
-    "settings": {"errors"},
-    "identifiers": {"errors", "_native"},
-    "segment": {"identifiers", "settings", "errors"},
-    "spotify": {"settings", "errors"},
-    "sync": {"segment", "spotify", "identifiers", "settings", "errors"},
-    "sandbox": {"identifiers", "errors"},
-    "cli": {"sync", "segment", "spotify", "identifiers", "sandbox", "settings", "errors", ""},
+    "timefmt": set(),  # the one timestamp format: below everything, imports nothing of ours
+    "settings": {"errors", "timefmt"},
+    "identifiers": {"errors", "_native", "timefmt"},
+    "segment": {"identifiers", "settings", "errors", "timefmt"},
+    "spotify": {"settings", "errors", "timefmt"},
+    "sync": {"segment", "spotify", "identifiers", "settings", "errors", "timefmt"},
+    "sandbox": {"identifiers", "errors", "timefmt"},
+    "cli": {
+        "sync",
+        "segment",
+        "spotify",
+        "identifiers",
+        "sandbox",
+        "settings",
+        "errors",
+        "timefmt",
+        "",
+    },
     "__main__": {"cli"},
     "": set(),  # the package root: its public names load lazily, by string
 }

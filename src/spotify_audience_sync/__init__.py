@@ -3,7 +3,9 @@
 The library under the CLI. The public names below load on first use (PEP 562), so importing
 the package (as the CLI does for ``__version__``) costs nothing until something is used::
 
-    from spotify_audience_sync import open_source, prepare_segment, AdsClient, SyncOptions
+    from spotify_audience_sync import sync_audience
+
+    report = sync_audience(frame, audience_name="CRM gold", default_region="US")
 """
 
 from __future__ import annotations
@@ -33,6 +35,10 @@ _EXPORTS: dict[str, str] = {
     "TransientError": "spotify_audience_sync.errors",
     "load_settings": "spotify_audience_sync.settings",
     "normalize_values": "spotify_audience_sync.identifiers.normalize",
+    "prepare": "spotify_audience_sync.sync.api",
+    "sync_audience": "spotify_audience_sync.sync.api",
+    "Job": "spotify_audience_sync.sync.job",
+    "JobEvent": "spotify_audience_sync.sync.events",
     "open_source": "spotify_audience_sync.segment.sources",
     "prepare_segment": "spotify_audience_sync.segment.pipeline",
     "run_sandbox": "spotify_audience_sync.sandbox",

@@ -31,7 +31,9 @@ __all__ = [
     "default_token_store",
     "env_name",
     "flag_name",
+    "has_display",
     "load_settings",
+    "log_format_setting",
 ]
 
 ENV_PREFIX = "SPOTIFY_ADS_"
@@ -293,6 +295,27 @@ def native_disabled() -> bool:
     """Whether :data:`NO_NATIVE_ENV` asks for the pure-Python engines (the pipeline applies it
     through ``identifiers.hashing.use_native``)."""
     return bool(os.environ.get(NO_NATIVE_ENV))
+
+
+class _LogFormatOnly(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX, env_file=".env", env_file_encoding="utf-8", extra="ignore"
+    )
+    log_format: str = "auto"
+
+
+def log_format_setting() -> str:
+    """``SPOTIFY_ADS_LOG_FORMAT`` (environment, else ``.env``), read alone: for an error met
+    before the other settings could be validated; ``auto`` if it cannot be read."""
+    try:
+        return _LogFormatOnly().log_format
+    except (ValidationError, OSError, UnicodeDecodeError):
+        return "auto"
+
+
+def has_display() -> bool:
+    """Whether a graphical session is there to open a browser in (``DISPLAY``, Wayland)."""
+    return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
 
 
 def named_variables(names: Iterable[str]) -> dict[str, str]:

@@ -108,15 +108,27 @@ def test_country_column_flag_is_checked(tmp_path: Path) -> None:
     assert "country from 'Record ID'" in stderr
 
 
-def test_exclude_with_an_audience_column_is_refused_not_ignored(tmp_path: Path) -> None:
+def test_exclude_applies_to_every_audience_column_group(tmp_path: Path) -> None:
+    """One read, one file per value: the suppression list takes its people out of each."""
+    whole, groups = tmp_path / "whole.json", tmp_path / "groups.json"
+    opt_outs = str(EXPORTS / "opt_outs.csv")
+    src = str(EXPORTS / "hubspot_contacts.csv")
+    code, _, stderr = invoke(src, "-o", str(tmp_path / "all.csv"), "--exclude", opt_outs,
+                             "--report", str(whole))  # fmt: skip
+    assert code == 0, stderr
     code, _, stderr = invoke(
-        str(EXPORTS / "hubspot_contacts.csv"),
+        src,
         "-o", str(tmp_path / "{value}.csv"),
         "--audience-column", "Marketing contact status",
-        "--exclude", str(EXPORTS / "opt_outs.csv"),
+        "--exclude", opt_outs,
+        "--report", str(groups),
     )  # fmt: skip
-    assert code == 2
-    assert "--exclude and --exclude-query are not available with --audience-column" in stderr
+    assert code == 0, stderr
+    expected = {key: entry["suppressed"] for key, entry in _report(whole)["identifiers"].items()}
+    assert sum(expected.values()) > 0
+    per_group = _report(groups)["audiences"].values()
+    got = {key: sum(g["identifiers"][key]["suppressed"] for g in per_group) for key in expected}
+    assert got == expected
 
 
 def test_exclude_query_reads_a_suppression_list_from_the_database(tmp_path: Path) -> None:

@@ -224,6 +224,22 @@ def test_encoding_flag_gives_the_hashes_of_the_utf8_file(
     assert outputs[0].count("\n") == 401
 
 
+def test_audience_column_files_honour_the_encoding_flag(tmp_path: Path) -> None:
+    """Regression: `prepare --audience-column` ignored --encoding ("pass --encoding cp1252")."""
+    text = "team,email\n" + "".join(f"{'ab'[i % 2]},j\u00f6rg{i}@example.com\n" for i in range(40))
+    utf8, other = tmp_path / "utf8.csv", tmp_path / "cp.csv"
+    utf8.write_text(text, encoding="utf-8")
+    other.write_bytes(text.encode("cp1252"))
+    for path, extra in ((utf8, []), (other, ["--encoding", "cp1252"])):
+        out = str(tmp_path / f"{path.stem}-{{value}}.csv")
+        code, _, stderr = invoke(str(path), "-o", out, "--audience-column", "team", "-q", *extra)
+        assert code == 0, stderr
+    for team in "ab":
+        expected = (tmp_path / f"utf8-{team}.csv").read_text()
+        assert (tmp_path / f"cp-{team}.csv").read_text() == expected
+        assert expected.count("\n") == 21
+
+
 def test_an_unknown_encoding_is_a_usage_error_naming_the_flag(tmp_path: Path) -> None:
     src = tmp_path / "in.csv"
     src.write_text("email\na@example.com\n", encoding="utf-8")

@@ -12,30 +12,22 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
+from conftest import PG_BASE, pg_execute, require_postgres
 from spotify_audience_sync.cli.main import main
 from spotify_audience_sync.sandbox import Sandbox
 from spotify_audience_sync.segment import split as split_module
-from spotify_audience_sync.segment.warehouse import redact_url
 from spotify_audience_sync.sync.plan import parse_plan
 
-PG_URL = os.environ.get("SAS_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
+PG_URL = PG_BASE
 
 
-def _execute(url: str, *statements: str) -> None:
-    from adbc_driver_postgresql import dbapi  # type: ignore[import-untyped]
-
-    with dbapi.connect(url, autocommit=True) as conn, conn.cursor() as cursor:
-        for statement in statements:
-            cursor.execute(statement)
+_execute = pg_execute
 
 
 @pytest.fixture(scope="module")
 def churn_table() -> Iterator[str]:
     """3,000 people in tiers a/b/c (1,000 each), with phones; dropped at teardown."""
-    try:
-        _execute(PG_URL + "?connect_timeout=3", "SELECT 1")
-    except Exception as exc:  # any driver error means: no server here
-        pytest.skip(f"PostgreSQL not reachable at {redact_url(PG_URL)} ({type(exc).__name__})")
+    require_postgres()  # the machine and CI have it: fail, never skip
     name = f"sas_churn_{os.getpid()}_{uuid.uuid4().hex[:8]}"
     _execute(
         PG_URL,
@@ -232,3 +224,27 @@ syncs:
     assert len(env.membership(audience["sync"]["audience_id"])) == 598 + 1198
     email = audience["prepare"]["identifiers"]["email"]
     assert (email["suppressed"], audience["prepare"]["no_consent"]) == (1, 1)
+
+
+def test_a_plan_honours_the_encoding_setting_and_its_own_field(
+    env: Sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Regression: plan runs read every file as UTF-8 whatever SPOTIFY_ADS_ENCODING said."""
+    text = "email\n" + "".join(f"j\u00f6rg{i}@example.com\n" for i in range(1200))
+    (tmp_path / "cp.csv").write_bytes(text.encode("cp1252"))
+    (tmp_path / "latin.csv").write_bytes(text.encode("latin-1"))
+    plan = write_plan(
+        tmp_path / "plan.yaml",
+        """
+syncs:
+  - {name: by-setting, input: cp.csv, audience_name: By setting}
+  - {name: by-field, input: latin.csv, audience_name: By field, encoding: latin-1}
+""",
+    )
+    monkeypatch.setenv("SPOTIFY_ADS_ENCODING", "cp1252")
+    code, lines, stderr = invoke(str(plan), "--dry-run")
+    assert code == 0, stderr
+    for sync in lines[-1]["syncs"]:
+        (audience,) = sync["audiences"]
+        assert audience["prepare"]["identifiers"]["email"]["written"] == 1200, sync["name"]
+        assert audience["sync"]["action"] == "would create"

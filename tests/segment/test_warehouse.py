@@ -24,6 +24,7 @@ import polars as pl
 import pytest
 from click.testing import CliRunner
 
+from conftest import PG_BASE, pg_execute, require_postgres
 from spotify_audience_sync.cli.main import main
 from spotify_audience_sync.errors import ConfigError, InputError, InputNotFoundError
 from spotify_audience_sync.sandbox import Sandbox
@@ -31,7 +32,7 @@ from spotify_audience_sync.segment.warehouse import open_input, open_query, reda
 
 ROOT = Path(__file__).resolve().parents[2]
 FIXTURE = ROOT / "fixtures" / "segment.csv"
-PG_URL = os.environ.get("SAS_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
+PG_URL = PG_BASE
 PEOPLE = 300_000
 SECRET = "hunter2-Secret"  # a password that must never be printed
 
@@ -39,21 +40,13 @@ _EMAIL = re.compile(r"[^@\s]+@[^@\s.]+(\.[^@\s.]+)+")
 
 
 # --- the PostgreSQL table ---------------------------------------------------------------------
-def _execute(url: str, *statements: str) -> None:
-    from adbc_driver_postgresql import dbapi  # type: ignore[import-untyped]
-
-    with dbapi.connect(url, autocommit=True) as conn, conn.cursor() as cursor:
-        for statement in statements:
-            cursor.execute(statement)
+_execute = pg_execute
 
 
 @pytest.fixture(scope="module")
 def table() -> Iterator[str]:
     """A table of messy people, unique to this session; dropped at teardown."""
-    try:
-        _execute(PG_URL + "?connect_timeout=3", "SELECT 1")
-    except Exception as exc:  # any driver error means: no server here
-        pytest.skip(f"PostgreSQL not reachable at {redact_url(PG_URL)} ({type(exc).__name__})")
+    require_postgres()  # the machine and CI have it: fail, never skip
     name = f"sas_people_{os.getpid()}_{uuid.uuid4().hex[:8]}"
     _execute(
         PG_URL,

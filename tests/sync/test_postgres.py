@@ -10,27 +10,15 @@ import time
 
 import pytest
 
-from conftest import PG_PASSWORD, pg_query
+from conftest import PG_PASSWORD, STATE_ACCOUNT, pg_query, sync_state
 from spotify_audience_sync.errors import ConfigError, SafetyError, TransientError
 from spotify_audience_sync.sync.backend import RunRecord, StatusUpdate, open_state
 from spotify_audience_sync.sync.postgres import SCHEMA_VERSION, PostgresState
-from spotify_audience_sync.sync.state import SyncState
 
-ACCOUNT = "5a1d8c9e-0000-4000-8000-000000000001"
+ACCOUNT = STATE_ACCOUNT
 
 
-def state(**changes: object) -> SyncState:
-    base = {
-        "ad_account_id": ACCOUNT,
-        "audience_id": "a1",
-        "audience_name": "n",
-        "synced_at": "2026-11-22T10:00:00Z",
-        "identifiers": 1234,
-        "counts": {"email": 1234},
-        "fingerprint": "f" * 64,
-    }
-    base.update(changes)
-    return SyncState(**base)  # type: ignore[arg-type]
+state = sync_state
 
 
 def run(run_id: str, **changes: object) -> RunRecord:

@@ -10,24 +10,14 @@ from pathlib import Path
 
 import pytest
 
+from conftest import STATE_ACCOUNT, sync_state
 from spotify_audience_sync.errors import ConfigError, SafetyError
-from spotify_audience_sync.sync.state import StateStore, SyncState
+from spotify_audience_sync.sync.state import StateStore
 
-ACCOUNT = "5a1d8c9e-0000-4000-8000-000000000001"
+ACCOUNT = STATE_ACCOUNT
 
 
-def state(**changes: object) -> SyncState:
-    base = {
-        "ad_account_id": ACCOUNT,
-        "audience_id": "a1",
-        "audience_name": "n",
-        "synced_at": "2026-11-22T10:00:00Z",
-        "identifiers": 1234,
-        "counts": {"email": 1234},
-        "fingerprint": "f" * 64,
-    }
-    base.update(changes)
-    return SyncState(**base)  # type: ignore[arg-type]
+state = sync_state
 
 
 def test_save_then_load_round_trips_with_mode_0600(tmp_path: Path) -> None:

@@ -4,6 +4,10 @@
 codes for signals and usage errors, the final JSON object); ``main`` is the click group itself.
 """
 
-from spotify_audience_sync.cli.main import main, run
+from spotify_audience_sync.cli import early
+
+early.install()  # before the imports below: see cli/early.py
+
+from spotify_audience_sync.cli.main import main, run  # noqa: E402
 
 __all__ = ["main", "run"]

@@ -7,7 +7,6 @@ Thin: each command loads Settings, calls the library and prints. Errors are Sync
 from __future__ import annotations
 
 import json
-import os
 import shlex
 import shutil
 import sys
@@ -22,24 +21,24 @@ import click
 
 from spotify_audience_sync.cli.options import uuid_argument
 from spotify_audience_sync.errors import ConfigError
-from spotify_audience_sync.settings import Settings, load_settings
+from spotify_audience_sync.settings import Settings, has_display, load_settings
 from spotify_audience_sync.spotify.auth import DEFAULT_LOGIN_PORT, TokenStore
 from spotify_audience_sync.spotify.client import AdsClient
 from spotify_audience_sync.spotify.factory import ads_client, oauth_session
 from spotify_audience_sync.spotify.login import login
 from spotify_audience_sync.spotify.models import Audience
+from spotify_audience_sync.timefmt import utc_stamp
 
 __all__ = ["audiences", "auth", "sandbox"]
 
 
 def _utc(seconds: float) -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(seconds))
+    return utc_stamp(seconds)
 
 
 def _has_browser() -> bool:
     """Open a browser only where one can appear; a console browser would hang a headless run."""
-    graphical = os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")
-    return bool(graphical) or sys.platform in ("darwin", "win32")
+    return has_display() or sys.platform in ("darwin", "win32")
 
 
 @contextmanager

@@ -8,12 +8,12 @@ audience's last upload, so a `--no-wait` run or one that ended with exit 5 gets 
 from __future__ import annotations
 
 import json
-import time
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import click
 
 from spotify_audience_sync.cli.options import state_options, state_settings
+from spotify_audience_sync.timefmt import utc_stamp
 
 if TYPE_CHECKING:
     from spotify_audience_sync.settings import Settings
@@ -22,10 +22,10 @@ if TYPE_CHECKING:
 __all__ = ["history", "status"]
 
 
-def _settings(flags: dict[str, Any]) -> Settings:
+def _settings(ad_account_id: str | None, state_url: str | None, state_dir: str | None) -> Settings:
     from spotify_audience_sync.cli.options import load_cli_settings
 
-    return load_cli_settings(ad_account_id=flags.get("ad_account_id"), **state_settings(flags))
+    return load_cli_settings(ad_account_id=ad_account_id, **state_settings(state_url, state_dir))
 
 
 def _size(low: int | None, high: int | None) -> str:
@@ -54,14 +54,21 @@ _JSON = click.option("--json", "as_json", is_flag=True, help="One JSON object pe
 @_JSON
 @_ACCOUNT
 @state_options
-def history(audience: str | None, limit: int, as_json: bool, **flags: Any) -> None:
+def history(
+    audience: str | None,
+    limit: int,
+    as_json: bool,
+    ad_account_id: str | None,
+    state_url: str | None,
+    state_dir: str | None,
+) -> None:
     """List recorded runs of `sync`, newest first: action, identifiers, status, size, exit code.
 
     Read from the state backend (the state dir or the state database); no credentials needed.
     """
     from spotify_audience_sync.sync.backend import open_state
 
-    settings = _settings(flags)
+    settings = _settings(ad_account_id, state_url, state_dir)
     with open_state(settings.state_location) as backend:
         runs = backend.history(settings.account_id, audience, limit)
     for run in runs:
@@ -75,7 +82,13 @@ def history(audience: str | None, limit: int, as_json: bool, **flags: Any) -> No
 @_JSON
 @_ACCOUNT
 @state_options
-def status(audience: str | None, as_json: bool, **flags: Any) -> None:
+def status(
+    audience: str | None,
+    as_json: bool,
+    ad_account_id: str | None,
+    state_url: str | None,
+    state_dir: str | None,
+) -> None:
     """Read the synced audiences' processing status from Spotify and record it.
 
     Each audience with a saved state (or only --audience) is read; its status and size range
@@ -86,7 +99,7 @@ def status(audience: str | None, as_json: bool, **flags: Any) -> None:
     from spotify_audience_sync.sync.backend import StatusUpdate, open_state
     from spotify_audience_sync.sync.tokens import token_sinks
 
-    settings = _settings(flags)
+    settings = _settings(ad_account_id, state_url, state_dir)
     account = settings.account_id
     with open_state(settings.state_location) as backend:
         known = backend.audiences(account)
@@ -107,7 +120,7 @@ def status(audience: str | None, as_json: bool, **flags: Any) -> None:
                         status=None if found.status is None else str(found.status),
                         size_min=size.min if size else None,
                         size_max=size.max if size else None,
-                        checked_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                        checked_at=utc_stamp(),
                     )
                     run_id = backend.record_status(update)
                     if as_json:

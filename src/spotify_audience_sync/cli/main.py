@@ -8,6 +8,7 @@ short commands start in milliseconds, and the 1 s of imports is not charged to e
 
 from __future__ import annotations
 
+import functools
 import importlib
 import os
 import signal
@@ -18,7 +19,14 @@ from typing import TYPE_CHECKING, Any, NoReturn
 import click
 
 from spotify_audience_sync import __version__
-from spotify_audience_sync.errors import EXIT_DECLINED, EXIT_SIGINT, EXIT_SIGTERM, SyncError
+from spotify_audience_sync.cli import early
+from spotify_audience_sync.errors import (
+    EXIT_DECLINED,
+    EXIT_SIGINT,
+    EXIT_SIGTERM,
+    OutputError,
+    SyncError,
+)
 
 if TYPE_CHECKING:
     from spotify_audience_sync.cli.output import Output
@@ -55,6 +63,7 @@ class Group(click.Group):
             command = getattr(importlib.import_module(module), attribute)
             if not isinstance(command, click.Command):
                 raise TypeError(f"{LAZY_COMMANDS[cmd_name]} is not a click command")
+            _instrument(command)
             self.add_command(command, cmd_name)
         return super().get_command(ctx, cmd_name)
 
@@ -65,8 +74,12 @@ class Group(click.Group):
             self._fail(ctx, exc.to_dict())
         except (click.ClickException, click.exceptions.Exit, click.Abort):
             raise
+        except BrokenPipeError:  # the reader went away (`| head -1`): end quietly
+            _PENDING["pipe"] = {}
+            _silence_stdout()
+            ctx.exit(0 if ctx.invoked_subcommand not in JOB_COMMANDS else EXIT_OUTPUT)
         except Exception as exc:  # a bug: its message may quote data, so it is not printed
-            if ctx.params.get("debug"):
+            if ctx.params.get("debug") or ctx.meta.get("debug"):
                 raise
             message = (
                 f"internal error ({type(exc).__name__}); details are withheld because they may "
@@ -84,6 +97,45 @@ class Group(click.Group):
         else:  # failed before its output existed (settings): the entry point prints it
             _PENDING["error"] = error
         ctx.exit(error["exit_code"])
+
+
+def _debug(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
+    if value:
+        ctx.meta["debug"] = True  # meta is shared by every context of the invocation
+
+
+def _instrument(command: click.Command) -> None:
+    """Accept --debug after any command too (``audiences list --debug``), and note that the
+    command itself ran: `--help` ends before, and then no final JSON object is printed."""
+    commands = command.commands.values() if isinstance(command, click.Group) else []
+    for sub in commands:
+        _instrument(sub)
+    if not any("--debug" in param.opts for param in command.params):
+        command.params.append(
+            click.Option(
+                ["--debug"], is_flag=True, hidden=True, expose_value=False, callback=_debug
+            )
+        )
+    callback = command.callback
+    if callback is not None and not getattr(callback, "_noted", False):
+
+        def noted(*args: Any, **kwargs: Any) -> Any:
+            _PENDING["ran"] = {}
+            return callback(*args, **kwargs)
+
+        noted._noted = True  # type: ignore[attr-defined]
+        command.callback = functools.update_wrapper(noted, callback)
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null: the interpreter's last flush must not fail on the closed
+    pipe again (Python's documented way, see the signal module's note on SIGPIPE)."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):  # not a real file descriptor (a test runner's buffer)
+        pass
 
 
 @click.group(cls=Group, context_settings={"help_option_names": ["-h", "--help"]})
@@ -108,6 +160,7 @@ JOB_COMMANDS = frozenset({"prepare", "sync", "check", "demo", "run"})
 _PENDING: dict[str, dict[str, Any]] = {}
 _SIGINT = "interrupted (SIGINT); stopped cleanly: staged files removed, no upload left open"
 _SIGTERM = "terminated (SIGTERM); stopped cleanly: staged files removed, no upload left open"
+EXIT_OUTPUT = OutputError.exit_code
 
 
 class Terminated(BaseException):
@@ -124,14 +177,23 @@ def _terminate(signum: int, _frame: object) -> None:
 
 
 def _json_requested(args: Sequence[str]) -> bool:
-    """Whether this run speaks JSON lines: its flag, else the setting, else auto (no terminal)."""
+    """Whether this run speaks JSON lines: as its output decided, when the command made one;
+    else (click stopped before) its flag, else the setting, else auto (no terminal)."""
+    from spotify_audience_sync.cli.output import active_output
+
+    output = active_output()
+    if output is not None:
+        return output.format == "json"
     chosen = None
     for i, arg in enumerate(args):
         if arg == "--log-format" and i + 1 < len(args):
             chosen = args[i + 1]
         elif arg.startswith("--log-format="):
             chosen = arg.partition("=")[2]
-    chosen = chosen or os.environ.get("SPOTIFY_ADS_LOG_FORMAT", "auto")
+    if chosen is None:
+        from spotify_audience_sync.settings import log_format_setting
+
+        chosen = log_format_setting()
     return chosen == "json" or (chosen == "auto" and not sys.stderr.isatty())
 
 
@@ -150,14 +212,24 @@ def run(args: Sequence[str] | None = None) -> NoReturn:
     Whatever ends the run (a usage error, invalid settings, Ctrl-C, SIGTERM, a bug), the exit
     code is the documented one and, in json format, the last stdout line is one final object.
     """
-    from spotify_audience_sync.cli.output import begin_run, final_line, final_sent
-
+    # First thing: a SIGTERM from now on ends the run cleanly (one that came while the
+    # package was still being imported was noted by cli/__init__.py and is raised below).
+    signal.signal(signal.SIGTERM, _terminate)
     argv = list(sys.argv[1:] if args is None else args)
-    begin_run()
-    _PENDING.clear()
-    previous = signal.signal(signal.SIGTERM, _terminate)
+    code, error = _invoke(argv)
+    signal.signal(signal.SIGTERM, early.ORIGINAL)
+    _finish(argv, code, error)
+
+
+def _invoke(argv: list[str]) -> tuple[int, dict[str, Any] | None]:
+    """Run the click group; return the exit code and the error that ended it, if any."""
     error: dict[str, Any] | None = None
     try:
+        from spotify_audience_sync.cli.output import begin_run
+
+        begin_run()
+        _PENDING.clear()
+        early.raise_if_terminated(Terminated)
         code = main.main(args=argv, prog_name="spotify-audience-sync", standalone_mode=False)
         code = code if isinstance(code, int) else 0
     except click.exceptions.Exit as exc:
@@ -174,18 +246,26 @@ def run(args: Sequence[str] | None = None) -> NoReturn:
     except KeyboardInterrupt:
         code, error = _stopped(EXIT_SIGINT, "Interrupted", _SIGINT)
     except Terminated:
+        if _command(argv) == "sandbox":  # a server stopped the usual way: not an error
+            return 0, None
         code, error = _stopped(EXIT_SIGTERM, "Terminated", _SIGTERM)
-    finally:
-        signal.signal(signal.SIGTERM, previous)
+    return code, error
+
+
+def _finish(argv: list[str], code: int, error: dict[str, Any] | None) -> NoReturn:
+    """In json format, the job commands' last stdout line is one final object; then exit."""
+    from spotify_audience_sync.cli.output import final_line, final_sent
+
     error = error or _PENDING.get("error")
     command = _command(argv)
-    # The job commands, and errors before any command ran (not --version, not `audiences`).
-    # `run --list` prints its own data (the sync names), as `spec` does.
+    # The job commands that ran or failed (not their --help), and errors before any command
+    # ran (not --version, not `audiences`). `run --list` prints its own data, as `spec` does.
     listing = command == "run" and "--list" in argv
-    job = (command in JOB_COMMANDS and not listing) or (
+    started = "ran" in _PENDING or error is not None
+    job = (command in JOB_COMMANDS and not listing and started) or (
         error is not None and command not in LAZY_COMMANDS
     )
-    if not final_sent() and _json_requested(argv) and job:
+    if "pipe" not in _PENDING and not final_sent() and _json_requested(argv) and job:
         if error is not None:
             final_line(sys.stdout, "error", **{**error, "exit_code": code})
         else:

@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
+from spotify_audience_sync.segment.limits import DEFAULT_MAX_GROUPS
+
 if TYPE_CHECKING:
     from spotify_audience_sync.cli.output import LogFormat, Output
-    from spotify_audience_sync.segment.pipeline import PrepareOptions
-    from spotify_audience_sync.segment.sources import Source
+    from spotify_audience_sync.segment.sources import Format
     from spotify_audience_sync.settings import Settings
+    from spotify_audience_sync.sync.options import Overrides
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -48,11 +50,12 @@ def make_output(
     log_format: LogFormat | None, quiet: bool, verbose: int, *, stdout_is_data: bool = False
 ) -> Output:
     """The run's reporter, kept on the click context so errors reach it too."""
-    from spotify_audience_sync.cli.output import Output
+    from spotify_audience_sync.cli.output import Output, activate
 
     verbosity = -1 if quiet else min(verbose, 1)
     output = Output(log_format or "auto", verbosity, stdout_is_data=stdout_is_data)
     output.capture_library_logs()
+    activate(output)
     click.get_current_context().find_root().obj = output
     return output
 
@@ -207,14 +210,14 @@ def require_one_input(input_path: str | None, query: str | None) -> None:
         raise click.UsageError("give exactly one of INPUT or --query SQL")
 
 
-def load_cli_settings(**flags: Any) -> Settings:
+def load_cli_settings(**overrides: Any) -> Settings:
     """Settings from env / .env with the flags that were given laid over them.
 
     A bad flag value is named by the flag the user typed (exit 2), not by its variable.
     """
     from spotify_audience_sync.settings import load_settings
 
-    return load_settings(_flags=flags.keys(), **flags)
+    return load_settings(_flags=overrides.keys(), **overrides)
 
 
 def uuid_argument(_ctx: click.Context, _param: click.Parameter, value: str | None) -> str | None:
@@ -232,132 +235,30 @@ def uuid_argument(_ctx: click.Context, _param: click.Parameter, value: str | Non
         ) from None
 
 
-def prepare_options(settings: Settings, flags: dict[str, Any]) -> PrepareOptions:
-    """The pipeline options: flag if given, else setting, else default."""
-    from spotify_audience_sync.identifiers.normalize import IdentifierType, NormalizeOptions
-    from spotify_audience_sync.segment.pipeline import PrepareOptions
+def flag_overrides(fmt: Format, *, no_wait: bool = False, **options: Any) -> Overrides:
+    """The run options the flags gave, typed; ``options`` are named as the fields of
+    :class:`~spotify_audience_sync.sync.options.Overrides` (click's parameter names)."""
+    from spotify_audience_sync.sync.options import Overrides
 
-    requested = {
-        kind: flags[name]
-        for kind, name in (
-            (IdentifierType.EMAIL, "email_column"),
-            (IdentifierType.PHONE, "phone_column"),
-            (IdentifierType.DEVICE_ID, "device_id_column"),
-        )
-        if flags.get(name)
+    # A repeatable flag not given is an empty tuple: "not given", as None is.
+    given: dict[str, Any] = {
+        k: (v or None) if isinstance(v, tuple) else v for k, v in options.items()
     }
-    return PrepareOptions(
-        columns=requested,
-        normalize=NormalizeOptions(
-            gmail_canonical=settings.gmail_canonical,
-            default_region=settings.default_region,
-            phone_validation=settings.phone_validation,
-        ),
-        layout=settings.layout,
-        temp_dir=str(settings.temp_dir) if settings.temp_dir else None,
-        max_reject_rate=settings.max_reject_rate,
-        rejects_path=flags.get("rejects_path"),
-        country_column=settings.country_column,
-        consent_column=settings.consent_column,
+    return Overrides(format=fmt, wait=False if no_wait else None, **given)
+
+
+def cli_settings(
+    given: Overrides | None,
+    log_format: LogFormat | None,
+    state_url: str | None = None,
+    state_dir: str | None = None,
+) -> Settings:
+    """Settings from env / .env with the flags that set a setting laid over them (a bad value
+    is named by its flag, exit 2)."""
+    backed = given.settings() if given is not None else {}
+    return load_cli_settings(
+        **backed, log_format=log_format, **state_settings(state_url, state_dir)
     )
-
-
-def refuse_exclusions_per_value(flags: dict[str, Any]) -> None:
-    """--exclude with --audience-column: not wired yet (a plan's `exclude` is), so refused
-    rather than ignored: an opt-out that silently does nothing is the worst outcome."""
-    if flags.get("exclude") or flags.get("exclude_query"):
-        raise click.UsageError(
-            "--exclude and --exclude-query are not available with --audience-column yet; "
-            "use a plan's `exclude`, or one run per audience"
-        )
-
-
-def open_suppression(
-    settings: Settings, flags: dict[str, Any], options: PrepareOptions
-) -> PrepareOptions:
-    """The options with the --exclude lists and --exclude-query read in (the caller closes
-    ``options.suppression``); unchanged without them."""
-    import dataclasses
-
-    from spotify_audience_sync.segment.suppression import build_suppression
-    from spotify_audience_sync.segment.warehouse import open_input
-
-    paths, query = flags.get("exclude") or (), flags.get("exclude_query")
-    if not paths and not query:
-        return options
-
-    def sources() -> Iterator[Source]:
-        for path in paths:
-            with open_input(path, "auto", encoding=settings.encoding) as source:
-                yield source
-        if query:
-            with open_input(None, "auto", query, settings.database_url) as source:
-                yield source
-
-    suppression = build_suppression(sources(), options.normalize, options.temp_dir)
-    return dataclasses.replace(options, suppression=suppression)
-
-
-def announce_columns(out: Output, source: Source, options: PrepareOptions) -> PrepareOptions:
-    """Resolve the identifier columns, say which were chosen, return the options using them.
-
-    A JSON event ``columns`` (type → column) and a summary line; a column whose name looks
-    like data is shown by its position.
-    """
-    import dataclasses
-
-    from spotify_audience_sync.segment.columns import (
-        column_label,
-        resolve_column_lists,
-        resolve_country_column,
-    )
-    from spotify_audience_sync.segment.consent import consent_like
-
-    columns = resolve_column_lists(source.name, source.columns, options.columns)
-    country = resolve_country_column(source.name, source.columns, options.country_column)
-
-    def shown(name: str) -> str:
-        return column_label(name, source.columns.index(name) + 1)
-
-    def label(name: str) -> str:
-        return repr(name) if shown(name) == name else shown(name)
-
-    listed = {kind.key: [label(n) for n in names] for kind, names in columns.items()}
-    out.event(
-        "columns",
-        columns={
-            kind.key: shown(names[0]) if len(names) == 1 else [shown(n) for n in names]
-            for kind, names in columns.items()
-        },
-    )
-    parts = [f"{key} from {' and '.join(names)}" for key, names in listed.items()]
-    if country is not None:
-        parts.append(f"country from {label(country)}")
-    if options.consent_column is not None:
-        parts.append(f"consent from {label(options.consent_column)}")
-    else:
-        unused = consent_like(source.columns)
-        if unused:
-            named = ", ".join(label(c) for c in unused)
-            parts.append(f"consent-like {named} not applied (--consent-column applies it)")
-    out.summary("columns: " + ", ".join(parts))
-    return dataclasses.replace(options, columns=columns, country_column=country)
-
-
-SETTING_FLAGS = (
-    "log_format",
-    "default_region",
-    "gmail_canonical",
-    "phone_validation",
-    "layout",
-    "encoding",
-    "temp_dir",
-    "database_url",
-    "max_reject_rate",
-    "delimiter",
-    "country_column",
-    "consent_column",
-)
 
 
 def state_options(command: F) -> F:
@@ -373,19 +274,18 @@ def state_options(command: F) -> F:
     )(command)
 
 
-def state_settings(flags: dict[str, Any]) -> dict[str, Any]:
+def state_settings(state_url: str | None, state_dir: str | None) -> dict[str, str | None]:
     """The settings the state flags override: a --state-dir flag beats SPOTIFY_ADS_STATE_URL."""
-    if flags.get("state_url") and flags.get("state_dir"):
+    if state_url and state_dir:
         raise click.UsageError("give at most one of --state-url and --state-dir")
-    url = flags.get("state_url") or flags.get("state_dir")
-    return {"state_url": url, "state_dir": flags.get("state_dir")}
+    return {"state_url": state_url or state_dir, "state_dir": state_dir}
 
 
 #: ``--max-audiences``, shared by `prepare` and `sync` (their --audience-column runs).
 max_audiences_option = click.option(
     "--max-audiences",
     type=click.IntRange(min=1),
-    default=100,
+    default=DEFAULT_MAX_GROUPS,
     show_default=True,
     help="Refuse an --audience-column with more distinct values than this.",
 )

@@ -25,7 +25,16 @@ from typing import Any, Literal, TextIO
 
 from spotify_audience_sync import __version__
 
-__all__ = ["LogFormat", "Output", "begin_run", "final_line", "final_sent", "run_id"]
+__all__ = [
+    "LogFormat",
+    "Output",
+    "activate",
+    "active_output",
+    "begin_run",
+    "final_line",
+    "final_sent",
+    "run_id",
+]
 
 _LIBRARY_LOGGER = "spotify_audience_sync"
 
@@ -34,10 +43,24 @@ _FINAL = {"sent": False}
 _STAMP = {"run_id": uuid.uuid4().hex, "version": __version__}
 
 
+_ACTIVE: dict[str, Output] = {}
+
+
+def activate(output: Output) -> None:
+    """Make ``output`` the run's reporter: the entry point asks it for the run's format."""
+    _ACTIVE["output"] = output
+
+
+def active_output() -> Output | None:
+    """The reporter a command made for this run, if it made one."""
+    return _ACTIVE.get("output")
+
+
 def begin_run() -> None:
     """A new run (one per process; tests invoke the CLI many times in one): new id, no final."""
     _STAMP["run_id"] = uuid.uuid4().hex
     _FINAL["sent"] = False
+    _ACTIVE.clear()
 
 
 def run_id() -> str:
@@ -203,6 +226,11 @@ class Output:
         self.event("phase", "debug", phase=name, seconds=round(seconds, 3), **{unit: done[0]})
 
 
+#: Loggers whose records repeat events the commands already receive through the Job's
+#: callback (Mirror logs each event for library users who pass none): shown once, not twice.
+_DELIVERED_BY_CALLBACK = frozenset({"spotify_audience_sync.sync.mirror"})
+
+
 class _EventHandler(logging.Handler):
     """Log records made with ``spotify.events.event`` become the run's events."""
 
@@ -211,6 +239,8 @@ class _EventHandler(logging.Handler):
         self.output = output
 
     def emit(self, record: logging.LogRecord) -> None:
+        if record.name in _DELIVERED_BY_CALLBACK:
+            return
         name = getattr(record, "event", None)
         if name is not None:
             self.output.event(str(name), "warning", **getattr(record, "fields", {}))

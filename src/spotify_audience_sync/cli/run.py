@@ -1,8 +1,8 @@
 """`run PLAN`: the syncs of a plan file, all or some, N at once in one process.
 
-Thin: :mod:`sync.plan` validates the plan and selects the syncs, :mod:`sync.runner` runs them;
-this module prints one ``sync_result`` line per sync (and an ``audience_result`` per audience)
-and a final ``result`` listing them all, and exits with the worst code
+Thin: :mod:`sync.plan` validates the plan and selects the syncs, a :class:`sync.job.Job` runs
+them; this module prints one ``sync_result`` line per sync (and an ``audience_result`` per
+audience) and a final ``result`` listing them all, and exits with the worst code
 (:data:`errors.EXIT_SEVERITY`). ``--list --json`` prints the selected names for orchestrators
 (Airflow's dynamic task mapping, a Kubernetes Indexed Job's completions).
 """
@@ -10,27 +10,15 @@ and a final ``result`` listing them all, and exits with the worst code
 from __future__ import annotations
 
 import json
-import threading
-import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import click
 
-from spotify_audience_sync.cli.options import (
-    load_cli_settings,
-    make_output,
-    state_options,
-    state_settings,
-)
+from spotify_audience_sync.cli.options import cli_settings, make_output, state_options
 
 if TYPE_CHECKING:
-    from spotify_audience_sync.cli.output import Output
-    from spotify_audience_sync.settings import Settings
-    from spotify_audience_sync.spotify.client import AdsClient
-    from spotify_audience_sync.sync.backend import StateBackend
-    from spotify_audience_sync.sync.plan import PlanSync
-    from spotify_audience_sync.sync.runner import SyncOutcome
+    from spotify_audience_sync.cli.output import LogFormat
 
 
 @click.command("run")
@@ -75,7 +63,7 @@ def run(
     as_json: bool,
     state_dir: str | None,
     state_url: str | None,
-    log_format: str | None,
+    log_format: LogFormat | None,
     quiet: bool,
     verbose: int,
 ) -> None:
@@ -85,7 +73,10 @@ def run(
     the syncs' outcomes, in the order docs/scheduling.md gives. The plan's JSON Schema is in
     `spec`.
     """
+    from spotify_audience_sync.cli.output import run_id
+    from spotify_audience_sync.cli.results import job_events, report_outcomes
     from spotify_audience_sync.errors import worst_exit_code
+    from spotify_audience_sync.sync.job import Job
     from spotify_audience_sync.sync.plan import load_plan, select_syncs
 
     plan = load_plan(plan_path)
@@ -94,12 +85,11 @@ def run(
         names = [sync.name for sync in syncs]
         click.echo(json.dumps(names) if as_json else "\n".join(names))
         return
-    state = state_settings({"state_dir": state_dir, "state_url": state_url})
-    settings = load_cli_settings(log_format=log_format, **state)
+    settings = cli_settings(None, log_format, state_url, state_dir)
     out = make_output(settings.log_format, quiet, verbose)
-    outcomes = _run(plan_path, syncs, settings, parallel, dry_run, out)
-    from spotify_audience_sync.cli.many import report_outcomes
-
+    job = Job(settings, events=job_events(out), run_id=run_id())
+    folder = Path(plan_path).resolve().parent
+    outcomes = job.run_plan(syncs, folder=folder, parallel=parallel, dry_run=dry_run)
     for outcome in outcomes:
         report_outcomes(out, outcome.audiences, sync_name=outcome.name)
         if outcome.error is not None:
@@ -115,74 +105,3 @@ def run(
     )
     out.event("result", command="run", exit_code=code, syncs=[o.to_dict() for o in outcomes])
     raise SystemExit(code)
-
-
-def _run(
-    plan_path: str,
-    syncs: list[PlanSync],
-    settings: Settings,
-    parallel: int,
-    dry_run: bool,
-    out: Output,
-) -> list[SyncOutcome]:
-    from spotify_audience_sync.settings import named_variables
-    from spotify_audience_sync.sync.backend import open_state
-
-    environ = named_variables(s.database_url_env for s in syncs if s.database_url_env)
-    with open_state(settings.state_location) as backend:
-        return _run_with_state(plan_path, syncs, settings, parallel, dry_run, out, environ, backend)
-
-
-def _run_with_state(
-    plan_path: str,
-    syncs: list[PlanSync],
-    settings: Settings,
-    parallel: int,
-    dry_run: bool,
-    out: Output,
-    environ: dict[str, str],
-    backend: StateBackend,
-) -> list[SyncOutcome]:
-    """The plan's syncs with one state backend, one OAuth session and one rate limiter."""
-    from spotify_audience_sync.cli.many import group_events
-    from spotify_audience_sync.cli.sync import _now, _record
-    from spotify_audience_sync.spotify.factory import ads_client, oauth_session
-    from spotify_audience_sync.spotify.ratelimit import RateLimiter
-    from spotify_audience_sync.sync.runner import run_plan
-    from spotify_audience_sync.sync.tokens import token_sinks
-
-    tokens = oauth_session(settings, sinks=token_sinks(backend, settings))
-    limiter = RateLimiter()  # Spotify's limits are per app: one limiter for every sync
-    clients: dict[str, AdsClient] = {}
-    lock = threading.Lock()
-
-    def client_for(account: str) -> AdsClient:
-        with lock:
-            if account not in clients:
-                overridden = settings.model_copy(update={"ad_account_id": account})
-                clients[account] = ads_client(overridden, tokens, limiter=limiter)
-            return clients[account]
-
-    started, clock = _now(), time.monotonic()
-    try:
-        outcomes = run_plan(
-            syncs,
-            settings,
-            client_for,
-            folder=Path(plan_path).resolve().parent,
-            environ=environ,
-            store=backend,
-            parallel=parallel,
-            dry_run=dry_run,
-            events=lambda name, key: group_events(out, key, sync_name=name),
-        )
-    finally:
-        for client in clients.values():
-            client.close()
-        tokens.close()
-    seconds = time.monotonic() - clock
-    audiences = [o for outcome in outcomes for o in outcome.audiences]
-    for part, o in enumerate(audiences, 1):  # one history row each, as its own sync would leave
-        message = str(o.error.get("message")) if o.error else None
-        _record(backend, o.report, o.prepared, started, seconds, o.exit_code, message, out, part)
-    return outcomes

@@ -1,301 +1,130 @@
 """`sync` (the main job) and `demo` (the main job against a sandbox started for it).
 
-Thin: flags and settings in, :func:`sync.mirror.mirror` does the work, the outcome becomes an exit
-code: 0 done (BOOKABLE/LIVE, skipped, dry run, or uploaded with --no-wait), 3 EMPTY (Spotify
-matched nobody), 5 still PROCESSING when --wait-timeout ran out (the upload itself succeeded).
+Thin: flags in, :func:`sync.options.resolve_sync` types them over the settings, a
+:class:`sync.job.Job` does the run, and its outcome becomes an exit code: 0 done
+(BOOKABLE/LIVE, skipped, dry run, or uploaded with --no-wait), 3 EMPTY (Spotify matched
+nobody), 5 still PROCESSING when --wait-timeout ran out (the upload itself succeeded).
 """
 
 from __future__ import annotations
 
 import tempfile
-import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
 
 from spotify_audience_sync.cli.options import (
-    SETTING_FLAGS,
-    announce_columns,
-    load_cli_settings,
+    cli_settings,
+    flag_overrides,
     make_output,
     max_audiences_option,
-    open_suppression,
-    prepare_options,
     require_one_input,
     segment_options,
     state_options,
-    state_settings,
     uuid_argument,
 )
 
 if TYPE_CHECKING:
-    from spotify_audience_sync.cli.output import Output
-    from spotify_audience_sync.segment.pipeline import PreparedSegment
+    from spotify_audience_sync.cli.output import LogFormat, Output
     from spotify_audience_sync.segment.sources import Format
     from spotify_audience_sync.settings import Settings
-    from spotify_audience_sync.sync.backend import StateBackend
-    from spotify_audience_sync.sync.mirror import SyncOptions, SyncReport, Uploader
+    from spotify_audience_sync.sync.mirror import SyncReport
+    from spotify_audience_sync.sync.options import Overrides, SyncRun
 
 DEMO_AUDIENCE = "spotify-audience-sync demo"
 FIXTURE = Path("fixtures") / "segment.csv"
 
 
-def _summary(report: SyncReport) -> str:
-    from spotify_audience_sync.segment.report import plural
-
-    audience = f"{report.audience_name!r} ({report.audience_id or 'new'})"
-    line = f"audience {audience}: {report.action}"
-    if report.action in ("created", "replaced"):
-        line += (
-            f"; {plural(report.identifiers, 'identifier')}, {plural(report.bytes, 'byte')} in "
-            f"{plural(report.upload_requests, 'request')} "
-            f"({plural(report.upload_resumes, 'resume')})"
-        )
-    if report.status:
-        line += f"; status {report.status}"
-    if report.size_min is not None and report.size_max is not None:
-        line += f", size {report.size_min:,} to {report.size_max:,}"
-    person, identifier = report.match_rate_per_person, report.match_rate
-    if person is not None and identifier is not None:
-        line += (
-            f"; estimated match rate {person[0]:.0%} to {person[1]:.0%} per person (of "
-            f"{plural(report.rows_with_identifier, 'input row')} with an accepted identifier), "
-            f"{identifier[0]:.0%} to {identifier[1]:.0%} per identifier (of "
-            f"{report.identifiers:,} uploaded)"
-        )
-    if report.status == "EMPTY":
-        line += "\nSpotify matched none of the identifiers: check the normalization options"
-    elif report.status == "PROCESSING" and report.action in ("created", "replaced"):
-        line += (
-            "\nstill processing (Spotify can take up to three days); check later with "
-            f"`spotify-audience-sync audiences get {report.audience_id}`"
-        )
-    return line
-
-
-def _write_report(path: str, data: dict[str, Any], out: Output) -> None:
-    """Write the report; a failure now (the path was checked first) is a warning, never the
-    run's outcome: the audience has already been changed, and a scheduler must not retry."""
-    from spotify_audience_sync.errors import OutputError
-    from spotify_audience_sync.segment.report import write_json
-
-    try:
-        write_json(path, data)
-    except OutputError as exc:
-        out.warning(str(exc), code="report_not_written")
-
-
-def sync_options(settings: Settings, flags: dict[str, Any]) -> SyncOptions:
-    """The sync's options: flags over settings."""
-    from spotify_audience_sync.sync.mirror import SyncOptions
-
-    return SyncOptions(
-        ad_account_id=settings.account_id,
-        audience_name=flags.get("audience_name"),
-        audience_id=flags.get("audience_id"),
-        description=flags.get("description"),
-        dry_run=bool(flags.get("dry_run")),
-        wait=not flags.get("no_wait"),
-        wait_timeout=settings.wait_timeout,
-        allow_shrink=bool(flags.get("allow_shrink")),
-        max_reject_rate=settings.max_reject_rate,
-        force=bool(flags.get("force")),
-        chunk_size=settings.upload_chunk_size,
-    )
-
-
 def run_sync(
-    settings: Settings,
-    input_path: str | None,
-    fmt: Format,
-    flags: dict[str, Any],
-    *,
-    report_path: str | None,
-    out: Output,
+    settings: Settings, run: SyncRun, *, report_path: str | None, out: Output
 ) -> tuple[int, SyncReport]:
-    """Prepare, then mirror; print the summary, write the report; return the exit code.
-
-    The segment is ``input_path``, or the query ``flags["query"]`` on the settings' database.
-    """
-    from spotify_audience_sync.errors import EXIT_SIGINT, EXIT_SIGTERM, SyncError
+    """One audience: the Job's run, then the summary, the report and the final JSON object."""
+    from spotify_audience_sync.cli.output import run_id
+    from spotify_audience_sync.cli.results import job_events, summary, sync_result, write_report
+    from spotify_audience_sync.errors import SyncError
     from spotify_audience_sync.segment.outputs import check_writable
-    from spotify_audience_sync.sync.backend import open_state
-    from spotify_audience_sync.sync.mirror import SyncReport, validate_options
+    from spotify_audience_sync.sync.job import Job
+    from spotify_audience_sync.sync.mirror import validate_options
 
-    options = sync_options(settings, flags)
-    validate_options(options)  # before reading anything: a bad name fails in milliseconds
+    validate_options(run.sync)  # before reading anything: a bad name fails in milliseconds
     # ... and before the first request: nothing after a write to Spotify may fail the run.
-    for path, flag in ((report_path, "--report"), (flags.get("rejects_path"), "--rejects")):
+    for path, flag in ((report_path, "--report"), (run.prepare.rejects_path, "--rejects")):
         if path:
             check_writable(path, flag)
-    report = SyncReport(ad_account_id=options.ad_account_id)
-    report.audience_name = options.audience_name or None
-    report.audience_id = options.audience_id or None
-    kept: dict[str, Any] = {}
-    with open_state(settings.state_location) as backend:
-        started, clock = _now(), time.monotonic()
-        code: int = 1
-        error: str | None = None
-        try:
-            code = _sync_with_state(
-                settings,
-                input_path,
-                fmt,
-                flags,
-                options,
-                report,
-                backend,
-                report_path=report_path,
-                out=out,
-                kept=kept,
-            )
-        except SyncError as exc:
-            code, error = exc.exit_code, str(exc)
-            raise
-        except KeyboardInterrupt:
-            code, error = EXIT_SIGINT, "interrupted (SIGINT)"
-            raise
-        except BaseException as exc:
-            if type(exc).__name__ == "Terminated":  # cli.main's SIGTERM
-                code, error = EXIT_SIGTERM, "terminated (SIGTERM)"
-            else:
-                code, error = 1, f"internal error ({type(exc).__name__})"
-            raise
-        finally:
-            prepared = kept.get("prepared")
-            _record(backend, report, prepared, started, time.monotonic() - clock, code, error, out)
-    return code, report
-
-
-def _sync_with_state(
-    settings: Settings,
-    input_path: str | None,
-    fmt: Format,
-    flags: dict[str, Any],
-    options: SyncOptions,
-    report: SyncReport,
-    backend: StateBackend,
-    *,
-    report_path: str | None,
-    out: Output,
-    kept: dict[str, Any],
-) -> int:
-    """The run with its state backend open: tokens kept in it too, the mirror locked by it."""
-    from spotify_audience_sync.errors import SyncError
-    from spotify_audience_sync.segment.pipeline import prepare_segment
-    from spotify_audience_sync.segment.warehouse import open_input
-    from spotify_audience_sync.spotify.factory import ads_client, oauth_session
-    from spotify_audience_sync.sync.many import outcome_code
-    from spotify_audience_sync.sync.mirror import Mirror
-    from spotify_audience_sync.sync.tokens import token_sinks
-
-    prepared: PreparedSegment | None = None
-    tokens = oauth_session(settings, sinks=token_sinks(backend, settings))
-    asked = prepare_options(settings, flags)
+    job = Job(settings, events=job_events(out), phase=out.phase, run_id=run_id())
     try:
-        asked = open_suppression(settings, flags, asked)
-        with open_input(
-            input_path,
-            fmt,
-            flags.get("query"),
-            settings.database_url,
-            encoding=settings.encoding,
-            delimiter=settings.delimiter,
-        ) as source:
-            chosen = announce_columns(out, source, asked)
-            with out.phase("read") as progress:
-                prepared = prepare_segment(source, chosen, on_progress=progress)
-        kept["prepared"] = segment = prepared
-        if prepared.rejects is not None:  # about the input: complete now, whatever the sync does
-            prepared.rejects.commit()
-
-        seen: dict[str, Any] = {}
-
-        def events(name: str, fields: dict[str, Any]) -> None:
-            out.event(name, **fields)
-            if name == "prepared":  # exact counts are known: show them before anything is sent
-                out.summary(segment.report.summary())
-                for warning in segment.report.warnings:
-                    out.warning(warning, code="column_rejects")
-            elif name in ("created", "replaced"):
-                seen["since"] = time.monotonic()
-            elif name == "status" and fields.get("status") != seen.get("status"):
-                seen["status"] = fields.get("status")  # people see each change while waiting
-                waited = time.monotonic() - seen.get("since", time.monotonic())
-                out.summary(f"  processing: {seen['status']} after {waited:.0f} s")
-
-        with prepared, ads_client(settings, tokens) as client:
-            run = Mirror(
-                prepared, client, options, uploader=_uploader(out), store=backend, events=events
-            )
-            run.report = report  # the one run_sync records, even after an interrupt
-            run.run()
+        outcome = job.sync(run)
     except SyncError as exc:
-        if report_path:  # a scheduler needs the report most when the run failed
-            _write_report(report_path, _result(prepared, report) | {"error": exc.to_dict()}, out)
+        if report_path and job.last is not None:  # a scheduler needs it most when it failed
+            data = sync_result(job.last, job.run_id) | {"error": exc.to_dict()}
+            write_report(report_path, data, out)
         raise
-    finally:
-        tokens.close()
-        if asked.suppression is not None:
-            asked.suppression.close()
-    result = _result(prepared, report)
+    result = sync_result(outcome, job.run_id)
     if report_path:
-        _write_report(report_path, result, out)
-    out.outcome(_summary(report))  # even with -q: the final result
-    code = outcome_code(report, options.wait)
+        write_report(report_path, result, out)
+    out.outcome(summary(outcome.report))  # even with -q: the final result
+    out.event("result", command="sync", exit_code=outcome.exit_code, **result)
+    return outcome.exit_code, outcome.report
+
+
+def run_groups(settings: Settings, run: SyncRun, *, report_path: str | None, out: Output) -> int:
+    """One audience per value of the audience column: a line and an ``audience_result`` each,
+    a final ``result`` listing them all; the worst exit code (:data:`errors.EXIT_SEVERITY`)."""
+    from spotify_audience_sync.cli.output import run_id
+    from spotify_audience_sync.cli.results import job_events, report_outcomes, write_report
+    from spotify_audience_sync.errors import worst_exit_code
+    from spotify_audience_sync.segment.outputs import check_writable
+    from spotify_audience_sync.sync.job import Job
+
+    if report_path:
+        check_writable(report_path, "--report")
+    job = Job(settings, events=job_events(out), phase=out.phase, run_id=run_id())
+    outcomes = job.sync_groups(run)
+    report_outcomes(out, outcomes)
+    code = worst_exit_code(o.exit_code for o in outcomes)
+    result: dict[str, Any] = {"audiences": [o.to_dict() for o in outcomes]}
+    if report_path:
+        write_report(report_path, result, out)
     out.event("result", command="sync", exit_code=code, **result)
     return code
 
 
-def _now() -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+def sync_run(
+    input_path: str | None,
+    query: str | None,
+    fmt: Format,
+    log_format: LogFormat | None,
+    no_wait: bool,
+    state_url: str | None,
+    state_dir: str | None,
+    **options: Any,
+) -> tuple[Settings, SyncRun]:
+    """The settings and the resolved run of `sync`'s flags (usage errors exit 2)."""
+    from spotify_audience_sync.sync.options import resolve_sync
+
+    require_one_input(input_path, query)
+    given = flag_overrides(fmt, no_wait=no_wait, **options)
+    _check_audience(given)
+    settings = cli_settings(given, log_format, state_url, state_dir)
+    run = resolve_sync(settings, given.validated_by(settings), input=input_path, query=query)
+    return settings, run
 
 
-def _record(
-    backend: StateBackend,
-    report: SyncReport,
-    prepared: PreparedSegment | None,
-    started: str,
-    seconds: float,
-    code: int,
-    error: str | None,
-    out: Output,
-    part: int | None = None,
-) -> None:
-    """One history row for the run, whatever its outcome; a failure to write it is a warning
-    (the run's own outcome, already decided, is what a scheduler must see). A run of many
-    audiences records one row each: ``part`` numbers them (``<run id>.<part>``)."""
-    from spotify_audience_sync.cli.output import run_id
-    from spotify_audience_sync.errors import SyncError
-    from spotify_audience_sync.sync.backend import RunRecord
-
-    counts = {}
-    if prepared is not None and report.identifiers:
-        counts = {k: c.written for k, c in prepared.report.identifiers.items()}
-    record = RunRecord(
-        run_id=run_id() if part is None else f"{run_id()}.{part}",
-        started_at=started,
-        finished_at=_now(),
-        ad_account_id=report.ad_account_id,
-        audience_id=report.audience_id,
-        audience_name=report.audience_name,
-        action=report.action,
-        identifiers=report.identifiers,
-        counts=counts,
-        bytes=report.bytes,
-        fingerprint=report.fingerprint,
-        status=report.status,
-        size_min=report.size_min,
-        size_max=report.size_max,
-        exit_code=code,
-        seconds=round(seconds, 3),
-        error=error,
-    )
-    try:
-        backend.record_run(record)
-    except SyncError as exc:
-        out.warning(f"the run was not recorded in the history: {exc}", code="history_not_written")
+def _check_audience(given: Overrides) -> None:
+    """Exactly one way of naming the audience (usage errors, exit 2)."""
+    many = given.audience_column is not None
+    if many and (given.audience_name or given.audience_id):
+        raise click.UsageError(
+            "--audience-column names each audience by --audience-name-template: "
+            "drop --audience-name / --audience-id"
+        )
+    if many != bool(given.audience_name_template):
+        raise click.UsageError("--audience-column and --audience-name-template go together")
+    if not many and bool(given.audience_name) == bool(given.audience_id):
+        raise click.UsageError(
+            "name the audience with exactly one of --audience-name or --audience-id"
+        )
 
 
 def _synthetic_segment(directory: Path) -> str:
@@ -305,37 +134,6 @@ def _synthetic_segment(directory: Path) -> str:
     path = directory / "synthetic-segment.csv"
     generate(3000, seed=7, device_ids=True).write_csv(path)
     return str(path)
-
-
-def _result(prepared: PreparedSegment | None, report: SyncReport) -> dict[str, Any]:
-    """The JSON report: what was prepared and what the sync did (counts and ids only), under
-    the run id that `history` shows."""
-    from spotify_audience_sync.cli.output import run_id
-
-    return {
-        "run_id": run_id(),
-        "prepare": prepared.report.to_dict() if prepared is not None else None,
-        "sync": report.to_dict(),
-    }
-
-
-def _uploader(out: Output) -> Uploader:
-    """The resumable upload, with a progress bar in bytes."""
-    from spotify_audience_sync.spotify.upload import UploadResult, upload_file
-
-    def upload(
-        upload_url: str, chunks: Any, *, total_bytes: int | None, chunk_size: int
-    ) -> UploadResult:
-        with out.phase("upload", total=total_bytes, unit="bytes") as progress:
-            return upload_file(
-                upload_url,
-                chunks,
-                total_bytes=total_bytes,
-                chunk_size=chunk_size,
-                on_progress=progress,
-            )
-
-    return upload
 
 
 @click.command()
@@ -382,11 +180,16 @@ def _uploader(out: Output) -> Uploader:
 @max_audiences_option
 def sync(
     input_path: str | None,
+    query: str | None,
     fmt: Format,
     report_path: str | None,
+    log_format: LogFormat | None,
     quiet: bool,
     verbose: int,
-    **flags: Any,
+    no_wait: bool,
+    state_url: str | None,
+    state_dir: str | None,
+    **options: Any,
 ) -> None:
     """Make a Spotify customer-list audience hold exactly the segment in INPUT (Mirror mode).
 
@@ -394,36 +197,14 @@ def sync(
     there is none), and its whole membership is replaced by the segment's identifiers.
     INPUT is a file as for `prepare`, or give --query SQL and --database-url instead.
     """
-    require_one_input(input_path, flags.get("query"))
-    many = flags.get("audience_column") is not None
-    if many and (flags.get("audience_name") or flags.get("audience_id")):
-        raise click.UsageError(
-            "--audience-column names each audience by --audience-name-template: "
-            "drop --audience-name / --audience-id"
-        )
-    if many != bool(flags.get("audience_name_template")):
-        raise click.UsageError("--audience-column and --audience-name-template go together")
-    if not many and bool(flags.get("audience_name")) == bool(flags.get("audience_id")):
-        raise click.UsageError(
-            "name the audience with exactly one of --audience-name or --audience-id"
-        )
-    settings = load_cli_settings(
-        **{k: flags.get(k) for k in SETTING_FLAGS},
-        ad_account_id=flags.get("ad_account_id"),
-        wait_timeout=flags.get("wait_timeout"),
-        upload_chunk_size=flags.get("chunk_size"),
-        **state_settings(flags),
+    settings, run = sync_run(
+        input_path, query, fmt, log_format, no_wait, state_url, state_dir, **options
     )
     out = make_output(settings.log_format, quiet, verbose)
-    if many:
-        from spotify_audience_sync.cli.many import run_sync_many
-
-        base = sync_options(settings, flags)
-        code = run_sync_many(
-            settings, input_path, fmt, flags, base, report_path=report_path, out=out
-        )
+    if run.groups is not None:
+        code = run_groups(settings, run, report_path=report_path, out=out)
     else:
-        code, _ = run_sync(settings, input_path, fmt, flags, report_path=report_path, out=out)
+        code, _ = run_sync(settings, run, report_path=report_path, out=out)
     raise SystemExit(code)
 
 
@@ -441,6 +222,7 @@ def demo(input_path: str | None, processing_delay: float) -> None:
     from spotify_audience_sync.cli.output import Output
     from spotify_audience_sync.sandbox import run_sandbox
     from spotify_audience_sync.settings import load_settings
+    from spotify_audience_sync.sync.options import Overrides, resolve_sync
 
     out = Output("human")  # a rehearsal is for a person: always the human view
 
@@ -467,8 +249,9 @@ def demo(input_path: str | None, processing_delay: float) -> None:
         if input_path is None:
             input_path = str(FIXTURE) if FIXTURE.exists() else _synthetic_segment(Path(home))
         click.echo(f"sandbox listening on {sandbox.base_url}; syncing {input_path}", err=True)
-        flags: dict[str, Any] = {"audience_name": DEMO_AUDIENCE, "description": "demo segment"}
-        code, report = run_sync(settings, input_path, "auto", flags, report_path=None, out=out)
+        given = Overrides(audience_name=DEMO_AUDIENCE, description="demo segment")
+        run = resolve_sync(settings, given, input=input_path)
+        code, report = run_sync(settings, run, report_path=None, out=out)
         assert report.audience_id is not None
         members = sandbox.membership(report.audience_id)
         click.echo(
@@ -478,7 +261,7 @@ def demo(input_path: str | None, processing_delay: float) -> None:
         )
         click.echo("syncing the same segment again:", err=True)
         quiet = Output("human", verbosity=-1)
-        again, _ = run_sync(settings, input_path, "auto", flags, report_path=None, out=quiet)
+        again, _ = run_sync(settings, run, report_path=None, out=quiet)
         listed = sandbox.audiences.list(sandbox.ad_account_id, {})["audiences"]
         click.echo(f"audiences in the ad account: {len(listed)} (no duplicate)", err=True)
     raise SystemExit(code or again)

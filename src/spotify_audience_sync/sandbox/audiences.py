@@ -17,6 +17,7 @@ from typing import Any
 from spotify_audience_sync.sandbox.config import SandboxConfig
 from spotify_audience_sync.sandbox.membership import Membership, parse_membership, size_range
 from spotify_audience_sync.sandbox.problem import Problem
+from spotify_audience_sync.timefmt import utc_stamp
 
 __all__ = ["Audiences", "UploadSlot"]
 
@@ -35,7 +36,7 @@ def _uuid(value: Any, what: str) -> str:
 
 
 def _stamp(seconds: float) -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(seconds))
+    return utc_stamp(seconds)
 
 
 def _text(body: dict[str, Any], key: str, low: int, high: int, *, required: bool) -> str | None:

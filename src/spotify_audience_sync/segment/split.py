@@ -31,6 +31,7 @@ from spotify_audience_sync.errors import ConfigError, InputError
 from spotify_audience_sync.identifiers.normalize import IdentifierType
 from spotify_audience_sync.segment.columnsets import hash_columns
 from spotify_audience_sync.segment.encode import Records, first_byte, record_width
+from spotify_audience_sync.segment.limits import DEFAULT_MAX_GROUPS
 from spotify_audience_sync.segment.pipeline import (
     PreparedSegment,
     PrepareOptions,
@@ -49,7 +50,6 @@ from spotify_audience_sync.segment.staging import Stage, partition_rows
 
 __all__ = ["DEFAULT_MAX_GROUPS", "Split", "identifier_total", "prepare_split"]
 
-DEFAULT_MAX_GROUPS = 100
 #: Partition files per group and type. Fewer than one stage's 64: creating files dominated a
 #: read with 20 groups (1 ms each here), and a group's sort stays small: Spotify takes at most
 #: 1 GiB per audience (~13M rows), so a file holds at most ~1/8 of that, ~55 MB.

@@ -3,9 +3,9 @@
 The groups come from :func:`~spotify_audience_sync.segment.split.prepare_split`, already read
 and staged. Before the first write, the whole set is checked: every name the template makes is
 one Spotify accepts, names are distinct, and no group is empty; any problem refuses the run, so
-a typo in a template never half-applies. Then each group runs :func:`.mirror.mirror` in turn,
-with its own guards, lock, fingerprint and state: a group that fails is recorded and the others
-go on, and the caller's exit code is the worst of theirs (:func:`errors.worst_exit_code`).
+a typo in a template never half-applies. Then each group runs a :class:`.mirror.Mirror` sync in
+turn, with its own guards, lock, fingerprint and state: a group that fails is recorded and the
+others go on, and the caller's exit code is the worst of theirs (:func:`errors.worst_exit_code`).
 """
 
 from __future__ import annotations
@@ -139,18 +139,22 @@ def mirror_groups(
     outcomes: list[AudienceOutcome] = []
     for key, prepared in groups.items():
         option = options[key]
-        sink = events(key) if events is not None else None
         run = Mirror(
-            prepared, client, option, uploader=uploader, store=store, events=sink, **kwargs
+            prepared,
+            client,
+            option,
+            uploader=uploader,
+            store=store,
+            events=events(key) if events is not None else None,
+            **kwargs,
         )
-        report = run.report
-        outcome = AudienceOutcome(key, report, prepared)
+        outcome = AudienceOutcome(key, run.report, prepared)
         with prepared:
             try:
                 run.run()
             except SyncError as exc:
                 outcome.exit_code, outcome.error = exc.exit_code, exc.to_dict()
             else:
-                outcome.exit_code = outcome_code(report, option.wait)
+                outcome.exit_code = outcome_code(run.report, option.wait)
         outcomes.append(outcome)
     return outcomes

@@ -46,6 +46,7 @@ from spotify_audience_sync.sync.guards import (
 from spotify_audience_sync.sync.names import check_name, clean_name, near_misses
 from spotify_audience_sync.sync.report import Action, SyncReport
 from spotify_audience_sync.sync.state import StateStore, SyncState
+from spotify_audience_sync.timefmt import utc_stamp
 
 if TYPE_CHECKING:
     from spotify_audience_sync.segment.pipeline import PreparedSegment
@@ -119,10 +120,6 @@ class SyncOptions:
 
     def __post_init__(self) -> None:  # "NU 200k " means "NU 200k": see sync/names.py
         object.__setattr__(self, "audience_name", clean_name(self.audience_name))
-
-
-def _now() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 class Mirror:
@@ -321,7 +318,7 @@ class Mirror:
             ad_account_id=self.options.ad_account_id,
             audience_id=audience.id,
             audience_name=audience.name,
-            synced_at=_now(),
+            synced_at=utc_stamp(),
             identifiers=report.identifiers,
             counts={k: c.written for k, c in prepared.report.identifiers.items()},
             fingerprint=report.fingerprint or "",

@@ -60,6 +60,8 @@ class PlanSync(BaseModel):
     """SQL whose rows are the segment; syncs with the same query and database are read once."""
     database_url_env: Annotated[str, Field(pattern=_ENV_PATTERN)] | None = None
     """The name of the environment variable holding the database URL for `query`."""
+    encoding: str | None = None
+    """Text encoding of a CSV, TSV or NDJSON input [default: SPOTIFY_ADS_ENCODING]."""
     # --- columns and normalization -----------------------------------------------------------
     email_column: str | list[str] | None = None
     """A column, or a list of columns, of emails (every valid value of each is uploaded)."""
@@ -104,6 +106,16 @@ class PlanSync(BaseModel):
         if region not in phonenumbers.SUPPORTED_REGIONS:
             raise ValueError(f"{value!r} is not an ISO 3166 alpha-2 region libphonenumber knows")
         return region
+
+    @field_validator("encoding")
+    @classmethod
+    def _encoding(cls, value: str | None) -> str | None:
+        from spotify_audience_sync.settings import codec_name
+
+        try:
+            return None if value is None else codec_name(value)
+        except LookupError:
+            raise ValueError(f"{value!r} is not a text encoding Python knows") from None
 
     @field_validator("input", "query")
     @classmethod

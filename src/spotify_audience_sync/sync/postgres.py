@@ -22,13 +22,14 @@ import hashlib
 import json
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
 
 from spotify_audience_sync.errors import ConfigError, SafetyError, TransientError
 from spotify_audience_sync.sync.backend import RunRecord, StatusUpdate, redact
 from spotify_audience_sync.sync.state import SyncState
+from spotify_audience_sync.timefmt import utc_stamp
 
 if TYPE_CHECKING:
     import psycopg
@@ -102,7 +103,7 @@ def _iso(value: Any) -> str | None:
     if value is None:
         return None
     if isinstance(value, datetime):
-        return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        return utc_stamp(value)
     return str(value)
 
 

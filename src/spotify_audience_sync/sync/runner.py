@@ -13,13 +13,12 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from spotify_audience_sync.errors import ConfigError, SyncError, worst_exit_code
-from spotify_audience_sync.identifiers.normalize import IdentifierType, NormalizeOptions
-from spotify_audience_sync.segment.pipeline import PrepareOptions
 from spotify_audience_sync.segment.split import Split, prepare_split
 from spotify_audience_sync.sync.many import (
     AudienceOutcome,
@@ -28,7 +27,15 @@ from spotify_audience_sync.sync.many import (
     mirror_groups,
 )
 from spotify_audience_sync.sync.mirror import EventSink, SyncOptions, validate_options
+from spotify_audience_sync.sync.options import (
+    ExcludeOptions,
+    Overrides,
+    SourceOptions,
+    plan_overrides,
+    resolve_sync,
+)
 from spotify_audience_sync.sync.plan import PlanSync
+from spotify_audience_sync.sync.reading import with_suppression
 
 if TYPE_CHECKING:
     from spotify_audience_sync.segment.pipeline import PreparedSegment
@@ -65,60 +72,24 @@ class SyncOutcome:
 
 
 @dataclass(frozen=True)
-class _Job:
+class _Planned:
     sync: PlanSync
     split: Split
     options: SyncOptions
+    source: SourceOptions
+    exclude: ExcludeOptions
 
 
-def _job(sync: PlanSync, settings: Settings, dry_run: bool) -> _Job:
-    """The sync's prepare and sync options: the plan's values over the settings."""
-    columns = {
-        kind: column
-        for kind, column in (
-            (IdentifierType.EMAIL, sync.email_column),
-            (IdentifierType.PHONE, sync.phone_column),
-            (IdentifierType.DEVICE_ID, sync.device_id_column),
-        )
-        if column
-    }
-    max_reject_rate = sync.options.max_reject_rate or settings.max_reject_rate
-    prepare = PrepareOptions(
-        columns=columns,
-        normalize=NormalizeOptions(
-            gmail_canonical=(
-                settings.gmail_canonical if sync.gmail_canonical is None else sync.gmail_canonical
-            ),
-            default_region=sync.default_region or settings.default_region,
-            phone_validation=sync.phone_validation or settings.phone_validation,
-        ),
-        layout=sync.layout or settings.layout,
-        temp_dir=str(settings.temp_dir) if settings.temp_dir else None,
-        max_reject_rate=max_reject_rate,
-        country_column=sync.country_column or settings.country_column,
-        consent_column=sync.consent_column or settings.consent_column,
-    )
-    account = sync.ad_account_id or settings.account_id
-    wait_timeout = sync.options.wait_timeout
-    options = SyncOptions(
-        ad_account_id=account,
-        audience_name=sync.audience_name,
-        audience_id=sync.audience_id,
-        description=sync.description,
-        dry_run=dry_run,
-        wait=sync.options.wait,
-        wait_timeout=settings.wait_timeout if wait_timeout is None else wait_timeout,
-        allow_shrink=sync.options.allow_shrink,
-        max_reject_rate=max_reject_rate,
-        force=sync.options.force,
-        chunk_size=settings.upload_chunk_size,
-    )
+def _job(sync: PlanSync, settings: Settings, dry_run: bool, folder: Path) -> _Planned:
+    """The sync's options: the plan's values over the settings, by the one resolver."""
+    planned = plan_overrides(sync, folder)
+    run = resolve_sync(settings, planned, Overrides(dry_run=dry_run or None))
     if sync.audience_name_template is not None:
-        validate_options(replace(options, audience_name=sync.audience_name_template))
+        validate_options(replace(run.sync, audience_name=sync.audience_name_template))
     else:
-        validate_options(options)
-    split = Split(prepare, sync.audience_column, sync.options.max_audiences)
-    return _Job(sync, split, options)
+        validate_options(run.sync)
+    split = Split(run.prepare, sync.audience_column, sync.options.max_audiences)
+    return _Planned(sync, split, run.sync, run.source, run.exclude)
 
 
 def _read_units(syncs: list[PlanSync], folder: Path) -> list[list[PlanSync]]:
@@ -152,22 +123,25 @@ def run_plan(
     outcomes = {sync.name: SyncOutcome(sync.name) for sync in syncs}
 
     def run_unit(unit: list[PlanSync]) -> None:
-        jobs: list[_Job] = []
+        jobs: list[_Planned] = []
         for sync in unit:
             try:
-                jobs.append(_job(sync, settings, dry_run))
+                jobs.append(_job(sync, settings, dry_run, folder))
             except SyncError as exc:
                 _fail(outcomes[sync.name], exc)
         if not jobs:
             return
-        first = jobs[0].sync
-        built: list[_Job] = []
-        try:
+        first = jobs[0]
+        # Each sync's suppression lists stay open until its audiences are deduplicated.
+        with ExitStack() as lists:
             try:
-                for job in jobs:
-                    built.append(_with_exclusions(job, folder))
-                jobs = built
-                with _open(first, folder, environ) as source:
+                jobs = [
+                    replace(job, split=replace(job.split, options=lists.enter_context(
+                        with_suppression(job.split.options, job.exclude, job.source)
+                    )))
+                    for job in jobs
+                ]  # fmt: skip
+                with _open(first.sync, folder, environ, first.source) as source:
                     results = prepare_split(source, [job.split for job in jobs])
             except SyncError as exc:
                 for job in jobs:
@@ -176,10 +150,6 @@ def run_plan(
             for job, groups in zip(jobs, results, strict=True):
                 client = clients(job.options.ad_account_id)
                 _mirror_job(job, groups, client, store, outcomes[job.sync.name], events, kwargs)
-        finally:
-            for job in built:
-                if job.split.options.suppression is not None:
-                    job.split.options.suppression.close()
 
     units = _read_units(syncs, folder)
     if parallel <= 1 or len(units) == 1:
@@ -198,7 +168,7 @@ def run_plan(
 
 
 def _mirror_job(
-    job: _Job,
+    job: _Planned,
     groups: dict[str | None, PreparedSegment],
     client: AdsClient,
     store: StateBackend,
@@ -230,35 +200,16 @@ def _mirror_job(
             prepared.close()
 
 
-def _with_exclusions(job: _Job, folder: Path) -> _Job:
-    """The job with its plan's `exclude` lists read in (the caller closes them)."""
-    from spotify_audience_sync.segment.suppression import build_suppression
-    from spotify_audience_sync.segment.warehouse import open_input
-
-    paths = job.sync.exclude_paths(folder)
-    if not paths:
-        return job
-
-    def sources() -> Any:
-        for path in paths:
-            with open_input(str(path)) as source:
-                yield source
-
-    options = job.split.options
-    suppression = build_suppression(sources(), options.normalize, options.temp_dir)
-    split = replace(job.split, options=replace(options, suppression=suppression))
-    return replace(job, split=split)
-
-
 def _fail(outcome: SyncOutcome, exc: SyncError) -> None:
     outcome.error, outcome.error_code = exc.to_dict(), exc.exit_code
 
 
-def _open(sync: PlanSync, folder: Path, environ: Mapping[str, str]) -> Any:
+def _open(sync: PlanSync, folder: Path, environ: Mapping[str, str], source: SourceOptions) -> Any:
     from spotify_audience_sync.segment.warehouse import open_input
 
     if sync.query is None:
-        return open_input(str(sync.input_path(folder)), sync.format, delimiter=sync.delimiter)
+        path = str(sync.input_path(folder))
+        return open_input(path, sync.format, encoding=source.encoding, delimiter=source.delimiter)
     assert sync.database_url_env is not None
     url = environ.get(sync.database_url_env)
     if not url:
