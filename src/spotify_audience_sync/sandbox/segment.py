@@ -27,8 +27,10 @@ def _pick(key: pl.Expr, options: list[str]) -> pl.Expr:
     scalar index in ``get`` (a ShapeError otherwise), and ``replace_strict`` works the same
     across the polars versions the package allows.
     """
-    return (key % len(options)).cast(pl.Int64).replace_strict(
-        list(range(len(options))), options, return_dtype=pl.String
+    return (
+        (key % len(options))
+        .cast(pl.Int64)
+        .replace_strict(list(range(len(options))), options, return_dtype=pl.String)
     )
 
 
@@ -122,7 +124,9 @@ def _phone() -> pl.Expr:
         .then(pl.format("011 {} {}", cc, nsn))
         .otherwise(
             pl.when(cc == "1")
-            .then(pl.format("({}) {}-{}", nsn.str.slice(0, 3), nsn.str.slice(3, 3), nsn.str.slice(6)))
+            .then(
+                pl.format("({}) {}-{}", nsn.str.slice(0, 3), nsn.str.slice(3, 3), nsn.str.slice(6))
+            )
             .when(trunk == "")
             .then(pl.format("+{}-{}", cc, nsn))
             .otherwise(pl.format("+{}-({}){}", cc, trunk, nsn))
