@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import socket
+import sys
 import uuid
 from collections.abc import Iterator
 
@@ -135,3 +136,18 @@ def test_unknown_url_parameters_are_refused() -> None:
 def test_the_columns_are_known_before_any_row_is_read(url: str) -> None:
     with open_query("SELECT id FROM people", url) as source:
         assert "email" not in source.columns
+
+
+@pytest.mark.parametrize(
+    ("scheme", "module", "extra"), [("mysql", "pymysql", "mysql"), ("duckdb", "duckdb", "duckdb")]
+)
+def test_a_missing_extra_names_the_pip_command(
+    scheme: str, module: str, extra: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(sys.modules, module, None)  # import fails as if not installed
+    with pytest.raises(ConfigError) as caught:
+        open_query("SELECT 1 AS email", f"{scheme}://me:{SECRET}@127.0.0.1/x")
+    assert str(caught.value) == (
+        f"query on {scheme}://me:***@127.0.0.1/x: reading {scheme}:// needs the {extra} extra "
+        f"({module} is not installed): pip install 'spotify-audience-sync[{extra}]'"
+    )
