@@ -22,11 +22,11 @@ PG_URL = os.environ.get("SAS_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.
 
 
 def _execute(url: str, *statements: str) -> None:
-    from adbc_driver_postgresql import dbapi  # type: ignore[import-untyped]
+    import psycopg
 
-    with dbapi.connect(url, autocommit=True) as conn, conn.cursor() as cursor:
+    with psycopg.connect(url, autocommit=True) as conn:
         for statement in statements:
-            cursor.execute(statement)
+            conn.execute(statement)
 
 
 @pytest.fixture(scope="module")

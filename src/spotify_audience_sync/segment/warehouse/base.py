@@ -27,7 +27,7 @@ __all__ = ["Connection", "QuerySource", "as_strings", "slices", "words"]
 class Connection(Protocol):
     """One open database connection, as :class:`QuerySource` drives it."""
 
-    #: The report's ``format``: ``postgresql``, ``duckdb``, ``mysql``, ``connectorx``.
+    #: The report's ``format``: ``postgresql``, ``duckdb``, ``mysql``.
     format: str
     #: The SQL type a value is cast to so that the database formats it as its own text.
     text_type: str
@@ -163,7 +163,7 @@ def arrow_frames(
     reader: object, batch_rows: int, failed: Callable[[Exception], InputError], name: str
 ) -> Iterator[pl.DataFrame]:
     """Arrow record batches (a reader with ``read_next_batch``) → polars String frames of at
-    most ``batch_rows`` rows. For the drivers that speak Arrow (DuckDB, connectorx)."""
+    most ``batch_rows`` rows. For the drivers that speak Arrow (DuckDB)."""
     read_next = reader.read_next_batch  # type: ignore[attr-defined]
     while True:
         try:
