@@ -41,15 +41,16 @@ RUN python3.11 -m venv /opt/uv \
     && ln -s /opt/uv/bin/uv /usr/local/bin/uv
 WORKDIR /src
 # Dependencies first, in their own layer: it is rebuilt only when the lock changes. The core
-# (PostgreSQL included) and the [mysql] extra (PyMySQL, pure Python); not [duckdb] (69 MB).
+# (PostgreSQL included), [mysql] (PyMySQL, pure Python) and [cloud] (obstore: s3://, gs://
+# inputs); not [duckdb] (69 MB).
 COPY pyproject.toml uv.lock ./
 RUN --mount=type=cache,target=/root/.cache/uv \
-    uv sync --frozen --no-dev --extra mysql --no-install-project
+    uv sync --frozen --no-dev --extra mysql --extra cloud --no-install-project
 # Then the project itself, as a wheel (not editable): the image needs no source tree.
 COPY README.md ./
 COPY src ./src
 RUN --mount=type=cache,target=/root/.cache/uv \
-    uv sync --frozen --no-dev --extra mysql --no-editable
+    uv sync --frozen --no-dev --extra mysql --extra cloud --no-editable
 
 # --- run: the same Python, the virtual environment, a non-root user, nothing secret ---------
 FROM ${BASE_IMAGE}
