@@ -51,7 +51,7 @@ COPY README.md ./
 COPY src ./src
 RUN --mount=type=cache,target=/root/.cache/uv \
     uv sync --frozen --no-dev --extra mysql --extra cloud --no-editable
-# What the tool never reads, out of the image (~45 MB with its bytecode): phonenumbers'
+# What the tool never reads, out of the image (~50 MB with its bytecode): phonenumbers'
 # geocoding, carrier and time-zone tables (its "lite" subset; parsing and validation read
 # data/ only) and the test suites numpy ships.
 RUN site=/app/.venv/lib/python3.11/site-packages \
