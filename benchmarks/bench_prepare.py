@@ -8,7 +8,7 @@ then runs each contender as its own child process, one after the other, and repo
 peak RSS (from wait4) and two speeds, each with prepare's speed-up over the baseline:
 
 - wall: the whole child process, interpreter start-up and imports included (about 0.7 s for
-  prepare, which loads polars, numpy and pyarrow; a few ms for the baseline);
+  prepare, which loads polars and numpy; a few ms for the baseline);
 - work: the time each contender measures around its own work, from opening the input to
   the output file closed (prepare's ``seconds`` in its --report; a timer around the loop in
   the baseline). This is the rate a long or repeated run converges to.

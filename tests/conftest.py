@@ -269,12 +269,12 @@ def _pg_connect() -> Any:
 
 
 def pg_execute(url: str, *statements: str) -> None:
-    """Run statements over ADBC (the driver the query source uses) on ``url``."""
-    from adbc_driver_postgresql import dbapi  # type: ignore[import-untyped]
+    """Run statements with psycopg (the driver the query source and the state use) on ``url``."""
+    import psycopg
 
-    with dbapi.connect(url, autocommit=True) as conn, conn.cursor() as cursor:
+    with psycopg.connect(url, autocommit=True) as conn:
         for statement in statements:
-            cursor.execute(statement)
+            conn.execute(statement)
 
 
 def require_postgres() -> None:

@@ -61,11 +61,11 @@ def airflow_venv() -> Path:
 
 
 def _execute(*statements: str) -> None:
-    from adbc_driver_postgresql import dbapi  # type: ignore[import-untyped]
+    import psycopg
 
-    with dbapi.connect(PG_URL, autocommit=True) as conn, conn.cursor() as cursor:
+    with psycopg.connect(PG_URL, autocommit=True) as conn:
         for statement in statements:
-            cursor.execute(statement)
+            conn.execute(statement)
 
 
 @pytest.fixture

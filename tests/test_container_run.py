@@ -279,11 +279,11 @@ def test_sync_of_a_mounted_file_then_an_unchanged_one_is_skipped(
 
 # --- a query against PostgreSQL on the host ----------------------------------------------------
 def _execute(*statements: str) -> None:
-    from adbc_driver_postgresql import dbapi  # type: ignore[import-untyped]
+    import psycopg
 
-    with dbapi.connect(PG_URL, autocommit=True) as conn, conn.cursor() as cursor:
+    with psycopg.connect(PG_URL, autocommit=True) as conn:
         for statement in statements:
-            cursor.execute(statement)
+            conn.execute(statement)
 
 
 PEOPLE = 1_200

@@ -18,11 +18,12 @@ ROOT = "spotify_audience_sync"
 ALLOWED: dict[str, set[str]] = {
     "errors": set(),
     "timefmt": set(),  # the one timestamp format: below everything, imports nothing of ours
+    "redact": set(),  # masks secrets for every part: imports nothing of ours
     "settings": {"errors", "timefmt"},
     "identifiers": {"errors", "_native", "timefmt"},
-    "segment": {"identifiers", "settings", "errors", "timefmt"},
-    "spotify": {"settings", "errors", "timefmt"},
-    "sync": {"segment", "spotify", "identifiers", "settings", "errors", "timefmt"},
+    "segment": {"identifiers", "settings", "errors", "timefmt", "redact"},
+    "spotify": {"settings", "errors", "timefmt", "redact"},
+    "sync": {"segment", "spotify", "identifiers", "settings", "errors", "timefmt", "redact"},
     "sandbox": {"identifiers", "errors", "timefmt"},
     "cli": {
         "sync",
@@ -33,6 +34,7 @@ ALLOWED: dict[str, set[str]] = {
         "settings",
         "errors",
         "timefmt",
+        "redact",
         "",
     },
     "__main__": {"cli"},

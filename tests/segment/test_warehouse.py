@@ -322,7 +322,9 @@ def test_duplicate_column_names_are_refused(table: str) -> None:
     [
         pytest.param(f"ftp://me:{SECRET}@host/x", "unknown database URL scheme (ftp://)", id="ftp"),
         pytest.param(f"host=db password={SECRET}", "without a scheme", id="libpq-keywords"),
-        pytest.param(f"mysql://me:{SECRET}@127.0.0.1/x", "needs connectorx", id="no-connectorx"),
+        pytest.param(
+            f"mssql://me:{SECRET}@127.0.0.1/x", "unknown database URL scheme (mssql://)", id="mssql"
+        ),
     ],
 )
 def test_urls_we_cannot_read(url: str, needle: str) -> None:

@@ -10,7 +10,7 @@ no I/O.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import numpy.typing as npt
@@ -91,14 +91,32 @@ def native_module() -> Native | None:
     return _NATIVE if _enabled else None
 
 
+def arrow_view(column: pl.Series) -> tuple[str, Any]:
+    """``(format, array view)`` of ``column`` as polars exports it through the Arrow C stream
+    interface, read with nanoarrow (3 MB; pyarrow, 165 MB, is not a dependency). Buffers are
+    ``[validity, ...layout..., (variadic sizes)]``, each a buffer-protocol object that keeps
+    the exported array alive."""
+    import nanoarrow as na  # type: ignore[import-untyped,unused-ignore]
+
+    array = na.c_array_stream(column.rechunk()).get_next()  # one chunk: one array
+    return str(array.schema.format), array.view()
+
+
+def _buffer(buffer: Any) -> Buffer:
+    """An empty Arrow buffer as ``b""`` (nanoarrow gives a zero-length view, pyarrow None)."""
+    return buffer if memoryview(buffer).nbytes else b""
+
+
 def views(column: pl.Series) -> Exported | None:
     """A String column as Arrow exports it (string views): what the C kernels read."""
-    array = column.cast(pl.String).to_arrow(compat_level=pl.CompatLevel.newest())
-    if str(array.type) != "string_view":
+    fmt, view = arrow_view(column.cast(pl.String))
+    if fmt != "vu":  # string_view
         return None
-    buffers = array.buffers()
-    data = [b"" if b is None else b for b in buffers[2:]]
-    return Exported(buffers[1], buffers[0], data, array.offset)
+    buffers = list(view.buffers)
+    validity = buffers[0] if view.null_count else None
+    # After validity and views: the data buffers, then one of their sizes (not a data buffer).
+    data = [_buffer(b) for b in buffers[2:-1]]
+    return Exported(buffers[1], validity, data, int(view.offset))
 
 
 def sha256_matrix(values: pl.Series) -> Matrix:
@@ -140,9 +158,9 @@ def hex_matrix(column: pl.Series) -> Matrix:
 
     Polars exports strings zero-copy as Arrow string views; a freshly hashed column's views
     point at its data buffers in order, so those buffers, concatenated, are the matrix. That
-    layout is checked, not assumed; otherwise (a filtered column, say) the digests go through
-    Arrow's ``large_binary`` layout, whose data buffer is the matrix too (one conversion).
-    Both are many times cheaper than reinterpreting to a polars fixed-size array.
+    layout is checked, not assumed; otherwise (a filtered column, say) each row's 64 bytes are
+    gathered from where its view points (one copy). Both are many times cheaper than
+    reinterpreting to a polars fixed-size array.
     """
     n = column.len()
     if n == 0:
@@ -152,24 +170,41 @@ def hex_matrix(column: pl.Series) -> Matrix:
     matrix = from_views(column, n)
     if matrix is not None:
         return matrix
-    array = column.cast(pl.Binary).to_arrow(compat_level=pl.CompatLevel.oldest())
-    _, offsets_buffer, data_buffer = array.buffers()
-    offsets = np.frombuffer(offsets_buffer, dtype=np.int64)[array.offset : array.offset + n + 1]
-    if not (np.diff(offsets) == DIGEST).all():
+    # Any other layout: gather each value's 64 bytes from where its view points.
+    fmt, view = arrow_view(column.cast(pl.String))
+    buffers = list(view.buffers)
+    offset = int(view.offset)
+    words = np.frombuffer(buffers[1], dtype=np.uint32)[4 * offset : 4 * (offset + n)]
+    words = words.reshape(n, 4)
+    if fmt != "vu" or not (words[:, 0] == DIGEST).all():
         raise ValueError("digests must be 64 characters long")
-    data = np.frombuffer(data_buffer, dtype=np.uint8, count=n * DIGEST, offset=int(offsets[0]))
-    return data.reshape(n, DIGEST)
+    index, start = words[:, 2], words[:, 3].astype(np.int64)
+    out = np.empty((n, DIGEST), dtype=np.uint8)
+    rows_of = out.view(f"V{DIGEST}").reshape(n)  # one 64-byte item per row: memcpy-like copies
+    for number, buffer in enumerate(buffers[2:-1]):
+        data = np.frombuffer(buffer, dtype=np.uint8)
+        rows = np.flatnonzero(index == number)
+        if not len(rows):
+            continue
+        at = start[rows]
+        if not (at % DIGEST).any():  # digests laid end to end (a filtered hashed column)
+            records = data[: len(data) - len(data) % DIGEST].view(f"V{DIGEST}")
+            rows_of[rows] = records[at // DIGEST]
+        else:
+            out[rows] = np.lib.stride_tricks.sliding_window_view(data, DIGEST)[at]
+    return out
 
 
 def from_views(column: pl.Series, n: int) -> Matrix | None:
     """The matrix straight from a string-view column's data buffers, or None if the views are
     not the plain in-order layout (each value 64 bytes, each buffer filled from its start)."""
-    array = column.to_arrow(compat_level=pl.CompatLevel.newest())
-    buffers = array.buffers()
-    if str(array.type) != "string_view" or array.null_count or len(buffers) < 3:
+    fmt, view = arrow_view(column)
+    buffers = list(view.buffers)[:-1]  # without the variadic sizes: validity, views, data...
+    if fmt != "vu" or view.null_count or len(buffers) < 3:
         return None
+    offset = int(view.offset)
     words = np.frombuffer(buffers[1], dtype=np.uint32)
-    words = words[4 * array.offset : 4 * (array.offset + n)].reshape(n, 4)
+    words = words[4 * offset : 4 * (offset + n)].reshape(n, 4)
     length, index, start = words[:, 0], words[:, 2], words[:, 3]
     if not (length == DIGEST).all() or (np.diff(index.astype(np.int64)) < 0).any():
         return None

@@ -21,8 +21,17 @@ REGIONS = ["US", "GB", "DE", "FR", "IN", "BR", "AU", "MX"]
 
 
 def _pick(key: pl.Expr, options: list[str]) -> pl.Expr:
-    """A deterministic choice from ``options`` driven by an integer expression."""
-    return pl.lit(pl.Series(options)).get((key % len(options)).cast(pl.Int64))
+    """A deterministic choice from ``options`` driven by an integer expression.
+
+    A lookup by ``replace_strict``, not ``lit(Series).get(column)``: polars 2.2 accepts only a
+    scalar index in ``get`` (a ShapeError otherwise), and ``replace_strict`` works the same
+    across the polars versions the package allows.
+    """
+    return (
+        (key % len(options))
+        .cast(pl.Int64)
+        .replace_strict(list(range(len(options))), options, return_dtype=pl.String)
+    )
 
 
 def _bits(seed: int, salt: int) -> pl.Expr:
@@ -55,6 +64,16 @@ def generate(
         .alias("person")
     )
     frame = frame.with_columns(person, noise=_bits(seed, 1), junk=_bits(seed, 2) % 1000)
+    columns = [_email().alias("Email")]
+    if phones:
+        columns.append(_phone().alias("phone"))
+    if device_ids:
+        columns.append(_device_id(seed).alias("device_id"))
+    return frame.select(columns)
+
+
+def _email() -> pl.Expr:
+    """An email per person, with case/space noise and a share of blanks and malformed ones."""
     local = pl.format(
         "{}.{}{}",
         _pick(pl.col("person"), FIRST),
@@ -71,7 +90,7 @@ def generate(
         .then(pl.format("{}\t", email.str.to_titlecase()))
         .otherwise(email)
     )
-    noisy = (
+    return (
         pl.when(pl.col("junk") < 10)
         .then(pl.lit(""))
         .when(pl.col("junk") < 20)
@@ -82,65 +101,65 @@ def generate(
         .then(sha256_hex(email.str.strip_chars().str.to_lowercase()).str.to_uppercase())
         .otherwise(noisy)
     )
-    columns = [noisy.alias("Email")]
-    if phones:
-        table = _phone_table()
-        k = pl.col("person") % len(REGIONS)
-        cc = pl.lit(table["cc"]).get(k.cast(pl.Int64))
-        head = pl.lit(table["head"]).get(k.cast(pl.Int64))
-        trunk = pl.lit(table["trunk"]).get(k.cast(pl.Int64))
-        # Six varying digits: phone strings are as diverse as real ones (most are distinct),
-        # and a share of them fall outside the region's valid ranges, as in real exports.
-        tail = (pl.col("person") * 7919 % 1_000_000).cast(pl.String).str.zfill(6)
-        nsn = pl.concat_str(head, tail)
-        style = (pl.col("noise") // 5) % 4
-        phone = (
-            pl.when(style == 0)
-            .then(pl.format("+{}{}", cc, nsn))
-            .when(style == 1)
-            .then(pl.format("+{} {} {}", cc, nsn.str.slice(0, 3), nsn.str.slice(3)))
-            .when(style == 2)
-            .then(pl.format("011 {} {}", cc, nsn))
-            .otherwise(
-                pl.when(cc == "1")
-                .then(
-                    pl.format(
-                        "({}) {}-{}", nsn.str.slice(0, 3), nsn.str.slice(3, 3), nsn.str.slice(6)
-                    )
-                )
-                .when(trunk == "")
-                .then(pl.format("+{}-{}", cc, nsn))
-                .otherwise(pl.format("+{}-({}){}", cc, trunk, nsn))
+
+
+def _phone() -> pl.Expr:
+    """A phone per person in one of four written styles, with a share of junk."""
+    table = _phone_table()
+    k = pl.col("person")
+    cc = _pick(k, table["cc"].to_list())
+    head = _pick(k, table["head"].to_list())
+    trunk = _pick(k, table["trunk"].to_list())
+    # Six varying digits: phone strings are as diverse as real ones (most are distinct),
+    # and a share of them fall outside the region's valid ranges, as in real exports.
+    tail = (pl.col("person") * 7919 % 1_000_000).cast(pl.String).str.zfill(6)
+    nsn = pl.concat_str(head, tail)
+    style = (pl.col("noise") // 5) % 4
+    phone = (
+        pl.when(style == 0)
+        .then(pl.format("+{}{}", cc, nsn))
+        .when(style == 1)
+        .then(pl.format("+{} {} {}", cc, nsn.str.slice(0, 3), nsn.str.slice(3)))
+        .when(style == 2)
+        .then(pl.format("011 {} {}", cc, nsn))
+        .otherwise(
+            pl.when(cc == "1")
+            .then(
+                pl.format("({}) {}-{}", nsn.str.slice(0, 3), nsn.str.slice(3, 3), nsn.str.slice(6))
             )
+            .when(trunk == "")
+            .then(pl.format("+{}-{}", cc, nsn))
+            .otherwise(pl.format("+{}-({}){}", cc, trunk, nsn))
         )
-        phone = (
-            pl.when(pl.col("junk").is_between(100, 139))
-            .then(pl.lit(""))
-            .when(pl.col("junk").is_between(140, 159))
-            .then(pl.format("555-{}", tail.str.slice(0, 4)))  # too short
-            .when(pl.col("junk").is_between(160, 169))
-            .then(pl.lit("n/a"))
-            .otherwise(phone)
-        )
-        columns.append(phone.alias("phone"))
-    if device_ids:
-        hexes = pl.col("person").hash(seed + 3).cast(pl.String).str.zfill(20)
-        uuid = pl.format(
-            "{}-{}-4{}-a{}-{}",
-            pl.col("person").cast(pl.String).str.zfill(8).str.slice(0, 8),
-            hexes.str.slice(0, 4),
-            hexes.str.slice(4, 3),
-            hexes.str.slice(7, 3),
-            hexes.str.slice(8, 12),
-        )
-        device = (
-            pl.when(pl.col("junk").is_between(200, 599))
-            .then(pl.lit(""))
-            .when(pl.col("junk").is_between(600, 609))
-            .then(pl.lit("00000000-0000-0000-0000-000000000000"))
-            .when(pl.col("noise") % 2 == 0)
-            .then(uuid.str.to_uppercase())
-            .otherwise(uuid)
-        )
-        columns.append(device.alias("device_id"))
-    return frame.select(columns)
+    )
+    return (
+        pl.when(pl.col("junk").is_between(100, 139))
+        .then(pl.lit(""))
+        .when(pl.col("junk").is_between(140, 159))
+        .then(pl.format("555-{}", tail.str.slice(0, 4)))  # too short
+        .when(pl.col("junk").is_between(160, 169))
+        .then(pl.lit("n/a"))
+        .otherwise(phone)
+    )
+
+
+def _device_id(seed: int) -> pl.Expr:
+    """A UUID-shaped device id per person, upper or lower case, with blanks and all-zero ones."""
+    hexes = pl.col("person").hash(seed + 3).cast(pl.String).str.zfill(20)
+    uuid = pl.format(
+        "{}-{}-4{}-a{}-{}",
+        pl.col("person").cast(pl.String).str.zfill(8).str.slice(0, 8),
+        hexes.str.slice(0, 4),
+        hexes.str.slice(4, 3),
+        hexes.str.slice(7, 3),
+        hexes.str.slice(8, 12),
+    )
+    return (
+        pl.when(pl.col("junk").is_between(200, 599))
+        .then(pl.lit(""))
+        .when(pl.col("junk").is_between(600, 609))
+        .then(pl.lit("00000000-0000-0000-0000-000000000000"))
+        .when(pl.col("noise") % 2 == 0)
+        .then(uuid.str.to_uppercase())
+        .otherwise(uuid)
+    )

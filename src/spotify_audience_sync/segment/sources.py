@@ -1,4 +1,4 @@
-"""Segment inputs: CSV (plain, gzip, stdin), NDJSON and Parquet, read in bounded batches.
+"""Segment inputs: CSV (plain, gzip, stdin, a URL), NDJSON and Parquet, read in bounded batches.
 
 The only module that opens input. Text formats are read through our own chunker
 (:mod:`.chunks`) instead of a memory map, so peak memory is set by the chunk size, not the file
@@ -35,6 +35,7 @@ from typing import BinaryIO, Literal
 import polars as pl
 
 from spotify_audience_sync.errors import InputError, InputNotFoundError
+from spotify_audience_sync.redact import mask_url
 from spotify_audience_sync.segment.batches import DeferredBatch, TextBatch, ready, ready_batches
 from spotify_audience_sync.segment.chunks import MAX_RECORD_BYTES, count, record_chunks
 from spotify_audience_sync.segment.delimiters import delimiter_named, sniff_delimiter
@@ -44,6 +45,7 @@ from spotify_audience_sync.segment.encoding import (
     sniff_wide_encoding,
     transcoded,
 )
+from spotify_audience_sync.segment.remote import is_url, open_url
 
 __all__ = [
     "DEFAULT_CHUNK_BYTES",
@@ -81,6 +83,8 @@ def detect_format(path: str, fmt: Format = "auto") -> Format:
     """The input format: as given, else from the file name (``.gz`` looked through), else CSV."""
     if fmt != "auto":
         return fmt
+    if "://" in path:  # a URL: its path's suffixes, not its query's
+        path = path.split("://", 1)[1].split("?", 1)[0].split("#", 1)[0]
     suffixes = [s.lower() for s in Path(path).suffixes]
     if suffixes and suffixes[-1] == ".gz":
         suffixes.pop()
@@ -232,7 +236,8 @@ class Source:
 
 
 def _open_stream(path: str) -> tuple[BinaryIO, io.BufferedReader, str]:
-    """Open a path (or ``-``) for binary reading, looking through gzip by its magic bytes."""
+    """Open a path, ``-`` or a URL (:mod:`.remote`) for binary reading, looking through gzip by
+    its magic bytes."""
     if path == "-":
         stdin = sys.stdin.buffer
         # peek() is needed to sniff gzip; a test runner's stdin may lack it.
@@ -240,6 +245,8 @@ def _open_stream(path: str) -> tuple[BinaryIO, io.BufferedReader, str]:
             stdin if hasattr(stdin, "peek") else io.BufferedReader(stdin)  # type: ignore[assignment,arg-type]
         )
         name = "<stdin>"
+    elif is_url(path):
+        raw, name = open_url(path)
     else:
         file = Path(path)
         if not file.exists():
@@ -251,7 +258,13 @@ def _open_stream(path: str) -> tuple[BinaryIO, io.BufferedReader, str]:
         except OSError as exc:
             raise InputError(f"{path}: cannot be opened ({exc.strerror})") from exc
         name = path
-    if raw.peek(2)[:2] == _GZIP_MAGIC:
+    try:
+        magic = raw.peek(2)[:2]
+    except OSError as exc:  # a URL's first bytes failed to arrive
+        raw.close()
+        raise InputError(f"{name}: cannot be read ({type(exc).__name__})") from None
+    by_suffix = is_url(path) and path.split("?", 1)[0].lower().endswith(".gz")
+    if magic == _GZIP_MAGIC or (magic and by_suffix):
         return gzip.GzipFile(fileobj=raw, mode="rb"), raw, name  # type: ignore[return-value]
     return raw, raw, name
 
@@ -421,6 +434,11 @@ def _ndjson_keys(head: bytes, name: str) -> list[str]:
 def _open_parquet(path: str) -> Source:
     if path == "-":
         raise InputError("<stdin>: Parquet cannot be read from stdin; pass a file path")
+    if is_url(path):
+        raise InputError(
+            f"{mask_url(path)}: Parquet is read from a local file only; download it, or query "
+            "it with --database-url duckdb:// and read_parquet(...)"
+        )
     file = Path(path)
     if not file.exists():
         raise InputNotFoundError(f"{path}: no such file")

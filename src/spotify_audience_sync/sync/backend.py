@@ -131,7 +131,7 @@ def is_database_url(url: str) -> bool:
 
 def redact(url: str) -> str:
     """``scheme://user:***@host/db``: what messages may show of a state URL."""
-    from spotify_audience_sync.segment.warehouse import redact_url
+    from spotify_audience_sync.redact import redact_url
 
     return redact_url(url) if "://" in url else url
 

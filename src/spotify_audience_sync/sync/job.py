@@ -154,7 +154,7 @@ class Job:
     def sync(self, run: SyncRun, source: Source | None = None) -> AudienceOutcome:
         """One Mirror sync of the run's segment (or of ``source``, an open in-process source).
 
-        A SyncError is raised as it is, after the history row is written; :attr:`last` then
+        A SyncError is raised as it is, after the history row is written; ``self.last`` then
         holds what was prepared and done.
         """
         self.last = None

@@ -20,7 +20,6 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 import polars as pl
-import pyarrow as pa  # type: ignore[import-untyped]
 
 from spotify_audience_sync.identifiers.phones import decide as phones_decide
 from spotify_audience_sync.identifiers.phones import native as phones_native
@@ -165,12 +164,12 @@ def _texts(out: npt.NDArray[np.uint8], kept: npt.NDArray[np.bool_]) -> pl.Series
     np.cumsum(lengths, out=offsets[1:])
     data = out[:, 1:][np.arange(out.shape[1] - 1)[None, :] < lengths[:, None]]
     validity = np.packbits(kept, bitorder="little")
-    array = pa.LargeStringArray.from_buffers(
-        n, pa.py_buffer(offsets), pa.py_buffer(data.tobytes()), pa.py_buffer(validity)
+    import nanoarrow as na  # type: ignore[import-untyped,unused-ignore]
+
+    array = na.c_array_from_buffers(
+        na.large_string(), n, [validity, offsets, data.tobytes()], null_count=-1
     )
-    series = pl.from_arrow(array)
-    assert isinstance(series, pl.Series)
-    return series.rename("e164").cast(pl.String)
+    return pl.Series("e164", array).cast(pl.String)
 
 
 def _decide_native(
