@@ -79,7 +79,7 @@ def run_sync_many(
     template: str = flags["audience_name_template"]
     validate_options(replace(base, audience_name=template))  # the description, at once
     if report_path:
-        check_writable(report_path, "--report")
+        check_writable(report_path, "--report", inputs=(input_path,))
     split = Split(
         prepare_options(settings, flags),
         column=flags["audience_column"],

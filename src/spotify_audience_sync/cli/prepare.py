@@ -54,7 +54,7 @@ def prepare(
     give --query SQL and --database-url instead. Nothing is sent anywhere: this is the
     offline half of `sync`.
     """
-    from spotify_audience_sync.segment.outputs import AtomicFile, check_writable
+    from spotify_audience_sync.segment.outputs import AtomicFile, StreamTarget, check_writable
     from spotify_audience_sync.segment.pipeline import prepare_segment
     from spotify_audience_sync.segment.report import write_json
     from spotify_audience_sync.segment.warehouse import open_input
@@ -70,7 +70,7 @@ def prepare(
     checks = ((output, "--output"), (report_path, "--report"), (options.rejects_path, "--rejects"))
     for path, flag in checks:
         if path:  # before anything is read: a bad path fails in milliseconds
-            check_writable(path, flag)
+            check_writable(path, flag, inputs=(input_path,))
     with open_input(
         input_path, fmt, flags.get("query"), settings.database_url, encoding=settings.encoding
     ) as source:
@@ -80,8 +80,9 @@ def prepare(
     with prepared:
         prepared.report.output = "<stdout>" if output == "-" else output
         if output == "-":
-            prepared.write_to(sys.stdout.buffer)
-            sys.stdout.buffer.flush()
+            stdout = StreamTarget(sys.stdout.buffer, "--output")
+            prepared.write_to(stdout)
+            stdout.flush()
             if report_path:
                 write_json(report_path, prepared.report.to_dict())
             if prepared.rejects is not None:
@@ -124,7 +125,7 @@ def _prepare_many(
     if "{value}" not in output or output == "-":
         raise click.UsageError("with --audience-column, --output is a path with {value} in it")
     if report_path:
-        check_writable(report_path, "--report")
+        check_writable(report_path, "--report", inputs=(input_path,))
     split = Split(
         prepare_options(settings, flags), flags["audience_column"], flags["max_audiences"]
     )
@@ -143,7 +144,7 @@ def _prepare_many(
                 )
             paths[value] = output.replace("{value}", text)
         for path in paths.values():
-            check_writable(path, "--output")
+            check_writable(path, "--output", inputs=(input_path,))
         reports: dict[str, Any] = {}
         for value, prepared in groups.items():
             prepared.report.output = paths[value]

@@ -127,7 +127,7 @@ def run_sync(
     # ... and before the first request: nothing after a write to Spotify may fail the run.
     for path, flag in ((report_path, "--report"), (flags.get("rejects_path"), "--rejects")):
         if path:
-            check_writable(path, flag)
+            check_writable(path, flag, inputs=(input_path,))
     report = SyncReport(ad_account_id=options.ad_account_id)
     report.audience_name = options.audience_name or None
     report.audience_id = options.audience_id or None

@@ -42,7 +42,7 @@ from spotify_audience_sync.segment.encode import (
     to_blocks,
     written_per_type,
 )
-from spotify_audience_sync.segment.outputs import AtomicFile
+from spotify_audience_sync.segment.outputs import AtomicFile, StreamTarget
 from spotify_audience_sync.segment.quality import DEFAULT_MAX_REJECT_RATE, format_warnings
 from spotify_audience_sync.segment.rejects import BatchRejects, RejectsFile
 from spotify_audience_sync.segment.report import PrepareReport, TypeCounts
@@ -185,7 +185,7 @@ class PreparedSegment:
         )
         return data, sum(len(r) for r in parts.values()), self._written(parts)
 
-    def write_to(self, stream: BinaryIO | AtomicFile) -> None:
+    def write_to(self, stream: BinaryIO | AtomicFile | StreamTarget) -> None:
         """Write the whole file to a binary stream."""
         for chunk in self.chunks():
             stream.write(chunk)
