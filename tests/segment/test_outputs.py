@@ -53,7 +53,7 @@ def test_a_null_device_stays_a_device(tmp_path: Path) -> None:
 def test_a_full_device_is_an_output_error_and_stays_a_device(tmp_path: Path) -> None:
     full = device(tmp_path, "full", 7)
     out = AtomicFile(full, "--output")
-    out.write(b"x" * 100_000)  # buffered: the device says no when the data reaches it
+    out.write(b"x" * 100)  # buffered: the device says no when the data reaches it
     with pytest.raises(OutputError, match=r"--output .*full: cannot be written: the disk is full"):
         out.commit()
     out.discard()

@@ -139,7 +139,8 @@ class AtomicFile:
                 os.fsync(self.file.fileno())
             self.file.close()
         except OSError as exc:
-            self.file.close()
+            with contextlib.suppress(OSError):  # the buffer's flush fails again; fd still closes
+                self.file.close()
             raise output_error(self.flag, self.path, exc) from exc
 
     def commit(self) -> None:
