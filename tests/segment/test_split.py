@@ -63,3 +63,45 @@ def test_too_many_groups_and_missing_values_are_refused(tmp_path: Path) -> None:
         prepare_split(source, [Split(PrepareOptions(), "tier")])
     with open_source(str(path)) as source, pytest.raises(InputError, match="no audience column"):
         prepare_split(source, [Split(PrepareOptions(), "segment")])
+
+
+@pytest.mark.parametrize("column", ["email", "EMAIL", "phone"])
+def test_an_identifier_column_cannot_name_audiences(tmp_path: Path, column: str) -> None:
+    path = _csv(tmp_path / "all.csv", _rows(5))
+    with open_source(str(path)) as source, pytest.raises(InputError) as info:
+        prepare_split(source, [Split(PrepareOptions(), column)])
+    assert info.value.exit_code == 65
+    assert "identifier column: its values are personal data" in str(info.value)
+    assert "example.com" not in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("value", "what"),
+    [
+        pytest.param("someone@example.com", "an email address", id="email"),
+        pytest.param("+1 (212) 555-0134", "a phone number", id="phone"),
+        pytest.param("2125550134", "a phone number", id="phone-digits"),
+        pytest.param("3F1D8C2E-5B6A-4C7D-9E8F-0A1B2C3D4E5F", "a device id", id="idfa"),
+        pytest.param("ab" * 32, "a hashed identifier", id="sha256"),
+    ],
+)
+def test_a_column_whose_values_look_like_identifiers_is_refused_unshown(
+    tmp_path: Path, value: str, what: str
+) -> None:
+    path = tmp_path / "seg.csv"
+    path.write_text(f'email,contact\na@example.com,gold\nb@example.com,"{value}"\n')
+    with open_source(str(path)) as source, pytest.raises(InputError) as info:
+        prepare_split(source, [Split(PrepareOptions(), "contact")])
+    assert f"looks like {what}" in str(info.value)
+    assert value not in str(info.value)
+
+
+@pytest.mark.parametrize("value", ["gold", "DE", "2024-Q3", "tier 3", "123456"])
+def test_segment_like_values_still_group(tmp_path: Path, value: str) -> None:
+    path = tmp_path / "seg.csv"
+    path.write_text(f"email,segment\na@example.com,{value}\n")
+    with open_source(str(path)) as source:
+        (groups,) = prepare_split(source, [Split(PrepareOptions(), "segment")])
+    assert list(groups) == [value]
+    for prepared in groups.values():
+        prepared.close()

@@ -16,6 +16,7 @@ audiences).
 
 from __future__ import annotations
 
+import re
 import time
 from collections import deque
 from collections.abc import Callable
@@ -77,6 +78,8 @@ class _Consumer:
         self.source = source
         self.columns = resolve_columns(source.name, source.columns, split.options.columns)
         self.column = _find_column(source, split.column) if split.column else None
+        if self.column is not None:
+            _refuse_identifier_column(source.name, self.column, self.columns)
         self.kinds = list(self.columns)
         self.groups: dict[str | None, tuple[Stage, PrepareReport]] = {}
         # Partition files stay open between writes when the process may hold that many
@@ -152,6 +155,8 @@ class _Consumer:
                 f"{self.split.max_groups} distinct values; refusing to make that many audiences "
                 "(raise --max-audiences if that is intended)"
             )
+        if value is not None:
+            _refuse_identifier_value(self.source.name, self.column, str(value))
         options = self.split.options
         stage = Stage(
             record_width(options.layout, self.kinds),
@@ -218,6 +223,38 @@ def _allow_descriptors(needed: int) -> bool:
     except (ValueError, OSError):
         return False
     return True
+
+
+#: What a value of an audience column must not look like: it becomes an audience name, a file
+#: name and a log field, so a person's identifier there would leave the process unhashed.
+_LOOKS_LIKE = (
+    ("an email address", re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")),
+    ("a phone number", re.compile(r"\+?(?:[\s().-]*\d){10,15}[\s()]*")),
+    ("a device id", re.compile(r"[0-9a-fA-F]{8}-(?:[0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}")),
+    ("a hashed identifier", re.compile(r"[0-9a-fA-F]{64}")),
+)
+
+
+def _refuse_identifier_column(name: str, column: str, columns: dict[Any, str]) -> None:
+    """An identifier column cannot name audiences: its values are people (exit 65)."""
+    for kind, used in columns.items():
+        if used == column:
+            raise InputError(
+                f"{name}: the audience column {column!r} is the {kind.key} identifier column: "
+                "its values are personal data and would appear in audience names, file names "
+                "and logs; group by a segment column"
+            )
+
+
+def _refuse_identifier_value(name: str, column: str | None, value: str) -> None:
+    """A value that looks like a person's identifier is refused without being shown."""
+    for what, pattern in _LOOKS_LIKE:
+        if pattern.fullmatch(value.strip()):
+            raise InputError(
+                f"{name}: a value of the audience column {column!r} looks like {what}: "
+                "refusing to put personal data in audience names, file names and logs; "
+                "group by a segment column (the value is not shown)"
+            )
 
 
 def _find_column(source: Source, column: str) -> str:
