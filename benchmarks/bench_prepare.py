@@ -2,8 +2,11 @@
 
     uv run python benchmarks/bench_prepare.py                 # 2,000,000 rows, both files
     uv run python benchmarks/bench_prepare.py --rows 10000000 --no-baseline
+    uv run python benchmarks/bench_prepare.py --rows 5000000 --only duplicates --no-baseline
 
 Generates deterministic messy segments (emails only; emails + phones) under benchmarks/data/,
+and a file of one row repeated (``duplicates``: the worst case for the deduplication's memory,
+which must stay bounded whatever the duplicate ratio),
 then runs each contender as its own child process, one after the other, and reports the child's
 peak RSS (from wait4) and two speeds, each with prepare's speed-up over the baseline:
 
@@ -81,6 +84,20 @@ def run_child(argv: list[str]) -> tuple[float, float]:
     return seconds, usage.ru_maxrss / 1024
 
 
+def make_duplicates(rows: int) -> Path:
+    """Generate (once) a file of one email and phone repeated ``rows`` times."""
+    DATA.mkdir(exist_ok=True)
+    path = DATA / f"segment-{rows}-duplicates.csv"
+    if not path.exists():
+        line = b"same.person@example.com,+1 212 555 0134\n"
+        with path.open("wb") as out:
+            out.write(b"email,phone\n")
+            for _ in range(rows // 100_000):
+                out.write(line * 100_000)
+            out.write(line * (rows % 100_000))
+    return path
+
+
 def make_segment(rows: int, phone: bool) -> Path:
     """Generate (once) a deterministic segment file for this size and shape.
 
@@ -107,7 +124,9 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=2_000_000)
     parser.add_argument("--repeat", type=int, default=3, help="prepare runs per file (median)")
     parser.add_argument("--no-baseline", action="store_true", help="skip the slow baseline")
-    parser.add_argument("--only", choices=["emails", "mixed"], help="run one file shape")
+    parser.add_argument(
+        "--only", choices=["emails", "mixed", "duplicates"], help="run one file shape"
+    )
     args = parser.parse_args()
 
     compile_environment()
@@ -118,7 +137,10 @@ def main() -> None:
         f" {'peak RSS':>9}  {'speed-up wall / work':<20} phones to libphonenumber"
     )
     for shape in shapes:
-        src = make_segment(args.rows, phone=shape == "mixed")
+        if shape == "duplicates":
+            src = make_duplicates(args.rows)
+        else:
+            src = make_segment(args.rows, phone=shape == "mixed")
         out, side = DATA / "out.csv", DATA / "out.json"
         base: tuple[float, float] | None = None
         if not args.no_baseline:

@@ -84,9 +84,12 @@ class _Consumer:
         self.groups: dict[str | None, tuple[Stage, PrepareReport]] = {}
         # Partition files stay open between writes when the process may hold that many
         # descriptors (opening one per write cost 3 s per million rows with 20 groups).
-        per_stage = GROUP_FILES * len(self.kinds) if split.options.layout == "type-value" else 64
-        needed = split.max_groups * per_stage
-        self.keep_open = self.column is None or _allow_descriptors(needed)
+        typed = split.options.layout == "type-value"  # a stage's files per type, or one set
+        if self.column is None:
+            self.descriptors = 64 * (len(self.kinds) if typed else 1)
+        else:
+            self.descriptors = split.max_groups * (GROUP_FILES * len(self.kinds) if typed else 64)
+        self.keep_open = self.column is None or _allow_descriptors(self.descriptors)
 
     @property
     def wanted(self) -> list[str]:
@@ -282,6 +285,13 @@ def prepare_split(
     """
     started = time.perf_counter()
     consumers = [_Consumer(source, split) for split in splits]
+    # Files stay open between writes only if every consumer's fit at once (ten syncs of one
+    # read held 64 per type each and ran out at `ulimit -n 1024`); else each write opens its
+    # file, and the descriptors in use do not grow with the consumers.
+    held = sum(consumer.descriptors for consumer in consumers if consumer.keep_open)
+    if len(consumers) > 1 and not _allow_descriptors(held):
+        for consumer in consumers:
+            consumer.keep_open = False
     wanted = list(dict.fromkeys(c for consumer in consumers for c in consumer.wanted))
     rows = 0
     try:
