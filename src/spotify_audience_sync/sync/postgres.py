@@ -27,7 +27,13 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit, urlunsplit
 
 from spotify_audience_sync.errors import ConfigError, SafetyError, TransientError
-from spotify_audience_sync.sync.backend import RunRecord, StatusUpdate, redact
+from spotify_audience_sync.sync.backend import (
+    CONFIG_REASONS,
+    RunRecord,
+    StatusUpdate,
+    check_postgres_url,
+    redact,
+)
 from spotify_audience_sync.sync.state import SyncState
 
 if TYPE_CHECKING:
@@ -119,41 +125,6 @@ def split_url(url: str) -> tuple[str, str]:
     return urlunsplit((scheme, parts.netloc, parts.path, rest, parts.fragment)), schema
 
 
-#: libpq's sslmode values: any other is a typo that no retry will fix.
-SSLMODES = frozenset({"disable", "allow", "prefer", "require", "verify-ca", "verify-full"})
-
-#: Words of a connection error that mean the URL itself is wrong (not that the server is away):
-#: libpq's own option checks, and the server refusing a startup ``options`` setting.
-_CONFIG_REASONS = (
-    "connection is bad: invalid",
-    "invalid uri",
-    "invalid value for parameter",
-    "unrecognized configuration parameter",
-    "authentication",
-    "does not exist",
-)
-
-
-def check_url(url: str, shown: str) -> None:
-    """Refuse a state URL that cannot work whatever the server does (exit 78, not 75).
-
-    A malformed host (``[::1``), a port that is not a number and an unknown ``sslmode`` are
-    typos: reported as retryable they would have a scheduler retry them forever.
-    """
-    try:
-        parts = urlsplit(url)
-        _ = parts.port
-    except ValueError as exc:
-        raise ConfigError(
-            f"state URL {shown} is malformed ({exc}); check SPOTIFY_ADS_STATE_URL"
-        ) from None
-    for key, value in parse_qsl(parts.query, keep_blank_values=True):
-        if key == "sslmode" and value not in SSLMODES:
-            raise ConfigError(
-                f"state URL {shown}: sslmode must be one of {', '.join(sorted(SSLMODES))}"
-            )
-
-
 class PostgresState:
     """State, history, locks and encrypted tokens in a PostgreSQL schema."""
 
@@ -163,7 +134,7 @@ class PostgresState:
 
         self._url = url
         self._shown = redact(url)
-        check_url(url, self._shown)
+        check_postgres_url(url, self._shown)
         conninfo, self.schema = split_url(url)
         if not self.schema or len(self.schema) > 63:
             raise ConfigError("state URL: ?schema= must be 1 to 63 characters")
@@ -182,7 +153,7 @@ class PostgresState:
             message = f"state database {self._shown} is not reachable ({reason})"
             lowered = reason.lower()
             if isinstance(exc, psycopg.ProgrammingError) or any(
-                words in lowered for words in _CONFIG_REASONS
+                words in lowered for words in CONFIG_REASONS
             ):
                 raise ConfigError(message + "; check SPOTIFY_ADS_STATE_URL") from None
             raise TransientError(message) from None
