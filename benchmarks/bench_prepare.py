@@ -2,8 +2,11 @@
 
     uv run python benchmarks/bench_prepare.py                 # 2,000,000 rows, both files
     uv run python benchmarks/bench_prepare.py --rows 10000000 --no-baseline
+    uv run python benchmarks/bench_prepare.py --rows 5000000 --only duplicates --no-baseline
 
 Generates deterministic messy segments (emails only; emails + phones) under benchmarks/data/,
+and a file of one row repeated (``duplicates``: the worst case for the deduplication's memory,
+which must stay bounded whatever the duplicate ratio),
 then runs each contender as its own child process, one after the other, and reports the child's
 peak RSS (from wait4) and two speeds, each with prepare's speed-up over the baseline:
 
@@ -112,19 +115,6 @@ frame = {"Email": pl.select(email).to_series(), "phone": phone, "Country": count
 pl.DataFrame(frame).write_csv(out)
 """
 
-PREPARE_LIBRARY = r"""
-import json, sys
-from spotify_audience_sync.identifiers.normalize import NormalizeOptions
-from spotify_audience_sync.segment.pipeline import PrepareOptions, prepare_segment
-from spotify_audience_sync.segment.sources import open_source
-src, out, report = sys.argv[1:4]
-options = PrepareOptions(normalize=NormalizeOptions(country_column="Country"))
-with open_source(src) as source, prepare_segment(source, options) as prepared:
-    prepared.write_file(out)
-    with open(report, "w") as f:
-        json.dump(prepared.report.to_dict(), f)
-"""
-
 
 def run_child(argv: list[str]) -> tuple[float, float]:
     """Run a child to completion; return (seconds, peak RSS in MiB) of that child alone."""
@@ -143,6 +133,20 @@ def make_country_segment(rows: int) -> Path:
     path = DATA / f"segment-{rows}-country.csv"
     if not path.exists():
         subprocess.run([sys.executable, "-c", COUNTRY_FILE, str(rows), str(path)], check=True)
+    return path
+
+
+def make_duplicates(rows: int) -> Path:
+    """Generate (once) a file of one email and phone repeated ``rows`` times."""
+    DATA.mkdir(exist_ok=True)
+    path = DATA / f"segment-{rows}-duplicates.csv"
+    if not path.exists():
+        line = b"same.person@example.com,+1 212 555 0134\n"
+        with path.open("wb") as out:
+            out.write(b"email,phone\n")
+            for _ in range(rows // 100_000):
+                out.write(line * 100_000)
+            out.write(line * (rows % 100_000))
     return path
 
 
@@ -172,11 +176,13 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=2_000_000)
     parser.add_argument("--repeat", type=int, default=3, help="prepare runs per file (median)")
     parser.add_argument("--no-baseline", action="store_true", help="skip the slow baseline")
-    parser.add_argument("--only", choices=["emails", "mixed", "country"], help="run one file shape")
+    parser.add_argument(
+        "--only", choices=["emails", "mixed", "country", "duplicates"], help="run one file shape"
+    )
     args = parser.parse_args()
 
     compile_environment()
-    shapes = [args.only] if args.only else ["emails", "mixed", "country"]
+    shapes = [args.only] if args.only else ["emails", "mixed", "country", "duplicates"]
     print(f"rows per file: {args.rows:,}; cores: {os.cpu_count()}; prepare runs: {args.repeat}")
     print(
         f"{'file':<7} {'contender':<9} {'wall s':>7} {'rows/s':>10} {'work s':>7} {'rows/s':>10}"
@@ -185,6 +191,8 @@ def main() -> None:
     for shape in shapes:
         if shape == "country":
             src = make_country_segment(args.rows)
+        elif shape == "duplicates":
+            src = make_duplicates(args.rows)
         else:
             src = make_segment(args.rows, phone=shape == "mixed")
         out, side = DATA / "out.csv", DATA / "out.json"
@@ -199,8 +207,8 @@ def main() -> None:
             )
         cli = [sys.executable, "-m", "spotify_audience_sync", "prepare", str(src), "-o", str(out)]
         cli += ["--quiet", "--report", str(side)]
-        if shape == "country":  # the library: the CLI flag is wired by the CLI's owners
-            cli = [sys.executable, "-c", PREPARE_LIBRARY, str(src), str(out), str(side)]
+        if shape == "country":
+            cli += ["--country-column", "Country"]
         runs = []
         for _ in range(max(1, args.repeat)):
             wall, rss = run_child(cli)

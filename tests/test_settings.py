@@ -65,6 +65,12 @@ def test_trailing_slash_is_dropped_from_urls() -> None:
         pytest.param("ad_account_id", "not-a-uuid", "SPOTIFY_ADS_AD_ACCOUNT_ID", id="uuid"),
         pytest.param("api_base_url", "ftp://x", "SPOTIFY_ADS_API_BASE_URL", id="scheme"),
         pytest.param("token_url", "no-host", "SPOTIFY_ADS_TOKEN_URL", id="no-host"),
+        pytest.param(
+            "upload_origins", "https://ok.test,ftp://x", "SPOTIFY_ADS_UPLOAD_ORIGINS", id="origin"
+        ),
+        pytest.param(
+            "upload_origins", "https://h.test/path", "SPOTIFY_ADS_UPLOAD_ORIGINS", id="origin-path"
+        ),
     ],
 )
 def test_bad_values_fail_naming_the_variable(field: str, value: str, named: str) -> None:
@@ -85,3 +91,16 @@ def test_require_names_every_missing_variable() -> None:
         settings.require("client_id", "client_secret")
     with pytest.raises(ConfigError, match="SPOTIFY_ADS_AD_ACCOUNT_ID"):
         _ = settings.account_id
+
+
+def test_upload_origins_are_normalized_and_reach_the_client() -> None:
+    from spotify_audience_sync.spotify.bearer import StaticToken
+    from spotify_audience_sync.spotify.factory import ads_client
+
+    settings = load_settings(
+        upload_origins=" https://a.test:8443/ , http://127.0.0.1:9 ",
+        ad_account_id="3f1d8c2e-5b6a-4c7d-9e8f-0a1b2c3d4e5f",
+    )
+    assert settings.upload_origins == "https://a.test:8443,http://127.0.0.1:9"
+    with ads_client(settings, StaticToken("t")) as client:
+        assert client._upload_origins == {"https://a.test:8443", "http://127.0.0.1:9"}

@@ -96,6 +96,11 @@ class Settings(BaseSettings):
     """OAuth authorize endpoint."""
     token_url: str = DEFAULT_TOKEN_URL
     """OAuth token endpoint."""
+    upload_origins: str = ""
+    """Comma-separated origins (https://host[:port]) that upload URLs from the API may point
+    at besides Google Cloud Storage (https://storage.googleapis.com, always allowed) and a
+    non-default API base URL's own origin (the sandbox). Any other upload host is refused
+    before a byte is sent (exit 69). Only for a proxy or a test double you run."""
 
     # --- Local state ------------------------------------------------------------------------
     token_store: Path = Field(default_factory=default_token_store)
@@ -219,6 +224,16 @@ class Settings(BaseSettings):
         if parts.scheme not in ("http", "https") or not parts.netloc:
             raise ValueError("must be an http(s) URL such as https://host/path")
         return value
+
+    @field_validator("upload_origins")
+    @classmethod
+    def _origins(cls, value: str) -> str:
+        origins = [item.strip().rstrip("/") for item in value.split(",") if item.strip()]
+        for item in origins:
+            parts = urlsplit(item)
+            if parts.scheme not in ("http", "https") or not parts.hostname or parts.path:
+                raise ValueError("must be comma-separated origins such as https://host:8443")
+        return ",".join(origins)
 
     @field_validator("client_id")
     @classmethod

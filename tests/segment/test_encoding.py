@@ -66,6 +66,24 @@ def test_a_byte_the_codec_does_not_define_is_named_by_line(tmp_path: Path) -> No
 
 
 @pytest.mark.parametrize(
+    ("codec", "data"),
+    [
+        pytest.param("utf-16", b"\x00\x00\x11\x00" * 8, id="utf-16-bare-unicode-error"),
+        pytest.param("utf-16", b"e\x00\n\x00\x00\xd8\x00\xd8", id="utf-16-surrogate"),
+        pytest.param("utf-7", b"email\n+2D8-\n", id="lone-surrogate-out"),
+    ],
+)
+def test_bytes_the_codec_cannot_decode_are_an_input_error(
+    tmp_path: Path, codec: str, data: bytes
+) -> None:
+    """Not "internal error (UnicodeError)": every codec failure is exit 65, naming the file."""
+    path = tmp_path / "wide.csv"
+    path.write_bytes(data)
+    with pytest.raises(InputError, match=rf"wide\.csv: line \d+ is not valid {codec}"):
+        read_all(path, encoding=codec)
+
+
+@pytest.mark.parametrize(
     ("data", "named"),
     [
         pytest.param(TEXT.encode("utf-16"), "UTF-16 (little-endian)", id="utf-16-bom"),

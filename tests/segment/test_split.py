@@ -82,3 +82,101 @@ def test_a_cell_of_several_emails_stays_in_its_group(tmp_path: Path, layout: str
             email = prepared.report.identifiers["email"]
             assert email.hashed == expected.report.identifiers["email"].hashed == 250
         prepared.close()
+
+
+@pytest.mark.parametrize("column", ["email", "EMAIL", "phone"])
+def test_an_identifier_column_cannot_name_audiences(tmp_path: Path, column: str) -> None:
+    path = _csv(tmp_path / "all.csv", _rows(5))
+    with open_source(str(path)) as source, pytest.raises(InputError) as info:
+        prepare_split(source, [Split(PrepareOptions(), column)])
+    assert info.value.exit_code == 65
+    assert "identifier column: its values are personal data" in str(info.value)
+    assert "example.com" not in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("value", "what"),
+    [
+        pytest.param("someone@example.com", "an email address", id="email"),
+        pytest.param("+1 (212) 555-0134", "a phone number", id="phone"),
+        pytest.param("2125550134", "a phone number", id="phone-digits"),
+        pytest.param("3F1D8C2E-5B6A-4C7D-9E8F-0A1B2C3D4E5F", "a device id", id="idfa"),
+        pytest.param("ab" * 32, "a hashed identifier", id="sha256"),
+    ],
+)
+def test_a_column_whose_values_look_like_identifiers_is_refused_unshown(
+    tmp_path: Path, value: str, what: str
+) -> None:
+    path = tmp_path / "seg.csv"
+    path.write_text(f'email,contact\na@example.com,gold\nb@example.com,"{value}"\n')
+    with open_source(str(path)) as source, pytest.raises(InputError) as info:
+        prepare_split(source, [Split(PrepareOptions(), "contact")])
+    assert f"looks like {what}" in str(info.value)
+    assert value not in str(info.value)
+
+
+@pytest.mark.parametrize("value", ["gold", "DE", "2024-Q3", "tier 3", "123456"])
+def test_segment_like_values_still_group(tmp_path: Path, value: str) -> None:
+    path = tmp_path / "seg.csv"
+    path.write_text(f"email,segment\na@example.com,{value}\n")
+    with open_source(str(path)) as source:
+        (groups,) = prepare_split(source, [Split(PrepareOptions(), "segment")])
+    assert list(groups) == [value]
+    for prepared in groups.values():
+        prepared.close()
+
+
+FD_SCRIPT = """
+import resource, sys
+limit = int(sys.argv[2])
+resource.setrlimit(resource.RLIMIT_NOFILE, (limit, limit))
+from spotify_audience_sync.errors import ConfigError
+from spotify_audience_sync.segment.pipeline import PrepareOptions
+from spotify_audience_sync.segment.sources import open_source
+from spotify_audience_sync.segment.split import Split, prepare_split
+try:
+    with open_source(sys.argv[1]) as source:
+        results = prepare_split(source, [Split(PrepareOptions()) for _ in range(12)])
+except ConfigError as exc:
+    print("ConfigError", exc.exit_code, exc)
+    sys.exit(0)
+lines = set()
+for (_, prepared), in (r.items() for r in results):
+    with prepared:
+        lines.add(b"".join(prepared.chunks()))
+print("ok", len(results), len(lines))
+"""
+
+
+@pytest.mark.parametrize(
+    ("limit", "expected"),
+    [
+        pytest.param(256, "ok 12 1", id="12-syncs-under-256"),
+        pytest.param(16, "ConfigError 78", id="too-low-is-named"),
+    ],
+)
+def test_twelve_syncs_of_one_read_fit_in_256_descriptors(
+    tmp_path: Path, limit: int, expected: str
+) -> None:
+    """A plan of ten syncs of one CSV ran out of descriptors at `ulimit -n 1024` (64 files
+    per type per sync held open); a limit that is truly too low is a ConfigError naming it."""
+    import subprocess
+    import sys
+
+    path = tmp_path / "seg.csv"
+    path.write_text(
+        "email,phone,device_id\n"
+        + "".join(
+            f"p{i}@example.com,+1 212 555 {i:04d},{i:08x}-1111-4111-8111-111111111111\n"
+            for i in range(3000)
+        )
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", FD_SCRIPT, str(path), str(limit)],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.startswith(expected), done.stdout
+    if expected.startswith("ConfigError"):
+        assert "RLIMIT_NOFILE" in done.stdout
+        assert f"({limit})" in done.stdout

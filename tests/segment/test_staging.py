@@ -63,3 +63,47 @@ def test_a_just_made_directory_is_left_alone(tmp_path: Path) -> None:
     fresh.mkdir()
     assert remove_stale(tmp_path) == []
     assert fresh.exists()
+
+
+def _hex(rng: np.random.Generator, n: int) -> np.ndarray:
+    """``n`` records of 64 hex characters (what a staged digest is), all in one partition."""
+    records = np.frombuffer(b"0123456789abcdef", dtype=np.uint8)[rng.integers(0, 16, (n, 64))]
+    records[:, 0] = ord("0")
+    return records
+
+
+def test_duplicates_are_compacted_while_staging_and_the_output_does_not_change(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """5M identical rows made one 165 MB partition and a 3 GB deduplication: a partition past
+    COMPACT_BYTES is deduplicated in place, so it never holds more than the threshold."""
+    monkeypatch.setattr(staging, "COMPACT_BYTES", 64 * 100)
+    rng = np.random.default_rng(3)
+    distinct = _hex(rng, 5)
+    batches = [distinct[rng.integers(0, 5, size=50)] for _ in range(40)]
+    outputs, sizes = [], []
+    for compact in (True, False):
+        if not compact:
+            monkeypatch.setattr(staging, "COMPACT_BYTES", 1 << 40)
+        with Stage(64, tmp_path) as stage:
+            for batch in batches:
+                stage.write(0, {1: batch})
+                sizes.append(max(p.stat().st_size for p in stage.directory.iterdir()))
+            compactions = stage.compactions
+            outputs.append(b"".join(bytes(parts[0].data) for parts in stage.deduplicated(dict)))
+        if compact:
+            assert compactions > 0
+            assert max(sizes) <= 64 * 100 + 64 * 50, "a partition outgrew the threshold"
+    assert outputs[0] == outputs[1]
+    assert len(outputs[0]) == 5 * 64
+
+
+def test_distinct_records_are_not_compacted_over_and_over(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(staging, "COMPACT_BYTES", 64 * 100)
+    rng = np.random.default_rng(4)
+    with Stage(64, tmp_path) as stage:
+        for _ in range(64):
+            stage.write(0, {1: _hex(rng, 50)})
+        assert stage.compactions <= 6  # thresholds double: log2(64 * 50 / 100) + 1

@@ -325,7 +325,7 @@ def test_get_is_retried_after_a_dropped_connection(fake, make_client) -> None:
 
 
 def test_a_failed_connect_is_retried_for_any_method(fake, make_client) -> None:
-    body = {"id": AUD, "upload_url": "https://x/y"}
+    body = {"id": AUD, "upload_url": "https://storage.googleapis.com/b/y"}
     fake.on("POST", "/upload_url", httpx2.ConnectError("refused"), httpx2.Response(200, json=body))
     with make_client() as client:
         assert client.new_upload_url().id == AUD
@@ -388,3 +388,131 @@ def test_unknown_statuses_still_parse(fake, make_client) -> None:
         found = client.get_audience(AUD)
     assert found.status == "NEW_STATE"
     assert not found.settled
+
+
+# --- hostile answers: hosts, ids, endless pages, unbounded bodies -------------------------------
+@pytest.mark.parametrize(
+    ("upload_url", "allowed", "extra"),
+    [
+        pytest.param("https://storage.googleapis.com/b/o?X-Goog-Signature=s", True, (), id="gcs"),
+        pytest.param("https://bkt.storage.googleapis.com/o?sig=s", True, (), id="gcs-bucket-host"),
+        pytest.param("http://storage.googleapis.com/b/o?sig=s", False, (), id="gcs-plain-http"),
+        pytest.param("https://storage.googleapis.com:8443/b/o", False, (), id="gcs-other-port"),
+        pytest.param("https://storage.googleapis.com.evil.test/o", False, (), id="suffix-trick"),
+        pytest.param("http://evil.test/o?X-Goog-Signature=s3cr3t", False, (), id="foreign-http"),
+        pytest.param(
+            "https://up.example.com/o?sig=s", True, ("https://up.example.com",), id="listed"
+        ),
+    ],
+)
+def test_an_upload_url_must_point_at_google_or_a_listed_origin(
+    fake, make_client, upload_url: str, allowed: bool, extra: tuple[str, ...]
+) -> None:
+    fake.on("POST", "/upload_url", httpx2.Response(200, json={"id": AUD, "upload_url": upload_url}))
+    with make_client(upload_origins=extra) as client:
+        if allowed:
+            assert client.new_upload_url().upload_url == upload_url
+            return
+        with pytest.raises(RemoteError, match="not at Google Cloud Storage") as info:
+            client.new_upload_url()
+    assert info.value.exit_code == 69
+    assert "?" not in str(info.value), "the host only, never the query"
+    assert "s3cr3t" not in str(info.value)
+
+
+def test_the_sandbox_origin_is_allowed_when_it_is_the_api_base(fake, clock) -> None:
+    url = "http://127.0.0.1:8765/upload/x.csv?X-Goog-Signature=s"
+    fake.replies["POST /ads/v3/ad_accounts/" + ACCOUNT + "/audiences/upload_url"] = [
+        httpx2.Response(200, json={"id": AUD, "upload_url": url})
+    ]
+    with AdsClient(
+        base_url="http://127.0.0.1:8765/ads/v3",
+        ad_account_id=ACCOUNT,
+        tokens=StaticToken(TOKEN),
+        transport=httpx2.MockTransport(fake),
+        sleep=clock.sleep,
+    ) as client:
+        assert client.new_upload_url().upload_url == url
+
+
+@pytest.mark.parametrize(
+    "bad_id", ["../../../../x/escaped", "", "a1", "0b6f3a52-1d1c-4f3e-9d55-6f0a4c1e2b7d/.."]
+)
+def test_every_id_in_an_answer_must_be_a_uuid(fake, make_client, bad_id: str) -> None:
+    url = "https://storage.googleapis.com/b/o"
+    fake.on("POST", "/upload_url", httpx2.Response(200, json={"id": bad_id, "upload_url": url}))
+    fake.on("POST", "", httpx2.Response(201, json=audience(id=bad_id)))
+    fake.on("GET", "", httpx2.Response(200, json={"audiences": [audience(id=bad_id)]}))
+    with make_client() as client:
+        for call in (
+            client.new_upload_url,
+            lambda: client.create_audience("name", None, AUD),
+            lambda: list(client.list_audiences()),
+        ):
+            with pytest.raises(RemoteError, match=r"id: Value error, not a UUID") as info:
+                call()
+            assert info.value.exit_code == 69
+            if bad_id:
+                assert bad_id not in str(info.value)
+
+
+def test_a_list_that_repeats_its_page_stops(fake, make_client) -> None:
+    page = {"paging": {}, "audiences": [audience(1), audience(2)]}
+    fake.on("GET", "", httpx2.Response(200, json=page))
+    with make_client() as client, pytest.raises(RemoteError, match="repeats an earlier page"):
+        list(client.list_audiences(page_size=2))
+    assert len(fake.seen) == 2
+
+
+def test_a_list_past_its_total_stops(fake, make_client) -> None:
+    def page(request: httpx2.Request) -> httpx2.Response:
+        offset = int(request.url.params["offset"])
+        items = [audience(offset + 1)]
+        total = 1 if offset else 2  # announces 2, then, past it, keeps sending
+        return httpx2.Response(200, json={"paging": {"total_results": total}, "audiences": items})
+
+    fake.on("GET", "", page)
+    with make_client() as client, pytest.raises(RemoteError, match="past the 1 audiences"):
+        list(client.list_audiences(page_size=1))
+
+
+def test_a_list_that_never_ends_stops_at_the_page_cap(
+    fake, make_client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from spotify_audience_sync.spotify import client as client_module
+
+    monkeypatch.setattr(client_module, "MAX_PAGES", 5)
+
+    def page(request: httpx2.Request) -> httpx2.Response:
+        offset = int(request.url.params["offset"])
+        return httpx2.Response(200, json={"audiences": [audience(offset + 1)]})
+
+    fake.on("GET", "", page)
+    with make_client() as client, pytest.raises(RemoteError, match="after 5 pages"):
+        list(client.list_audiences(page_size=1))
+    assert len(fake.seen) == 6
+
+
+@pytest.mark.parametrize("declared", [True, False], ids=["content-length", "chunked"])
+def test_an_answer_larger_than_the_cap_is_refused(fake, make_client, declared: bool) -> None:
+    body = b'{"id": "' + AUD.encode() + b'", "name": "' + b"x" * (5 << 20) + b'"}'
+    chunks = [body[i : i + 65536] for i in range(0, len(body), 65536)]
+    reply = (
+        httpx2.Response(200, content=body, headers={"content-type": "application/json"})
+        if declared
+        else httpx2.Response(200, content=iter(chunks))
+    )
+    fake.on("GET", f"/{AUD}", reply)
+    with make_client() as client, pytest.raises(RemoteError, match="larger than 4 MB") as info:
+        client.get_audience(AUD)
+    assert info.value.exit_code == 69
+
+
+def test_a_gzip_bomb_answer_is_refused(fake, make_client) -> None:
+    import gzip
+
+    bomb = gzip.compress(b" " * (64 << 20))
+    headers = {"content-encoding": "gzip", "content-type": "application/json"}
+    fake.on("GET", f"/{AUD}", httpx2.Response(200, content=bomb, headers=headers))
+    with make_client() as client, pytest.raises(RemoteError, match="larger than 4 MB"):
+        client.get_audience(AUD)

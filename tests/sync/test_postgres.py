@@ -178,3 +178,37 @@ def test_an_unreachable_database_is_transient_and_never_shows_the_password() -> 
         PostgresState(url)
     assert "postgresql://postgres:***@127.0.0.1:1/test" in str(caught.value)
     assert PG_PASSWORD not in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("url", "reason"),
+    [
+        pytest.param(
+            f"postgresql://postgres:{PG_PASSWORD}@127.0.0.1:notaport/test", "port", id="port"
+        ),
+        pytest.param(
+            f"postgresql://postgres:{PG_PASSWORD}@127.0.0.1/test?sslmode=bogus",
+            "sslmode",
+            id="sslmode",
+        ),
+        pytest.param(
+            f"postgresql://postgres:{PG_PASSWORD}@127.0.0.1/test"
+            "?options=-c%20statement_timeout%3Dbogus",
+            "statement_timeout",
+            id="options",
+        ),
+        pytest.param(f"postgres://postgres:{PG_PASSWORD}@[::1/test", "malformed", id="ipv6"),
+        pytest.param(
+            f"postgresql://postgres:{PG_PASSWORD}@127.0.0.1/test?bogus=1", "bogus", id="parameter"
+        ),
+    ],
+)
+def test_a_state_url_that_can_never_work_is_a_config_error_not_transient(
+    url: str, reason: str
+) -> None:
+    """A typo reported as exit 75 would have a scheduler retry it forever."""
+    with pytest.raises(ConfigError) as caught:
+        PostgresState(url)
+    assert caught.value.exit_code == 78
+    assert reason in str(caught.value)
+    assert PG_PASSWORD not in str(caught.value)

@@ -87,3 +87,16 @@ def test_unusable_state_dir_names_the_setting(tmp_path: Path) -> None:
     blocker.write_text("")
     with pytest.raises(ConfigError, match="SPOTIFY_ADS_STATE_DIR"):
         StateStore(blocker / "state").path(ACCOUNT, "a1")
+
+
+@pytest.mark.parametrize("bad", ["../../../../x/escaped", "..", "a/b", ".hidden", ""])
+def test_no_state_path_is_built_from_an_id_that_could_escape(tmp_path: Path, bad: str) -> None:
+    from spotify_audience_sync.errors import ConfigError
+    from spotify_audience_sync.sync.state import StateStore
+
+    store = StateStore(tmp_path / "state")
+    with pytest.raises(ConfigError, match="not a plain id"):
+        store.path("3f1d8c2e-5b6a-4c7d-9e8f-0a1b2c3d4e5f", bad)
+    with pytest.raises(ConfigError, match="not a plain id"):
+        store.path(bad, "3f1d8c2e-5b6a-4c7d-9e8f-0a1b2c3d4e5f")
+    assert not any(p.is_file() for p in tmp_path.rglob("*"))

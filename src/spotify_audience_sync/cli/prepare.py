@@ -85,7 +85,7 @@ def _prepare_one(
     )
     for path, flag in checks:
         if path:  # before anything is read: a bad path fails in milliseconds
-            check_writable(path, flag)
+            check_writable(path, flag, inputs=run.inputs)
     with with_suppression(run.prepare, run.exclude, run.source) as asked:
         with open_segment(run.source) as source:
             options, event = chosen_columns(source, asked)
@@ -104,14 +104,15 @@ def _prepare_one(
 
 def _write_prepared(prepared: PreparedSegment, output: str, report_path: str | None) -> None:
     """The upload file (or stdout), the report and the rejects report, put in place together."""
-    from spotify_audience_sync.segment.outputs import AtomicFile
+    from spotify_audience_sync.segment.outputs import AtomicFile, StreamTarget
     from spotify_audience_sync.segment.report import write_json
 
     with prepared:
         prepared.report.output = "<stdout>" if output == "-" else output
         if output == "-":
-            prepared.write_to(sys.stdout.buffer)
-            sys.stdout.buffer.flush()
+            stdout = StreamTarget(sys.stdout.buffer, "--output")
+            prepared.write_to(stdout)
+            stdout.flush()
             if report_path:
                 write_json(report_path, prepared.report.to_dict())
             if prepared.rejects is not None:
@@ -139,12 +140,12 @@ def _prepare_many(run: PrepareRun, output: str, report_path: str | None, out: Ou
     if "{value}" not in output or output == "-":
         raise click.UsageError("with --audience-column, --output is a path with {value} in it")
     if report_path:
-        check_writable(report_path, "--report")
+        check_writable(report_path, "--report", inputs=run.inputs)
     with with_suppression(run.prepare, run.exclude, run.source) as asked:
         split = Split(asked, run.groups.column, run.groups.max_groups)
         with open_segment(run.source) as source, out.phase("read") as progress:
             (groups,) = prepare_split(source, [split], on_progress=progress)
-        reports = _write_groups(groups, output, out)
+        reports = _write_groups(groups, output, out, run.inputs)
     if report_path:
         write_json(report_path, {"audiences": reports})
     out.outcome(f"{len(groups)} files written, one per value of {run.groups.column!r}")
@@ -152,7 +153,7 @@ def _prepare_many(run: PrepareRun, output: str, report_path: str | None, out: Ou
 
 
 def _write_groups(
-    groups: dict[str | None, PreparedSegment], output: str, out: Output
+    groups: dict[str | None, PreparedSegment], output: str, out: Output, inputs: tuple[str, ...]
 ) -> dict[str, Any]:
     """One upload file per group (the value in its name); the groups' reports, by value."""
     from spotify_audience_sync.errors import ConfigError
@@ -168,7 +169,7 @@ def _write_groups(
                 )
             paths[value] = output.replace("{value}", text)
         for path in paths.values():
-            check_writable(path, "--output")
+            check_writable(path, "--output", inputs=inputs)
         reports: dict[str, Any] = {}
         for value, prepared in groups.items():
             prepared.report.output = paths[value]

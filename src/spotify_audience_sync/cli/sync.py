@@ -51,7 +51,7 @@ def run_sync(
     # ... and before the first request: nothing after a write to Spotify may fail the run.
     for path, flag in ((report_path, "--report"), (run.prepare.rejects_path, "--rejects")):
         if path:
-            check_writable(path, flag)
+            check_writable(path, flag, inputs=run.inputs)
     job = Job(settings, events=job_events(out), phase=out.phase, run_id=run_id())
     try:
         outcome = job.sync(run)
@@ -78,7 +78,7 @@ def run_groups(settings: Settings, run: SyncRun, *, report_path: str | None, out
     from spotify_audience_sync.sync.job import Job
 
     if report_path:
-        check_writable(report_path, "--report")
+        check_writable(report_path, "--report", inputs=run.inputs)
     job = Job(settings, events=job_events(out), phase=out.phase, run_id=run_id())
     outcomes = job.sync_groups(run)
     report_outcomes(out, outcomes)

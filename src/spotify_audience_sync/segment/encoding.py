@@ -96,15 +96,23 @@ class _Transcoder(io.RawIOBase):
         self._done = not block
         try:
             text = self._decoder.decode(block, final=self._done)
-        except UnicodeDecodeError as exc:
-            good = exc.object[: exc.start]
-            line = self._lines + codecs.decode(good, self._encoding, "ignore").count("\n") + 1
+            self._pending = text.encode("utf-8")
+        except UnicodeError as exc:  # decode errors, and the codecs' bare UnicodeError (BOM)
             raise InputError(
-                f"{self._name}: line {line} is not valid {self._encoding} "
+                f"{self._name}: line {self._error_line(exc)} is not valid {self._encoding} "
                 "(check the --encoding value)"
             ) from None
-        self._pending = text.encode("utf-8")
         self._lines += text.count("\n")
+
+    def _error_line(self, exc: UnicodeError) -> int:
+        """The 1-based line a decode error is on (the block's first line when unknown)."""
+        if not isinstance(exc, UnicodeDecodeError):
+            return self._lines + 1
+        try:
+            good = codecs.decode(exc.object[: exc.start], self._encoding, "ignore")
+        except UnicodeError:
+            return self._lines + 1
+        return self._lines + good.count("\n") + 1
 
     def close(self) -> None:
         self._stream.close()

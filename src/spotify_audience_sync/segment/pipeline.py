@@ -40,7 +40,7 @@ from spotify_audience_sync.segment.encode import (
     record_width,
     written_per_type,
 )
-from spotify_audience_sync.segment.outputs import AtomicFile
+from spotify_audience_sync.segment.outputs import AtomicFile, StreamTarget
 from spotify_audience_sync.segment.process import (
     Processed,
     count_statuses,
@@ -250,7 +250,7 @@ class PreparedSegment:
         )
         return data, sum(len(r) for r in parts.values()), self._written(parts), gone
 
-    def write_to(self, stream: BinaryIO | AtomicFile) -> None:
+    def write_to(self, stream: BinaryIO | AtomicFile | StreamTarget) -> None:
         """Write the whole file to a binary stream."""
         for chunk in self.chunks():
             stream.write(chunk)

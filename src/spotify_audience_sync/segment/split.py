@@ -16,6 +16,7 @@ audiences).
 
 from __future__ import annotations
 
+import re
 import time
 from collections import deque
 from collections.abc import Callable
@@ -78,13 +79,18 @@ class _Consumer:
         self.source = source
         self.columns = resolve_column_lists(source.name, source.columns, split.options.columns)
         self.column = _find_column(source, split.column) if split.column else None
+        if self.column is not None:
+            _refuse_identifier_column(source.name, self.column, self.columns)
         self.kinds = list(self.columns)
         self.groups: dict[str | None, tuple[Stage, PrepareReport]] = {}
         # Partition files stay open between writes when the process may hold that many
         # descriptors (opening one per write cost 3 s per million rows with 20 groups).
-        per_stage = GROUP_FILES * len(self.kinds) if split.options.layout == "type-value" else 64
-        needed = split.max_groups * per_stage
-        self.keep_open = self.column is None or _allow_descriptors(needed)
+        typed = split.options.layout == "type-value"  # a stage's files per type, or one set
+        if self.column is None:
+            self.descriptors = 64 * (len(self.kinds) if typed else 1)
+        else:
+            self.descriptors = split.max_groups * (GROUP_FILES * len(self.kinds) if typed else 64)
+        self.keep_open = self.column is None or _allow_descriptors(self.descriptors)
 
     @property
     def wanted(self) -> list[str]:
@@ -181,6 +187,8 @@ class _Consumer:
                 f"{self.split.max_groups} distinct values; refusing to make that many audiences "
                 "(raise --max-audiences if that is intended)"
             )
+        if value is not None:
+            _refuse_identifier_value(self.source.name, self.column, str(value))
         options = self.split.options
         stage = Stage(
             record_width(options.layout, self.kinds),
@@ -252,6 +260,38 @@ def _allow_descriptors(needed: int) -> bool:
     return True
 
 
+#: What a value of an audience column must not look like: it becomes an audience name, a file
+#: name and a log field, so a person's identifier there would leave the process unhashed.
+_LOOKS_LIKE = (
+    ("an email address", re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")),
+    ("a phone number", re.compile(r"\+?(?:[\s().-]*\d){10,15}[\s()]*")),
+    ("a device id", re.compile(r"[0-9a-fA-F]{8}-(?:[0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}")),
+    ("a hashed identifier", re.compile(r"[0-9a-fA-F]{64}")),
+)
+
+
+def _refuse_identifier_column(name: str, column: str, columns: dict[Any, list[str]]) -> None:
+    """An identifier column cannot name audiences: its values are people (exit 65)."""
+    for kind, used in columns.items():
+        if column in used:
+            raise InputError(
+                f"{name}: the audience column {column!r} is the {kind.key} identifier column: "
+                "its values are personal data and would appear in audience names, file names "
+                "and logs; group by a segment column"
+            )
+
+
+def _refuse_identifier_value(name: str, column: str | None, value: str) -> None:
+    """A value that looks like a person's identifier is refused without being shown."""
+    for what, pattern in _LOOKS_LIKE:
+        if pattern.fullmatch(value.strip()):
+            raise InputError(
+                f"{name}: a value of the audience column {column!r} looks like {what}: "
+                "refusing to put personal data in audience names, file names and logs; "
+                "group by a segment column (the value is not shown)"
+            )
+
+
 def _find_column(source: Source, column: str) -> str:
     if column in source.columns:
         return column
@@ -277,6 +317,13 @@ def prepare_split(
     """
     started = time.perf_counter()
     consumers = [_Consumer(source, split) for split in splits]
+    # Files stay open between writes only if every consumer's fit at once (ten syncs of one
+    # read held 64 per type each and ran out at `ulimit -n 1024`); else each write opens its
+    # file, and the descriptors in use do not grow with the consumers.
+    held = sum(consumer.descriptors for consumer in consumers if consumer.keep_open)
+    if len(consumers) > 1 and not _allow_descriptors(held):
+        for consumer in consumers:
+            consumer.keep_open = False
     wanted = list(dict.fromkeys(c for consumer in consumers for c in consumer.wanted))
     rows = 0
     try:

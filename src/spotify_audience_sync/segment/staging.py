@@ -8,6 +8,13 @@ one partition (about 1/64 of the output: 16 MB for 10 million identifiers) and t
 exact: no probabilistic filter. (256 partitions cost more in file creation and small writes
 than they saved.)
 
+Duplicates would break that bound: every copy of one identifier lands in the same partition,
+so a file of five million identical rows made one partition of five million records (3 GB to
+deduplicate). A partition file that grows past :data:`COMPACT_BYTES` is therefore deduplicated
+in place while staging; if it stays large (its records really are distinct), its next
+threshold doubles, so a large segment of distinct values pays for this a logarithmic number of
+times at most, and a segment under the threshold per partition never does.
+
 Only SHA-256 digests are staged, as fixed-width binary records (see ``encode``): never a raw
 identifier. Files are created ``0600`` inside a ``0700`` directory and removed on close, also
 after an error.
@@ -33,10 +40,13 @@ from spotify_audience_sync.errors import ConfigError
 from spotify_audience_sync.identifiers import hashing
 from spotify_audience_sync.segment.encode import Records, deduplicate, first_byte
 
-__all__ = ["Stage", "partition_payload", "partition_rows"]
+__all__ = ["Stage", "descriptor_error", "partition_payload", "partition_rows"]
 
 T = TypeVar("T")
 PARTITIONS = 64
+#: A partition file past this size is deduplicated in place while staging (see above): ~500k
+#: type-value records, about 60 MB to deduplicate; 64 files of it are ~30M distinct values.
+COMPACT_BYTES = 16 * 1024 * 1024
 
 
 def partition_payload(records: Records, partitions: npt.NDArray[np.uint8]) -> dict[int, Records]:
@@ -88,6 +98,22 @@ def partition_rows(matrix: Records, accepted: npt.NDArray[np.bool_]) -> dict[int
 
 
 _PREFIX = "spotify-audience-sync-"
+
+
+def descriptor_error(exc: OSError, what: str) -> ConfigError | None:
+    """Out of file descriptors, said as the limit to raise (78), or None for other errors."""
+    import errno
+    import resource
+
+    if exc.errno not in (errno.EMFILE, errno.ENFILE):
+        return None
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    scope = "the system's" if exc.errno == errno.ENFILE else f"this process's ({soft})"
+    return ConfigError(
+        f"{what}: too many open files: {scope} limit of open files (RLIMIT_NOFILE, "
+        "`ulimit -n`) is too low for this run; raise it (e.g. ulimit -n 4096) or run fewer "
+        "syncs at once"
+    )
 
 
 def remove_stale(root: Path) -> list[Path]:
@@ -154,11 +180,15 @@ class Stage:
             self._lock = os.open(self._dir, os.O_RDONLY | os.O_DIRECTORY)
             fcntl.flock(self._lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError as exc:
-            raise ConfigError(
+            raise descriptor_error(exc, "staging") or ConfigError(
                 f"temp dir {root} is not usable ({exc.strerror}); "
                 "set --temp-dir / SPOTIFY_ADS_TEMP_DIR"
             ) from exc
         self._files: dict[tuple[int, int], int] = {}
+        #: Bytes in each partition file, and the size at which it is next compacted.
+        self._sizes: dict[tuple[int, int], int] = {}
+        self._limits: dict[tuple[int, int], int] = {}
+        self.compactions = 0
         self._deduplicated = False
         self.bytes_staged = 0
 
@@ -174,7 +204,13 @@ class Stage:
             fd = self._files.get((group, key))
             if fd is None:
                 path = self._dir / f"{key:02x}-{group}"
-                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+                try:
+                    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+                except OSError as exc:
+                    raise descriptor_error(exc, "staging") or ConfigError(
+                        f"cannot write staged hashes to {self._dir} ({exc.strerror}); "
+                        "free space or set --temp-dir / SPOTIFY_ADS_TEMP_DIR"
+                    ) from exc
                 if self.keep_open:
                     self._files[group, key] = fd
             try:
@@ -190,6 +226,37 @@ class Stage:
                 if not self.keep_open:
                     os.close(fd)
             self.bytes_staged += data.nbytes
+            size = self._sizes.get((group, key), 0) + data.nbytes
+            self._sizes[group, key] = size
+            if size > self._limits.get((group, key), COMPACT_BYTES):
+                self._compact(group, key)
+
+    def _compact(self, group: int, key: int) -> None:
+        """Deduplicate one partition file in place: duplicates never pile up in memory later.
+
+        The file ends as the canonical distinct records :meth:`deduplicated` would make of it
+        anyway, so the output does not change. If little was dropped, the next threshold is
+        twice what is left, so distinct data is not compacted over and over.
+        """
+        fd = self._files.pop((group, key), None)
+        if fd is not None:
+            os.close(fd)
+        path = self._dir / f"{key:02x}-{group}"
+        try:
+            records = deduplicate(np.fromfile(path, dtype=np.uint8).reshape(-1, self.width))
+            partial = path.with_name(f".{path.name}")
+            out = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(out, "wb") as handle:
+                handle.write(np.ascontiguousarray(records).data)
+            os.replace(partial, path)
+        except OSError as exc:
+            raise ConfigError(
+                f"cannot compact staged hashes in {self._dir} ({exc.strerror}); "
+                "free space or set --temp-dir / SPOTIFY_ADS_TEMP_DIR"
+            ) from exc
+        self.compactions += 1
+        self._sizes[group, key] = records.nbytes
+        self._limits[group, key] = max(COMPACT_BYTES, 2 * records.nbytes)
 
     def deduplicated(
         self,

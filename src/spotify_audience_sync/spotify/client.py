@@ -23,7 +23,7 @@ from __future__ import annotations
 import logging
 import random
 import time
-from collections.abc import Callable, Generator, Iterator
+from collections.abc import Callable, Generator, Iterable, Iterator
 from typing import Any, TypeVar
 
 import httpx2
@@ -36,6 +36,8 @@ from spotify_audience_sync.errors import (
     RemoteError,
     TransientError,
 )
+from spotify_audience_sync.spotify.answers import MAX_PAGES, check_upload_url, read_capped
+from spotify_audience_sync.spotify.answers import upload_origins as allowed_origins
 from spotify_audience_sync.spotify.bearer import WHAT, StaticToken, TokenProvider, bearer
 from spotify_audience_sync.spotify.events import event
 from spotify_audience_sync.spotify.models import AdAccount, Audience, AudiencePage, UploadUrl
@@ -80,7 +82,9 @@ class AdsClient:
     """Audience operations for one ad account. Use as a context manager to close the pool.
 
     ``tokens`` is an ``httpx2.Auth`` (``OAuthSession``, ``StaticToken``) or any object with
-    ``access_token()`` and ``refresh(stale)``.
+    ``access_token()`` and ``refresh(stale)``. ``upload_origins`` are origins an upload URL may
+    point at besides Google Cloud Storage (SPOTIFY_ADS_UPLOAD_ORIGINS); a non-default
+    ``base_url``'s own origin (the sandbox) is one of them.
     """
 
     def __init__(
@@ -96,6 +100,7 @@ class AdsClient:
         limiter: RateLimiter | None = None,
         sleep: Callable[[float], None] = time.sleep,
         jitter: Callable[[], float] = random.random,
+        upload_origins: Iterable[str] = (),
     ) -> None:
         self._owns_http = http is None
         self._http = http or httpx2.Client(
@@ -109,6 +114,7 @@ class AdsClient:
         self._sleep = sleep
         self._auth = _Throttled(bearer(tokens), limiter or RateLimiter(sleep=sleep))
         self._jitter = jitter
+        self._upload_origins = allowed_origins(base_url, upload_origins)
 
     def close(self) -> None:
         """Close the connection pool, unless it was handed in (then its owner closes it)."""
@@ -146,12 +152,20 @@ class AdsClient:
     # --- audience operations -----------------------------------------------------------------
     def new_upload_url(self) -> UploadUrl:
         """A signed URL for the file of a new audience; its ``id`` becomes the audience id."""
-        return self._call("POST", "/upload_url", UploadUrl, what="get an upload URL")
+        what = "get an upload URL"
+        return self._checked(self._call("POST", "/upload_url", UploadUrl, what=what), what)
 
     def replacement_upload_url(self, audience_id: str) -> UploadUrl:
         """A signed URL whose upload replaces the whole membership of ``audience_id``."""
         what = f"get a replacement upload URL for audience {audience_id}"
-        return self._call("POST", f"/upload_url/{audience_id}", UploadUrl, what=what)
+        return self._checked(
+            self._call("POST", f"/upload_url/{audience_id}", UploadUrl, what=what), what
+        )
+
+    def _checked(self, answer: UploadUrl, what: str) -> UploadUrl:
+        """The answer, once its URL is known to point at a host we may send the file to."""
+        check_upload_url(answer.upload_url, self._upload_origins, what)
+        return answer
 
     def create_audience(self, name: str, description: str | None, upload_id: str) -> Audience:
         """Create a customer-list audience from a completed upload (not retried on 5xx)."""
@@ -225,14 +239,16 @@ class AdsClient:
         params += [("audience_types", t) for t in audience_types or []]
         params += [("sort_field", sort_field)] if sort_field else []
         params += [("sort_direction", sort_direction)] if sort_direction else []
-        offset = 0
+        offset, pages, seen = 0, 0, set[tuple[str, ...]]()
         while True:
             page = self._call(
                 "GET", "", AudiencePage, params=[*params, ("offset", str(offset))],
                 what="list audiences",
             )  # fmt: skip
+            _check_page(page, offset, pages, seen)
             yield from page.audiences
             offset += len(page.audiences)
+            pages += 1
             total = page.paging.total_results
             if not page.audiences or (total is not None and offset >= total):
                 return
@@ -242,7 +258,16 @@ class AdsClient:
         response = self._send(method, path, what=what, **kwargs)
         try:
             return model.model_validate(response.json())
-        except (ValueError, ValidationError) as exc:
+        except ValidationError as exc:  # named by field, never by value: it may be anything
+            fields = "; ".join(
+                f"{'.'.join(str(part) for part in error['loc'])}: {error['msg']}"
+                for error in exc.errors()[:3]
+            )
+            raise RemoteError(
+                f"{what}: unexpected response body (HTTP {response.status_code}): {fields}",
+                status=response.status_code,
+            ) from None
+        except ValueError as exc:
             raise RemoteError(
                 f"{what}: unexpected response body (HTTP {response.status_code})",
                 status=response.status_code,
@@ -260,11 +285,15 @@ class AdsClient:
         attempt = 0
         while True:
             attempt += 1
+            request = self._http.build_request(
+                method, url, headers=headers, extensions={WHAT: what}, **kwargs
+            )
             try:
-                response = self._http.request(
-                    method, url, headers=headers, auth=self._auth, extensions={WHAT: what},
-                    **kwargs,
-                )  # fmt: skip
+                response = self._http.send(request, auth=self._auth, stream=True)
+                try:
+                    read_capped(response, what)  # a body that never ends stops at the cap
+                finally:
+                    response.close()
             except httpx2.TransportError as exc:
                 retry_ok = classify(exc, resendable=idempotent) is Verdict.RETRY
                 log.warning(
@@ -304,6 +333,21 @@ class AdsClient:
                     method=method,
                 )
             raise remote_error(response, what)
+
+
+def _check_page(page: AudiencePage, offset: int, pages: int, seen: set[tuple[str, ...]]) -> None:
+    """Stop a list that would never end: a page seen before, more than the total, or too many."""
+    ids = tuple(audience.id for audience in page.audiences)
+    total = page.paging.total_results
+    if ids and ids in seen:
+        raise RemoteError(f"list audiences: the page at offset {offset} repeats an earlier page")
+    if ids and total is not None and offset >= total:
+        raise RemoteError(
+            f"list audiences: a page at offset {offset}, past the {total} audiences announced"
+        )
+    if pages >= MAX_PAGES:
+        raise RemoteError(f"list audiences: still paging after {MAX_PAGES} pages; stopped")
+    seen.add(ids)
 
 
 def _network_message(what: str, exc: Exception, method: str, retried: bool) -> str:

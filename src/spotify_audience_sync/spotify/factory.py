@@ -46,5 +46,6 @@ def ads_client(settings: Settings, tokens: TokenProvider | httpx2.Auth, **kwargs
         base_url=settings.api_base_url,
         ad_account_id=settings.account_id,
         tokens=tokens,
+        upload_origins=[o for o in settings.upload_origins.split(",") if o],
         **kwargs,
     )

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
+from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import AfterValidator, BaseModel, ConfigDict
 
 from spotify_audience_sync.spotify.redact import mask_url
 
@@ -31,6 +32,19 @@ class AudienceStatus(StrEnum):
     ARCHIVED = "ARCHIVED"
 
 
+def _uuid(value: str) -> str:
+    """An id from an answer: a UUID, or the answer is refused (an id becomes a file name)."""
+    from spotify_audience_sync.spotify.answers import is_uuid
+
+    if not is_uuid(value):
+        raise ValueError("not a UUID")
+    return value
+
+
+#: An id Spotify assigned (audience, upload): validated where the answer is parsed.
+AudienceId = Annotated[str, AfterValidator(_uuid)]
+
+
 class _Model(BaseModel):
     model_config = ConfigDict(extra="ignore", frozen=True)
 
@@ -43,7 +57,7 @@ class SizeRange(_Model):
 
 
 class Audience(_Model):
-    id: str
+    id: AudienceId
     name: str
     description: str | None = None
     type: str | None = None
@@ -87,7 +101,7 @@ class AudiencePage(_Model):
 class UploadUrl(_Model):
     """Where to upload a customer-list file. ``upload_url`` is a secret (signed): repr masks it."""
 
-    id: str
+    id: AudienceId
     upload_url: str
 
     def __repr__(self) -> str:

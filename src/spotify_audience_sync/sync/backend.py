@@ -20,13 +20,23 @@ from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
+from urllib.parse import parse_qsl, urlsplit
 
 from spotify_audience_sync.errors import ConfigError
 
 if TYPE_CHECKING:
     from spotify_audience_sync.sync.state import SyncState
 
-__all__ = ["RunRecord", "StateBackend", "StatusUpdate", "is_database_url", "open_state", "redact"]
+__all__ = [
+    "CONFIG_REASONS",
+    "RunRecord",
+    "StateBackend",
+    "StatusUpdate",
+    "check_postgres_url",
+    "is_database_url",
+    "open_state",
+    "redact",
+]
 
 
 @dataclass
@@ -134,6 +144,41 @@ def redact(url: str) -> str:
     from spotify_audience_sync.redact import redact_url
 
     return redact_url(url) if "://" in url else url
+
+
+#: libpq's sslmode values: any other is a typo that no retry will fix.
+SSLMODES = frozenset({"disable", "allow", "prefer", "require", "verify-ca", "verify-full"})
+
+#: Words of a connection error that mean the URL itself is wrong (not that the server is away):
+#: libpq's own option checks, and the server refusing a startup ``options`` setting.
+CONFIG_REASONS = (
+    "connection is bad: invalid",
+    "invalid uri",
+    "invalid value for parameter",
+    "unrecognized configuration parameter",
+    "authentication",
+    "does not exist",
+)
+
+
+def check_postgres_url(url: str, shown: str) -> None:
+    """Refuse a state URL that cannot work whatever the server does (exit 78, not 75).
+
+    A malformed host (``[::1``), a port that is not a number and an unknown ``sslmode`` are
+    typos: reported as retryable they would have a scheduler retry them forever.
+    """
+    try:
+        parts = urlsplit(url)
+        _ = parts.port
+    except ValueError as exc:
+        raise ConfigError(
+            f"state URL {shown} is malformed ({exc}); check SPOTIFY_ADS_STATE_URL"
+        ) from None
+    for key, value in parse_qsl(parts.query, keep_blank_values=True):
+        if key == "sslmode" and value not in SSLMODES:
+            raise ConfigError(
+                f"state URL {shown}: sslmode must be one of {', '.join(sorted(SSLMODES))}"
+            )
 
 
 @contextmanager

@@ -228,6 +228,11 @@ class PrepareRun:
     groups: GroupOptions | None
     exclude: ExcludeOptions = field(default_factory=ExcludeOptions, kw_only=True)
 
+    @property
+    def inputs(self) -> tuple[str, ...]:
+        """The files the run reads: no output may be one of them."""
+        return tuple(p for p in (self.source.input, *self.exclude.paths) if p is not None)
+
 
 @dataclass(frozen=True)
 class SyncRun(PrepareRun):

@@ -18,7 +18,15 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from spotify_audience_sync.errors import ConfigError, InputNotFoundError
 from spotify_audience_sync.segment.split import DEFAULT_MAX_GROUPS
 
-__all__ = ["Plan", "PlanSync", "load_plan", "parse_plan", "plan_schema", "select_syncs"]
+__all__ = [
+    "Plan",
+    "PlanSync",
+    "check_distinct_audiences",
+    "load_plan",
+    "parse_plan",
+    "plan_schema",
+    "select_syncs",
+]
 
 #: Sync names become Airflow task map keys, Kubernetes labels and log fields: keep them plain.
 NAME_PATTERN = r"^[a-z0-9]([a-z0-9_.-]{0,61}[a-z0-9])?$"
@@ -178,7 +186,54 @@ class Plan(BaseModel):
             if sync.name in seen:
                 raise ValueError(f"two syncs are named {sync.name!r}")
             seen.add(sync.name)
+        claims = [
+            (f"sync {sync.name!r}", sync.ad_account_id or "", kind, value)
+            for sync in syncs
+            for kind, value in (("name", sync.audience_name), ("id", sync.audience_id))
+            if value
+        ]
+        problem = _first_collision(claims)
+        if problem:
+            raise ValueError(problem)
         return syncs
+
+
+#: One claim on an audience: (who, ad account or "" for the default, "name" or "id", value).
+Claim = tuple[str, str, str, str]
+
+
+def _audience_key(kind: str, value: str) -> str:
+    """What makes two claims one audience: an id in any case, a name as Spotify compares it
+    (exactly, after the surrounding whitespace every name loses)."""
+    return value.strip().lower() if kind == "id" else value.strip()
+
+
+def _first_collision(claims: list[Claim]) -> str | None:
+    seen: dict[tuple[str, str, str], str] = {}
+    for who, account, kind, value in claims:
+        key = (account.strip().lower(), kind, _audience_key(kind, value))
+        if key in seen:
+            what = f"audience {'id' if kind == 'id' else 'named'} {value.strip()!r}"
+            return (
+                f"{seen[key]} and {who} both sync the {what}: the later would replace the "
+                "earlier's members; give each its own audience"
+            )
+        seen[key] = who
+    return None
+
+
+def check_distinct_audiences(claims: list[Claim]) -> None:
+    """Refuse (ConfigError, 78) two syncs, or two audience-column groups, that would write one
+    audience: the one run last would silently replace the other's members.
+
+    Each claim is ``(who, ad_account_id or "", "name" | "id", value)``; ``who`` names the sync
+    or the group (``"sync 'nl' value 'DE'"``) and both are named in the message. The plan
+    checks its literal names and ids when it is loaded; a run calls this again once an
+    audience column's names are rendered, before the first write.
+    """
+    problem = _first_collision(claims)
+    if problem:
+        raise ConfigError(problem)
 
 
 def plan_schema() -> dict[str, Any]:

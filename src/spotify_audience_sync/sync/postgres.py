@@ -24,10 +24,16 @@ from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
-from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit, urlunsplit
 
 from spotify_audience_sync.errors import ConfigError, SafetyError, TransientError
-from spotify_audience_sync.sync.backend import RunRecord, StatusUpdate, redact
+from spotify_audience_sync.sync.backend import (
+    CONFIG_REASONS,
+    RunRecord,
+    StatusUpdate,
+    check_postgres_url,
+    redact,
+)
 from spotify_audience_sync.sync.state import SyncState
 from spotify_audience_sync.timefmt import utc_stamp
 
@@ -118,7 +124,8 @@ def split_url(url: str) -> tuple[str, str]:
     parts = urlsplit(url)
     query = parse_qsl(parts.query, keep_blank_values=True)
     schema = next((v for k, v in query if k == "schema"), DEFAULT_SCHEMA)
-    rest = urlencode([(k, v) for k, v in query if k != "schema"])
+    # quote, not quote_plus: libpq reads '+' as a plus, so "-c a=b" must stay "-c%20a%3Db".
+    rest = urlencode([(k, v) for k, v in query if k != "schema"], quote_via=quote)
     scheme = "postgresql" if parts.scheme == "postgres" else parts.scheme
     return urlunsplit((scheme, parts.netloc, parts.path, rest, parts.fragment)), schema
 
@@ -132,6 +139,7 @@ class PostgresState:
 
         self._url = url
         self._shown = redact(url)
+        check_postgres_url(url, self._shown)
         conninfo, self.schema = split_url(url)
         if not self.schema or len(self.schema) > 63:
             raise ConfigError("state URL: ?schema= must be 1 to 63 characters")
@@ -148,7 +156,10 @@ class PostgresState:
         except psycopg.Error as exc:
             reason = self._scrub(str(exc).strip().splitlines()[0] if str(exc).strip() else "")
             message = f"state database {self._shown} is not reachable ({reason})"
-            if "authentication" in reason or "does not exist" in reason:
+            lowered = reason.lower()
+            if isinstance(exc, psycopg.ProgrammingError) or any(
+                words in lowered for words in CONFIG_REASONS
+            ):
                 raise ConfigError(message + "; check SPOTIFY_ADS_STATE_URL") from None
             raise TransientError(message) from None
         self._held: dict[int, int] = {}

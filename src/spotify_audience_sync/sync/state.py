@@ -16,6 +16,7 @@ import fcntl
 import hashlib
 import json
 import os
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, replace
@@ -67,7 +68,7 @@ class StateStore:
         """Nothing to release: each lock is closed with its block."""
 
     def _account_dir(self, ad_account_id: str) -> Path:
-        path = self.directory / ad_account_id
+        path = self.directory / _component(ad_account_id, "ad account id")
         try:
             path.mkdir(parents=True, exist_ok=True, mode=0o700)
         except OSError as exc:
@@ -79,7 +80,7 @@ class StateStore:
 
     def path(self, ad_account_id: str, audience_id: str) -> Path:
         """The state file of one audience."""
-        return self._account_dir(ad_account_id) / f"{audience_id}.json"
+        return self._account_dir(ad_account_id) / f"{_component(audience_id, 'audience id')}.json"
 
     def load(self, ad_account_id: str, audience_id: str) -> SyncState | None:
         """The last successful sync, or None (never synced, or the file is unreadable)."""
@@ -251,3 +252,15 @@ class StateStore:
     def forget(self, ad_account_id: str, audience_id: str) -> None:
         """Drop an audience's state (it was deleted on Spotify)."""
         self.path(ad_account_id, audience_id).unlink(missing_ok=True)
+
+
+#: What a file name may be built from: an id's letters, digits and dashes, no dot, no slash.
+_SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,127}")
+
+
+def _component(value: str, what: str) -> str:
+    """``value`` as one path component, or ConfigError: a path is never built from an id that
+    could climb out of the state directory (``../../x``), whoever supplied it."""
+    if not _SAFE_NAME.fullmatch(value):
+        raise ConfigError(f"{what} is not a plain id: refusing to use it in a state file name")
+    return value
