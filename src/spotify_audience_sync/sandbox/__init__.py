@@ -140,11 +140,14 @@ class Sandbox:
             return self.audiences.force_status(groups["audience"], str(document.get("status")))
         if name == "adminTokens":
             return self.mint_tokens()
+        if name == "adminStats":
+            return {"token_grants": dict(self.accounts.grants)}
         if name == "adminUpload":
             return {"upload_id": groups["upload"], "sessions": self.upload_stats(groups["upload"])}
         if name == "adminReset":
             self.audiences.reset()
             self.storage.reset()
+            self.accounts.reset_counts()
             self.faults.clear()
             self.window.reset()
         elif name == "adminClearFaults":

@@ -50,6 +50,7 @@ _ROUTES: list[tuple[str, re.Pattern[str], str]] = [
     ("DELETE", re.compile(r"/upload/sandbox-audiences/(?P<upload>[^/]+)\.csv"), "gcsCancel"),
     ("GET", re.compile(r"/_sandbox/health"), "adminHealth"),
     ("GET", re.compile(r"/_sandbox/config"), "adminConfig"),
+    ("GET", re.compile(r"/_sandbox/stats"), "adminStats"),
     ("POST", re.compile(r"/_sandbox/faults"), "adminFaults"),
     ("DELETE", re.compile(r"/_sandbox/faults"), "adminClearFaults"),
     ("POST", re.compile(r"/_sandbox/reset"), "adminReset"),
