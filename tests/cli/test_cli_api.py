@@ -219,6 +219,7 @@ def test_with_allow_remote_the_admin_routes_need_the_printed_key(monkeypatch) ->
 
     sandbox = captured[0].sandbox
     assert sandbox.admin_key == key
+    monkeypatch.undo()  # serve for real now, on 127.0.0.1
     sandbox.server = SandboxServer(("127.0.0.1", 0), sandbox)
     sandbox.start()
     try:
