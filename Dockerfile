@@ -35,22 +35,32 @@ RUN set -- gcc libc6-dev \
     && apt-get update \
     && apt-get install -y --no-install-recommends "$@" \
     && rm -rf /var/lib/apt/lists/*
-# uv into a virtual environment of its own (Debian's Python has no pip outside one).
-RUN python3.11 -m venv /opt/uv \
-    && /opt/uv/bin/pip install --no-cache-dir uv==0.13.9 \
-    && ln -s /opt/uv/bin/uv /usr/local/bin/uv
 WORKDIR /src
+# uv into a virtual environment of its own (Debian's Python has no pip outside one), checked
+# against the wheel hashes in requirements/uv.txt: a substituted wheel fails the build.
+COPY requirements/uv.txt requirements/build-constraints.txt ./requirements/
+RUN python3.11 -m venv /opt/uv \
+    && /opt/uv/bin/pip install --no-cache-dir --require-hashes -r requirements/uv.txt \
+    && ln -s /opt/uv/bin/uv /usr/local/bin/uv
 # Dependencies first, in their own layer: it is rebuilt only when the lock changes. The core
 # (PostgreSQL included), [mysql] (PyMySQL, pure Python) and [cloud] (obstore: s3://, gs://
 # inputs); not [duckdb] (69 MB).
 COPY pyproject.toml uv.lock ./
 RUN --mount=type=cache,target=/root/.cache/uv \
     uv sync --frozen --no-dev --extra mysql --extra cloud --no-install-project
+# The build backend is outside uv.lock: installed hash-checked from its constraints file, then
+# the project is built with exactly it (no build isolation fetching another setuptools). Its
+# own RUN, as every uv step, so tests/test_container.py can replay each one.
+# hadolint ignore=DL3059
+RUN --mount=type=cache,target=/root/.cache/uv \
+    uv pip install --python /app/.venv/bin/python --require-hashes \
+      -r requirements/build-constraints.txt
 # Then the project itself, as a wheel (not editable): the image needs no source tree.
 COPY README.md ./
 COPY src ./src
 RUN --mount=type=cache,target=/root/.cache/uv \
-    uv sync --frozen --no-dev --extra mysql --extra cloud --no-editable
+    uv sync --frozen --no-dev --extra mysql --extra cloud --no-editable --inexact \
+      --no-build-isolation
 # What the tool never reads, out of the image (~50 MB with its bytecode): phonenumbers'
 # geocoding, carrier and time-zone tables (its "lite" subset; parsing and validation read
 # data/ only) and the test suites numpy ships.

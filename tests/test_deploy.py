@@ -312,3 +312,36 @@ def test_the_plan_cronjob_wraps_the_indexed_job() -> None:
     assert cronjob["spec"]["concurrencyPolicy"] == "Forbid"
     security = job["spec"]["template"]["spec"]["securityContext"]
     assert security["runAsUser"] == dockerfile_uid()
+
+
+# --- hardening that every pod gets (#26.5) --------------------------------------------------------
+def _pod_specs(document: dict[str, Any]) -> list[dict[str, Any]]:
+    """Every pod template in a workload document (Job, CronJob)."""
+    if document.get("kind") == "CronJob":
+        return [document["spec"]["jobTemplate"]["spec"]["template"]["spec"]]
+    if document.get("kind") == "Job":
+        return [document["spec"]["template"]["spec"]]
+    return []
+
+
+@pytest.mark.parametrize("path", MANIFESTS, ids=lambda p: p.name)
+def test_no_pod_mounts_a_service_account_token_and_all_use_seccomp(path: Path) -> None:
+    specs = [
+        spec
+        for document in yaml.safe_load_all(path.read_text(encoding="utf-8"))
+        if document
+        for spec in _pod_specs(document)
+    ]
+    assert specs, f"no pod template in {path.name}"
+    for spec in specs:
+        assert spec["automountServiceAccountToken"] is False
+        assert spec["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+
+
+def test_the_dag_pod_has_seccomp_and_no_service_account_token() -> None:
+    keywords = dag_keywords()
+    assert keywords["automount_service_account_token"] is False
+    context = ast.unparse(keywords["security_context"])
+    assert 'seccomp_profile=k8s.V1SeccompProfile(type="RuntimeDefault")' in context.replace(
+        "'", '"'
+    )

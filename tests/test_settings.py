@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+import os
 from pathlib import Path
 
 import pytest
@@ -104,3 +106,64 @@ def test_upload_origins_are_normalized_and_reach_the_client() -> None:
     assert settings.upload_origins == "https://a.test:8443,http://127.0.0.1:9"
     with ads_client(settings, StaticToken("t")) as client:
         assert client._upload_origins == {"https://a.test:8443", "http://127.0.0.1:9"}
+
+
+# --- where credentials may go, and which .env may say so (#26.1) ----------------------------
+def test_a_dotenv_of_another_user_is_ignored_with_a_warning(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    dotenv = tmp_path / ".env"
+    dotenv.write_text("SPOTIFY_ADS_TOKEN_URL=http://127.0.0.1:18799/api/token\n", encoding="utf-8")
+    os.chown(dotenv, 65534, 65534)
+    with caplog.at_level(logging.WARNING):
+        settings = load_settings()
+    assert settings.token_url == "https://accounts.spotify.com/api/token"
+    assert f"ignoring {dotenv}: it is owned by another user" in caplog.text
+
+
+def test_a_dotenv_others_can_write_is_ignored_with_a_warning(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    dotenv = tmp_path / ".env"
+    dotenv.write_text("SPOTIFY_ADS_CLIENT_ID=planted\n", encoding="utf-8")
+    dotenv.chmod(0o666)
+    with caplog.at_level(logging.WARNING):
+        assert load_settings().client_id is None
+    assert f"ignoring {dotenv}: it is writable by group or others" in caplog.text
+
+
+@pytest.mark.parametrize(
+    ("field", "url"),
+    [
+        pytest.param("token_url", "http://evil.example/api/token", id="plain-http-elsewhere"),
+        pytest.param("token_url", "https://evil.example/api/token", id="https-elsewhere"),
+        pytest.param("token_url", "http://accounts.spotify.com/api/token", id="spotify-http"),
+        pytest.param("api_base_url", "https://spotify.com.evil.example/v3", id="lookalike"),
+        pytest.param("authorize_url", "http://10.0.0.5:8700/authorize", id="lan-sandbox"),
+    ],
+)
+def test_credentials_go_only_to_spotify_over_https_or_to_loopback(field: str, url: str) -> None:
+    with pytest.raises(ConfigError, match=f"{env_name(field)}: .*SPOTIFY_ADS_ENDPOINT_ORIGINS"):
+        load_settings(**{field: url})
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://accounts.spotify.com/api/token",
+        "https://api-partner.spotify.com/ads/v3",
+        "http://127.0.0.1:8700/api/token",
+        "http://[::1]:8700/api/token",
+        "http://localhost:8700/api/token",
+    ],
+)
+def test_spotify_and_loopback_endpoints_are_accepted(url: str) -> None:
+    assert load_settings(token_url=url).token_url == url
+
+
+def test_an_origin_named_in_the_setting_is_accepted(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SPOTIFY_ADS_ENDPOINT_ORIGINS", "https://proxy.corp.example:8443")
+    url = "https://proxy.corp.example:8443/api/token"
+    assert load_settings(token_url=url).token_url == url
+    with pytest.raises(ConfigError, match="SPOTIFY_ADS_TOKEN_URL"):
+        load_settings(token_url="http://proxy.corp.example:8443/api/token")  # not the origin

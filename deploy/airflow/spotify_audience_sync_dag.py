@@ -68,8 +68,14 @@ with DAG(
             k8s.V1VolumeMount(name="tmp", mount_path="/tmp"),
         ],
         security_context=k8s.V1PodSecurityContext(
-            run_as_non_root=True, run_as_user=10001, run_as_group=10001, fs_group=10001
+            run_as_non_root=True,
+            run_as_user=10001,
+            run_as_group=10001,
+            fs_group=10001,
+            seccomp_profile=k8s.V1SeccompProfile(type="RuntimeDefault"),
         ),
+        # The sync never calls the Kubernetes API: no service-account token in the pod.
+        automount_service_account_token=False,
         container_security_context=k8s.V1SecurityContext(
             allow_privilege_escalation=False,
             read_only_root_filesystem=True,

@@ -8,6 +8,8 @@ halfway through a sync. Fields are sectioned; later pipeline settings join the s
 from __future__ import annotations
 
 import codecs
+import ipaddress
+import logging
 import os
 from collections.abc import Collection, Iterable
 from pathlib import Path
@@ -16,7 +18,7 @@ from urllib.parse import urlsplit
 from uuid import UUID
 
 import platformdirs
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from spotify_audience_sync.errors import ConfigError, UsageError
@@ -41,6 +43,8 @@ DEFAULT_API_BASE_URL = "https://api-partner.spotify.com/ads/v3"
 DEFAULT_AUTHORIZE_URL = "https://accounts.spotify.com/authorize"
 DEFAULT_TOKEN_URL = "https://accounts.spotify.com/api/token"
 APP_NAME = "spotify-audience-sync"
+
+log = logging.getLogger(__name__)
 
 
 def default_token_store() -> Path:
@@ -101,6 +105,10 @@ class Settings(BaseSettings):
     at besides Google Cloud Storage (https://storage.googleapis.com, always allowed) and a
     non-default API base URL's own origin (the sandbox). Any other upload host is refused
     before a byte is sent (exit 69). Only for a proxy or a test double you run."""
+    endpoint_origins: str = ""
+    """Origins (scheme://host[:port]), comma-separated, that the token, authorize and API URLs
+    may point at besides https on a Spotify host and loopback (the sandbox): credentials are
+    sent to no other place."""
 
     # --- Local state ------------------------------------------------------------------------
     token_store: Path = Field(default_factory=default_token_store)
@@ -240,6 +248,15 @@ class Settings(BaseSettings):
     def _strip(cls, value: str | None) -> str | None:
         return value.strip() if value is not None else None
 
+    @model_validator(mode="after")
+    def _trusted_endpoints(self) -> Settings:
+        allowed = parse_origins(self.endpoint_origins)
+        for name in ("token_url", "api_base_url", "authorize_url"):
+            problem = endpoint_problem(getattr(self, name), allowed)
+            if problem:
+                raise ValueError(f"{env_name(name)}: {problem}")
+        return self
+
     def require(self, *fields: str) -> None:
         """Fail with ConfigError naming every missing variable among ``fields``."""
         missing = [env_name(f) for f in fields if getattr(self, f) is None]
@@ -271,9 +288,10 @@ _FLAGS = {"upload_chunk_size": "--chunk-size"}
 def _describe(error: Any, flags: Collection[str] = ()) -> str:
     """One ValidationError entry → ``SPOTIFY_ADS_X: reason``, or ``--flag: reason`` when the
     value came from that flag (never the offending value)."""
-    loc = error.get("loc") or ("?",)
-    field = str(loc[0])
     reason = str(error.get("msg", "invalid value")).removeprefix("Value error, ")
+    if not error.get("loc"):  # a check across fields names its variable itself
+        return reason
+    field = str(error["loc"][0])
     if error.get("type") == "uuid_parsing":
         reason = "must be a UUID like 12345678-1234-1234-1234-123456789abc"
     return f"{flag_name(field) if field in flags else env_name(field)}: {reason}"
@@ -290,13 +308,13 @@ def load_settings(
     """
     given: dict[str, Any] = {key: value for key, value in overrides.items() if value is not None}
     flags = {field for field in _flags if field in given}
-    given["_env_file"] = _env_file
+    given["_env_file"] = trusted_env_file(_env_file)
     try:
         return Settings(**given)
     except ValidationError as exc:
         errors = exc.errors()
         problems = "; ".join(_describe(e, flags) for e in errors)
-        if all(str((e.get("loc") or ("?",))[0]) in flags for e in errors):
+        if all(e.get("loc") and str(e["loc"][0]) in flags for e in errors):
             raise UsageError(f"invalid value: {problems}") from None
         raise ConfigError(f"invalid setting: {problems}") from None
 
@@ -350,3 +368,71 @@ CACHE_DIR_ENV = "SPOTIFY_AUDIENCE_SYNC_CACHE_DIR"
 def cache_dir_override() -> str | None:
     """``SPOTIFY_AUDIENCE_SYNC_CACHE_DIR`` as set: None when unset, ``""`` for no cache."""
     return os.environ.get(CACHE_DIR_ENV)
+
+
+# --- where credentials may go, and which files may say so -----------------------------------
+SPOTIFY_DOMAIN = "spotify.com"
+
+
+def parse_origins(text: str) -> frozenset[str]:
+    """``SPOTIFY_ADS_ENDPOINT_ORIGINS`` as a set of ``scheme://host[:port]`` (lower case)."""
+    origins = set()
+    for item in text.split(","):
+        parts = urlsplit(item.strip().rstrip("/"))
+        if parts.scheme and parts.netloc:
+            origins.add(f"{parts.scheme.lower()}://{parts.netloc.lower()}")
+    return frozenset(origins)
+
+
+def is_loopback(host: str | None) -> bool:
+    """127.0.0.0/8, ::1 or localhost: the machine itself (the sandbox)."""
+    if not host:
+        return False
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def endpoint_problem(url: str, allowed: Collection[str] = ()) -> str | None:
+    """Why the client secret and tokens must not go to ``url``, or None when they may.
+
+    https on a Spotify host, any loopback address (the sandbox), or an origin named in
+    ``SPOTIFY_ADS_ENDPOINT_ORIGINS``: a ``.env`` or a typo cannot send them elsewhere.
+    """
+    parts = urlsplit(url)
+    host = (parts.hostname or "").lower()
+    if f"{parts.scheme.lower()}://{parts.netloc.lower()}" in allowed or is_loopback(host):
+        return None
+    spotify = host == SPOTIFY_DOMAIN or host.endswith("." + SPOTIFY_DOMAIN)
+    if spotify and parts.scheme == "https":
+        return None
+    what = "plain http" if spotify else f"host {host or '?'} is not Spotify's"
+    return (
+        f"{what}: credentials go only to https on *.{SPOTIFY_DOMAIN} or to loopback (the "
+        f"sandbox); name the origin in {env_name('endpoint_origins')} to allow it"
+    )
+
+
+def trusted_env_file(path: Path | str | None) -> Path | str | None:
+    """``path`` if a ``.env`` there may configure this run, else None with a warning.
+
+    A ``.env`` decides where the refresh token and client secret are sent, so one written by
+    someone else (another owner, or a file group or others can write) is ignored, as ssh
+    ignores such a config and git such a repository.
+    """
+    if path is None:
+        return None
+    try:
+        info = os.stat(path)
+    except OSError:
+        return path  # none there: nothing to trust
+    owner_ok = info.st_uid in (os.geteuid(), 0)
+    if owner_ok and not info.st_mode & 0o022:
+        return path
+    why = "owned by another user" if not owner_ok else "writable by group or others"
+    shown = os.path.abspath(path)
+    log.warning("ignoring %s: it is %s (chmod go-w, or chown it to yourself)", shown, why)
+    return None

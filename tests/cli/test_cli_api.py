@@ -173,3 +173,68 @@ def test_a_token_store_holding_another_services_login_is_not_overwritten(tmp_pat
         store.save(sandboxed)
     assert store.load() == real
     store.save(TokenSet("c", "r2", 3.0, 2.0, 1.0, real.token_url))  # the same service: fine
+
+
+def test_the_sandbox_refuses_a_non_loopback_address_without_allow_remote() -> None:
+    """Run as a process: before the fix it would serve on every interface (and time out)."""
+    import subprocess
+    import sys
+
+    done = subprocess.run(
+        [sys.executable, "-m", "spotify_audience_sync", "sandbox", "--host", "0.0.0.0",
+         "--port", "0"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )  # fmt: skip
+    assert done.returncode == 2
+    assert "--host 0.0.0.0 is not a loopback address" in done.stderr
+    assert "--allow-remote" in done.stderr
+
+
+def test_with_allow_remote_the_admin_routes_need_the_printed_key(monkeypatch) -> None:
+    """Bound to loopback by the test (it talks to 127.0.0.1 only), as if on 0.0.0.0."""
+    import httpx2
+
+    from spotify_audience_sync.sandbox.server import SandboxServer
+
+    captured: list[SandboxServer] = []
+    real_bind = SandboxServer.server_bind
+
+    def bind_loopback(self: SandboxServer) -> None:
+        self.server_address = ("127.0.0.1", 0)
+        real_bind(self)
+
+    def serve(self: SandboxServer, poll_interval: float) -> None:
+        captured.append(self)
+
+    monkeypatch.setattr(SandboxServer, "server_bind", bind_loopback)
+    monkeypatch.setattr(SandboxServer, "serve_forever", serve)
+    result = CliRunner().invoke(main, ["sandbox", "--host", "0.0.0.0", "--port", "0",
+                                       "--allow-remote"])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    line = next(x for x in result.stderr.splitlines() if "X-Sandbox-Key" in x)
+    key = line.rsplit(" ", 1)[-1]
+    assert len(key) >= 32
+
+    sandbox = captured[0].sandbox
+    assert sandbox.admin_key == key
+    monkeypatch.undo()  # serve for real now, on 127.0.0.1
+    sandbox.server = SandboxServer(("127.0.0.1", 0), sandbox)
+    sandbox.start()
+    try:
+        base = f"http://127.0.0.1:{sandbox.server.server_address[1]}/_sandbox"
+        for method, path in [
+            ("POST", "/tokens"),
+            ("GET", "/audiences/x/membership"),
+            ("GET", "/health"),
+            ("POST", "/reset"),
+        ]:
+            assert httpx2.request(method, base + path, timeout=5).status_code == 401, path
+            wrong = {"X-Sandbox-Key": "wrong"}
+            assert httpx2.request(method, base + path, headers=wrong, timeout=5).status_code == 401
+        minted = httpx2.post(base + "/tokens", headers={"X-Sandbox-Key": key}, timeout=5)
+        assert minted.status_code == 200
+        assert "refresh_token" in minted.json()
+    finally:
+        sandbox.stop()

@@ -405,3 +405,88 @@ def test_a_token_rotated_meanwhile_by_another_run_is_picked_up(clock, store) -> 
     assert tokens.access_token() == "acc"
     assert sink.saved[-1].refresh_token not in ("refresh-a", "refresh-b")
     tokens.close()
+
+
+# --- a stored login goes only to its issuer (#26.1) -------------------------------------------
+def test_a_stored_login_is_never_sent_to_another_token_endpoint(clock, store) -> None:
+    store.save(TokenSet("BQ-live", "AQ-real", 0.0, 0.0, token_url=TOKEN_URL))
+    fake = FakeAccounts()
+    with pytest.raises(AuthError) as caught:
+        OAuthSession(
+            client_id="cid",
+            client_secret="csecret",
+            token_url="http://127.0.0.1:18799/api/token",  # what a planted .env would say
+            store=store,
+            transport=httpx2.MockTransport(fake),
+            clock=clock,
+        ).force_refresh()
+    assert fake.forms == []  # stopped before any request
+    assert caught.value.exit_code == 77
+    assert f"was issued by {TOKEN_URL}" in str(caught.value)
+    assert "log in again against http://127.0.0.1:18799/api/token" in str(caught.value)
+
+
+# --- many runs, one login (#25) ---------------------------------------------------------------
+def test_a_live_token_stored_by_another_run_is_reused_not_refreshed(clock, store) -> None:
+    fake = FakeAccounts()
+    first = session(fake, clock, store, refresh_token="refresh-0")
+    second = session(fake, clock, store, refresh_token="refresh-0")  # started at the same time
+    assert first.access_token() == "access-1"
+    assert second.access_token() == "access-1"  # found in the store under its lock
+    assert len(fake.forms) == 1
+    clock.advance(3600)  # both expire; the first to ask refreshes, the other reuses
+    assert second.access_token() == "access-2"
+    assert first.access_token() == "access-2"
+    assert [f["refresh_token"] for f in fake.forms] == ["refresh-0", "refresh-1"]
+    first.close()
+    second.close()
+
+
+def test_a_short_lived_token_is_refreshed_ahead_by_a_quarter_of_its_life(clock, store) -> None:
+    fake = FakeAccounts()
+    fake.answer = httpx2.Response(200, json={"access_token": "short", "expires_in": 8})
+    tokens = session(fake, clock, store, refresh_token="refresh-0")
+    assert tokens.access_token() == "short"
+    clock.advance(5.9)  # 2.1 s left: more than the 2 s margin
+    assert tokens.access_token() == "short"
+    assert len(fake.forms) == 1
+    clock.advance(0.2)
+    tokens.access_token()
+    assert len(fake.forms) == 2
+    tokens.close()
+
+
+def test_a_refused_token_that_is_still_the_stored_one_is_final(clock, store) -> None:
+    store.save(TokenSet(None, "refresh-dead", 0.0, 100.0))
+    answer = httpx2.Response(400, json={"error": "invalid_grant"})
+    fake = FakeAccounts(answer=answer)
+    tokens = session(fake, clock, store)
+    with pytest.raises(AuthError, match="invalid_grant") as caught:
+        tokens.access_token()
+    assert caught.value.exit_code == 77
+    assert len(fake.forms) == 1  # no retry loop against a token that is truly dead
+    tokens.close()
+
+
+def test_refusals_of_ever_newer_stored_tokens_are_bounded(clock, store) -> None:
+    """A store that changes after every refusal (a run without the lock, rotating away)."""
+    store.save(TokenSet(None, "refresh-0", 0.0, 100.0))
+    forms: list[str] = []
+
+    def accounts(request: httpx2.Request) -> httpx2.Response:
+        forms.append(parse_qs(request.content.decode())["refresh_token"][0])
+        store.save(TokenSet(None, f"refresh-{len(forms)}", 0.0, 100.0 + len(forms)))
+        return httpx2.Response(400, json={"error": "invalid_grant"})
+
+    tokens = OAuthSession(
+        client_id="cid",
+        client_secret="csecret",
+        token_url=TOKEN_URL,
+        store=store,
+        transport=httpx2.MockTransport(accounts),
+        clock=clock,
+    )
+    with pytest.raises(AuthError, match="kept refusing"):
+        tokens.access_token()
+    assert len(forms) == OAuthSession.MAX_ADOPTIONS + 1
+    tokens.close()

@@ -7,6 +7,7 @@ Thin: each command loads Settings, calls the library and prints. Errors are Sync
 from __future__ import annotations
 
 import json
+import secrets
 import shlex
 import shutil
 import sys
@@ -222,6 +223,11 @@ def audiences_delete(audience_id: str, yes: bool) -> None:
     show_default=True,
     help="Answer every refresh with a new refresh token (the old one dies), as Spotify may.",
 )
+@click.option(
+    "--allow-remote",
+    is_flag=True,
+    help="Listen on a non-loopback --host; admin routes then need the key printed at start.",
+)
 def sandbox(
     host: str,
     port: int,
@@ -231,9 +237,21 @@ def sandbox(
     error_codes_key: str | None,
     fails: tuple[str, ...],
     rotate_refresh_tokens: bool,
+    allow_remote: bool,
 ) -> None:
     """Run the local Spotify emulator (Accounts, Ads API audiences, GCS uploads)."""
-    from spotify_audience_sync.sandbox import FaultRule, Sandbox, SandboxConfig
+    from spotify_audience_sync.sandbox import ADMIN_KEY_HEADER, FaultRule, Sandbox, SandboxConfig
+    from spotify_audience_sync.settings import is_loopback
+
+    admin_key = None
+    if not is_loopback(host):
+        if not allow_remote:
+            raise click.UsageError(
+                f"--host {host} is not a loopback address: anyone who can reach it could mint "
+                "tokens and read uploaded hashes; give --allow-remote to listen there anyway "
+                "(admin routes then need a key)"
+            )
+        admin_key = secrets.token_urlsafe(24)
 
     try:
         rules = [FaultRule.parse(spec) for spec in fails]
@@ -248,7 +266,7 @@ def sandbox(
         rotate_refresh_tokens=rotate_refresh_tokens,
     )
     try:
-        emulator = Sandbox(host, port, config)
+        emulator = Sandbox(host, port, config, admin_key=admin_key)
     except OSError as exc:
         raise ConfigError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
     # Its own token store and state dir: the printed settings never touch a real login's.
@@ -261,6 +279,12 @@ def sandbox(
         f"its tokens and state stay in {home}, removed when the sandbox stops",
         err=True,
     )
+    if admin_key is not None:
+        click.echo(
+            f"# listening beyond loopback: /_sandbox/ admin routes need the header "
+            f"{ADMIN_KEY_HEADER}: {admin_key}",
+            err=True,
+        )
     sys.stdout.flush()
     try:
         emulator.server.serve_forever(poll_interval=0.2)

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import click
 
 from spotify_audience_sync.segment.limits import DEFAULT_MAX_GROUPS
+from spotify_audience_sync.spotify.redact import warn_password_option
 
 if TYPE_CHECKING:
     from spotify_audience_sync.cli.output import LogFormat, Output
@@ -68,6 +69,7 @@ _SEGMENT_OPTIONS: list[Callable[[F], F]] = [
     click.option(
         "--database-url",
         metavar="URL",
+        callback=warn_password_option,
         help="Database for --query: postgresql://…, duckdb:///file.db or duckdb:// "
         "[default: SPOTIFY_ADS_DATABASE_URL].",
     ),
@@ -269,6 +271,7 @@ def state_options(command: F) -> F:
     return click.option(
         "--state-url",
         metavar="URL",
+        callback=warn_password_option,
         help="Where state, history and locks live: a directory, or postgresql://… "
         "[default: SPOTIFY_ADS_STATE_URL, else SPOTIFY_ADS_STATE_DIR].",
     )(command)

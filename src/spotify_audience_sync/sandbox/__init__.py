@@ -7,11 +7,15 @@ Run it as ``spotify-audience-sync sandbox`` or in-process::
         sb.membership(audience_id)   # the rows last uploaded to that audience
 
 Admin endpoints under ``/_sandbox/`` (faults, reset, tokens, membership) are documented in
-``docs/sandbox.md``. State is in memory only.
+``docs/sandbox.md``. State is in memory only. With an ``admin_key`` (the ``sandbox`` command
+sets a random one when it listens beyond loopback, ``--allow-remote``) every admin route wants
+it in the ``X-Sandbox-Key`` header: anyone who can reach the port could otherwise mint tokens
+and read uploaded hashes.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import threading
 from collections.abc import Iterator
@@ -34,6 +38,7 @@ from spotify_audience_sync.sandbox.problem import Problem
 from spotify_audience_sync.sandbox.server import SandboxServer, _Window
 
 __all__ = [
+    "ADMIN_KEY_HEADER",
     "SANDBOX_AD_ACCOUNT_ID",
     "SANDBOX_CLIENT_ID",
     "SANDBOX_CLIENT_SECRET",
@@ -44,13 +49,28 @@ __all__ = [
 ]
 
 
+ADMIN_KEY_HEADER = "X-Sandbox-Key"
+
+
+def _is_loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return host == "localhost"
+
+
 class Sandbox:
     """One emulator instance: its state, its knobs and (once bound) its HTTP server."""
 
     def __init__(
-        self, host: str = "127.0.0.1", port: int = 0, config: SandboxConfig | None = None
+        self,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        config: SandboxConfig | None = None,
+        admin_key: str | None = None,
     ) -> None:
         self.config = config or SandboxConfig()
+        self.admin_key = admin_key
         self.faults = Faults(self.config)
         self.accounts = Accounts(self.config)
         self.audiences = Audiences(self.config)
@@ -98,6 +118,8 @@ class Sandbox:
             "SPOTIFY_ADS_AUTHORIZE_URL": self.authorize_url,
             "SPOTIFY_ADS_TOKEN_URL": self.token_url,
         }
+        if not _is_loopback(self.host):  # the connector sends credentials to no other host
+            env["SPOTIFY_ADS_ENDPOINT_ORIGINS"] = self.base_url
         if home is not None:
             env["SPOTIFY_ADS_TOKEN_STORE"] = str(home / "tokens.json")
             env["SPOTIFY_ADS_STATE_DIR"] = str(home / "state")
@@ -140,11 +162,14 @@ class Sandbox:
             return self.audiences.force_status(groups["audience"], str(document.get("status")))
         if name == "adminTokens":
             return self.mint_tokens()
+        if name == "adminStats":
+            return {"token_grants": dict(self.accounts.grants)}
         if name == "adminUpload":
             return {"upload_id": groups["upload"], "sessions": self.upload_stats(groups["upload"])}
         if name == "adminReset":
             self.audiences.reset()
             self.storage.reset()
+            self.accounts.reset_counts()
             self.faults.clear()
             self.window.reset()
         elif name == "adminClearFaults":

@@ -50,6 +50,8 @@ class Accounts:
         self._codes: dict[str, _Code] = {}
         self._access: dict[str, float] = {}
         self._refresh: dict[str, float] = {}
+        #: Token-endpoint grants answered, by grant type (``GET /_sandbox/stats``).
+        self.grants: dict[str, int] = {}
 
     # --- authorize ---------------------------------------------------------------------------
     def authorize(self, params: dict[str, str]) -> str:
@@ -86,6 +88,8 @@ class Accounts:
 
     def grant(self, form: dict[str, str]) -> dict[str, object]:
         grant_type = form.get("grant_type")
+        with self._lock:
+            self.grants[str(grant_type)] = self.grants.get(str(grant_type), 0) + 1
         if grant_type == "authorization_code":
             return self._grant_code(form)
         if grant_type == "refresh_token":
@@ -152,6 +156,16 @@ class Accounts:
         if expires <= self._clock():
             raise Problem(401, "The access token expired")
         return token
+
+    def is_live_refresh_token(self, token: str) -> bool:
+        """Whether ``token`` would be accepted now (tests: the stored login is the live one)."""
+        with self._lock:
+            expires = self._refresh.get(token)
+        return expires is not None and expires >= self._clock()
+
+    def reset_counts(self) -> None:
+        with self._lock:
+            self.grants.clear()
 
     def expire_access_tokens(self) -> int:
         """Fault: every access token issued so far expires now (the mid-sequence expiry)."""

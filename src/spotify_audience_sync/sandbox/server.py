@@ -11,6 +11,7 @@ import json
 import logging
 import math
 import re
+import secrets
 import sys
 import threading
 import time
@@ -52,6 +53,7 @@ _ROUTES: list[tuple[str, re.Pattern[str], str]] = [
     ("DELETE", re.compile(r"/upload/sandbox-audiences/(?P<upload>[^/]+)\.csv"), "gcsCancel"),
     ("GET", re.compile(r"/_sandbox/health"), "adminHealth"),
     ("GET", re.compile(r"/_sandbox/config"), "adminConfig"),
+    ("GET", re.compile(r"/_sandbox/stats"), "adminStats"),
     ("POST", re.compile(r"/_sandbox/faults"), "adminFaults"),
     ("DELETE", re.compile(r"/_sandbox/faults"), "adminClearFaults"),
     ("POST", re.compile(r"/_sandbox/reset"), "adminReset"),
@@ -264,6 +266,7 @@ class _Handler(BaseHTTPRequestHandler):
     ) -> tuple[int, Any, dict[str, str]]:
         sandbox = self.server.sandbox
         if name.startswith("admin"):
+            self._check_admin_key()
             return sandbox.admin(name, groups, body)
         if name == "authorize":
             return 302, b"", {"Location": sandbox.accounts.authorize(dict(parse_qsl(query)))}
@@ -291,6 +294,15 @@ class _Handler(BaseHTTPRequestHandler):
         account = sandbox.audiences.check_account(groups["account"])
         status, payload = self._ads(name, account, groups.get("audience", ""), query, body)
         return status, payload, limits
+
+    def _check_admin_key(self) -> None:
+        """With an admin key set (a sandbox on the network), admin routes need it."""
+        key = self.server.sandbox.admin_key
+        if key is None:
+            return
+        given = self.headers.get("X-Sandbox-Key", "").encode("utf-8", "replace")
+        if not secrets.compare_digest(given, key.encode("utf-8")):
+            raise Problem(401, "admin routes need the X-Sandbox-Key header", code="UNAUTHENTICATED")
 
     def _ads(
         self, name: str, account: str, audience: str, query: str, body: bytes

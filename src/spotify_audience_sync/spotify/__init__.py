@@ -2,7 +2,8 @@
 
 * ``client`` — audience operations, rate limiting, the retry loop, error mapping
 * ``bearer`` — the bearer header and the one refresh after a 401, as an ``httpx2.Auth``
-* ``auth``, ``login`` — OAuth tokens: the session, the store, the browser login
+* ``auth``, ``login`` — OAuth tokens: the session (one refresh among many runs), the login
+* ``credentials``, ``tokenfile`` — what a login is and where it is kept (the 0600 token file)
 * ``retry`` — the one HTTP retry policy, shared by ``client`` and ``upload``
 * ``upload``, ``window`` — the resumable GCS upload and the bounded stream it rewinds in
 * ``problem`` — Spotify's error body read into a RemoteError

@@ -5,9 +5,11 @@
 * ``OAuthSession`` is the API client's auth layer (an ``httpx2.Auth``, through ``BearerAuth``
   in ``bearer``, which sets the header and answers a 401): it refreshes ahead of expiry and
   once after a 401, keeps a rotated refresh token (or the old one when none comes back), and
-  lets only one thread refresh at a time. ``invalid_grant`` means "log in again", said plainly.
-* ``TokenStore`` writes a JSON file readable by its owner only (0600), atomically. Other
-  places (the state database, encrypted: ``sync.tokens``) implement the same ``TokenSink``.
+  lets only one thread refresh at a time, and (through the sinks' locks) one run of many.
+  ``invalid_grant`` means "log in again", said plainly, once it is sure to be true.
+* ``TokenStore`` (``tokenfile``) writes a JSON file readable by its owner only (0600),
+  atomically. Other places (the state database, encrypted: ``sync.tokens``) implement the
+  same ``TokenSink``. A stored login is only ever sent to the token endpoint that issued it.
 * A rotated refresh token is saved before the access token is handed out: if no sink could
   keep it (and every *durable* sink, such as a configured state database, must), the refresh
   raises ``TokenNotPersistedError`` instead of letting the run write to Spotify with a login
@@ -16,16 +18,12 @@
 
 from __future__ import annotations
 
-import json
 import logging
-import os
-import secrets
 import threading
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
-from pathlib import Path
-from typing import Any, Protocol
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import ExitStack, contextmanager
+from typing import Any
 
 import httpx2
 from authlib.integrations.httpx_client import OAuth2Client, OAuthError
@@ -38,12 +36,14 @@ from spotify_audience_sync.errors import (
     TransientError,
 )
 from spotify_audience_sync.spotify.bearer import LOGIN_HINT, BearerAuth
-from spotify_audience_sync.spotify.redact import mask
+from spotify_audience_sync.spotify.credentials import Refresh, SharedSink, TokenSet, TokenSink
+from spotify_audience_sync.spotify.tokenfile import TokenStore
 
 __all__ = [
     "DEFAULT_LOGIN_PORT",
     "OAuthSession",
     "Refresh",
+    "SharedSink",
     "TokenSet",
     "TokenSink",
     "TokenStore",
@@ -53,122 +53,6 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 DEFAULT_LOGIN_PORT = 8765
-
-
-@dataclass(frozen=True)
-class TokenSet:
-    """What the token endpoint gave us, with absolute times (epoch seconds)."""
-
-    access_token: str | None
-    refresh_token: str | None
-    expires_at: float
-    obtained_at: float
-    #: When the user logged in (kept across refreshes; 0 where unknown, e.g. an env token).
-    logged_in_at: float = 0.0
-    #: The token endpoint that issued these tokens: a store never mixes two services' logins.
-    token_url: str | None = None
-
-    def __repr__(self) -> str:
-        return (
-            f"TokenSet(access_token={mask(self.access_token)!r}, "
-            f"refresh_token={mask(self.refresh_token)!r}, expires_at={self.expires_at})"
-        )
-
-    @classmethod
-    def from_reply(
-        cls,
-        reply: dict[str, Any],
-        now: float,
-        old_refresh: str | None = None,
-        *,
-        previous: TokenSet | None = None,
-        token_url: str | None = None,
-    ) -> TokenSet:
-        """Keep the old refresh token when the reply carries none (no rotation), and the
-        login time of ``previous`` (a refresh is not a login)."""
-        return cls(
-            access_token=str(reply["access_token"]),
-            refresh_token=str(reply.get("refresh_token") or old_refresh or "") or None,
-            expires_at=now + float(reply.get("expires_in") or 3600),
-            obtained_at=now,
-            logged_in_at=previous.logged_in_at if previous is not None else now,
-            token_url=token_url or (previous.token_url if previous is not None else None),
-        )
-
-
-class TokenSink(Protocol):
-    """A place that keeps tokens: the token file, or the state database (``sync.tokens``).
-
-    ``durable`` sinks are the ones the user configured for runs on machines without a disk
-    (a rotated token that does not reach them fails the run); the token file may be on a
-    container's scratch disk, so it is not.
-    """
-
-    durable: bool
-
-    def describe(self) -> str: ...
-    def load(self) -> TokenSet | None: ...
-    def save(self, tokens: TokenSet) -> None:
-        """Keep ``tokens``; OSError or SyncError when this place cannot."""
-        ...
-
-
-@dataclass
-class Refresh:
-    """One refresh: whether the refresh token rotated, and where the new tokens went."""
-
-    rotated: bool
-    saved: list[str] = field(default_factory=list)
-    failed: list[str] = field(default_factory=list)
-
-
-class TokenStore:
-    """The token file. Created 0600 in a 0700 directory; replaced atomically on each save."""
-
-    durable = False
-
-    def __init__(self, path: Path) -> None:
-        self.path = Path(path).expanduser()
-
-    def describe(self) -> str:
-        return f"the token file {self.path}"
-
-    def load(self) -> TokenSet | None:
-        try:
-            data = json.loads(self.path.read_text(encoding="utf-8"))
-            return TokenSet(**data)
-        except (FileNotFoundError, NotADirectoryError):  # no file there (yet)
-            return None
-        except (OSError, ValueError, TypeError) as exc:
-            raise AuthError(f"token store {self.path} is unreadable; {LOGIN_HINT}") from exc
-
-    def save(self, tokens: TokenSet) -> None:
-        """Replace the file; refuse to replace a login issued by another token endpoint (the
-        sandbox's tokens must never land on a real login, nor the reverse)."""
-        try:
-            held = self.load()
-        except AuthError:
-            held = None  # unreadable: replacing it is the repair
-        if held is not None and held.token_url and tokens.token_url not in (None, held.token_url):
-            raise ConfigError(
-                f"token store {self.path} holds a login from {held.token_url}; not replacing it "
-                f"with tokens from {tokens.token_url}: point SPOTIFY_ADS_TOKEN_STORE at a file "
-                "of its own for this service"
-            )
-        self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        temp = self.path.with_name(f".{self.path.name}.{secrets.token_hex(4)}.tmp")
-        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            json.dump(asdict(tokens), handle)
-        os.replace(temp, self.path)
-        os.chmod(self.path, 0o600)
-
-    def delete(self) -> bool:
-        try:
-            self.path.unlink()
-        except FileNotFoundError:
-            return False
-        return True
 
 
 def _oauth_client(
@@ -239,7 +123,16 @@ class OAuthSession(BearerAuth):
     """A thread-safe token provider backed by a refresh token (and optionally a store).
 
     Pass it as ``auth=`` to any ``httpx2`` request, or as ``tokens`` to ``AdsClient``.
+
+    Many runs may share one login (a plan fanned out on 24 pods, one state database): a run
+    whose access token needs renewing takes every shared sink's lock (``SharedSink.lock``),
+    re-reads the stored tokens and adopts a live access token another run stored; only if
+    there is none does it refresh, and the others then adopt its result. A refused refresh
+    token is final only when it is still the stored one.
     """
+
+    #: How many newer stored refresh tokens a refused refresh may try before giving up.
+    MAX_ADOPTIONS = 3
 
     def __init__(
         self,
@@ -279,37 +172,90 @@ class OAuthSession(BearerAuth):
 
     def _newest_stored(self) -> TokenSet | None:
         """The most recently obtained tokens among the sinks (another machine may have rotated
-        the refresh token since this one's file was written)."""
-        found = [t for t in (sink.load() for sink in self._sinks) if t and t.refresh_token]
+        the refresh token since this one's file was written). A login issued by another token
+        endpoint stops the run here, before anything is sent."""
+        found = []
+        for sink in self._sinks:
+            tokens = sink.load()
+            if tokens is None or not tokens.refresh_token:
+                continue
+            if tokens.token_url and tokens.token_url != self._token_url:
+                raise AuthError(
+                    f"the login in {sink.describe()} was issued by {tokens.token_url}; it is "
+                    f"never sent elsewhere: log in again against {self._token_url} "
+                    f"(`spotify-audience-sync auth login`), or point SPOTIFY_ADS_TOKEN_URL "
+                    "back at its issuer"
+                )
+            found.append(tokens)
         return max(found, key=lambda t: t.obtained_at) if found else None
+
+    def _live(self, tokens: TokenSet | None, margin: float | None = None) -> bool:
+        """Whether ``tokens`` has an access token good for a margin more: the leeway, or a
+        quarter of its lifetime when that is shorter (short-lived tokens stay usable)."""
+        if tokens is None or not tokens.access_token:
+            return False
+        if margin is None:
+            margin = min(self._leeway, max(0.0, tokens.expires_at - tokens.obtained_at) / 4)
+        return tokens.expires_at - margin > self._clock()
 
     def close(self) -> None:
         self._client.close()
 
     def access_token(self) -> str:
-        """A token valid for at least ``leeway`` more seconds, refreshing first if needed."""
+        """A token valid for at least the margin more, renewed first if needed."""
         with self._lock:
             current = self._tokens
-            if current.access_token and current.expires_at - self._leeway > self._clock():
+            if self._live(current):
+                assert current.access_token is not None
                 return current.access_token
-            return self._refresh_locked()
+            return self._renew(stale=current.access_token)
 
     def force_refresh(self) -> Refresh:
         """Refresh now, whatever the access token's expiry: proves the login still works (a
         revoked one fails with AuthError). Returns where the new tokens went."""
-        with self._lock:
+        with self._lock, self._shared():
+            self._adopt_newer()
             self._refresh_locked()
         return self.refreshes[-1]
 
     def refresh(self, stale: str) -> str:
         """Called after a 401. If another thread already replaced ``stale``, reuse its result."""
         with self._lock:
-            current = self._tokens.access_token
-            if current and current != stale and self._tokens.expires_at > self._clock():
-                return current
+            current = self._tokens
+            if self._live(current, margin=0.0) and current.access_token != stale:
+                assert current.access_token is not None
+                return current.access_token
+            return self._renew(stale=stale)
+
+    @contextmanager
+    def _shared(self) -> Iterator[None]:
+        """Hold the lock of every shared sink, always in the same order (file, database)."""
+        with ExitStack() as stack:
+            for sink in self._sinks:
+                lock = getattr(sink, "lock", None)
+                if lock is not None:
+                    stack.enter_context(lock())
+            yield
+
+    def _adopt_newer(self) -> TokenSet | None:
+        """Take the stored tokens when another run stored newer ones; returns them."""
+        stored = self._newest_stored()
+        if stored is not None and stored.obtained_at > self._tokens.obtained_at:
+            self._tokens = stored
+            return stored
+        return None
+
+    def _renew(self, stale: str | None) -> str:
+        """Under the shared locks: a live access token another run stored, else a refresh."""
+        with self._shared():
+            newer = self._adopt_newer()
+            if newer is not None and newer.access_token != stale and self._live(newer):
+                log.debug("access token renewed by another run: reusing it")
+                assert newer.access_token is not None
+                return newer.access_token
             return self._refresh_locked()
 
-    def _refresh_locked(self) -> str:
+    def _refresh_locked(self, adoptions: int = 0) -> str:
         old = self._tokens.refresh_token
         if not old:
             raise ConfigError(f"no refresh token: {LOGIN_HINT}")
@@ -318,21 +264,8 @@ class OAuthSession(BearerAuth):
                 lambda: dict(self._client.refresh_token(self._token_url, refresh_token=old)),
                 "token refresh",
             )
-        except AuthError:
-            # Another run (another machine) may have rotated the token since we read it, and
-            # stored the new one: take it, once.
-            newer = self._newest_stored()
-            if newer is not None and newer.refresh_token not in (None, old):
-                log.info("refresh token refused; another run rotated it: using the stored one")
-                self._tokens = newer
-                return self._refresh_locked()
-            # The stored token died but SPOTIFY_ADS_REFRESH_TOKEN holds another: a newer login
-            # handed to a container whose token file outlived the old one. Try it, once.
-            if self._fallback is None:
-                raise
-            self._tokens, self._fallback = TokenSet(None, self._fallback, 0.0, 0.0), None
-            log.info("stored refresh token refused; trying SPOTIFY_ADS_REFRESH_TOKEN")
-            return self._refresh_locked()
+        except AuthError as refusal:
+            return self._after_refusal(old, adoptions, refusal)
         self._tokens = TokenSet.from_reply(
             reply, self._clock(), old_refresh=old, previous=self._tokens, token_url=self._token_url
         )
@@ -341,6 +274,32 @@ class OAuthSession(BearerAuth):
         self._persist(rotated)
         assert self._tokens.access_token is not None
         return self._tokens.access_token
+
+    def _after_refusal(self, refused: str, adoptions: int, refusal: AuthError) -> str:
+        """``refused`` was refused: final (``refusal`` raised) only if it is still the stored
+        token and the environment holds no other."""
+        newer = self._newest_stored()
+        if newer is not None and newer.refresh_token not in (None, refused):
+            if adoptions >= self.MAX_ADOPTIONS:
+                raise AuthError(
+                    "Spotify kept refusing refresh tokens that other runs stored (invalid_grant)"
+                    f"; {LOGIN_HINT} again"
+                ) from None
+            # Another run (another machine, or one that takes no lock) rotated it since we
+            # read it, and stored the new one: use that.
+            log.info("refresh token refused; another run rotated it: using the stored one")
+            self._tokens = newer
+            if self._live(newer):
+                assert newer.access_token is not None
+                return newer.access_token
+            return self._refresh_locked(adoptions + 1)
+        # The stored token died but SPOTIFY_ADS_REFRESH_TOKEN holds another: a newer login
+        # handed to a container whose token file outlived the old one. Try it, once.
+        if self._fallback is None:
+            raise refusal
+        self._tokens, self._fallback = TokenSet(None, self._fallback, 0.0, 0.0), None
+        log.info("stored refresh token refused; trying SPOTIFY_ADS_REFRESH_TOKEN")
+        return self._refresh_locked(adoptions + 1)
 
     def _persist(self, rotated: bool) -> None:
         """Save to every sink; a rotated token must reach one (and every durable one)."""

@@ -4,15 +4,21 @@ A one-shot HTTP server on ``127.0.0.1`` (Spotify accepts loopback redirect URIs 
 ``localhost``) waits for the redirect, checks ``state``, and hands the code to
 ``auth.exchange_code``. The server runs in its own thread so whoever "is" the browser — a
 person, or a test following redirects with httpx2 — can be synchronous.
+
+Any local program can connect to that port, so the server must not be held hostage: each
+connection gets its own thread and a socket timeout (an idle one blocks nothing, and
+``timeout`` holds), a malformed ``state`` is a 400, and the code counts once it is in hand,
+whether or not the browser is still there to read the "logged in" page.
 """
 
 from __future__ import annotations
 
+import contextlib
 import secrets
 import threading
 import time
 from collections.abc import Callable
-from http.server import BaseHTTPRequestHandler, HTTPServer
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -31,9 +37,13 @@ __all__ = ["login"]
 
 _DONE_PAGE = b"<html><body><h1>Logged in.</h1>You can close this tab.</body></html>"
 _FAIL_PAGE = b"<html><body><h1>Login failed.</h1>See the terminal.</body></html>"
+#: Seconds one connection may stay idle before the server drops it.
+CONNECTION_TIMEOUT = 10.0
 
 
-class _CallbackServer(HTTPServer):
+class _CallbackServer(ThreadingHTTPServer):
+    daemon_threads = True  # a connection left open never holds the login's exit
+
     def __init__(self, host: str, port: int, state: str) -> None:
         self.state = state
         self.code: str | None = None
@@ -41,9 +51,13 @@ class _CallbackServer(HTTPServer):
         self.done = threading.Event()
         super().__init__((host, port), _CallbackHandler)
 
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """Quiet: a connection that idled out or hung up is no concern of the login's."""
+
 
 class _CallbackHandler(BaseHTTPRequestHandler):
     server: _CallbackServer
+    timeout = CONNECTION_TIMEOUT
 
     def log_message(self, format: str, *args: Any) -> None:
         """Silent: the request line carries the authorization code."""
@@ -61,19 +75,22 @@ class _CallbackHandler(BaseHTTPRequestHandler):
             self._page(404, b"not found")
             return
         query = {k: v[-1] for k, v in parse_qs(url.query).items()}
-        if not secrets.compare_digest(query.get("state", ""), self.server.state):
+        given = query.get("state", "").encode("utf-8", "replace")  # bytes: any text compares
+        if not secrets.compare_digest(given, self.server.state.encode("ascii")):
             self._page(400, b"state mismatch: ignored")  # a stale tab or a forged request
             return
         if "error" in query:
             self.server.error = query["error"][:100]
-            self._page(400, _FAIL_PAGE)
+            page = (400, _FAIL_PAGE)
         elif "code" in query:
             self.server.code = query["code"]
-            self._page(200, _DONE_PAGE)
+            page = (200, _DONE_PAGE)
         else:
             self._page(400, b"no code")
             return
-        self.server.done.set()
+        self.server.done.set()  # before the page: a browser gone meanwhile changes nothing
+        with contextlib.suppress(OSError):
+            self._page(*page)
 
 
 def login(

@@ -10,6 +10,8 @@ a team already has keeps what a state directory keeps on one machine.
 * The lock of an audience is a session-level advisory lock held on this backend's connection
   for the run: two runs of one audience on two machines cannot overlap, and a run that dies
   releases its lock with its connection (no stale lock, no expiry to tune).
+* A login's token refresh takes an advisory lock of its own (``token_lock``): parallel runs
+  refresh once between them, and the rest re-read the token the first one stored.
 * The connection is in autocommit: each save or history row is durable when the call returns.
 
 The URL's password never leaves this module: messages show ``redact(url)`` and driver messages
@@ -20,6 +22,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from datetime import datetime
@@ -437,6 +440,27 @@ class PostgresState:
     def load_token(self, name: str) -> str | None:
         rows = self._run("SELECT ciphertext FROM {s}.tokens WHERE name = %s", (name,))
         return str(rows[0][0]) if rows else None
+
+    @contextmanager
+    def token_lock(self, name: str, timeout: float = 120.0) -> Iterator[int]:
+        """An advisory lock for one login's refresh, so runs that share this database refresh
+        one at a time (the others re-read the token it stored). Polled with a try-lock so the
+        connection stays free for the run's other threads while it waits."""
+        key = _key("token", self.schema, name)
+        deadline = time.monotonic() + timeout
+        while not self._run("SELECT pg_try_advisory_lock(%s)", (key,))[0][0]:
+            if time.monotonic() > deadline:
+                raise TransientError(
+                    f"another run held the token lock in the state database {self._shown} for "
+                    f"{timeout:.0f} s"
+                )
+            time.sleep(0.02)
+        try:
+            yield key
+        finally:
+            if not self._conn.closed:
+                with suppress(TransientError, ConfigError):
+                    self._run("SELECT pg_advisory_unlock(%s)", (key,))
 
     def save_token(self, name: str, ciphertext: str) -> None:
         self._run(

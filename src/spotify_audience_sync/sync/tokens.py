@@ -8,6 +8,10 @@ Fernet keys (32 url-safe base64 bytes each), comma-separated, the first encrypti
 one decrypting (``MultiFernet``), so a key can be rotated. Without the key a stored token
 cannot be read, and a database dump alone gives no login.
 
+The access token and its expiry are kept beside the refresh token (same row, same key), so
+parallel runs reuse a live one; a refresh happens under the database's advisory lock for the
+login (``lock``), after which the others re-read instead of refreshing (``auth.OAuthSession``).
+
 A database configured without a key is still a *durable* sink: a rotated token that cannot
 reach it stops the run (``TokenNotPersistedError``) with a message that names the key.
 """
@@ -16,6 +20,7 @@ from __future__ import annotations
 
 import json
 import logging
+from contextlib import AbstractContextManager
 from dataclasses import asdict
 from typing import TYPE_CHECKING, Protocol
 from urllib.parse import urlsplit
@@ -41,6 +46,7 @@ class TokenTable(Protocol):
     def describe(self) -> str: ...
     def load_token(self, name: str) -> str | None: ...
     def save_token(self, name: str, ciphertext: str) -> None: ...
+    def token_lock(self, name: str) -> AbstractContextManager[object]: ...
 
 
 def new_key() -> str:
@@ -101,6 +107,10 @@ class DatabaseTokens:
             ) from None
         except (ValueError, TypeError):
             raise ConfigError(f"the token stored in {self.describe()} is unreadable") from None
+
+    def lock(self) -> AbstractContextManager[object]:
+        """The database's lock for this login: runs on every machine refresh one at a time."""
+        return self._table.token_lock(self._name)
 
     def save(self, tokens: TokenSet) -> None:
         if self._cipher is None:
