@@ -90,6 +90,7 @@ def check(log_format: str | None) -> None:
         try:
             tokens.access_token()
             with ads_client(settings, tokens) as client:
+                account = client.get_ad_account()  # unknown: 78 naming it; no access: 77
                 seen = sum(1 for _ in itertools.islice(client.list_audiences(), FIRST_PAGE))
         finally:
             tokens.close()
@@ -101,6 +102,7 @@ def check(log_format: str | None) -> None:
             command="check",
             exit_code=0,
             ad_account_id=settings.account_id,
+            ad_account_name=account.name,
             audiences_seen=seen,
             more=bool(more),
             token={
@@ -113,7 +115,8 @@ def check(log_format: str | None) -> None:
         return
     click.echo(
         f"OK: settings valid, {state}, token obtained, ad account "
-        f"{settings.account_id} readable ({seen}{more} audience{'' if seen == 1 else 's'} seen)"
+        f"{settings.account_id} ({account.name or 'unnamed'}) readable "
+        f"({seen}{more} audience{'' if seen == 1 else 's'} seen)"
     )
     click.echo(_token_line(refreshed), err=True)  # stdout keeps its one result line
 

@@ -263,6 +263,45 @@ def cli_settings(
     )
 
 
+_SERVICE_OPTIONS: list[Callable[[F], F]] = [
+    click.option(
+        "--prune-orphans",
+        is_flag=True,
+        default=None,
+        help="Delete audiences this state made for an --audience-column value or plan sync "
+        "that is gone (a LIVE one is kept, with a warning) [default: report them only].",
+    ),
+    click.option(
+        "--notify-url",
+        metavar="URL",
+        help="POST one JSON message (a Slack webhook takes it) about the run here "
+        "[default: SPOTIFY_ADS_NOTIFY_URL].",
+    ),
+    click.option(
+        "--notify-on",
+        type=click.Choice(["failure", "warning", "always"]),
+        help="Which runs notify [default: warning: a failure or any warning].",
+    ),
+    click.option(
+        "--metrics-file",
+        metavar="PATH",
+        help="Write Prometheus metrics of the run here (textfile-collector format).",
+    ),
+    click.option(
+        "--pushgateway-url",
+        metavar="URL",
+        help="Push Prometheus metrics of the run to this Pushgateway.",
+    ),
+]
+
+
+def service_options(command: F) -> F:
+    """What `sync` and `run` keep in step and report to machines: orphans, alerts, metrics."""
+    for option in reversed(_SERVICE_OPTIONS):
+        command = option(command)
+    return command
+
+
 def state_options(command: F) -> F:
     """``--state-url`` and its older alias for a directory, ``--state-dir``."""
     command = click.option(

@@ -11,11 +11,16 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import click
 
-from spotify_audience_sync.cli.options import cli_settings, make_output, state_options
+from spotify_audience_sync.cli.options import (
+    cli_settings,
+    make_output,
+    service_options,
+    state_options,
+)
 
 if TYPE_CHECKING:
     from spotify_audience_sync.cli.output import LogFormat
@@ -45,6 +50,7 @@ if TYPE_CHECKING:
     "--list", "list_only", is_flag=True, help="Print the selected syncs' names; run none."
 )
 @click.option("--json", "as_json", is_flag=True, help="With --list: a JSON array on stdout.")
+@service_options
 @state_options
 @click.option(
     "--log-format",
@@ -66,6 +72,7 @@ def run(
     log_format: LogFormat | None,
     quiet: bool,
     verbose: int,
+    **service: Any,
 ) -> None:
     """Run the syncs of a plan file (YAML): each a source, a column mapping and an audience.
 
@@ -85,11 +92,20 @@ def run(
         names = [sync.name for sync in syncs]
         click.echo(json.dumps(names) if as_json else "\n".join(names))
         return
-    settings = cli_settings(None, log_format, state_url, state_dir)
+    from spotify_audience_sync.sync.options import Overrides
+
+    settings = cli_settings(Overrides(**service), log_format, state_url, state_dir)
     out = make_output(settings.log_format, quiet, verbose)
     job = Job(settings, events=job_events(out), run_id=run_id())
     folder = Path(plan_path).resolve().parent
-    outcomes = job.run_plan(syncs, folder=folder, parallel=parallel, dry_run=dry_run)
+    outcomes = job.run_plan(
+        syncs,
+        folder=folder,
+        parallel=parallel,
+        dry_run=dry_run,
+        plan_id=str(Path(plan_path).resolve()),
+        complete=not only and index is None,
+    )
     for outcome in outcomes:
         report_outcomes(out, outcome.audiences, sync_name=outcome.name)
         if outcome.error is not None:

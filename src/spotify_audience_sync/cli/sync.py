@@ -21,6 +21,7 @@ from spotify_audience_sync.cli.options import (
     max_audiences_option,
     require_one_input,
     segment_options,
+    service_options,
     state_options,
     uuid_argument,
 )
@@ -112,7 +113,7 @@ def sync_run(
 
 
 def _check_audience(given: Overrides) -> None:
-    """Exactly one way of naming the audience (usage errors, exit 2)."""
+    """One way of naming the audience (usage errors, exit 2); a name with an id renames."""
     many = given.audience_column is not None
     if many and (given.audience_name or given.audience_id):
         raise click.UsageError(
@@ -121,9 +122,10 @@ def _check_audience(given: Overrides) -> None:
         )
     if many != bool(given.audience_name_template):
         raise click.UsageError("--audience-column and --audience-name-template go together")
-    if not many and bool(given.audience_name) == bool(given.audience_id):
+    if not many and not (given.audience_name or given.audience_id):
         raise click.UsageError(
-            "name the audience with exactly one of --audience-name or --audience-id"
+            "name the audience with --audience-name or --audience-id (both: the audience of "
+            "that id, renamed to that name)"
         )
 
 
@@ -166,6 +168,13 @@ def _synthetic_segment(directory: Path) -> str:
     metavar="BYTES",
     help="Upload request size, a multiple of 262144 [default: 8388608].",
 )
+@click.option(
+    "--lookalike",
+    is_flag=True,
+    default=None,
+    help="Keep one LOOKALIKE audience seeded from the audience (created once, then kept).",
+)
+@service_options
 @state_options
 @click.option(
     "--audience-column",

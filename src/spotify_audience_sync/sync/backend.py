@@ -125,7 +125,7 @@ class StateBackend(Protocol):
         ...
 
     def owned(self, ad_account_id: str, owner: str) -> list[SyncState]:
-        """Audiences the audience-column run or plan entry ``owner`` produced."""
+        """Audiences ``owner`` (or an owner a level below it) produced, newest first."""
         ...
 
     def forget(self, ad_account_id: str, audience_id: str) -> None:

@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
-from spotify_audience_sync.errors import EXIT_SIGINT, EXIT_SIGTERM, SyncError
+from spotify_audience_sync.errors import EXIT_SIGINT, EXIT_SIGTERM, SyncError, worst_exit_code
 from spotify_audience_sync.sync.events import JobEvent, Phase
 from spotify_audience_sync.sync.history import history_row
 from spotify_audience_sync.sync.many import (
@@ -29,6 +29,7 @@ from spotify_audience_sync.sync.many import (
     outcome_code,
 )
 from spotify_audience_sync.sync.mirror import Mirror, SyncReport, validate_options
+from spotify_audience_sync.sync.orphans import claim, find_orphans, owner_key, prune_orphans
 from spotify_audience_sync.sync.reading import chosen_columns, open_segment, with_suppression
 from spotify_audience_sync.timefmt import utc_stamp
 
@@ -42,7 +43,7 @@ if TYPE_CHECKING:
     from spotify_audience_sync.spotify.upload import UploadResult
     from spotify_audience_sync.sync.backend import StateBackend
     from spotify_audience_sync.sync.mirror import EventSink, Uploader
-    from spotify_audience_sync.sync.options import SyncRun
+    from spotify_audience_sync.sync.options import ServiceOptions, SyncRun
     from spotify_audience_sync.sync.plan import PlanSync
     from spotify_audience_sync.sync.runner import SyncOutcome
 
@@ -88,10 +89,37 @@ class Job:
         self._timing: dict[str, Any] = {"sleep": sleep, "clock": clock}
         #: The single sync's outcome so far: what a caller reports when :meth:`sync` raises.
         self.last: AudienceOutcome | None = None
+        self._warnings: list[str] = []  # the codes of this run's warnings, for its alert
 
     def emit(self, event: JobEvent) -> None:
+        if event.name == "warning":
+            self._warnings.append(str(event.fields.get("code", "warning")))
         if self._events is not None:
             self._events(event)
+
+    def _finish(
+        self,
+        command: str,
+        code: int,
+        outcomes: list[AudienceOutcome],
+        error: str | None,
+        service: ServiceOptions,
+    ) -> None:
+        """The run's alert and metrics (:mod:`.reporting`): never its outcome."""
+        from spotify_audience_sync.sync.reporting import deliver, run_facts
+
+        facts = run_facts(self.run_id, command, code, outcomes, self._warnings, error)
+        for problem, message in deliver(facts, service):
+            self._warn(message, problem)
+
+    def _check_account(self, tokens: Any, ad_account_id: str) -> None:
+        """Read the ad account before any input: a wrong id or no access fails in a second
+        (78 or 77), not after a read of millions of rows."""
+        from spotify_audience_sync.spotify.factory import ads_client
+
+        settings = self.settings.model_copy(update={"ad_account_id": ad_account_id})
+        with ads_client(settings, tokens) as client:
+            client.get_ad_account()
 
     def _warn(self, message: str, code: str, **labels: Any) -> None:
         fields = {"level": "warning", "message": message, "code": code}
@@ -165,17 +193,25 @@ class Job:
             audience_id=run.sync.audience_id or None,
         )
         outcome = self.last = AudienceOutcome(None, report, None)
-        with self._session() as (backend, tokens):
-            started, clock = utc_stamp(), time.monotonic()
-            try:
-                self._sync_one(run, source, outcome, backend, tokens)
-            except BaseException as exc:
-                outcome.exit_code, message = _ended(exc)
-                known = exc.to_dict() if isinstance(exc, SyncError) else {}
-                outcome.error = {**known, "message": message}
-                raise
-            finally:
-                self.record(backend, outcome, started, time.monotonic() - clock)
+        message: str | None = None
+        try:
+            with self._session() as (backend, tokens):
+                started, clock = utc_stamp(), time.monotonic()
+                try:
+                    self._check_account(tokens, run.sync.ad_account_id)
+                    self._sync_one(run, source, outcome, backend, tokens)
+                except BaseException as exc:
+                    outcome.exit_code, message = _ended(exc)
+                    known = exc.to_dict() if isinstance(exc, SyncError) else {}
+                    outcome.error = {**known, "message": message}
+                    raise
+                finally:
+                    self.record(backend, outcome, started, time.monotonic() - clock)
+        except BaseException as exc:
+            outcome.exit_code, message = _ended(exc)
+            raise
+        finally:
+            self._finish("sync", outcome.exit_code, [outcome], message, run.service)
         return outcome
 
     def _sync_one(
@@ -266,51 +302,154 @@ class Job:
     # --- one audience per value of a column --------------------------------------------------
     def sync_groups(self, run: SyncRun, source: Source | None = None) -> list[AudienceOutcome]:
         """Read once, one Mirror sync per value of the run's audience column, a history row
-        each; a group that fails is recorded and the others go on."""
+        each; a group that fails is recorded and the others go on. Audiences made for values
+        no longer in the column are reported (and deleted with ``prune_orphans``)."""
+        assert run.groups is not None
+        assert run.groups.template is not None
+        validate_options(replace(run.sync, audience_name=run.groups.template))  # at once
+        outcomes: list[AudienceOutcome] = []
+        code, message = 1, None
+        try:
+            with self._session() as (backend, tokens):
+                started, clock = utc_stamp(), time.monotonic()
+                self._check_account(tokens, run.sync.ad_account_id)
+                outcomes = self._mirror_groups(run, source, backend, tokens)
+                seconds = time.monotonic() - clock
+                for part, outcome in enumerate(outcomes, 1):
+                    self.record(backend, outcome, started, seconds, part)
+            code = worst_exit_code(o.exit_code for o in outcomes)
+        except BaseException as exc:
+            code, message = _ended(exc)
+            raise
+        finally:
+            self._finish("sync", code, outcomes, message, run.service)
+        return outcomes
+
+    def _mirror_groups(
+        self, run: SyncRun, source: Source | None, backend: StateBackend, tokens: Any
+    ) -> list[AudienceOutcome]:
         from spotify_audience_sync.segment.split import Split, prepare_split
         from spotify_audience_sync.spotify.factory import ads_client
 
         assert run.groups is not None
         assert run.groups.template is not None
-        template = run.groups.template
-        validate_options(replace(run.sync, audience_name=template))  # the description, at once
-        with self._session() as (backend, tokens):
-            started, clock = utc_stamp(), time.monotonic()
-            opened = open_segment(run.source) if source is None else contextlib.nullcontext(source)
-            lists = contextlib.ExitStack()  # open until every group is deduplicated
-            asked = lists.enter_context(with_suppression(run.prepare, run.exclude, run.source))
-            with lists, opened as segment, self._phase("read") as progress:
-                split = Split(asked, column=run.groups.column, max_groups=run.groups.max_groups)
-                (groups,) = prepare_split(segment, [split], on_progress=progress)
-                lists = lists.pop_all()
-            try:
-                options = audience_options(run.sync, template, [str(k) for k in groups])
-                check_groups(groups)
-                self.emit(JobEvent("groups", {"audiences": len(groups), "values": list(options)}))
-                with ads_client(self.settings, tokens) as client:
-                    outcomes = mirror_groups(
-                        groups,
-                        options,
-                        client,
-                        store=backend,
-                        events=self._group_events(),
-                        **self._mirror_kwargs(),
-                    )
-            finally:
-                for prepared in groups.values():
-                    prepared.close()
-                lists.close()
-            seconds = time.monotonic() - clock
-            for part, outcome in enumerate(outcomes, 1):
-                self.record(backend, outcome, started, seconds, part)
+        opened = open_segment(run.source) if source is None else contextlib.nullcontext(source)
+        lists = contextlib.ExitStack()  # open until every group is deduplicated
+        asked = lists.enter_context(with_suppression(run.prepare, run.exclude, run.source))
+        with lists, opened as segment, self._phase("read") as progress:
+            split = Split(asked, column=run.groups.column, max_groups=run.groups.max_groups)
+            (groups,) = prepare_split(segment, [split], on_progress=progress)
+            lists = lists.pop_all()
+        try:
+            options = audience_options(run.sync, run.groups.template, [str(k) for k in groups])
+            check_groups(groups)
+            self.emit(JobEvent("groups", {"audiences": len(groups), "values": list(options)}))
+            with ads_client(self.settings, tokens) as client:
+                outcomes = mirror_groups(
+                    groups,
+                    options,
+                    client,
+                    store=backend,
+                    events=self._group_events(),
+                    **self._mirror_kwargs(),
+                )
+                # The family of audiences is its column and name template, whatever file or
+                # query feeds it today (a daily export changes its name).
+                owner = owner_key("column", run.groups.column, run.groups.template)
+                outcomes += self._orphans(
+                    client,
+                    backend,
+                    owner,
+                    outcomes,
+                    run.sync.ad_account_id,
+                    dry_run=run.sync.dry_run,
+                    prune=run.service.prune_orphans,
+                )
+        finally:
+            for prepared in groups.values():
+                prepared.close()
+            lists.close()
         return outcomes
+
+    def _orphans(
+        self,
+        client: AdsClient,
+        backend: StateBackend,
+        owner: str,
+        outcomes: list[AudienceOutcome],
+        account: str,
+        *,
+        dry_run: bool,
+        prune: bool,
+        current: list[str] | None = None,
+    ) -> list[AudienceOutcome]:
+        """Claim what this run made for ``owner``; report (and prune) what it no longer makes.
+
+        An orphan is reported as a warning and gets a history row of its own."""
+        produced = [o.report.audience_id for o in outcomes if o.report.audience_id]
+        if not dry_run:
+            claim(backend, account, owner, produced)
+        found = find_orphans(backend, account, owner, produced, current=current)
+        delete = prune and not dry_run
+        extra: list[AudienceOutcome] = []
+        for orphan in prune_orphans(client, backend, found, delete=delete):
+            what = {
+                "kept": "kept (--prune-orphans deletes it)",
+                "deleted": "deleted",
+                "gone": "already gone from Spotify",
+                "live": "kept: it is LIVE (in use by an ad set) and cannot be deleted",
+            }[orphan.outcome]
+            self._warn(
+                f"audience {orphan.audience_name!r} ({orphan.audience_id}) was made for a group "
+                f"this run no longer has: {what}",
+                "orphaned_audience",
+                audience_id=orphan.audience_id,
+            )
+            report = SyncReport(account, orphan.audience_id, orphan.audience_name)
+            report.action = "deleted" if orphan.outcome in ("deleted", "gone") else "orphaned"
+            extra.append(AudienceOutcome(None, report, None))
+        return extra
 
     # --- a plan ------------------------------------------------------------------------------
     def run_plan(
-        self, syncs: list[PlanSync], *, folder: Path, parallel: int = 1, dry_run: bool = False
+        self,
+        syncs: list[PlanSync],
+        *,
+        folder: Path,
+        parallel: int = 1,
+        dry_run: bool = False,
+        plan_id: str | None = None,
+        complete: bool = False,
     ) -> list[SyncOutcome]:
         """A plan's syncs with one state backend, one OAuth session and one rate limiter
-        (Spotify's limits are per app), a history row per audience."""
+        (Spotify's limits are per app), a history row per audience; then the run's alert and
+        metrics. ``plan_id`` (the plan file's path) keys the audiences each sync makes, so
+        one that a sync no longer makes is found; with ``complete`` (every sync of the plan
+        ran), those of syncs removed from the plan too."""
+        from spotify_audience_sync.sync.options import resolve_service
+
+        outcomes: list[SyncOutcome] = []
+        code, message = 1, None
+        try:
+            outcomes = self._run_plan(syncs, folder, parallel, dry_run, plan_id, complete)
+            code = worst_exit_code(o.exit_code for o in outcomes)
+        except BaseException as exc:
+            code, message = _ended(exc)
+            raise
+        finally:
+            audiences = [a for outcome in outcomes for a in outcome.audiences]
+            self._finish("run", code, audiences, message, resolve_service(self.settings))
+        return outcomes
+
+    def _run_plan(
+        self,
+        syncs: list[PlanSync],
+        folder: Path,
+        parallel: int,
+        dry_run: bool,
+        plan_id: str | None,
+        complete: bool,
+    ) -> list[SyncOutcome]:
         import threading
 
         from spotify_audience_sync.settings import named_variables
@@ -332,6 +471,9 @@ class Job:
                     return clients[account]
 
             started, clock = utc_stamp(), time.monotonic()
+            accounts = {sync.ad_account_id or self.settings.account_id for sync in syncs}
+            for account in sorted(accounts):
+                self._check_account(tokens, account)
             try:
                 outcomes = run_plan(
                     syncs,
@@ -346,6 +488,10 @@ class Job:
                     uploader=self._given_uploader,
                     **self._timing,
                 )
+                if plan_id is not None:
+                    self._plan_orphans(
+                        backend, syncs, outcomes, (plan_id, complete, dry_run), client_for
+                    )
             finally:
                 for client in clients.values():
                     client.close()
@@ -354,3 +500,36 @@ class Job:
             for part, outcome in enumerate(audiences, 1):
                 self.record(backend, outcome, started, seconds, part)
         return outcomes
+
+    def _plan_orphans(
+        self,
+        backend: StateBackend,
+        syncs: list[PlanSync],
+        outcomes: list[SyncOutcome],
+        plan: tuple[str, bool, bool],
+        client_for: Callable[[str], AdsClient],
+    ) -> None:
+        """Each sync's orphans (a group gone), then, when the whole plan ran (``plan``: its id,
+        whether complete, whether a dry run), the audiences of syncs no longer in it; each
+        added to its sync's outcome (the plan's removed syncs: to the last one's)."""
+        from spotify_audience_sync.sync.options import resolve_service
+
+        plan_id, complete, dry_run = plan
+        prune = resolve_service(self.settings).prune_orphans
+        owners: list[str] = []
+        for sync, outcome in zip(syncs, outcomes, strict=True):
+            account = sync.ad_account_id or self.settings.account_id
+            owner = owner_key("plan", plan_id, sync.name)
+            owners.append(owner)
+            if outcome.error is None:  # a sync whose read failed made nothing: no orphans
+                outcome.audiences += self._orphans(
+                    client_for(account), backend, owner, outcome.audiences, account,
+                    dry_run=dry_run, prune=prune,
+                )  # fmt: skip
+        if not complete or not outcomes:
+            return
+        for account in sorted({s.ad_account_id or self.settings.account_id for s in syncs}):
+            outcomes[-1].audiences += self._orphans(
+                client_for(account), backend, owner_key("plan", plan_id), [], account,
+                dry_run=dry_run, prune=prune, current=owners,
+            )  # fmt: skip

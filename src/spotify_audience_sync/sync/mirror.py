@@ -22,7 +22,7 @@ import logging
 import time
 from collections.abc import Callable, Iterable
 from contextlib import ExitStack
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -46,6 +46,7 @@ from spotify_audience_sync.sync.guards import (
 from spotify_audience_sync.sync.names import check_name, clean_name, near_misses
 from spotify_audience_sync.sync.report import Action, SyncReport
 from spotify_audience_sync.sync.state import StateStore, SyncState
+from spotify_audience_sync.sync.upkeep import ensure_lookalike, rename, wanted_edits
 from spotify_audience_sync.timefmt import utc_stamp
 
 if TYPE_CHECKING:
@@ -115,6 +116,7 @@ class SyncOptions:
     max_reject_rate: float = DEFAULT_MAX_REJECT_RATE
     force: bool = False
     chunk_size: int = 8 * 1024 * 1024
+    lookalike: bool = False
     poll_interval: float = 2.0
     max_poll_interval: float = 60.0
 
@@ -168,16 +170,11 @@ class Mirror:
             validate_options(self.options)
             self.stage()
             with ExitStack() as locks:
-                audience = self.find(locks)
-                if self.decide(audience):
-                    return self.finish()
-                upload_id, since = self.upload(audience)
-                if audience is None:
-                    audience, since = self.create(upload_id), None  # any status is about it
-                else:
-                    self.replace(audience)
-                if self.options.wait:
-                    self.poll(audience, since)
+                audience = self.align(self.find(locks))
+                if not self.decide(audience):
+                    audience = self.write(audience)
+                if audience is not None:
+                    self.keep_lookalike(audience)
             return self.finish()
         except SyncError as exc:
             exc.report = self.report
@@ -219,6 +216,47 @@ class Mirror:
             self.report.audience_id, self.report.audience_name = audience.id, audience.name
             self.report.status = _status(audience)
         return audience
+
+    def align(self, audience: Audience | None) -> Audience | None:
+        """Name and description as the run gives them: PATCHed (a dry run says it would)."""
+        o = self.options
+        if audience is None:
+            return None
+        edits = wanted_edits(audience, o.audience_name if o.audience_id else None, o.description)
+        if not edits:
+            return audience
+        self.report.edited = edits.fields()
+        if o.dry_run:
+            self.emit("would_edit", audience_id=audience.id, fields=edits.fields())
+            return audience
+        audience = rename(self.client, audience, edits)
+        self.report.audience_name = audience.name
+        self.emit("edited", audience_id=audience.id, fields=edits.fields())
+        return audience
+
+    def write(self, audience: Audience | None) -> Audience:
+        """Upload, then create the audience or replace its membership; wait if asked."""
+        upload_id, since = self.upload(audience)
+        if audience is None:
+            audience, since = self.create(upload_id), None  # any status is about it
+        else:
+            self.replace(audience)
+        if self.options.wait:
+            self.poll(audience, since)
+        return audience
+
+    def keep_lookalike(self, audience: Audience) -> None:
+        """With ``lookalike``: the one LOOKALIKE audience seeded from this one, kept in state."""
+        o = self.options
+        if not o.lookalike or o.dry_run:
+            return
+        last = self.store.load(o.ad_account_id, audience.id)
+        known = last.lookalike_id if last is not None else None
+        lookalike, created = ensure_lookalike(self.client, audience, known)
+        self.report.lookalike_id = lookalike.id
+        if last is not None and last.lookalike_id != lookalike.id:
+            self.store.save(replace(last, lookalike_id=lookalike.id))
+        self.emit("lookalike", audience_id=audience.id, lookalike_id=lookalike.id, created=created)
 
     def decide(self, audience: Audience | None) -> bool:
         """Guards against the last sync, then skip or dry run: True when nothing is to upload."""
@@ -546,8 +584,11 @@ def _status(audience: Audience | None) -> str | None:
 def validate_options(options: SyncOptions) -> None:
     """Check what Spotify would refuse only after the upload: before any input is read."""
     check_name(options.audience_name)
-    if bool(options.audience_name) == bool(options.audience_id):
-        raise UsageError("name the audience with exactly one of --audience-name or --audience-id")
+    if not options.audience_name and not options.audience_id:
+        raise UsageError(
+            "name the audience with --audience-name or --audience-id (both: the audience of "
+            "that id, renamed to that name)"
+        )
     if options.description is not None and len(options.description) > 80:
         raise UsageError("--description must be at most 80 characters")
 

@@ -33,10 +33,12 @@ __all__ = [
     "Option",
     "Overrides",
     "PrepareRun",
+    "ServiceOptions",
     "SourceOptions",
     "SyncRun",
     "plan_overrides",
     "resolve_prepare",
+    "resolve_service",
     "resolve_sync",
 ]
 
@@ -97,6 +99,13 @@ OPTIONS: tuple[Option, ...] = (
         "audience_name_template", plan="audience_name_template", flag="--audience-name-template"
     ),
     Option("max_audiences", plan="options.max_audiences", flag="--max-audiences"),
+    # what a run keeps in step, and how it reports to machines
+    Option("lookalike", "lookalike", "lookalike", "--lookalike"),
+    Option("prune_orphans", "prune_orphans", flag="--prune-orphans"),
+    Option("notify_url", "notify_url", flag="--notify-url"),
+    Option("notify_on", "notify_on", flag="--notify-on"),
+    Option("metrics_file", "metrics_file", flag="--metrics-file"),
+    Option("pushgateway_url", "pushgateway_url", flag="--pushgateway-url"),
 )
 
 
@@ -137,6 +146,12 @@ class Overrides:
     audience_column: str | None = None
     audience_name_template: str | None = None
     max_audiences: int | None = None
+    lookalike: bool | None = None
+    prune_orphans: bool | None = None
+    notify_url: str | None = field(default=None, repr=False)
+    notify_on: Literal["failure", "warning", "always"] | None = None
+    metrics_file: str | None = None
+    pushgateway_url: str | None = None
 
     def validated_by(self, settings: Settings) -> Overrides:
         """These overrides with each value backed by a setting as ``settings`` holds it (laid
@@ -220,6 +235,35 @@ class GroupOptions:
 
 
 @dataclass(frozen=True)
+class ServiceOptions:
+    """What a run does for the machines that watch it, and what it keeps in step."""
+
+    prune_orphans: bool = False
+    notify_url: str | None = field(default=None, repr=False)
+    notify_on: Literal["failure", "warning", "always"] = "warning"
+    metrics_file: str | None = None
+    pushgateway_url: str | None = None
+
+
+def resolve_service(settings: Settings, *layers: Overrides) -> ServiceOptions:
+    """The run's service options: the layers over ``settings``."""
+    merged = _merged(layers)
+
+    def value(name: str) -> Any:
+        found = _value(merged, settings, name)
+        return found.get_secret_value() if hasattr(found, "get_secret_value") else found
+
+    metrics = value("metrics_file")
+    return ServiceOptions(
+        prune_orphans=bool(value("prune_orphans")),
+        notify_url=value("notify_url"),
+        notify_on=value("notify_on"),
+        metrics_file=str(metrics) if metrics else None,
+        pushgateway_url=value("pushgateway_url"),
+    )
+
+
+@dataclass(frozen=True)
 class PrepareRun:
     """A resolved `prepare`: the source, the pipeline's options, the groups if any."""
 
@@ -236,9 +280,10 @@ class PrepareRun:
 
 @dataclass(frozen=True)
 class SyncRun(PrepareRun):
-    """A resolved `sync`: a prepare run and the mirror's options."""
+    """A resolved `sync`: a prepare run, the mirror's options and the service options."""
 
     sync: SyncOptions
+    service: ServiceOptions = field(default_factory=ServiceOptions, kw_only=True)
 
 
 def _value(merged: dict[str, Any], settings: Settings, name: str) -> Any:
@@ -343,5 +388,9 @@ def resolve_sync(
         max_reject_rate=base.prepare.max_reject_rate,
         force=bool(merged.get("force")),
         chunk_size=_value(merged, settings, "chunk_size"),
+        lookalike=bool(_value(merged, settings, "lookalike")),
     )
-    return SyncRun(base.source, base.prepare, base.groups, sync, exclude=base.exclude)
+    service = resolve_service(settings, *layers)
+    return SyncRun(
+        base.source, base.prepare, base.groups, sync, exclude=base.exclude, service=service
+    )

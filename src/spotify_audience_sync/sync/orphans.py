@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Literal
 
 from spotify_audience_sync.errors import RemoteError
@@ -24,14 +24,23 @@ if TYPE_CHECKING:
     from spotify_audience_sync.sync.backend import StateBackend
     from spotify_audience_sync.sync.state import SyncState
 
-__all__ = ["Orphan", "find_orphans", "owner_key", "prune_orphans"]
+__all__ = ["Orphan", "claim", "find_orphans", "owner_key", "prune_orphans"]
 
 
 def owner_key(kind: Literal["column", "plan"], *parts: str) -> str:
-    """A stable key for the producer: ``column:<hash of source, column, template>`` or
-    ``plan:<hash of plan file, sync name>``. Hashed so no query text or path is stored."""
-    digest = hashlib.sha256("\x1f".join(parts).encode()).hexdigest()[:16]
-    return f"{kind}:{digest}"
+    """A stable key for the producer, one hashed level per part: ``column:<column>:<template>``
+    or ``plan:<plan file>:<sync name>``. Hashed so no query text or path is
+    stored; levels, so ``plan:<plan file>`` finds what every sync of a plan made."""
+    digests = [hashlib.sha256(part.encode()).hexdigest()[:12] for part in parts]
+    return ":".join([kind, *digests])
+
+
+def claim(store: StateBackend, ad_account_id: str, owner: str, audience_ids: Iterable[str]) -> None:
+    """Record ``owner`` as the producer of each audience (those with a saved state)."""
+    for audience_id in audience_ids:
+        state = store.load(ad_account_id, audience_id)
+        if state is not None and state.owner != owner:
+            store.save(replace(state, owner=owner))
 
 
 @dataclass(frozen=True)
@@ -44,11 +53,23 @@ class Orphan:
 
 
 def find_orphans(
-    store: StateBackend, ad_account_id: str, owner: str, produced: Iterable[str]
+    store: StateBackend,
+    ad_account_id: str,
+    owner: str,
+    produced: Iterable[str],
+    *,
+    current: Iterable[str] | None = None,
 ) -> list[SyncState]:
-    """States of audiences ``owner`` produced before but not in this run."""
+    """States of audiences ``owner`` (or a level below it) produced before but not in this run.
+
+    ``current``: the owners below ``owner`` still there (a plan's syncs): only what the others
+    made is orphaned (a plan sync removed from the plan)."""
     now = set(produced)
-    return [s for s in store.owned(ad_account_id, owner) if s.audience_id not in now]
+    found = [s for s in store.owned(ad_account_id, owner) if s.audience_id not in now]
+    if current is not None:
+        alive = set(current)
+        found = [s for s in found if s.owner not in alive]
+    return found
 
 
 def prune_orphans(

@@ -101,6 +101,8 @@ class PlanSync(BaseModel):
     """Description of a new audience."""
     ad_account_id: str | None = None
     """Ad account [default: SPOTIFY_ADS_AD_ACCOUNT_ID]."""
+    lookalike: bool | None = None
+    """Keep one LOOKALIKE audience seeded from each audience [default: SPOTIFY_ADS_LOOKALIKE]."""
     options: SyncSettings = Field(default_factory=SyncSettings)
 
     @field_validator("default_region")
@@ -140,13 +142,13 @@ class PlanSync(BaseModel):
             raise ValueError("'query' needs 'database_url_env' (the name of a variable)")
         if self.input is not None and self.database_url_env is not None:
             raise ValueError("'database_url_env' is for 'query', not 'input'")
-        named = [
-            key for key in ("audience_name", "audience_id", "audience_column") if getattr(self, key)
-        ]
-        if len(named) != 1:
+        named = [key for key in ("audience_name", "audience_id") if getattr(self, key)]
+        if self.audience_column is not None and named:
+            raise ValueError("'audience_column' names its audiences by 'audience_name_template'")
+        if not named and self.audience_column is None:
             raise ValueError(
-                "name the audience with exactly one of 'audience_name', 'audience_id' or "
-                "'audience_column'"
+                "name the audience with 'audience_name', 'audience_id' (both: the audience of "
+                "that id, renamed to that name) or 'audience_column'"
             )
         if bool(self.audience_column) != bool(self.audience_name_template):
             raise ValueError("'audience_column' and 'audience_name_template' go together")

@@ -323,11 +323,12 @@ class PostgresState:
         return [self._state(row) for row in rows]
 
     def owned(self, ad_account_id: str, owner: str) -> list[SyncState]:
-        """Audiences the run or plan entry ``owner`` produced, newest first."""
+        """Audiences ``owner`` (or an owner a level below it) produced, newest first."""
         rows = self._run(
             f"SELECT {_STATE_COLUMNS} FROM {{s}}.audience_state "
-            "WHERE ad_account_id = %s AND owner = %s ORDER BY synced_at DESC",
-            (ad_account_id, owner),
+            "WHERE ad_account_id = %s AND (owner = %s OR starts_with(owner, %s)) "
+            "ORDER BY synced_at DESC",
+            (ad_account_id, owner, owner + ":"),
         )
         return [self._state(row) for row in rows]
 

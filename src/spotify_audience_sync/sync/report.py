@@ -11,7 +11,16 @@ from typing import Any, Literal
 
 __all__ = ["Action", "SyncReport"]
 
-Action = Literal["created", "replaced", "skipped", "would create", "would replace", "would skip"]
+Action = Literal[
+    "created",
+    "replaced",
+    "skipped",
+    "would create",
+    "would replace",
+    "would skip",
+    "orphaned",  # its group or plan sync is gone; kept (see sync/orphans.py)
+    "deleted",  # ... and deleted with --prune-orphans
+]
 
 
 @dataclass
@@ -34,6 +43,10 @@ class SyncReport:
     size_min: int | None = None
     size_max: int | None = None
     seconds: dict[str, float] = field(default_factory=dict)
+    #: The audience's fields changed (or, in a dry run, to be changed) to match the run.
+    edited: list[str] = field(default_factory=list)
+    #: The LOOKALIKE audience kept seeded from this one (``--lookalike``).
+    lookalike_id: str | None = None
 
     @property
     def match_rate(self) -> tuple[float, float] | None:
@@ -77,4 +90,6 @@ class SyncReport:
             "size": {"min": self.size_min, "max": self.size_max},
             "match_rate": {name: shown(rate) for name, rate in rates.items()},
             "seconds": {k: round(v, 3) for k, v in self.seconds.items()},
+            "edited": list(self.edited),
+            "lookalike_id": self.lookalike_id,
         }

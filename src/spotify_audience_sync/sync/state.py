@@ -246,8 +246,8 @@ class StateStore:
         return sorted(found, key=lambda s: s.synced_at, reverse=True)
 
     def owned(self, ad_account_id: str, owner: str) -> list[SyncState]:
-        """Audiences the run or plan entry ``owner`` produced, newest first."""
-        return [s for s in self.audiences(ad_account_id) if s.owner == owner]
+        """Audiences ``owner`` (or an owner a level below it) produced, newest first."""
+        return [s for s in self.audiences(ad_account_id) if _owned_by(s.owner, owner)]
 
     def forget(self, ad_account_id: str, audience_id: str) -> None:
         """Drop an audience's state (it was deleted on Spotify)."""
@@ -264,3 +264,8 @@ def _component(value: str, what: str) -> str:
     if not _SAFE_NAME.fullmatch(value):
         raise ConfigError(f"{what} is not a plain id: refusing to use it in a state file name")
     return value
+
+
+def _owned_by(found: str | None, owner: str) -> bool:
+    """``plan:a:b`` is owned by ``plan:a:b`` and by ``plan:a`` (see ``orphans.owner_key``)."""
+    return found is not None and (found == owner or found.startswith(owner + ":"))

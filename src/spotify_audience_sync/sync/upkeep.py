@@ -10,10 +10,13 @@ is kept at exactly one: found by its seed (state first, then the seed's own
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from spotify_audience_sync.errors import RemoteError
-from spotify_audience_sync.spotify.client import AdsClient
 from spotify_audience_sync.spotify.models import Audience, AudienceStatus
+
+if TYPE_CHECKING:
+    from spotify_audience_sync.spotify.client import AdsClient
 
 __all__ = ["Rename", "ensure_lookalike", "lookalike_name", "rename", "wanted_edits"]
 

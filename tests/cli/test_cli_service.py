@@ -1,0 +1,202 @@
+"""Run it like a service (#23): the ad account first, lookalikes, names in step, orphans,
+notifications and metrics, end to end through the CLI against the sandbox."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, HTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+from prometheus_client.parser import text_string_to_metric_families
+
+from spotify_audience_sync.cli.main import main
+from spotify_audience_sync.sandbox import Sandbox
+
+UNKNOWN_ACCOUNT = "0b6f3a52-1d1c-4f3e-9d55-6f0a4c1e2b7d"
+
+
+def _segment(path: Path, people: range, tier: bool = False) -> Path:
+    head = "email,tier\n" if tier else "email\n"
+    rows = "".join(
+        f"person{i}@example.com" + (f",{'ab'[i % 2]}" if tier else "") + "\n" for i in people
+    )
+    path.write_text(head + rows)
+    return path
+
+
+def invoke(*args: str) -> tuple[int, list[dict[str, Any]], str]:
+    result = CliRunner().invoke(main, [*args, "--log-format", "json"])
+    lines = [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
+    return result.exit_code, lines, result.stderr
+
+
+def _events(lines: list[dict[str, Any]], name: str) -> list[dict[str, Any]]:
+    return [line for line in lines if line.get("event") == name]
+
+
+def _audiences(env: Sandbox, kind: str = "CUSTOM") -> list[dict[str, Any]]:
+    listed = env.audiences.list(env.ad_account_id, {"audience_types": [kind]})["audiences"]
+    return list(listed)
+
+
+def test_an_unknown_ad_account_fails_before_the_input_is_read(
+    env: Sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SPOTIFY_ADS_AD_ACCOUNT_ID", UNKNOWN_ACCOUNT)
+    seg = _segment(tmp_path / "s.csv", range(1500))
+    code, lines, _ = invoke("sync", str(seg), "--audience-name", "Nobody")
+    assert code == 78
+    assert UNKNOWN_ACCOUNT in lines[-1]["message"]
+    assert _events(lines, "columns") == []  # the input was never opened
+
+
+def test_lookalike_is_made_once_and_kept(env: Sandbox, tmp_path: Path) -> None:
+    seg = _segment(tmp_path / "s.csv", range(1500))
+    code, first, stderr = invoke("sync", str(seg), "--audience-name", "Seeded", "--lookalike")
+    assert code == 0, stderr
+    result = first[-1]["sync"]
+    assert result["lookalike_id"] is not None
+    code, again, stderr = invoke("sync", str(seg), "--audience-name", "Seeded", "--lookalike")
+    assert code == 0, stderr
+    assert again[-1]["sync"]["action"] == "skipped"
+    assert again[-1]["sync"]["lookalike_id"] == result["lookalike_id"]
+    (lookalike,) = _audiences(env, "LOOKALIKE")
+    assert lookalike["id"] == result["lookalike_id"]
+    assert lookalike["seed_audience_id"] == result["audience_id"]
+    created = [e["created"] for e in _events(first, "lookalike") + _events(again, "lookalike")]
+    assert created == [True, False]
+
+
+def test_an_audience_id_with_a_name_renames_it(env: Sandbox, tmp_path: Path) -> None:
+    seg = _segment(tmp_path / "s.csv", range(1500))
+    code, lines, stderr = invoke("sync", str(seg), "--audience-name", "Old name")
+    assert code == 0, stderr
+    audience_id = lines[-1]["sync"]["audience_id"]
+    renamed = ["--audience-id", audience_id, "--audience-name", "New name"]
+    code, lines, stderr = invoke("sync", str(seg), *renamed, "--description", "now", "--dry-run")
+    assert code == 0, stderr
+    assert lines[-1]["sync"]["edited"] == ["name", "description"]
+    assert _events(lines, "would_edit")
+    assert env.audiences.get(env.ad_account_id, audience_id)["name"] == "Old name"
+    code, lines, stderr = invoke("sync", str(seg), *renamed, "--description", "now")
+    assert code == 0, stderr
+    stored = env.audiences.get(env.ad_account_id, audience_id)
+    assert (stored["name"], stored["description"]) == ("New name", "now")
+    assert lines[-1]["sync"]["action"] == "skipped"  # membership unchanged: only renamed
+
+
+def test_orphaned_groups_are_reported_then_pruned(env: Sandbox, tmp_path: Path) -> None:
+    both = _segment(tmp_path / "both.csv", range(3000), tier=True)
+    group = ["--audience-column", "tier", "--audience-name-template", "Tier {value}"]
+    code, _, stderr = invoke("sync", str(both), *group)
+    assert code == 0, stderr
+    by_hand = env.audiences.list(env.ad_account_id, {})["audiences"]
+    assert {a["name"] for a in by_hand} == {"Tier a", "Tier b"}
+    only_a = tmp_path / "only_a.csv"
+    only_a.write_text(
+        "".join(line for line in both.read_text().splitlines(True) if not line.endswith(",b\n"))
+    )
+    code, lines, stderr = invoke("sync", str(only_a), *group)
+    assert code == 0, stderr
+    (warning,) = [w for w in _events(lines, "warning") if w["code"] == "orphaned_audience"]
+    assert "'Tier b'" in warning["message"]
+    assert "kept" in warning["message"]
+    assert {a["name"] for a in _audiences(env)} == {"Tier a", "Tier b"}
+    code, lines, stderr = invoke("sync", str(only_a), *group, "--prune-orphans")
+    assert code == 0, stderr
+    assert {a["name"] for a in _audiences(env)} == {"Tier a"}
+    actions = [a["sync"]["action"] for a in lines[-1]["audiences"]]
+    assert sorted(actions) == ["deleted", "skipped"]
+
+
+def test_a_plan_sync_removed_from_the_plan_is_an_orphan(env: Sandbox, tmp_path: Path) -> None:
+    _segment(tmp_path / "one.csv", range(1500))
+    _segment(tmp_path / "two.csv", range(2000, 3500))
+    plan = tmp_path / "plan.yaml"
+    two = "  - {name: two, input: two.csv, audience_name: Two}\n"
+    plan.write_text("syncs:\n  - {name: one, input: one.csv, audience_name: One}\n" + two)
+    code, _, stderr = invoke("run", str(plan))
+    assert code == 0, stderr
+    plan.write_text("syncs:\n  - {name: one, input: one.csv, audience_name: One}\n")
+    code, lines, stderr = invoke("run", str(plan), "--only", "one")
+    assert code == 0, stderr
+    assert not [w for w in _events(lines, "warning") if w["code"] == "orphaned_audience"]
+    code, lines, stderr = invoke("run", str(plan), "--prune-orphans")
+    assert code == 0, stderr
+    (warning,) = [w for w in _events(lines, "warning") if w["code"] == "orphaned_audience"]
+    assert "'Two'" in warning["message"]
+    assert {a["name"] for a in _audiences(env)} == {"One"}
+
+
+class Receiver:
+    """A webhook receiver on loopback that keeps each JSON body."""
+
+    def __init__(self) -> None:
+        self.bodies: list[dict[str, Any]] = []
+        bodies = self.bodies
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                length = int(self.headers.get("Content-Length", "0"))
+                bodies.append(json.loads(self.rfile.read(length)))
+                self.send_response(200)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = HTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook/secret-part"
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    got = Receiver()
+    thread = threading.Thread(target=got.server.serve_forever, daemon=True)
+    thread.start()
+    yield got
+    got.server.shutdown()
+    got.server.server_close()
+
+
+def test_a_failed_run_notifies_once_and_a_quiet_success_does_not(
+    env: Sandbox, tmp_path: Path, receiver: Receiver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    seg = _segment(tmp_path / "s.csv", range(1500))
+    code, _, stderr = invoke("sync", str(seg), "--audience-name", "Quiet", "--notify-url",
+                             receiver.url)  # fmt: skip
+    assert code == 0, stderr
+    assert receiver.bodies == []  # no failure, no warning: nothing to say
+    monkeypatch.setenv("SPOTIFY_ADS_NOTIFY_URL", receiver.url)
+    monkeypatch.setenv("SPOTIFY_ADS_AD_ACCOUNT_ID", UNKNOWN_ACCOUNT)
+    code, _, _ = invoke("sync", str(seg), "--audience-name", "Quiet")
+    assert code == 78
+    (body,) = receiver.bodies
+    assert body["exit_code"] == 78
+    assert "ended with exit 78" in body["text"]
+    assert "person" not in json.dumps(body)  # never a value
+
+
+def test_metrics_file_after_a_sync(env: Sandbox, tmp_path: Path) -> None:
+    seg = _segment(tmp_path / "s.csv", range(1500))
+    metrics = tmp_path / "sas.prom"
+    code, _lines, stderr = invoke(
+        "sync", str(seg), "--audience-name", "Charted", "--metrics-file", str(metrics)
+    )
+    assert code == 0, stderr
+    samples = {
+        s.name: s.value
+        for family in text_string_to_metric_families(metrics.read_text())
+        for s in family.samples
+        if s.labels == {"audience": "Charted"}
+    }
+    assert samples["spotify_audience_sync_last_run_exit_code"] == 0
+    assert samples["spotify_audience_sync_identifiers_uploaded"] == 1500
+    assert samples["spotify_audience_sync_rows_read"] == 1500
+    assert samples["spotify_audience_sync_last_success_timestamp_seconds"] > 0
