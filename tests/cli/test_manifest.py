@@ -134,7 +134,7 @@ def test_check_ok_prints_one_line_and_no_secret(env: Sandbox, tmp_path: Path) ->
     assert code == 0, err
     assert out == (
         "OK: settings valid, state dir writable, token obtained, ad account "
-        f"{env.ad_account_id} readable (0 audiences seen)\n"
+        f"{env.ad_account_id} (Sandbox ad account) readable (0 audiences seen)\n"
     )
     stored = json.loads((tmp_path / "tokens.json").read_text())
     assert_no_secret(env, out, err)
@@ -251,13 +251,16 @@ def test_check_wrong_client_secret_exits_77(env: Sandbox, monkeypatch: pytest.Mo
     assert "wrong-secret-value" not in err
 
 
-def test_check_unknown_ad_account_exits_69(env: Sandbox, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("SPOTIFY_ADS_AD_ACCOUNT_ID", str(uuid.uuid4()))
+def test_check_unknown_ad_account_exits_78_naming_it(
+    env: Sandbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The ad account is read first (#23): an unknown one is a setting to fix (78), named."""
+    account = str(uuid.uuid4())
+    monkeypatch.setenv("SPOTIFY_ADS_AD_ACCOUNT_ID", account)
     code, out, err = check()
-    assert code == 69, err
+    assert code == 78, err
     assert out == ""
-    assert "HTTP 404" in err
-    assert "list audiences" in err
+    assert f"ad account {account} does not exist" in err
 
 
 def test_check_forbidden_exits_69(env: Sandbox) -> None:
