@@ -53,7 +53,15 @@ with DAG(
         env_from=[
             k8s.V1EnvFromSource(secret_ref=k8s.V1SecretEnvSource(name="spotify-audience-sync"))
         ],
-        env_vars=[k8s.V1EnvVar(name="SPOTIFY_ADS_TEMP_DIR", value="/tmp")],
+        # SPOTIFY_ADS_NOTIFY_URL (a Slack webhook: a secret) comes from the Secret too; the
+        # metrics go to the cluster's Pushgateway.
+        env_vars=[
+            k8s.V1EnvVar(name="SPOTIFY_ADS_TEMP_DIR", value="/tmp"),
+            k8s.V1EnvVar(
+                name="SPOTIFY_ADS_PUSHGATEWAY_URL",
+                value="http://prometheus-pushgateway.monitoring.svc:9091",
+            ),
+        ],
         volumes=[
             k8s.V1Volume(
                 name="data",
