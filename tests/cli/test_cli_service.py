@@ -200,3 +200,18 @@ def test_metrics_file_after_a_sync(env: Sandbox, tmp_path: Path) -> None:
     assert samples["spotify_audience_sync_identifiers_uploaded"] == 1500
     assert samples["spotify_audience_sync_rows_read"] == 1500
     assert samples["spotify_audience_sync_last_success_timestamp_seconds"] > 0
+
+
+def test_a_plan_sync_renamed_in_the_plan_renames_its_audience(env: Sandbox, tmp_path: Path) -> None:
+    _segment(tmp_path / "one.csv", range(1500))
+    plan = tmp_path / "plan.yaml"
+    plan.write_text("syncs:\n  - {name: one, input: one.csv, audience_name: First name}\n")
+    code, lines, stderr = invoke("run", str(plan))
+    assert code == 0, stderr
+    (audience,) = _audiences(env)
+    plan.write_text("syncs:\n  - {name: one, input: one.csv, audience_name: Second name}\n")
+    code, lines, stderr = invoke("run", str(plan))
+    assert code == 0, stderr
+    (renamed,) = _audiences(env)
+    assert (renamed["id"], renamed["name"]) == (audience["id"], "Second name")
+    assert _events(lines, "edited")

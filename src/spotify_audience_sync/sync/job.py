@@ -485,6 +485,7 @@ class Job:
                     parallel=parallel,
                     dry_run=dry_run,
                     events=lambda name, key: self._group_events(sync_name=name)(key),
+                    plan_id=plan_id,
                     uploader=self._given_uploader,
                     **self._timing,
                 )

@@ -111,9 +111,13 @@ def run_plan(
     parallel: int = 1,
     dry_run: bool = False,
     events: Events | None = None,
+    plan_id: str | None = None,
     **kwargs: Any,
 ) -> list[SyncOutcome]:
     """Run ``syncs``; return each one's outcome, in the order given.
+
+    ``plan_id`` (the plan file) finds the audience a sync made before by the sync's name, so a
+    sync whose ``audience_name`` changed renames its audience instead of making another.
 
     ``clients(ad_account_id)`` gives the API client of an ad account (one OAuth session and one
     rate limiter behind them all). ``folder`` resolves relative inputs (the plan's folder);
@@ -149,6 +153,8 @@ def run_plan(
                 return
             for job, groups in zip(jobs, results, strict=True):
                 client = clients(job.options.ad_account_id)
+                if plan_id is not None:
+                    job = _renamed(job, store, plan_id)
                 _mirror_job(job, groups, client, store, outcomes[job.sync.name], events, kwargs)
 
     units = _read_units(syncs, folder)
@@ -165,6 +171,21 @@ def run_plan(
                 pool.shutdown(wait=True, cancel_futures=True)
                 raise
     return [outcomes[sync.name] for sync in syncs]
+
+
+def _renamed(job: _Planned, store: StateBackend, plan_id: str) -> _Planned:
+    """A sync named by ``audience_name`` whose audience (made by this plan sync before) has
+    another name: that audience, by id, to be renamed by the Mirror sync."""
+    from spotify_audience_sync.sync.orphans import owner_key
+
+    o = job.options
+    if o.audience_id or not o.audience_name or job.sync.audience_column is not None:
+        return job
+    owner = owner_key("plan", plan_id, job.sync.name)
+    made = [s for s in store.owned(o.ad_account_id, owner) if s.owner == owner]
+    if len(made) != 1 or made[0].audience_name == o.audience_name:
+        return job
+    return replace(job, options=replace(o, audience_id=made[0].audience_id))
 
 
 def _mirror_job(
