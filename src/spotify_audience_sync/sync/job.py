@@ -12,6 +12,7 @@ caller: the Job only emits events and asks for a progress ``phase``.
 from __future__ import annotations
 
 import contextlib
+import functools
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -45,6 +46,7 @@ if TYPE_CHECKING:
     from spotify_audience_sync.sync.options import SyncRun
     from spotify_audience_sync.sync.plan import PlanSync
     from spotify_audience_sync.sync.runner import SyncOutcome
+    from spotify_audience_sync.sync.stop import Stop
 
 __all__ = ["Job", "JobEvent", "Phase"]
 
@@ -88,6 +90,8 @@ class Job:
         self._timing: dict[str, Any] = {"sleep": sleep, "clock": clock}
         #: The single sync's outcome so far: what a caller reports when :meth:`sync` raises.
         self.last: AudienceOutcome | None = None
+        #: A plan's outcomes, recorded: what a caller reports when :meth:`run_plan` raises.
+        self.plan: list[SyncOutcome] | None = None
 
     def emit(self, event: JobEvent) -> None:
         if self._events is not None:
@@ -310,14 +314,20 @@ class Job:
         self, syncs: list[PlanSync], *, folder: Path, parallel: int = 1, dry_run: bool = False
     ) -> list[SyncOutcome]:
         """A plan's syncs with one state backend, one OAuth session and one rate limiter
-        (Spotify's limits are per app), a history row per audience."""
+        (Spotify's limits are per app), a history row per audience.
+
+        SIGTERM or Ctrl-C stops the running syncs too (:mod:`sync.stop`); their outcomes are
+        recorded and kept in ``self.plan``, then the signal's exception is raised again.
+        """
         import threading
 
         from spotify_audience_sync.settings import named_variables
         from spotify_audience_sync.spotify.factory import ads_client
         from spotify_audience_sync.spotify.ratelimit import RateLimiter
         from spotify_audience_sync.sync.runner import run_plan
+        from spotify_audience_sync.sync.stop import Stop
 
+        stop = Stop()
         environ = named_variables(s.database_url_env for s in syncs if s.database_url_env)
         limiter = RateLimiter()
         clients: dict[str, AdsClient] = {}
@@ -343,8 +353,8 @@ class Job:
                     parallel=parallel,
                     dry_run=dry_run,
                     events=lambda name, key: self._group_events(sync_name=name)(key),
-                    uploader=self._given_uploader,
-                    **self._timing,
+                    stop=stop,
+                    **self._stoppable(stop),
                 )
             finally:
                 for client in clients.values():
@@ -353,4 +363,18 @@ class Job:
             audiences = [o for outcome in outcomes for o in outcome.audiences]
             for part, outcome in enumerate(audiences, 1):
                 self.record(backend, outcome, started, seconds, part)
+        self.plan = outcomes
+        if stop.cause is not None:
+            raise stop.cause
         return outcomes
+
+    def _stoppable(self, stop: Stop) -> dict[str, Any]:
+        """The uploader, sleep and clock of a plan's syncs, which a stop ends at their next
+        request or at once in a wait (a test's own uploader and sleep stay as given)."""
+        from spotify_audience_sync.spotify.upload import upload_file
+
+        uploader = self._given_uploader or functools.partial(
+            upload_file, sleep=stop.sleep, checkpoint=stop.check
+        )
+        sleep = stop.sleep if self._timing["sleep"] is time.sleep else self._timing["sleep"]
+        return {**self._timing, "sleep": sleep, "uploader": uploader}
