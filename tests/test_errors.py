@@ -27,7 +27,7 @@ def test_every_error_type_has_its_own_exit_code() -> None:
 
 
 def test_the_error_types_are_all_listed() -> None:
-    assert len(_error_types()) == 13
+    assert len(_error_types()) == 15
 
 
 def test_outcome_unknown_is_a_transient_error_with_its_own_type() -> None:

@@ -14,7 +14,9 @@
     │   └─ UploadSessionLostError the GCS session expired mid-upload        exit 69
     ├─ SafetyError                our own guards refused (too few, shrink)  exit 4
     └─ TransientError             429/5xx/timeouts after retries ran out    exit 75
-        └─ OutcomeUnknownError    a write got 5xx or no answer: did it land? exit 75
+        ├─ OutcomeUnknownError    a write got 5xx or no answer: did it land? exit 75
+        └─ StoppedError           SIGTERM stopped a sync of a plan mid-way   exit 143
+            └─ StoppedByInterruptError  the same, by SIGINT (Ctrl-C)       exit 130
 
 Callers decide retry-or-fail from ``error.retryable`` alone; the CLI maps each type to its
 exit code from ``error.exit_code`` alone, and every error describes itself for the JSON final
@@ -46,6 +48,8 @@ __all__ = [
     "OutputError",
     "RemoteError",
     "SafetyError",
+    "StoppedByInterruptError",
+    "StoppedError",
     "SyncError",
     "TokenNotPersistedError",
     "TransientError",
@@ -206,6 +210,20 @@ EXIT_DECLINED = 10
 #: Stopped by SIGINT (Ctrl-C) or SIGTERM (a deadline, a scheduler): 128 + the signal's number.
 EXIT_SIGINT = 130
 EXIT_SIGTERM = 143
+
+
+class StoppedError(TransientError):
+    """SIGTERM (a deadline) stopped the run while this sync was under way, on a thread the
+    signal does not reach: its upload session was cancelled (nothing completed from it), or
+    its wait for processing ended. Retryable: a rerun finds what was done and goes on."""
+
+    exit_code = EXIT_SIGTERM
+
+
+class StoppedByInterruptError(StoppedError):
+    """The same as :class:`StoppedError`, by SIGINT (Ctrl-C)."""
+
+    exit_code = EXIT_SIGINT
 
 
 @dataclass(frozen=True)

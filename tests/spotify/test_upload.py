@@ -22,6 +22,7 @@ from spotify_audience_sync.errors import (
     InputError,
     RemoteError,
     SafetyError,
+    StoppedError,
     TransientError,
 )
 from spotify_audience_sync.sandbox import FaultRule, Sandbox
@@ -254,6 +255,30 @@ def test_a_stream_that_disagrees_with_its_declared_size_is_cancelled(sandbox, ma
     with pytest.raises(InputError, match="fewer"):
         upload_file(url, pieces(data), total_bytes=len(data) + 1, chunk_size=CHUNK)
     assert sandbox.upload_stats(upload_id)[0]["cancelled"] is True
+
+
+def test_a_checkpoint_that_raises_ends_the_upload_and_cancels_its_session(
+    sandbox, make_csv
+) -> None:
+    """How a plan's stop (sync/stop.py) reaches an upload on a worker thread: ``checkpoint``
+    raises before the next request, and GCS keeps no session open."""
+    data = make_csv(10_000)
+    upload_id, url = new_slot(sandbox)
+    stopped: list[int] = []
+
+    def checkpoint() -> None:
+        if stopped:
+            raise StoppedError("terminated (SIGTERM) before this sync finished")
+
+    with pytest.raises(StoppedError):
+        upload_file(
+            url, pieces(data), chunk_size=CHUNK, on_progress=stopped.append, checkpoint=checkpoint
+        )
+    assert stopped == [CHUNK]  # SIGTERM came during the first chunk
+    (stats,) = sandbox.upload_stats(upload_id)
+    assert stats["cancelled"] is True
+    assert stats["done"] is False
+    assert stats["persisted"] == CHUNK  # nothing sent after the stop
 
 
 # --- against the sandbox process -------------------------------------------------------------

@@ -80,9 +80,10 @@ def run(
     the syncs' outcomes, in the order docs/scheduling.md gives. The plan's JSON Schema is in
     `spec`.
     """
+    from spotify_audience_sync.cli.main import Terminated
     from spotify_audience_sync.cli.output import run_id
     from spotify_audience_sync.cli.results import job_events, report_outcomes
-    from spotify_audience_sync.errors import worst_exit_code
+    from spotify_audience_sync.errors import EXIT_SIGINT, EXIT_SIGTERM, worst_exit_code
     from spotify_audience_sync.sync.job import Job
     from spotify_audience_sync.sync.plan import load_plan, select_syncs
 
@@ -98,14 +99,21 @@ def run(
     out = make_output(settings.log_format, quiet, verbose)
     job = Job(settings, events=job_events(out), run_id=run_id())
     folder = Path(plan_path).resolve().parent
-    outcomes = job.run_plan(
-        syncs,
-        folder=folder,
-        parallel=parallel,
-        dry_run=dry_run,
-        plan_id=str(Path(plan_path).resolve()),
-        complete=not only and index is None,
-    )
+    stopped: int | None = None
+    try:
+        outcomes = job.run_plan(
+            syncs,
+            folder=folder,
+            parallel=parallel,
+            dry_run=dry_run,
+            plan_id=str(Path(plan_path).resolve()),
+            complete=not only and index is None,
+        )
+    except (Terminated, KeyboardInterrupt) as exc:  # raised after the outcomes were recorded
+        if job.plan is None:  # before any sync ran: as for any command (cli/main.py)
+            raise
+        outcomes = job.plan
+        stopped = EXIT_SIGINT if isinstance(exc, KeyboardInterrupt) else EXIT_SIGTERM
     for outcome in outcomes:
         report_outcomes(out, outcome.audiences, sync_name=outcome.name)
         if outcome.error is not None:
@@ -114,7 +122,7 @@ def run(
         fields = outcome.to_dict()
         fields["sync_name"] = fields.pop("name")  # `name` is the event's own
         out.event("sync_result", **fields)
-    code = worst_exit_code(o.exit_code for o in outcomes)
+    code = stopped or worst_exit_code(o.exit_code for o in outcomes)
     out.outcome(
         f"{len(outcomes)} syncs, "
         f"{sum(len(o.audiences) for o in outcomes)} audiences; exit code {code}"

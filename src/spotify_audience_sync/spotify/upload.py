@@ -173,6 +173,7 @@ class _Transfer:
     jitter: Callable[[], float]
     on_progress: Callable[[int], None] | None
     before_finalize: Callable[[int], None] | None
+    checkpoint: Callable[[], None] | None = None
     requests: int = 0
     resumes: int = 0
     resent: int = 0
@@ -183,6 +184,8 @@ class _Transfer:
     def send(
         self, method: str, url: str, body: bytes | None, headers: dict[str, str]
     ) -> httpx2.Response:
+        if self.checkpoint is not None and method != "DELETE":  # a cancel always goes out
+            self.checkpoint()
         request = self.http.build_request(
             method, url, content=body, headers=headers, timeout=self.timeout
         )
@@ -349,13 +352,16 @@ def upload_file(
     jitter: Callable[[], float] = random.random,
     on_progress: Callable[[int], None] | None = None,
     before_finalize: Callable[[int], None] | None = None,
+    checkpoint: Callable[[], None] | None = None,
 ) -> UploadResult:
     """Upload ``chunks`` (the file, in pieces of any size) to a signed GCS upload URL.
 
     ``before_finalize(total)`` runs before the request that would complete the object; if it
     raises, the session is cancelled and the exception propagates. Any failure after the
-    session started cancels it too. ``max_attempts`` counts failed requests in a row;
-    ``sleep`` and ``jitter`` (a float in [0, 1)) are injectable for tests.
+    session started cancels it too. ``checkpoint()`` runs before each request (a plan's stop:
+    it raises once the run is told to stop, and the upload ends there, its session cancelled).
+    ``max_attempts`` counts failed requests in a row; ``sleep`` and ``jitter`` (a float in
+    [0, 1)) are injectable for tests.
     Raises ConfigError, RemoteError, TransientError, InputError.
     """
     _check_chunk_size(chunk_size)
@@ -373,6 +379,7 @@ def upload_file(
         jitter,
         on_progress,
         before_finalize,
+        checkpoint,
     )
     try:
         run.initiate(total_bytes)

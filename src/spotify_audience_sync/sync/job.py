@@ -12,6 +12,7 @@ caller: the Job only emits events and asks for a progress ``phase``.
 from __future__ import annotations
 
 import contextlib
+import functools
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -46,6 +47,7 @@ if TYPE_CHECKING:
     from spotify_audience_sync.sync.options import ServiceOptions, SyncRun
     from spotify_audience_sync.sync.plan import PlanSync
     from spotify_audience_sync.sync.runner import SyncOutcome
+    from spotify_audience_sync.sync.stop import Stop
 
 __all__ = ["Job", "JobEvent", "Phase"]
 
@@ -90,6 +92,8 @@ class Job:
         #: The single sync's outcome so far: what a caller reports when :meth:`sync` raises.
         self.last: AudienceOutcome | None = None
         self._warnings: list[str] = []  # the codes of this run's warnings, for its alert
+        #: A plan's outcomes, recorded: what a caller reports when :meth:`run_plan` raises.
+        self.plan: list[SyncOutcome] | None = None
 
     def emit(self, event: JobEvent) -> None:
         if event.name == "warning":
@@ -437,7 +441,8 @@ class Job:
             code, message = _ended(exc)
             raise
         finally:
-            audiences = [a for outcome in outcomes for a in outcome.audiences]
+            done = outcomes or self.plan or []
+            audiences = [a for outcome in done for a in outcome.audiences]
             self._finish("run", code, audiences, message, resolve_service(self.settings))
         return outcomes
 
@@ -456,7 +461,9 @@ class Job:
         from spotify_audience_sync.spotify.factory import ads_client
         from spotify_audience_sync.spotify.ratelimit import RateLimiter
         from spotify_audience_sync.sync.runner import run_plan
+        from spotify_audience_sync.sync.stop import Stop
 
+        stop = Stop()
         environ = named_variables(s.database_url_env for s in syncs if s.database_url_env)
         limiter = RateLimiter()
         clients: dict[str, AdsClient] = {}
@@ -486,10 +493,10 @@ class Job:
                     dry_run=dry_run,
                     events=lambda name, key: self._group_events(sync_name=name)(key),
                     plan_id=plan_id,
-                    uploader=self._given_uploader,
-                    **self._timing,
+                    stop=stop,
+                    **self._stoppable(stop),
                 )
-                if plan_id is not None:
+                if plan_id is not None and not stop.stopped:  # a stopped plan deletes nothing
                     self._plan_orphans(
                         backend, syncs, outcomes, (plan_id, complete, dry_run), client_for
                     )
@@ -500,7 +507,21 @@ class Job:
             audiences = [o for outcome in outcomes for o in outcome.audiences]
             for part, outcome in enumerate(audiences, 1):
                 self.record(backend, outcome, started, seconds, part)
+        self.plan = outcomes
+        if stop.cause is not None:
+            raise stop.cause
         return outcomes
+
+    def _stoppable(self, stop: Stop) -> dict[str, Any]:
+        """The uploader, sleep and clock of a plan's syncs, which a stop ends at their next
+        request or at once in a wait (a test's own uploader and sleep stay as given)."""
+        from spotify_audience_sync.spotify.upload import upload_file
+
+        uploader = self._given_uploader or functools.partial(
+            upload_file, sleep=stop.sleep, checkpoint=stop.check
+        )
+        sleep = stop.sleep if self._timing["sleep"] is time.sleep else self._timing["sleep"]
+        return {**self._timing, "sleep": sleep, "uploader": uploader}
 
     def _plan_orphans(
         self,

@@ -12,7 +12,7 @@ recorded and the others go on; the caller's exit code is the worst of all
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, wait
 from contextlib import ExitStack
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -36,6 +36,7 @@ from spotify_audience_sync.sync.options import (
 )
 from spotify_audience_sync.sync.plan import PlanSync
 from spotify_audience_sync.sync.reading import with_suppression
+from spotify_audience_sync.sync.stop import Stop
 
 if TYPE_CHECKING:
     from spotify_audience_sync.segment.pipeline import PreparedSegment
@@ -43,7 +44,11 @@ if TYPE_CHECKING:
     from spotify_audience_sync.spotify.client import AdsClient
     from spotify_audience_sync.sync.backend import StateBackend
 
-__all__ = ["SyncOutcome", "run_plan"]
+__all__ = ["STOP_GRACE", "SyncOutcome", "run_plan"]
+
+#: Seconds the syncs get to end once the run is stopped: within Kubernetes' default grace
+#: period (30 s), with time left to record their outcomes and print the final object.
+STOP_GRACE = 20.0
 
 #: ``events(sync name, group value)``: the event sink of one audience's sync.
 Events = Callable[[str, "str | None"], EventSink]
@@ -112,18 +117,25 @@ def run_plan(
     dry_run: bool = False,
     events: Events | None = None,
     plan_id: str | None = None,
+    stop: Stop | None = None,
     **kwargs: Any,
 ) -> list[SyncOutcome]:
     """Run ``syncs``; return each one's outcome, in the order given.
 
     ``plan_id`` (the plan file) finds the audience a sync made before by the sync's name, so a
     sync whose ``audience_name`` changed renames its audience instead of making another.
+    The reads run on ``parallel`` worker threads; the calling thread only waits for them, so a
+    signal there (SIGTERM, Ctrl-C) sets ``stop``: the running syncs end at their next
+    checkpoint (see :mod:`sync.stop`), none starts, and after at most :data:`STOP_GRACE`
+    seconds every sync has its outcome (143 for those stopped). The signal's exception is then
+    in ``stop.cause``, for the caller to raise once it has recorded the outcomes.
 
     ``clients(ad_account_id)`` gives the API client of an ad account (one OAuth session and one
     rate limiter behind them all). ``folder`` resolves relative inputs (the plan's folder);
     ``environ`` holds the database URLs the plan names. ``kwargs`` go to :func:`mirror.mirror`
     (``uploader``, ``sleep``, ...).
     """
+    stop = stop or Stop()
     outcomes = {sync.name: SyncOutcome(sync.name) for sync in syncs}
 
     def run_unit(unit: list[PlanSync]) -> None:
@@ -146,30 +158,26 @@ def run_plan(
                     for job in jobs
                 ]  # fmt: skip
                 with _open(first.sync, folder, environ, first.source) as source:
-                    results = prepare_split(source, [job.split for job in jobs])
+                    splits = [job.split for job in jobs]
+                    results = prepare_split(source, splits, on_progress=stop.check)
             except SyncError as exc:
                 for job in jobs:
                     _fail(outcomes[job.sync.name], exc)
                 return
             for job, groups in zip(jobs, results, strict=True):
+                if stop.stopped:
+                    _close(groups)
+                    continue  # no outcome yet: marked as stopped below
                 client = clients(job.options.ad_account_id)
                 if plan_id is not None:
                     job = _renamed(job, store, plan_id)
                 _mirror_job(job, groups, client, store, outcomes[job.sync.name], events, kwargs)
 
-    units = _read_units(syncs, folder)
-    if parallel <= 1 or len(units) == 1:
-        for unit in units:
-            run_unit(unit)
-    else:
-        with ThreadPoolExecutor(max_workers=parallel, thread_name_prefix="sync") as pool:
-            futures = [pool.submit(run_unit, unit) for unit in units]
-            try:
-                for future in futures:
-                    future.result()
-            except BaseException:  # SIGTERM, Ctrl-C, a bug: start nothing more
-                pool.shutdown(wait=True, cancel_futures=True)
-                raise
+    _run_units(run_unit, _read_units(syncs, folder), parallel, stop)
+    if stop.stopped:  # what the stop kept from starting, or did not end within the grace
+        for outcome in outcomes.values():
+            if outcome.error is None and not outcome.audiences:
+                _fail(outcome, stop.error())
     return [outcomes[sync.name] for sync in syncs]
 
 
@@ -186,6 +194,31 @@ def _renamed(job: _Planned, store: StateBackend, plan_id: str) -> _Planned:
     if len(made) != 1 or made[0].audience_name == o.audience_name:
         return job
     return replace(job, options=replace(o, audience_id=made[0].audience_id))
+
+
+def _run_units(
+    run_unit: Callable[[list[PlanSync]], None],
+    units: list[list[PlanSync]],
+    parallel: int,
+    stop: Stop,
+) -> None:
+    """Each unit on a worker thread, ``parallel`` at once; a signal here stops them all."""
+    pool = ThreadPoolExecutor(max_workers=max(1, parallel), thread_name_prefix="sync")
+    futures = [pool.submit(run_unit, unit) for unit in units]
+    try:
+        for future in futures:
+            future.result()
+    except Exception:  # a bug: start nothing more, let the running ones end
+        pool.shutdown(wait=True, cancel_futures=True)
+        raise
+    except BaseException as exc:  # SIGTERM, Ctrl-C: stop the running ones too, bounded
+        stop.set(exc)
+        pool.shutdown(wait=False, cancel_futures=True)
+        # Only the running ones: `wait` would count a cancelled one as done only once a
+        # worker took it from the queue, which shutdown emptied.
+        wait([f for f in futures if not f.cancelled()], timeout=STOP_GRACE)
+        return
+    pool.shutdown(wait=True)
 
 
 def _mirror_job(
@@ -217,8 +250,12 @@ def _mirror_job(
     except SyncError as exc:
         _fail(outcome, exc)
     finally:
-        for prepared in groups.values():
-            prepared.close()
+        _close(groups)
+
+
+def _close(groups: dict[str | None, PreparedSegment]) -> None:
+    for prepared in groups.values():
+        prepared.close()
 
 
 def _fail(outcome: SyncOutcome, exc: SyncError) -> None:
