@@ -6,6 +6,7 @@ Every address used is 127.0.0.1 on a port the OS picks: nothing leaves the machi
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import queue
 import shlex
@@ -15,6 +16,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -322,3 +324,42 @@ def sync_state(**changes: object) -> Any:
     }
     base.update(changes)
     return SyncState(**base)  # type: ignore[arg-type]
+
+
+# --- a webhook receiver on loopback (notifications) -------------------------------------------
+SECRET_PATH = "/services/T000/B000/webhook-secret-part"
+
+
+class Receiver:
+    """A webhook receiver: answers the next statuses in order (then 200), keeps each body."""
+
+    def __init__(self) -> None:
+        self.bodies: list[dict[str, Any]] = []
+        self.statuses: list[int] = []
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                length = int(self.headers.get("Content-Length", "0"))
+                receiver.bodies.append(json.loads(self.rfile.read(length)))
+                status = receiver.statuses.pop(0) if receiver.statuses else 200
+                self.send_response(status)
+                self.send_header("Content-Length", "2")
+                self.end_headers()
+                self.wfile.write(b"ok")
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = HTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}{SECRET_PATH}"
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    got = Receiver()
+    thread = threading.Thread(target=got.server.serve_forever, daemon=True)
+    thread.start()
+    yield got
+    got.server.shutdown()
+    got.server.server_close()

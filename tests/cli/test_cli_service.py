@@ -4,9 +4,6 @@ notifications and metrics, end to end through the CLI against the sandbox."""
 from __future__ import annotations
 
 import json
-import threading
-from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +11,7 @@ import pytest
 from click.testing import CliRunner
 from prometheus_client.parser import text_string_to_metric_families
 
+from conftest import Receiver
 from spotify_audience_sync.cli.main import main
 from spotify_audience_sync.sandbox import Sandbox
 
@@ -131,38 +129,6 @@ def test_a_plan_sync_removed_from_the_plan_is_an_orphan(env: Sandbox, tmp_path: 
     (warning,) = [w for w in _events(lines, "warning") if w["code"] == "orphaned_audience"]
     assert "'Two'" in warning["message"]
     assert {a["name"] for a in _audiences(env)} == {"One"}
-
-
-class Receiver:
-    """A webhook receiver on loopback that keeps each JSON body."""
-
-    def __init__(self) -> None:
-        self.bodies: list[dict[str, Any]] = []
-        bodies = self.bodies
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                length = int(self.headers.get("Content-Length", "0"))
-                bodies.append(json.loads(self.rfile.read(length)))
-                self.send_response(200)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-        self.server = HTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook/secret-part"
-
-
-@pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    got = Receiver()
-    thread = threading.Thread(target=got.server.serve_forever, daemon=True)
-    thread.start()
-    yield got
-    got.server.shutdown()
-    got.server.server_close()
 
 
 def test_a_failed_run_notifies_once_and_a_quiet_success_does_not(

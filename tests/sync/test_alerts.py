@@ -2,53 +2,13 @@
 
 from __future__ import annotations
 
-import json
-import threading
-from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, HTTPServer
 from typing import Any
 
 import pytest
 
+from conftest import Receiver
 from spotify_audience_sync.sync.alerts import notification, send_notification, should_notify
 from spotify_audience_sync.sync.facts import AudienceFacts, RunFacts
-
-SECRET_PATH = "/services/T000/B000/webhook-secret-part"
-
-
-class Receiver:
-    """A webhook receiver: answers the next statuses in order (then 200), keeps each body."""
-
-    def __init__(self) -> None:
-        self.bodies: list[dict[str, Any]] = []
-        self.statuses: list[int] = []
-        receiver = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                length = int(self.headers.get("Content-Length", "0"))
-                receiver.bodies.append(json.loads(self.rfile.read(length)))
-                status = receiver.statuses.pop(0) if receiver.statuses else 200
-                self.send_response(status)
-                self.send_header("Content-Length", "2")
-                self.end_headers()
-                self.wfile.write(b"ok")
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-        self.server = HTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}{SECRET_PATH}"
-
-
-@pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    got = Receiver()
-    thread = threading.Thread(target=got.server.serve_forever, daemon=True)
-    thread.start()
-    yield got
-    got.server.shutdown()
-    got.server.server_close()
 
 
 def _facts(exit_code: int = 0, warnings: tuple[str, ...] = (), **kw: Any) -> RunFacts:
