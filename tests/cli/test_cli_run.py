@@ -250,3 +250,30 @@ syncs:
         (audience,) = sync["audiences"]
         assert audience["prepare"]["identifiers"]["email"]["written"] == 1200, sync["name"]
         assert audience["sync"]["action"] == "would create"
+
+
+def test_a_group_rendering_another_syncs_name_is_refused_before_it_writes(
+    env: Sandbox, tmp_path: Path
+) -> None:
+    """Issue 20 item 10: a group of one sync renders the name another sync writes."""
+    (tmp_path / "tiers.csv").write_text(
+        "email,tier\n" + "".join(f"t{i}@example.com,{'ab'[i % 2]}\n" for i in range(2400))
+    )
+    (tmp_path / "vip.csv").write_text(
+        "email\n" + "".join(f"v{i}@example.com\n" for i in range(1200))
+    )
+    plan = tmp_path / "plan.yaml"
+    plan.write_text(
+        "syncs:\n"
+        "  - {name: vip, input: vip.csv, audience_name: Tier a}\n"
+        "  - {name: tiers, input: tiers.csv, audience_column: tier,"
+        " audience_name_template: 'Tier {value}'}\n"
+    )
+    code, lines, stderr = invoke(str(plan))
+    assert code == 78, stderr
+    failed = {s["name"]: s for s in lines[-1]["syncs"]}
+    message = failed["tiers"]["error"]["message"]
+    assert "sync 'vip'" in message
+    assert "sync 'tiers' value 'a'" in message
+    names = {a["name"] for a in env.audiences.list(env.ad_account_id, {})["audiences"]}
+    assert names == {"Tier a"}  # only the first writer's audience exists

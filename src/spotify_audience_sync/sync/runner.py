@@ -11,6 +11,7 @@ recorded and the others go on; the caller's exit code is the worst of all
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor, wait
 from contextlib import ExitStack
@@ -34,7 +35,7 @@ from spotify_audience_sync.sync.options import (
     plan_overrides,
     resolve_sync,
 )
-from spotify_audience_sync.sync.plan import PlanSync
+from spotify_audience_sync.sync.plan import Claim, PlanSync, check_distinct_audiences
 from spotify_audience_sync.sync.reading import with_suppression
 from spotify_audience_sync.sync.stop import Stop
 
@@ -138,6 +139,8 @@ def run_plan(
     stop = stop or Stop()
     outcomes = {sync.name: SyncOutcome(sync.name) for sync in syncs}
 
+    claims = _Claims()
+
     def run_unit(unit: list[PlanSync]) -> None:
         jobs: list[_Planned] = []
         for sync in unit:
@@ -168,6 +171,12 @@ def run_plan(
                 if stop.stopped:
                     _close(groups)
                     continue  # no outcome yet: marked as stopped below
+                try:
+                    claims.take(job, groups)
+                except SyncError as exc:
+                    _close(groups)
+                    _fail(outcomes[job.sync.name], exc)
+                    continue
                 client = clients(job.options.ad_account_id)
                 if plan_id is not None:
                     job = _renamed(job, store, plan_id)
@@ -179,6 +188,33 @@ def run_plan(
             if outcome.error is None and not outcome.audiences:
                 _fail(outcome, stop.error())
     return [outcomes[sync.name] for sync in syncs]
+
+
+class _Claims:
+    """The audiences the plan's syncs write, as their names render: two syncs (or two groups)
+    that would write one audience are refused before either writes (78, both named): the one
+    run last would silently replace the other's members. The plan's literal names and ids are
+    checked when it is loaded; rendered group names only exist once each sync has read."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._taken: list[Claim] = []
+
+    def take(self, job: _Planned, groups: Mapping[str | None, object]) -> None:
+        o, template = job.options, job.sync.audience_name_template
+        account = o.ad_account_id
+        if template is None:
+            kind, value = ("id", o.audience_id) if o.audience_id else ("name", o.audience_name)
+            mine = [(f"sync {job.sync.name!r}", account, kind, value or "")]
+        else:
+            mine = [
+                (f"sync {job.sync.name!r} value {value!r}", account, "name",
+                 template.replace("{value}", str(value)))
+                for value in groups
+            ]  # fmt: skip
+        with self._lock:
+            check_distinct_audiences([*self._taken, *mine])
+            self._taken += mine
 
 
 def _renamed(job: _Planned, store: StateBackend, plan_id: str) -> _Planned:
