@@ -4,6 +4,7 @@ notifications and metrics, end to end through the CLI against the sandbox."""
 from __future__ import annotations
 
 import json
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -181,3 +182,106 @@ def test_a_plan_sync_renamed_in_the_plan_renames_its_audience(env: Sandbox, tmp_
     (renamed,) = _audiences(env)
     assert (renamed["id"], renamed["name"]) == (audience["id"], "Second name")
     assert _events(lines, "edited")
+
+
+def test_a_group_whose_own_sync_failed_is_no_orphan(env: Sandbox, tmp_path: Path) -> None:
+    """Review: group b still there but refused (too few identifiers) must not be pruned."""
+    both = _segment(tmp_path / "both.csv", range(3000), tier=True)
+    group = ["--audience-column", "tier", "--audience-name-template", "Tier {value}"]
+    code, _, stderr = invoke("sync", str(both), *group)
+    assert code == 0, stderr
+    shrunk = tmp_path / "shrunk.csv"
+    rows = both.read_text().splitlines(True)
+    shrunk.write_text(rows[0] + "".join(r for r in rows[1:] if r.endswith(",a\n")) + rows[2])
+    code, lines, stderr = invoke("sync", str(shrunk), *group, "--prune-orphans")
+    assert code == 4, stderr  # group b refused by a guard
+    assert {a["name"] for a in _audiences(env)} == {"Tier a", "Tier b"}
+    assert not [w for w in _events(lines, "warning") if w["code"] == "orphaned_audience"]
+
+
+def test_an_adopted_audience_is_never_pruned(env: Sandbox, tmp_path: Path) -> None:
+    """Review: an audience this state found by name (made elsewhere) is not its own."""
+    only_b = _segment(tmp_path / "b.csv", range(1, 3000, 2))
+    code, _, stderr = invoke(
+        "sync", str(only_b), "--audience-name", "Tier b", "--state-dir", str(tmp_path / "other")
+    )
+    assert code == 0, stderr
+    both = _segment(tmp_path / "both.csv", range(3000), tier=True)
+    group = ["--audience-column", "tier", "--audience-name-template", "Tier {value}"]
+    code, lines, stderr = invoke("sync", str(both), *group)
+    assert code == 0, stderr
+    actions = {a["sync"]["audience_name"]: a["sync"]["action"] for a in lines[-1]["audiences"]}
+    assert actions == {"Tier a": "created", "Tier b": "replaced"}
+    only_a = tmp_path / "only_a.csv"
+    only_a.write_text(
+        "".join(line for line in both.read_text().splitlines(True) if not line.endswith(",b\n"))
+    )
+    code, _, stderr = invoke("sync", str(only_a), *group, "--prune-orphans")
+    assert code == 0, stderr
+    assert {a["name"] for a in _audiences(env)} == {"Tier a", "Tier b"}
+
+
+def test_metrics_that_cannot_be_pushed_leave_the_exit_code_alone(
+    env: Sandbox, tmp_path: Path
+) -> None:
+    """Review: a port that does not speak HTTP made a successful sync exit 1."""
+    import socket
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(1)
+    port = listener.getsockname()[1]
+
+    def garbage() -> None:
+        conn, _ = listener.accept()
+        conn.recv(65536)
+        conn.sendall(b"not http at all\r\n\r\n")
+        conn.close()
+
+    thread = threading.Thread(target=garbage, daemon=True)
+    thread.start()
+    seg = _segment(tmp_path / "s.csv", range(1500))
+    try:
+        code, lines, stderr = invoke(
+            "sync", str(seg), "--audience-name", "Pushed", "--pushgateway-url",
+            f"http://127.0.0.1:{port}",
+        )  # fmt: skip
+    finally:
+        listener.close()
+    assert code == 0, stderr
+    assert [w["code"] for w in _events(lines, "warning")] == ["metrics_not_pushed"]
+
+
+def test_a_refused_run_that_read_rows_notifies_without_a_value(
+    env: Sandbox, tmp_path: Path, receiver: Receiver
+) -> None:
+    seg = _segment(tmp_path / "small.csv", range(50))  # under Spotify's 1,000: refused, exit 4
+    code, _, _ = invoke("sync", str(seg), "--audience-name", "Small", "--notify-url", receiver.url)
+    assert code == 4
+    (body,) = receiver.bodies
+    assert body["exit_code"] == 4
+    assert body["audiences"][0]["rows_read"] == 50
+    assert "example.com" not in json.dumps(body)
+
+
+def test_country_column_with_an_audience_column(env: Sandbox, tmp_path: Path) -> None:
+    """Review: the country column was not read in audience-column runs (internal error)."""
+    src = tmp_path / "ph.csv"
+    src.write_text(
+        "phone,Country,tier\n" + "".join(f"020 7946 {i:04d},GB,{'ab'[i % 2]}\n" for i in range(200))
+    )
+    code, lines, stderr = invoke(
+        "prepare", str(src), "-o", str(tmp_path / "{value}.csv"), "--country-column", "Country",
+        "--audience-column", "tier",
+    )  # fmt: skip
+    assert code == 0, stderr
+    written = {v: r["identifiers"]["phone"]["hashed"] for v, r in lines[-1]["audiences"].items()}
+    assert written == {"a": 100, "b": 100}  # national GB numbers, read as GB
+
+
+def test_a_consent_column_that_is_not_there_is_an_input_error(tmp_path: Path) -> None:
+    src = _segment(tmp_path / "s.csv", range(10))
+    code, lines, _ = invoke("prepare", str(src), "-o", str(tmp_path / "o.csv"), "--consent-column",
+                            "Opt")  # fmt: skip
+    assert code == 65
+    assert "no column 'Opt' (--consent-column)" in lines[-1]["message"]

@@ -78,6 +78,9 @@ class _Consumer:
         self.split = split
         self.source = source
         self.columns = resolve_column_lists(source.name, source.columns, split.options.columns)
+        country = split.options.normalize.country_column
+        if country is not None and country not in source.columns:
+            raise InputError(f"{source.name}: no country column {country!r} (--country-column)")
         self.column = _find_column(source, split.column) if split.column else None
         if self.column is not None:
             _refuse_identifier_column(source.name, self.column, self.columns)
@@ -95,7 +98,8 @@ class _Consumer:
     @property
     def wanted(self) -> list[str]:
         consent = self.split.options.consent_column
-        extra = [c for c in (self.column, consent) if c]
+        country = self.split.options.normalize.country_column
+        extra = [c for c in (self.column, consent, country) if c]
         return list(dict.fromkeys([*(c for cs in self.columns.values() for c in cs), *extra]))
 
     def work(self, batch: pl.DataFrame) -> list[tuple[str | None, _Processed]]:
@@ -212,6 +216,7 @@ class _Consumer:
             phone = report.identifiers.get(IdentifierType.PHONE.key)
             if phone is not None and self.column is not None:
                 phone.fallback = None  # see _hashed_then_split
+                phone.row_country = phone.country_unknown = None  # counted per batch too
             email = report.identifiers.get(IdentifierType.EMAIL.key)
             if email is not None and self.column is not None and options.layout == "type-value":
                 email.repaired = None  # counted per batch, as the phone fallback is

@@ -89,13 +89,13 @@ def notification(facts: RunFacts) -> dict[str, Any]:
     }
 
 
-Post = Callable[[str, dict[str, Any]], int]
+Post = Callable[..., int]
 
 
-def _post(url: str, body: dict[str, Any]) -> int:
+def _post(url: str, body: dict[str, Any], timeout: float = TIMEOUT) -> int:
     import httpx2
 
-    with httpx2.Client(timeout=TIMEOUT, follow_redirects=False) as http:
+    with httpx2.Client(timeout=timeout, follow_redirects=False) as http:
         return http.post(url, json=body).status_code
 
 
@@ -105,17 +105,21 @@ def send_notification(
     *,
     post: Post = _post,
     sleep: Callable[[float], None] = time.sleep,
+    attempts: int = ATTEMPTS,
+    timeout: float = TIMEOUT,
 ) -> str | None:
     """POST the notification; None once a 2xx came back, else why not (a warning's message).
 
-    Retried on network errors, 429 and 5xx, ``ATTEMPTS`` times in all with 1 s, 2 s waits; a
+    Retried on network errors, 429 and 5xx, ``attempts`` times in all with 1 s, 2 s waits; a
     4xx is final (the receiver refused the body: sending it again would not change that).
+    A stopped run passes one attempt and a short timeout: its final object must come within
+    the grace period a scheduler gives it.
     """
     body, shown = notification(facts), mask_url(url).split("/", 3)[2]
     why = "no attempt"
-    for attempt in range(1, ATTEMPTS + 1):
+    for attempt in range(1, attempts + 1):
         try:
-            status = post(url, body)
+            status = post(url, body) if timeout == TIMEOUT else post(url, body, timeout)
         except Exception as exc:  # any transport failure: the run's outcome must not change
             why = f"{type(exc).__name__}"
         else:
@@ -125,6 +129,6 @@ def send_notification(
             why = f"HTTP {status}"
             if status < 500 and status != 429:
                 break
-        if attempt < ATTEMPTS:
+        if attempt < attempts:
             sleep(float(attempt))
     return f"the notification to {shown} was not delivered ({why})"

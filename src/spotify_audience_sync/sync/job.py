@@ -19,7 +19,14 @@ from collections.abc import Callable, Iterator
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
-from spotify_audience_sync.errors import EXIT_SIGINT, EXIT_SIGTERM, SyncError, worst_exit_code
+from spotify_audience_sync.errors import (
+    EXIT_EMPTY,
+    EXIT_SIGINT,
+    EXIT_SIGTERM,
+    EXIT_STILL_PROCESSING,
+    SyncError,
+    worst_exit_code,
+)
 from spotify_audience_sync.sync.events import JobEvent, Phase
 from spotify_audience_sync.sync.history import history_row
 from spotify_audience_sync.sync.many import (
@@ -113,7 +120,9 @@ class Job:
         from spotify_audience_sync.sync.reporting import deliver, run_facts
 
         facts = run_facts(self.run_id, command, code, outcomes, self._warnings, error)
-        for problem, message in deliver(facts, service):
+        self._warnings = []  # the next run of this Job starts afresh
+        hurry = code in (EXIT_SIGINT, EXIT_SIGTERM)
+        for problem, message in deliver(facts, service, hurry=hurry):
             self._warn(message, problem)
 
     def _check_account(self, tokens: Any, ad_account_id: str) -> None:
@@ -228,10 +237,11 @@ class Job:
     ) -> None:
         from spotify_audience_sync.segment.pipeline import prepare_segment
 
-        segment = open_segment(run.source) if source is None else contextlib.nullcontext(source)
         # The suppression lists are subtracted as the staged segment is deduplicated, in the
-        # Mirror sync's first step: they stay open until it is done.
+        # Mirror sync's first step: they stay open until it is done. Read before the segment
+        # is opened, so a list that fails leaves no open source behind.
         with with_suppression(run.prepare, run.exclude, run.source) as asked:
+            segment = open_segment(run.source) if source is None else contextlib.nullcontext(source)
             with segment as opened:
                 options = self._columns(opened, asked)
                 with self._phase("read") as progress:
@@ -337,12 +347,13 @@ class Job:
 
         assert run.groups is not None
         assert run.groups.template is not None
-        opened = open_segment(run.source) if source is None else contextlib.nullcontext(source)
-        lists = contextlib.ExitStack()  # open until every group is deduplicated
-        asked = lists.enter_context(with_suppression(run.prepare, run.exclude, run.source))
-        with lists, opened as segment, self._phase("read") as progress:
-            split = Split(asked, column=run.groups.column, max_groups=run.groups.max_groups)
-            (groups,) = prepare_split(segment, [split], on_progress=progress)
+        lists = contextlib.ExitStack()  # the suppression lists: open until every group is done
+        with lists:  # ... and read before the source is opened: a failure leaves nothing open
+            asked = lists.enter_context(with_suppression(run.prepare, run.exclude, run.source))
+            opened = open_segment(run.source) if source is None else contextlib.nullcontext(source)
+            with opened as segment, self._phase("read") as progress:
+                split = Split(asked, column=run.groups.column, max_groups=run.groups.max_groups)
+                (groups,) = prepare_split(segment, [split], on_progress=progress)
             lists = lists.pop_all()
         try:
             options = audience_options(run.sync, run.groups.template, [str(k) for k in groups])
@@ -391,21 +402,33 @@ class Job:
 
         An orphan is reported as a warning and gets a history row of its own."""
         produced = [o.report.audience_id for o in outcomes if o.report.audience_id]
-        if not dry_run:
-            claim(backend, account, owner, produced)
-        found = find_orphans(backend, account, owner, produced, current=current)
-        delete = prune and not dry_run
+        if not dry_run:  # only what this state created: an adopted audience is never ours
+            made = [o.report.audience_id for o in outcomes if o.report.action == "created"]
+            claim(backend, account, owner, [i for i in made if i])
+        # A group still here whose own sync failed (before it found its audience) is no orphan.
+        names = {o.report.audience_name for o in outcomes if o.report.audience_name}
+        found = [
+            s
+            for s in find_orphans(backend, account, owner, produced, current=current)
+            if s.audience_name not in names
+        ]
+        # Delete only after a run whose every audience synced: a failure leaves doubt.
+        synced = all(o.exit_code in (0, EXIT_EMPTY, EXIT_STILL_PROCESSING) for o in outcomes)
+        delete = prune and not dry_run and synced
         extra: list[AudienceOutcome] = []
         for orphan in prune_orphans(client, backend, found, delete=delete):
             what = {
-                "kept": "kept (--prune-orphans deletes it)",
+                "kept": "kept (--prune-orphans deletes it)"
+                if synced
+                else "kept (not deleted after a run with a failure)",
                 "deleted": "deleted",
                 "gone": "already gone from Spotify",
                 "live": "kept: it is LIVE (in use by an ad set) and cannot be deleted",
+                "failed": "kept: deleting it failed (the next run tries again)",
             }[orphan.outcome]
             self._warn(
                 f"audience {orphan.audience_name!r} ({orphan.audience_id}) was made for a group "
-                f"this run no longer has: {what}",
+                f"or plan sync this run no longer has: {what}",
                 "orphaned_audience",
                 audience_id=orphan.audience_id,
             )
@@ -497,9 +520,12 @@ class Job:
                     **self._stoppable(stop),
                 )
                 if plan_id is not None and not stop.stopped:  # a stopped plan deletes nothing
-                    self._plan_orphans(
-                        backend, syncs, outcomes, (plan_id, complete, dry_run), client_for
-                    )
+                    try:
+                        self._plan_orphans(
+                            backend, syncs, outcomes, (plan_id, complete, dry_run), client_for
+                        )
+                    except SyncError as exc:  # the syncs' own outcomes stand
+                        self._warn(f"orphans not reviewed: {exc}", "orphans_not_reviewed")
             finally:
                 for client in clients.values():
                     client.close()
@@ -548,8 +574,8 @@ class Job:
                     client_for(account), backend, owner, outcome.audiences, account,
                     dry_run=dry_run, prune=prune,
                 )  # fmt: skip
-        if not complete or not outcomes:
-            return
+        if not complete or not outcomes or any(o.exit_code not in (0, 3, 5) for o in outcomes):
+            return  # a sync removed from the plan is judged only after a clean run of all
         for account in sorted({s.ad_account_id or self.settings.account_id for s in syncs}):
             outcomes[-1].audiences += self._orphans(
                 client_for(account), backend, owner_key("plan", plan_id), [], account,

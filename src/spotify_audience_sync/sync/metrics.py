@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+from http.client import HTTPException
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -53,9 +54,10 @@ def registry(
     last success. An audience that failed and never succeeded has no such series."""
     from prometheus_client import CollectorRegistry, Gauge
 
+    # Each audience by its own outcome: one failed group must not mark the others failed.
     successes = {
         _label(a): (previous_success or {}).get(_label(a))
-        if a.exit_code != 0 or not facts.succeeded
+        if a.exit_code != 0
         else facts.finished_at
         for a in facts.audiences
     }
@@ -79,7 +81,7 @@ def registry(
     }
     for audience in facts.audiences:
         label = _label(audience)
-        gauges["last_run_exit_code"].labels(label).set(audience.exit_code or facts.exit_code)
+        gauges["last_run_exit_code"].labels(label).set(audience.exit_code)
         gauges["last_run_timestamp_seconds"].labels(label).set(facts.finished_at)
         success = successes[label]
         if success is not None:
@@ -119,6 +121,8 @@ def write_metrics_file(path: str | Path, facts: RunFacts) -> None:
     from prometheus_client import generate_latest
 
     target = Path(path)
+    if not facts.audiences:  # nothing about any audience: keep the series the file has
+        return
     data = generate_latest(registry(facts, _previous_success(target)))
     try:
         fd, temp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent or Path("."))
@@ -154,7 +158,7 @@ def push_metrics(gateway: str, facts: RunFacts, *, timeout: float = 10.0) -> Non
                 grouping_key={"audience": _label(audience)},
                 timeout=timeout,
             )
-        except OSError as exc:
+        except (OSError, HTTPException, ValueError) as exc:  # refused, not HTTP, a bad URL
             raise TransientError(
                 f"metrics not pushed to {mask_url(gateway)} ({type(exc).__name__})"
             ) from exc

@@ -17,7 +17,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Literal
 
-from spotify_audience_sync.errors import RemoteError
+from spotify_audience_sync.errors import RemoteError, SyncError
 
 if TYPE_CHECKING:
     from spotify_audience_sync.spotify.client import AdsClient
@@ -49,7 +49,7 @@ class Orphan:
 
     audience_id: str
     audience_name: str
-    outcome: Literal["kept", "deleted", "live", "gone"] = "kept"
+    outcome: Literal["kept", "deleted", "live", "gone", "failed"] = "kept"
 
 
 def find_orphans(
@@ -78,18 +78,15 @@ def prune_orphans(
     """Delete each orphan when ``delete``; a LIVE one (409) is kept and said so."""
     results: list[Orphan] = []
     for state in orphans:
-        outcome: Literal["kept", "deleted", "live", "gone"] = "kept"
+        outcome: Literal["kept", "deleted", "live", "gone", "failed"] = "kept"
         if delete:
             try:
                 client.delete_audience(state.audience_id)
                 outcome = "deleted"
             except RemoteError as exc:
-                if exc.status == 409:
-                    outcome = "live"
-                elif exc.status == 404:
-                    outcome = "gone"
-                else:
-                    raise
+                outcome = "live" if exc.status == 409 else "gone" if exc.status == 404 else "failed"
+            except SyncError:  # transient, or an unknown outcome: kept; the next run tries again
+                outcome = "failed"
             if outcome in ("deleted", "gone"):
                 store.forget(state.ad_account_id, state.audience_id)
         results.append(Orphan(state.audience_id, state.audience_name, outcome))

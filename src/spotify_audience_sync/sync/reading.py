@@ -11,6 +11,7 @@ from contextlib import contextmanager
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
+from spotify_audience_sync.errors import InputError
 from spotify_audience_sync.sync.events import JobEvent
 
 if TYPE_CHECKING:
@@ -48,6 +49,9 @@ def chosen_columns(source: Source, options: PrepareOptions) -> tuple[PrepareOpti
 
     columns = resolve_column_lists(source.name, source.columns, options.columns)
     country = resolve_country_column(source.name, source.columns, options.country_column)
+    consent = options.consent_column
+    if consent is not None and consent not in source.columns:
+        raise InputError(f"{source.name}: no column {consent!r} (--consent-column)")
 
     def shown(name: str) -> str:
         return column_label(name, source.columns.index(name) + 1)

@@ -9,7 +9,7 @@ warning for the Job to emit.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING
 
 from spotify_audience_sync.errors import SyncError
@@ -67,26 +67,40 @@ def run_facts(
     )
 
 
-def deliver(facts: RunFacts, service: ServiceOptions) -> list[tuple[str, str]]:
-    """Notify and write or push metrics as ``service`` asks; what failed, as (code, message)."""
+def deliver(
+    facts: RunFacts, service: ServiceOptions, *, hurry: bool = False
+) -> list[tuple[str, str]]:
+    """Notify and write or push metrics as ``service`` asks; what failed, as (code, message).
+
+    Never raises: a channel that fails for any reason is a warning, never the run's outcome.
+    ``hurry`` (a stopped run): one attempt each, two seconds at most, so the final object still
+    comes within a scheduler's grace period."""
     from spotify_audience_sync.sync.alerts import send_notification, should_notify
+    from spotify_audience_sync.sync.metrics import push_metrics, write_metrics_file
 
     problems: list[tuple[str, str]] = []
-    if service.notify_url and should_notify(facts, service.notify_on):
-        why = send_notification(service.notify_url, facts)
-        if why is not None:
-            problems.append(("notification_not_sent", why))
-    if service.metrics_file or service.pushgateway_url:
-        from spotify_audience_sync.sync.metrics import push_metrics, write_metrics_file
 
-        if service.metrics_file:
-            try:
-                write_metrics_file(service.metrics_file, facts)
-            except SyncError as exc:
-                problems.append(("metrics_not_written", str(exc)))
-        if service.pushgateway_url:
-            try:
-                push_metrics(service.pushgateway_url, facts)
-            except SyncError as exc:
-                problems.append(("metrics_not_pushed", str(exc)))
+    def attempt(code: str, action: Callable[[], str | None]) -> None:
+        try:
+            why = action()
+        except SyncError as exc:
+            why = str(exc)
+        except Exception as exc:  # a bug or a foreign error: still never the run's outcome
+            why = f"{code.replace('_', ' ')} ({type(exc).__name__})"
+        if why is not None:
+            problems.append((code, why))
+
+    if service.notify_url and should_notify(facts, service.notify_on):
+        url = service.notify_url
+        tries, wait = (1, 2.0) if hurry else (3, 10.0)
+        attempt(
+            "notification_not_sent",
+            lambda: send_notification(url, facts, attempts=tries, timeout=wait),
+        )
+    if service.metrics_file:
+        path = service.metrics_file
+        attempt("metrics_not_written", lambda: write_metrics_file(path, facts))
+    if service.pushgateway_url:
+        gateway, budget = service.pushgateway_url, 2.0 if hurry else 10.0
+        attempt("metrics_not_pushed", lambda: push_metrics(gateway, facts, timeout=budget))
     return problems

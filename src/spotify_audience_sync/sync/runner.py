@@ -23,6 +23,7 @@ from spotify_audience_sync.errors import ConfigError, SyncError, worst_exit_code
 from spotify_audience_sync.segment.split import Split, prepare_split
 from spotify_audience_sync.sync.many import (
     AudienceOutcome,
+    audience_name,
     audience_options,
     check_groups,
     mirror_groups,
@@ -123,18 +124,16 @@ def run_plan(
 ) -> list[SyncOutcome]:
     """Run ``syncs``; return each one's outcome, in the order given.
 
-    ``plan_id`` (the plan file) finds the audience a sync made before by the sync's name, so a
-    sync whose ``audience_name`` changed renames its audience instead of making another.
+    ``plan_id`` (the plan file) lets a sync whose ``audience_name`` changed rename its audience.
     The reads run on ``parallel`` worker threads; the calling thread only waits for them, so a
     signal there (SIGTERM, Ctrl-C) sets ``stop``: the running syncs end at their next
     checkpoint (see :mod:`sync.stop`), none starts, and after at most :data:`STOP_GRACE`
     seconds every sync has its outcome (143 for those stopped). The signal's exception is then
     in ``stop.cause``, for the caller to raise once it has recorded the outcomes.
 
-    ``clients(ad_account_id)`` gives the API client of an ad account (one OAuth session and one
-    rate limiter behind them all). ``folder`` resolves relative inputs (the plan's folder);
-    ``environ`` holds the database URLs the plan names. ``kwargs`` go to :func:`mirror.mirror`
-    (``uploader``, ``sleep``, ...).
+    ``clients(ad_account_id)``: an ad account's client (one OAuth session and rate limiter for
+    all). ``folder``: the plan's, for relative inputs; ``environ``: the database URLs the plan
+    names; ``kwargs`` go to :func:`mirror.mirror` (``uploader``, ``sleep``, ...).
     """
     stop = stop or Stop()
     outcomes = {sync.name: SyncOutcome(sync.name) for sync in syncs}
@@ -209,7 +208,7 @@ class _Claims:
         else:
             mine = [
                 (f"sync {job.sync.name!r} value {value!r}", account, "name",
-                 template.replace("{value}", str(value)))
+                 audience_name(template, str(value)))
                 for value in groups
             ]  # fmt: skip
         with self._lock:
