@@ -40,3 +40,25 @@ def test_scrubber_removes_the_password_however_quoted() -> None:
     scrub = scrubber("mysql://me:p%40ss@h/db")
     assert scrub("failed for me:p@ss and p%40ss") == "failed for me:*** and ***"
     assert redact_url("mysql://me:p%40ss@h/db") == "mysql://me:***@h/db"
+
+
+def test_http_request_logs_show_the_host_only(caplog: pytest.LogCaptureFixture) -> None:
+    """httpx2 logs each request's URL at INFO: a signed URL or a webhook must not show whole."""
+    import logging
+
+    import httpx2
+
+    from spotify_audience_sync.redact import guard_http_logs
+
+    guard_http_logs()
+    guard_http_logs()  # once is enough, twice is harmless
+    url = httpx2.URL("https://storage.googleapis.com/bucket/f.csv?X-Goog-Signature=c0ffee")
+    hook = "https://hooks.slack.com/services/T000/B000/webhook-secret-part"
+    with caplog.at_level(logging.INFO, logger="httpx2"):
+        logging.getLogger("httpx2").info('HTTP Request: %s %s "%s"', "PUT", url, "HTTP/1.1")
+        logging.getLogger("httpx2").info("HTTP Request: %s %s", "POST", hook)
+    assert "https://storage.googleapis.com/…" in caplog.text
+    assert "c0ffee" not in caplog.text
+    assert "bucket" not in caplog.text
+    assert "webhook-secret-part" not in caplog.text
+    assert len(logging.getLogger("httpx2").filters) == 1

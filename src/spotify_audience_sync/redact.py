@@ -8,11 +8,12 @@ URLs) mask the same way without importing each other.
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Callable
 from urllib.parse import unquote, urlsplit
 
-__all__ = ["mask", "mask_url", "redact_url", "scrubber"]
+__all__ = ["guard_http_logs", "mask", "mask_url", "redact_url", "scrubber"]
 
 _SHOWN = 4
 _SECRET_PARAMS = re.compile(r"pass|pwd|secret|token|key", re.I)
@@ -74,3 +75,28 @@ def scrubber(url: str) -> Callable[[str], str]:
         return text
 
     return scrub
+
+
+class _HttpLogFilter(logging.Filter):
+    """httpx2 logs every request's full URL at INFO: a signed upload URL, a webhook URL. Where
+    a library user turns INFO on, only scheme and host may show."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple) and any("://" in str(a) for a in record.args):
+            record.args = tuple(_host_only(a) for a in record.args)
+        return True
+
+
+def _host_only(value: object) -> object:
+    text = str(value)
+    if "://" not in text:
+        return value
+    parts = urlsplit(text)
+    return f"{parts.scheme}://{parts.netloc.rsplit('@', 1)[-1]}/…"
+
+
+def guard_http_logs() -> None:
+    """Attach the filter to httpx2's logger, once (every module that sends calls it)."""
+    logger = logging.getLogger("httpx2")
+    if not any(isinstance(f, _HttpLogFilter) for f in logger.filters):
+        logger.addFilter(_HttpLogFilter())

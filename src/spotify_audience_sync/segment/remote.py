@@ -25,7 +25,9 @@ from collections.abc import Iterator
 from typing import Any
 
 from spotify_audience_sync.errors import ConfigError, InputError, InputNotFoundError, TransientError
-from spotify_audience_sync.redact import mask_url
+from spotify_audience_sync.redact import guard_http_logs, mask_url
+
+guard_http_logs()  # a signed input URL never reaches a log whole
 
 __all__ = ["SCHEMES", "is_url", "open_url"]
 

@@ -32,10 +32,13 @@ from spotify_audience_sync.errors import (
     TransientError,
     UploadSessionLostError,
 )
+from spotify_audience_sync.redact import guard_http_logs
 from spotify_audience_sync.spotify.events import event
 from spotify_audience_sync.spotify.redact import mask_url
 from spotify_audience_sync.spotify.retry import RetryPolicy, Verdict, classify
 from spotify_audience_sync.spotify.window import StreamWindow
+
+guard_http_logs()  # signed URLs never reach a log whole
 
 __all__ = ["CHUNK_MULTIPLE", "DEFAULT_CHUNK_SIZE", "UploadResult", "upload_file"]
 

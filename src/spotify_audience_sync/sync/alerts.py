@@ -95,6 +95,10 @@ Post = Callable[..., int]
 def _post(url: str, body: dict[str, Any], timeout: float = TIMEOUT) -> int:
     import httpx2
 
+    from spotify_audience_sync.redact import guard_http_logs
+
+    guard_http_logs()  # a webhook URL is a credential: httpx2 would log it whole
+
     with httpx2.Client(timeout=timeout, follow_redirects=False) as http:
         return http.post(url, json=body).status_code
 
