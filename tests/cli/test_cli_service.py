@@ -285,3 +285,17 @@ def test_a_consent_column_that_is_not_there_is_an_input_error(tmp_path: Path) ->
                             "Opt")  # fmt: skip
     assert code == 65
     assert "no column 'Opt' (--consent-column)" in lines[-1]["message"]
+
+
+def test_a_lookalike_that_cannot_be_made_is_a_warning(env: Sandbox, tmp_path: Path) -> None:
+    """Review: the membership is written; a lookalike failure must not fail the sync."""
+    from spotify_audience_sync.sandbox import FaultRule
+
+    seg = _segment(tmp_path / "s.csv", range(1500))
+    code, _, stderr = invoke("sync", str(seg), "--audience-name", "Seed")
+    assert code == 0, stderr
+    env.faults.add([FaultRule(route="createAudience", status=400)])
+    code, lines, stderr = invoke("sync", str(seg), "--audience-name", "Seed", "--lookalike")
+    assert code == 0, stderr
+    assert [w["code"] for w in _events(lines, "warning")] == ["lookalike_not_kept"]
+    assert _audiences(env, "LOOKALIKE") == []

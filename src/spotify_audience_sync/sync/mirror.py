@@ -170,8 +170,10 @@ class Mirror:
             validate_options(self.options)
             self.stage()
             with ExitStack() as locks:
-                audience = self.align(self.find(locks))
-                if not self.decide(audience):
+                audience = self.find(locks)
+                skip = self.decide(audience)  # the guards first: a refused run renames nothing
+                audience = self.align(audience)
+                if not skip:
                     audience = self.write(audience)
                 if audience is not None:
                     self.keep_lookalike(audience)
@@ -252,7 +254,14 @@ class Mirror:
             return
         last = self.store.load(o.ad_account_id, audience.id)
         known = last.lookalike_id if last is not None else None
-        lookalike, created = ensure_lookalike(self.client, audience, known)
+        try:
+            lookalike, created = ensure_lookalike(self.client, audience, known)
+        except SyncError as exc:  # the membership is written: this run's outcome stands
+            self.emit(
+                "warning", level="warning", code="lookalike_not_kept", audience_id=audience.id,
+                message=f"the lookalike of audience {audience.id} was not kept: {exc}",
+            )  # fmt: skip
+            return
         self.report.lookalike_id = lookalike.id
         if last is not None and last.lookalike_id != lookalike.id:
             self.store.save(replace(last, lookalike_id=lookalike.id))

@@ -31,7 +31,7 @@ def audience_facts(outcome: AudienceOutcome) -> AudienceFacts:
         rows = prepared.report.rows_read
         for counts in prepared.report.identifiers.values():
             for reason, n in counts.rejected.items():
-                if n:
+                if n and reason != "empty":  # a blank optional cell is no rejected value
                     rejected[reason] = rejected.get(reason, 0) + n
     return AudienceFacts(
         name=report.audience_name,
