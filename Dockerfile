@@ -55,12 +55,13 @@ RUN --mount=type=cache,target=/root/.cache/uv \
 RUN --mount=type=cache,target=/root/.cache/uv \
     uv pip install --python /app/.venv/bin/python --require-hashes \
       -r requirements/build-constraints.txt
-# Then the project itself, as a wheel (not editable): the image needs no source tree.
+# Then the project itself, as a wheel (not editable): the image needs no source tree. An exact
+# sync: uv builds the wheel with the setuptools above, then removes setuptools (outside the
+# lock, 8 MB the tool never imports) from the venv the image ships.
 COPY README.md ./
 COPY src ./src
 RUN --mount=type=cache,target=/root/.cache/uv \
-    uv sync --frozen --no-dev --extra mysql --extra cloud --no-editable --inexact \
-      --no-build-isolation
+    uv sync --frozen --no-dev --extra mysql --extra cloud --no-editable --no-build-isolation
 # What the tool never reads, out of the image (~50 MB with its bytecode): phonenumbers'
 # geocoding, carrier and time-zone tables (its "lite" subset; parsing and validation read
 # data/ only) and the test suites numpy ships.

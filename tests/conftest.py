@@ -363,3 +363,32 @@ def receiver() -> Iterator[Receiver]:
     yield got
     got.server.shutdown()
     got.server.server_close()
+
+
+#: Starts argv[2:], waits for it and writes its peak RSS (kB, from wait4) to the file argv[1].
+_PEAK_RSS_WRAPPER = """
+import os, subprocess, sys
+child = subprocess.Popen(sys.argv[2:])
+_, status, usage = os.wait4(child.pid, 0)
+with open(sys.argv[1], "w") as out:
+    out.write(str(usage.ru_maxrss))
+sys.exit(os.waitstatus_to_exitcode(status))
+"""
+
+
+def run_with_peak_rss(
+    command: list[str], peak_file: Path, **kwargs: Any
+) -> tuple[subprocess.CompletedProcess[str], float]:
+    """Run ``command`` (``subprocess.run`` arguments in ``kwargs``): its result and its own peak
+    RSS in MB.
+
+    Not ``wait4`` on a child of the test process: subprocess starts children with vfork (or
+    fork), and Linux carries the parent's peak into the child's ``ru_maxrss`` (and
+    ``getrusage(RUSAGE_SELF)``) at exec. In a whole-suite pytest that once held 900 MB, every
+    child "peaks" at 900 MB. A small Python in between starts the command, so the command
+    inherits only that process's ~10 MB, and reports ``wait4``'s figure for it.
+    """
+    done = subprocess.run(
+        [sys.executable, "-c", _PEAK_RSS_WRAPPER, str(peak_file), *command], **kwargs
+    )
+    return done, int(peak_file.read_text(encoding="utf-8")) / 1024

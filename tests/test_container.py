@@ -345,7 +345,8 @@ def test_install_steps_replayed_from_the_lock_give_a_working_command(
             str(venv / "bin" / "python"),
             "-c",
             "import importlib.util as u, spotify_audience_sync as s;"
-            "print(s.__file__); print(u.find_spec('pytest') is None)",
+            "print(s.__file__); print(u.find_spec('pytest') is None);"
+            "print(u.find_spec('setuptools') is None)",
         ],
         cwd=data,
         env=run_env,
@@ -354,6 +355,7 @@ def test_install_steps_replayed_from_the_lock_give_a_working_command(
         timeout=60,
         check=True,
     )
-    installed_at, no_pytest = where.stdout.split()
+    installed_at, no_pytest, no_setuptools = where.stdout.split()
     assert Path(installed_at).is_relative_to(venv), "installed as a wheel, not editable"
     assert no_pytest == "True", "--no-dev: no dev dependency in the image"
+    assert no_setuptools == "True", "the build backend builds the wheel, the image never ships it"

@@ -23,6 +23,7 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
+from conftest import run_with_peak_rss
 from spotify_audience_sync.cli.main import main
 from spotify_audience_sync.errors import EXIT_TABLE
 from spotify_audience_sync.sandbox import Sandbox
@@ -174,11 +175,16 @@ def test_stdout_on_a_full_device_is_exit_73(tmp_path: Path) -> None:
 def _peak_mb(source: Path, out: Path) -> float:
     """Peak RSS (MB) of a `prepare` child of ``source``; it must succeed."""
     command = [sys.executable, "-m", "spotify_audience_sync", "prepare", str(source)]
-    child = subprocess.Popen([*command, "-o", str(out), "-q"], stdout=subprocess.DEVNULL)
-    _, status, usage = os.wait4(child.pid, 0)
-    child.returncode = os.waitstatus_to_exitcode(status)  # reaped here, for its rusage
-    assert child.returncode == 0
-    return usage.ru_maxrss / 1024
+    done, peak = run_with_peak_rss(
+        [*command, "-o", str(out), "-q"],
+        out.with_name(out.name + ".peak"),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    return peak
 
 
 def test_memory_stays_bounded_with_a_million_identical_rows(tmp_path: Path) -> None:

@@ -24,7 +24,7 @@ import polars as pl
 import pytest
 from click.testing import CliRunner
 
-from conftest import PG_BASE, pg_execute, require_postgres
+from conftest import PG_BASE, pg_execute, require_postgres, run_with_peak_rss
 from spotify_audience_sync.cli.main import main
 from spotify_audience_sync.errors import ConfigError, InputError, InputNotFoundError
 from spotify_audience_sync.sandbox import Sandbox
@@ -202,33 +202,33 @@ def test_numbers_arrive_as_the_database_writes_them(table: str) -> None:
     assert rows == [("2", "3.0", "0044 20 7946 0000")]
 
 
-_PEAK_RSS = """
-import resource, sys
+_STREAM = """
+import sys
 from spotify_audience_sync.segment.warehouse import open_query
 rows = 0
 with open_query(sys.argv[1], sys.argv[2], batch_rows=20_000) as source:
     for batch in source.batches(["email", "phone"]):
         rows += batch.height
-print(rows, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024)
+print(rows)
 """
 
 
-def _peak_rss_mb(sql: str) -> tuple[int, int]:
-    done = subprocess.run(
-        [sys.executable, "-c", _PEAK_RSS, sql, PG_URL],
+def _peak_rss_mb(sql: str, peak_file: Path) -> tuple[int, float]:
+    done, peak = run_with_peak_rss(
+        [sys.executable, "-c", _STREAM, sql, PG_URL],
+        peak_file,
         capture_output=True,
         text=True,
         check=True,
         timeout=120,
     )
-    rows, peak = done.stdout.split()
-    return int(rows), int(peak)
+    return int(done.stdout), peak
 
 
-def test_memory_stays_flat_when_the_result_grows_eightfold(table: str) -> None:
-    small_rows, small_peak = _peak_rss_mb(f"SELECT email, phone FROM {table}")
+def test_memory_stays_flat_when_the_result_grows_eightfold(table: str, tmp_path: Path) -> None:
+    small_rows, small_peak = _peak_rss_mb(f"SELECT email, phone FROM {table}", tmp_path / "a")
     big_rows, big_peak = _peak_rss_mb(
-        f"SELECT email, phone FROM {table} CROSS JOIN generate_series(1, 8)"
+        f"SELECT email, phone FROM {table} CROSS JOIN generate_series(1, 8)", tmp_path / "b"
     )
     assert (small_rows, big_rows) == (PEOPLE, 8 * PEOPLE)
     # 2.1 million more rows of text held at once would be well over 100 MB.
