@@ -219,7 +219,7 @@ def test_version_spec_and_check(run: Runner, sandbox_app: SandboxProcess) -> Non
     check = run("check", "--log-format", "human")
     assert check.code == 0, check.stderr
     assert check.stdout.startswith("OK: settings valid, state dir writable, token obtained, ")
-    assert f"ad account {sandbox_app.ad_account_id} readable" in check.stdout
+    assert f"ad account {sandbox_app.ad_account_id} (Sandbox ad account) readable" in check.stdout
 
     checked = run("check")  # no terminal: JSON, as a CDP reads it
     assert checked.code == 0, checked.stderr
