@@ -25,8 +25,8 @@ decide and sent to libphonenumber itself (the report's ``phone.fallback``).
 
 The ``country`` shape is an export with a country column (alpha-2, alpha-3, English names and
 calling codes, some blank or unknown) and phones of twelve countries, most in national format:
-prepared through the library with ``NormalizeOptions(country_column="Country")`` (a region per
-row), its rows/s is to be compared with the mixed file's.
+prepared with ``--country-column Country`` (a region per row), its rows/s is to be compared
+with the mixed file's.
 The baseline is what commercial destinations do: csv + hashlib + phonenumbers, row by row.
 """
 
