@@ -392,3 +392,23 @@ def run_with_peak_rss(
         [sys.executable, "-c", _PEAK_RSS_WRAPPER, str(peak_file), *command], **kwargs
     )
     return done, int(peak_file.read_text(encoding="utf-8")) / 1024
+
+
+# --- raw identifiers of a segment, to prove none leaks -------------------------------------
+def raw_identifiers(path: Path) -> set[str]:
+    """Every raw identifier in a segment, in the forms a leak would take."""
+    import csv
+
+    values: set[str] = set()
+    with path.open(encoding="utf-8", newline="") as f:
+        for row in csv.DictReader(f):
+            for value in row.values():
+                value = (value or "").strip()
+                if len(value) >= 6 and len(value) != 64:
+                    values.update({value, value.lower()})
+    return values
+
+
+def count_leaks(text: str, raw: set[str]) -> int:
+    """How many raw identifiers appear in ``text``: a count, so a failure prints no values."""
+    return sum(1 for value in raw if value in text)

@@ -9,7 +9,6 @@ fix live beside their modules.)
 
 from __future__ import annotations
 
-import csv
 import os
 import re
 import resource
@@ -23,7 +22,7 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-from conftest import run_with_peak_rss
+from conftest import count_leaks, raw_identifiers, run_with_peak_rss
 from spotify_audience_sync.cli.main import main
 from spotify_audience_sync.errors import EXIT_TABLE
 from spotify_audience_sync.sandbox import Sandbox
@@ -40,23 +39,6 @@ def cli(*args: str) -> tuple[int, str]:
     return result.exit_code, result.stdout + result.stderr
 
 
-def raw_identifiers(path: Path = FIXTURE) -> set[str]:
-    """Every raw identifier in a segment, in the forms a leak would take."""
-    values: set[str] = set()
-    with path.open(encoding="utf-8", newline="") as f:
-        for row in csv.DictReader(f):
-            for value in row.values():
-                value = (value or "").strip()
-                if len(value) >= 6 and len(value) != 64:
-                    values.update({value, value.lower()})
-    return values
-
-
-def leaks(text: str, raw: set[str]) -> int:
-    """How many raw identifiers appear in ``text``: a count, so a failure prints no values."""
-    return sum(1 for value in raw if value in text)
-
-
 # --- "Raw identifiers never leave the process: not in logs, errors, reports or temporary files"
 def test_a_sync_prints_reports_and_stages_no_raw_identifier(env: Sandbox, tmp_path: Path) -> None:
     report, rejects, stage = tmp_path / "r.json", tmp_path / "rejects.csv", tmp_path / "stage"
@@ -66,9 +48,9 @@ def test_a_sync_prints_reports_and_stages_no_raw_identifier(env: Sandbox, tmp_pa
         "--report", str(report), "--rejects", str(rejects), "--temp-dir", str(stage),
     )  # fmt: skip
     assert code == 0, printed[-2000:]
-    raw = raw_identifiers()
+    raw = raw_identifiers(FIXTURE)
     for text in (printed, report.read_text(), rejects.read_text()):
-        assert leaks(text, raw) == 0
+        assert count_leaks(text, raw) == 0
     assert list(stage.iterdir()) == [], "staged files outlived the run"
 
 
@@ -88,7 +70,7 @@ def test_an_identifier_column_never_names_audiences_or_files(
     code, printed = cli(args[0], str(FIXTURE), *args[1:], "--log-format", "json")
     assert code == 65, printed[-2000:]
     assert "identifier column" in printed
-    assert leaks(printed, raw_identifiers()) == 0
+    assert count_leaks(printed, raw_identifiers(FIXTURE)) == 0
     assert not list(tmp_path.glob("out_*")), "a file was named after a person"
     assert env.audiences.list(env.ad_account_id, {})["audiences"] == []
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import gzip
 import json
 import re
@@ -11,6 +10,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+from conftest import count_leaks, raw_identifiers
 from spotify_audience_sync.cli.main import main
 
 FIXTURE = Path(__file__).resolve().parents[2] / "fixtures" / "segment.csv"
@@ -19,23 +19,6 @@ FIXTURE = Path(__file__).resolve().parents[2] / "fixtures" / "segment.csv"
 def invoke(*args: str, stdin: bytes | None = None) -> tuple[int, str, str]:
     result = CliRunner().invoke(main, ["prepare", *args], input=stdin)
     return result.exit_code, result.stdout, result.stderr
-
-
-def raw_identifiers() -> set[str]:
-    """Every raw identifier in the fixture, in the forms a leak would take."""
-    values: set[str] = set()
-    with FIXTURE.open(encoding="utf-8", newline="") as f:
-        for row in csv.DictReader(f):
-            for value in row.values():
-                value = (value or "").strip()
-                if len(value) >= 6 and len(value) != 64:
-                    values.update({value, value.lower()})
-    return values
-
-
-def count_leaks(text: str, raw: set[str]) -> int:
-    """How many raw identifiers appear in ``text``: a count, so a failure prints no values."""
-    return sum(1 for value in raw if value in text)
 
 
 def test_prepare_writes_the_file_a_report_and_a_summary(tmp_path: Path) -> None:
@@ -66,7 +49,7 @@ def test_nothing_raw_reaches_output_report_or_terminal(tmp_path: Path) -> None:
     out, report = tmp_path / "out.csv", tmp_path / "report.json"
     code, stdout, stderr = invoke(str(FIXTURE), "-o", str(out), "--report", str(report))
     assert code == 0
-    raw = raw_identifiers()
+    raw = raw_identifiers(FIXTURE)
     assert len(raw) > 1000
     for text in (out.read_text(), report.read_text(), stdout, stderr):
         assert count_leaks(text, raw) == 0
