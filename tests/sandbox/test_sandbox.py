@@ -439,3 +439,31 @@ def test_size_counts_people_not_identifiers() -> None:
     wide = parse_membership((header + "".join(rows) + ",\n").encode())
     assert wide.well_formed == 2400
     assert wide.people == 1200  # one row, one person
+
+
+def test_a_large_file_is_counted_off_the_request_path(api, monkeypatch) -> None:
+    """Processing a large file happens on the emulator's own thread: status reads answer at
+    once and say PROCESSING until the count is done, then settle (never half-counted)."""
+    import threading
+
+    from spotify_audience_sync.sandbox import membership
+
+    release = threading.Event()
+    counting = membership._count_type_value
+
+    def slow_count(data: bytes) -> tuple[int, int]:
+        assert release.wait(10)
+        return counting(data)
+
+    monkeypatch.setattr(membership, "BACKGROUND_BYTES", 1024)
+    monkeypatch.setattr(membership, "_count_type_value", slow_count)
+    rows = "".join(f"EMAIL_ID_SHA256,{sha(f'u{i}@example.com')}\n" for i in range(1200))
+    created = api.audience_from(("type,value\n" + rows).encode())
+    started = time.monotonic()
+    for _ in range(3):
+        assert api("GET", f"/{created['id']}").json()["status"] == "PROCESSING"
+    assert time.monotonic() - started < 2  # answered while the count is held back
+    release.set()
+    settled = api.settle(created["id"])
+    assert settled["status"] == "BOOKABLE"
+    assert settled["size"] == size_range(1200)

@@ -159,6 +159,8 @@ class Audiences:
             return
         if audience.due is None or audience.due > self._monotonic() or audience.pending is None:
             return
+        if not audience.pending.ready:
+            return  # still counting a large file: PROCESSING a while longer, as on Spotify
         members, audience.pending, audience.due = audience.pending, None, None
         if members.bookable:
             audience.status = "LIVE" if audience.live else "BOOKABLE"
@@ -385,6 +387,8 @@ class Audiences:
             audience = self._audiences.get(audience_id)
             if audience is None:
                 raise Problem(404, "Audience not found", code="NOT_FOUND")
+            if audience.pending is not None:
+                audience.pending.wait()  # settled first, so a later read cannot undo the override
             self._settle(audience)
             audience.status, audience.live = status, status == "LIVE"
             return audience.to_json()
