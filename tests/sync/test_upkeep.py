@@ -151,9 +151,30 @@ def test_postgres_migrates_a_version_1_schema_to_owners(pg_url: str) -> None:
     with open_state(pg_url) as backend:
         backend.save(_state(account, "a1", "Before", None))
     # Back to what version 1 of the tool left: no owner columns, version 1 recorded.
-    pg_query(f'ALTER TABLE "{schema}".audience_state DROP COLUMN owner, DROP COLUMN lookalike_id')
+    pg_query(
+        f'ALTER TABLE "{schema}".audience_state DROP COLUMN owner, DROP COLUMN lookalike_id, '
+        "DROP COLUMN staged"
+    )
     pg_query(f'DELETE FROM "{schema}".schema_version WHERE version > 1')
     with open_state(pg_url) as backend:
         assert backend.load(account, "a1") is not None  # the old row survives the migration
         backend.save(_state(account, "a1", "Before", "plan:x"))
         assert [s.audience_id for s in backend.owned(account, "plan:x")] == ["a1"]
+
+
+def test_postgres_migrates_a_version_2_schema_to_staged_digests(pg_url: str) -> None:
+    """Version 3 adds the staged multiset digest: an old row reads as none (counted first)."""
+    schema = pg_url.rsplit("schema=", 1)[1]
+    account = "5a1d8c9e-0000-4000-8000-000000000001"
+    with open_state(pg_url) as backend:
+        backend.save(_state(account, "a1", "Before", None))
+    pg_query(f'ALTER TABLE "{schema}".audience_state DROP COLUMN staged')
+    pg_query(f'DELETE FROM "{schema}".schema_version WHERE version > 2')
+    with open_state(pg_url) as backend:
+        old = backend.load(account, "a1")
+        assert old is not None
+        assert old.staged == ""
+        backend.save(replace(old, staged="ab" * 16))
+        again = backend.load(account, "a1")
+        assert again is not None
+        assert again.staged == "ab" * 16

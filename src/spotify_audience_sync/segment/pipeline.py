@@ -180,14 +180,12 @@ class PreparedSegment:
     ) -> tuple[bytes, int, dict[IdentifierType, int], int, dict[IdentifierType, int]]:
         """One partition's digest, row count, per-type counts and encoded size (worker thread)."""
         parts, gone = self._subtracted(parts)
-        digest = hashlib.sha256()
-        size = 0
-        for group, records in parts.items():
-            digest.update(bytes([group]) + len(records).to_bytes(8, "big"))
-            digest.update(np.ascontiguousarray(records).data)
-            size += encoded_size(records, self.layout, self.kinds, group)
+        size = sum(
+            encoded_size(records, self.layout, self.kinds, group)
+            for group, records in parts.items()
+        )
         rows = sum(len(r) for r in parts.values())
-        return digest.digest(), rows, self._written(parts), size, gone
+        return _digest(parts), rows, self._written(parts), size, gone
 
     def _written(self, parts: dict[int, Records]) -> dict[IdentifierType, int]:
         """Identifiers per type in one partition's distinct records."""
@@ -197,19 +195,31 @@ class PreparedSegment:
                 counts[kind] = counts.get(kind, 0) + n
         return counts
 
-    def chunks(self) -> Iterator[bytes]:
+    @property
+    def staged_digest(self) -> str:
+        """What was staged, duplicates included, order aside (see ``Stage.multiset_digest``):
+        known before deduplication, so a sync can guess "unchanged" before it uploads."""
+        return self._stage.multiset_digest()
+
+    def chunks(self, *, fingerprint: bool = False) -> Iterator[bytes]:
         """Yield the file: the header, then each partition's distinct rows as CSV bytes.
 
         Without :meth:`finalize` first, counts of written rows, duplicates and bytes are
-        complete once this is exhausted (one pass, the cheapest way to write a file).
+        complete once this is exhausted (one pass, the cheapest way to write a file). With
+        ``fingerprint``, that pass also computes the fingerprint :meth:`finalize` would, and
+        keeps the deduplicated partitions, so the file can be produced again (an upload that
+        has to start over): a sync streams its upload from this one pass.
         """
         final = self.report.fingerprint is not None
+        keep = final or fingerprint
+        digest = hashlib.sha256(header(self.layout, self.kinds)) if keep and not final else None
         yield header(self.layout, self.kinds)
         written: dict[IdentifierType, int] = dict.fromkeys(self.kinds, 0)
         suppressed: dict[IdentifierType, int] = dict.fromkeys(self.kinds, 0)
         rows, size = 0, len(header(self.layout, self.kinds))
-        for data, count, counts, gone in self._stage.deduplicated(
-            self._encode, workers=self._workers, keep=final
+        encode = self._encode_measured if digest is not None else self._encode
+        for data, count, counts, gone, part in self._stage.deduplicated(
+            encode, workers=self._workers, keep=keep
         ):
             rows += count
             size += len(data)
@@ -217,10 +227,14 @@ class PreparedSegment:
                 written[kind] += n
             for kind, n in gone.items():
                 suppressed[kind] += n
+            if digest is not None:
+                digest.update(part)
             if data:
                 yield data
         if not final:
             self._set_written(written, rows, size, suppressed)
+        if digest is not None:
+            self.report.fingerprint = digest.hexdigest()
         self.report.seconds = time.perf_counter() - self._started
 
     def _set_written(
@@ -240,15 +254,22 @@ class PreparedSegment:
         self.report.bytes_written = size
 
     def _encode(
-        self, parts: dict[int, Records]
-    ) -> tuple[bytes, int, dict[IdentifierType, int], dict[IdentifierType, int]]:
-        """One partition's distinct records → bytes and counts (runs on a worker thread)."""
+        self, parts: dict[int, Records], digest: bool = False
+    ) -> tuple[bytes, int, dict[IdentifierType, int], dict[IdentifierType, int], bytes]:
+        """One partition's distinct records → bytes, counts and (asked) the partition's digest
+        as :meth:`_measure` computes it (runs on a worker thread)."""
         parts, gone = self._subtracted(parts)
         data = b"".join(
             encode_records(records, self.layout, self.kinds, group)
             for group, records in parts.items()
         )
-        return data, sum(len(r) for r in parts.values()), self._written(parts), gone
+        rows = sum(len(r) for r in parts.values())
+        return data, rows, self._written(parts), gone, _digest(parts) if digest else b""
+
+    def _encode_measured(
+        self, parts: dict[int, Records]
+    ) -> tuple[bytes, int, dict[IdentifierType, int], dict[IdentifierType, int], bytes]:
+        return self._encode(parts, digest=True)
 
     def write_to(self, stream: BinaryIO | AtomicFile | StreamTarget) -> None:
         """Write the whole file to a binary stream."""
@@ -272,6 +293,15 @@ class PreparedSegment:
 
     def __exit__(self, *_: object) -> None:
         self.close()
+
+
+def _digest(parts: dict[int, Records]) -> bytes:
+    """One partition's share of the fingerprint: its distinct records, group by group."""
+    digest = hashlib.sha256()
+    for group, records in parts.items():
+        digest.update(bytes([group]) + len(records).to_bytes(8, "big"))
+        digest.update(np.ascontiguousarray(records).data)
+    return digest.digest()
 
 
 def _country_column(source: Source, options: PrepareOptions) -> str | None:

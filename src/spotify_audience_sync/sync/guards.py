@@ -1,7 +1,8 @@
 """Guards a sync passes before anything is written: what Spotify would ignore, or what would
 empty or shrink an audience by mistake.
 
-Checked from exact counts, before the upload (:mod:`spotify_audience_sync.sync.mirror` says why).
+Checked from upper bounds before any request, and from exact counts before the upload
+completes (:mod:`spotify_audience_sync.sync.mirror` says when and why).
 """
 
 from __future__ import annotations
@@ -29,18 +30,32 @@ def identifier_count(prepared: PreparedSegment) -> int:
     return sum(c.written for c in prepared.report.identifiers.values())
 
 
-def check_guards(prepared: PreparedSegment, last: SyncState | None, options: SyncOptions) -> None:
-    """Refuse what Spotify would ignore or what would wipe an audience by mistake."""
-    identifiers = identifier_count(prepared)
-    size = prepared.report.bytes_written
+def check_guards(
+    prepared: PreparedSegment,
+    last: SyncState | None,
+    options: SyncOptions,
+    *,
+    bound: bool = False,
+) -> None:
+    """Refuse what Spotify would ignore or what would wipe an audience by mistake.
+
+    With ``bound``, before deduplication: each type's accepted identifiers stand in for its
+    distinct ones (never fewer), so only what is sure to be refused is refused; the exact
+    check follows once the distinct rows are counted (before the upload completes).
+    """
+    counts = {
+        key: c.accepted if bound else c.written for key, c in prepared.report.identifiers.items()
+    }
+    identifiers = sum(counts.values())
     if identifiers == 0:
         raise SafetyError("the segment has no valid identifier: refusing to empty the audience")
     if identifiers < MIN_IDENTIFIERS:
         raise SafetyError(
-            f"only {identifiers:,} identifiers; Spotify does not update an audience from fewer "
-            f"than {MIN_IDENTIFIERS:,}"
+            f"only {identifiers:,} identifiers; Spotify does not update an audience "
+            f"from fewer than {MIN_IDENTIFIERS:,}"
         )
-    if size > MAX_BYTES:
+    size = prepared.report.bytes_written
+    if not bound and size > MAX_BYTES:
         raise SafetyError(f"the file would be {size:,} bytes; Spotify accepts at most 1 GiB")
     problems = column_problems(prepared.report, options.max_reject_rate)
     if problems:
@@ -58,9 +73,8 @@ def check_guards(prepared: PreparedSegment, last: SyncState | None, options: Syn
         )
     # Per type too: 1,200 emails replacing 1,000 emails and 1,333 phones keeps the total above
     # half, yet strips every phone from the audience.
-    now = {key: counts.written for key, counts in prepared.report.identifiers.items()}
     for key, before in sorted(last.counts.items()):
-        after = now.get(key, 0)
+        after = counts.get(key, 0)
         if before >= MIN_TYPE_FOR_SHRINK and after < SHRINK_FLOOR * before:
             raise SafetyError(
                 f"{key}: {after:,} identifiers is under half of the last sync's {before:,} "

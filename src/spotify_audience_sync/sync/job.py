@@ -145,7 +145,12 @@ class Job:
         from spotify_audience_sync.spotify.upload import upload_file
 
         def upload(
-            upload_url: str, chunks: Any, *, total_bytes: int | None, chunk_size: int
+            upload_url: str,
+            chunks: Any,
+            *,
+            total_bytes: int | None,
+            chunk_size: int,
+            before_finalize: Callable[[int], None] | None = None,
         ) -> UploadResult:
             with self._phase("upload", total=total_bytes, unit="bytes") as progress:
                 return upload_file(
@@ -154,6 +159,7 @@ class Job:
                     total_bytes=total_bytes,
                     chunk_size=chunk_size,
                     on_progress=progress,
+                    before_finalize=before_finalize,
                 )
 
         return upload

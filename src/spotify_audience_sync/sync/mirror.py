@@ -2,18 +2,24 @@
 
 The only module that knows the whole sequence, one named step of :class:`Mirror` each::
 
-    stage: finalize (exact counts, size, fingerprint), guards   ← nothing sent yet
+    stage: guards from upper bounds (accepted, before deduplication)   ← nothing sent yet
     find: lock the audience; resolve it (id, or exact name; never two with one name)
+    count: only when the run does not stream (below): exact counts, size, fingerprint
     decide: shrink guards; skip if the set is unchanged (fingerprint) and not EMPTY; dry run
     upload: upload URL (new, or replacement) → resumable upload
     create (new only, then settle a race of creates) or replace; remember the audience at once
     poll until BOOKABLE / LIVE / EMPTY or the wait timeout; record the state
 
-Why the guards can run before the upload: the pipeline stages hashes (never raw values) in 0600
-files and deduplicates them before the first byte is produced, so counts, size and fingerprint
-are exact up front. The alternative, holding back the last chunk and cancelling the session,
-would spend the upload (and Spotify's quota) just to refuse it; staging costs a re-read of the
-hashed partitions (measured in benchmarks/bench_sync.py), which is cheaper than an upload.
+Streaming: deduplicating and encoding the staged hashes is one pass, and the upload consumes
+it as it is produced, chunk by chunk, rather than after a first pass that only counts. The
+exact guards and the unchanged check then run where the upload would complete the object
+(``before_finalize``): a refusal, or a set found unchanged, cancels the session, so nothing is
+created or replaced. That spends an upload only when it is refused or needless, so a run
+streams only when it is likely to upload anyway: a new audience, ``--force``, no state, or
+staged records that differ from the last sync's (``Stage.multiset_digest``, known before
+deduplication). A run whose staged records equal the last sync's, a dry run and a small
+segment (under :data:`STREAM_FROM` identifiers, where overlap saves nothing) count first, and
+skip or refuse before any byte is sent, as before.
 """
 
 from __future__ import annotations
@@ -78,6 +84,14 @@ CREATE_SETTLE = 1.5
 #: How many times a run that finds several audiences of its name looks again (2 x CREATE_SETTLE
 #: apart) before refusing: long enough for the losers of a race of creates to delete theirs.
 RACE_RELISTS = 3
+#: Segments with fewer accepted identifiers than this count exactly before uploading (the
+#: guards then refuse before a byte is sent); larger ones stream (see the module docstring).
+STREAM_FROM = 200_000
+
+
+class _Unchanged(Exception):
+    """Raised where the upload would complete: the set equals the last sync's after all."""
+
 
 EventSink = Callable[[str, dict[str, Any]], None]
 
@@ -97,8 +111,17 @@ class Uploader(Protocol):
     """Uploads a streamed file to a signed URL (``upload.upload_file``)."""
 
     def __call__(
-        self, upload_url: str, chunks: Any, *, total_bytes: int | None, chunk_size: int
-    ) -> UploadOutcome: ...
+        self,
+        upload_url: str,
+        chunks: Any,
+        *,
+        total_bytes: int | None,
+        chunk_size: int,
+        before_finalize: Callable[[int], None] | None = None,
+    ) -> UploadOutcome:
+        """``before_finalize(total)`` runs before the request that completes the object; if
+        it raises, the session is cancelled (nothing completed) and the exception propagates."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -171,10 +194,13 @@ class Mirror:
             self.stage()
             with ExitStack() as locks:
                 audience = self.find(locks)
-                skip = self.decide(audience)  # the guards first: a refused run renames nothing
+                last = self._last(audience)
+                if not self._streams(audience, last):
+                    self.count()
+                skip = self.decide(audience, last)  # guards first: a refused run renames nothing
                 audience = self.align(audience)
                 if not skip:
-                    audience = self.write(audience)
+                    audience = self.write(audience, last)
                 if audience is not None:
                     self.keep_lookalike(audience)
             return self.finish()
@@ -189,18 +215,60 @@ class Mirror:
 
     # --- the steps ---------------------------------------------------------------------------
     def stage(self) -> None:
-        """Exact counts, size and fingerprint from the staged hashes; guards before any request."""
-        report, prepared = self.report, self.prepared
+        """Guards from upper bounds (accepted identifiers) before any request: a segment sure
+        to be refused is refused before the audience is even looked up."""
         self._started = self.clock()
-        report.seconds["read"] = prepared.report.seconds
-        prepared.finalize()
-        report.seconds["dedup"] = self.clock() - self._started
+        self.report.seconds["read"] = self.prepared.report.seconds
+        self.report.rows_with_identifier = self.prepared.report.rows_with_identifier
+        self._guard(None)
+
+    def _guard(self, last: SyncState | None) -> None:
+        """The guards: from bounds while the counts are not exact, exact once they are. A
+        refusal from bounds is confirmed by counting, so its message and report say the real
+        numbers (a refused segment is cheap to count: it is small, or it is refused anyway)."""
+        if self.report.fingerprint is not None:
+            check_guards(self.prepared, last, self.options)
+            return
+        try:
+            check_guards(self.prepared, last, self.options, bound=True)
+        except SafetyError:
+            self.count()  # raises for the guards that need no last sync
+            check_guards(self.prepared, last, self.options)
+
+    def count(self) -> None:
+        """Exact counts, size and fingerprint from the staged hashes (a pass of their own)."""
+        started = self.clock()
+        self.prepared.finalize()
+        self.report.seconds["dedup"] = self.clock() - started
+        self._counted()
+
+    def _counted(self) -> None:
+        """The exact counts into the report, once known (after :meth:`count`, or as the
+        streamed upload reaches its end), and the guards the bounds could not decide."""
+        report, prepared = self.report, self.prepared
         report.identifiers = identifier_count(prepared)
-        report.rows_with_identifier = prepared.report.rows_with_identifier
         report.bytes = prepared.report.bytes_written
         report.fingerprint = prepared.report.fingerprint
         self.emit("prepared", identifiers=report.identifiers, bytes=report.bytes)
         check_guards(prepared, None, self.options)
+
+    def _last(self, audience: Audience | None) -> SyncState | None:
+        if audience is None:
+            return None
+        return self.store.load(self.options.ad_account_id, audience.id)
+
+    def _streams(self, audience: Audience | None, last: SyncState | None) -> bool:
+        """Whether the upload streams from the deduplicating pass (module docstring)."""
+        o, prepared = self.options, self.prepared
+        accepted = sum(c.accepted for c in prepared.report.identifiers.values())
+        if o.dry_run or accepted < STREAM_FROM:
+            return False
+        if audience is None or last is None or o.force:
+            return True
+        # State from before multiset digests (empty): count first this once, as before.
+        return bool(last.staged) and (
+            last.staged != prepared.staged_digest or last.layout != prepared.layout
+        )
 
     def find(self, locks: ExitStack) -> Audience | None:
         """Lock by what the user named, resolve, then lock by the audience's id as well.
@@ -236,9 +304,14 @@ class Mirror:
         self.emit("edited", audience_id=audience.id, fields=edits.fields())
         return audience
 
-    def write(self, audience: Audience | None) -> Audience:
-        """Upload, then create the audience or replace its membership; wait if asked."""
-        upload_id, since = self.upload(audience)
+    def write(self, audience: Audience | None, last: SyncState | None = None) -> Audience | None:
+        """Upload, then create the audience or replace its membership; wait if asked.
+
+        None when a streamed upload found the set unchanged at its end (nothing written)."""
+        uploaded = self.upload(audience, last)
+        if uploaded is None:
+            return audience
+        upload_id, since = uploaded
         if audience is None:
             audience, since = self.create(upload_id), None  # any status is about it
         else:
@@ -267,18 +340,13 @@ class Mirror:
             self.store.save(replace(last, lookalike_id=lookalike.id))
         self.emit("lookalike", audience_id=audience.id, lookalike_id=lookalike.id, created=created)
 
-    def decide(self, audience: Audience | None) -> bool:
-        """Guards against the last sync, then skip or dry run: True when nothing is to upload."""
+    def decide(self, audience: Audience | None, last: SyncState | None) -> bool:
+        """Guards against the last sync, then skip or dry run: True when nothing is to upload.
+
+        Before a streamed upload the counts are bounds (exact ones are checked at its end)."""
         o, report = self.options, self.report
-        last = self.store.load(o.ad_account_id, audience.id) if audience is not None else None
-        check_guards(self.prepared, last, o)
-        unchanged = (
-            audience is not None
-            and last is not None
-            and last.fingerprint == report.fingerprint
-            and audience.status != AudienceStatus.EMPTY
-            and not o.force
-        )
+        self._guard(last)
+        unchanged = self._unchanged(audience, last)
         if unchanged and audience is not None and audience.size is not None:
             # The audience holds this very set: its current size gives today's match rate.
             report.size_min, report.size_max = audience.size.min, audience.size.max
@@ -296,23 +364,70 @@ class Mirror:
             self.emit("skipped", audience_id=report.audience_id, reason="unchanged since last sync")
         return unchanged
 
-    def upload(self, audience: Audience | None) -> tuple[str, datetime | None]:
-        """Upload the staged file: (upload id, the wall time a fresh status must not predate)."""
+    def _unchanged(self, audience: Audience | None, last: SyncState | None) -> bool:
+        """The audience holds this very set (same fingerprint), not EMPTY, and no --force."""
+        return (
+            audience is not None
+            and last is not None
+            and self.report.fingerprint is not None
+            and last.fingerprint == self.report.fingerprint
+            and audience.status != AudienceStatus.EMPTY
+            and not self.options.force
+        )
+
+    def _approval(
+        self, audience: Audience | None, last: SyncState | None
+    ) -> Callable[[int], None] | None:
+        """For a streamed upload: what must hold before the object is completed (counts are
+        exact by then); None when the counts were exact before the upload started."""
+        if self.report.fingerprint is not None:
+            return None
+
+        def approve(_total: int) -> None:
+            self._counted()
+            if last is not None:
+                check_guards(self.prepared, last, self.options)
+            if self._unchanged(audience, last):
+                raise _Unchanged
+
+        return approve
+
+    def upload(
+        self, audience: Audience | None, last: SyncState | None = None
+    ) -> tuple[str, datetime | None] | None:
+        """Upload the staged file: (upload id, the wall time a fresh status must not predate);
+        None when a streamed upload found the set unchanged (its session cancelled)."""
         report = self.report
         upload_id, url = self._upload_url(audience)
         started, since = self.clock(), datetime.now(UTC) - FRESHNESS_SLACK
+        approve = self._approval(audience, last)
         for attempt in (1, 2):
             self.emit(
                 "upload",
                 audience_id=audience.id if audience is not None else None,  # None: to be created
                 upload_id=upload_id,
-                bytes=report.bytes,
+                bytes=report.bytes if report.fingerprint is not None else None,  # None: streamed
             )
             try:
-                chunks = self.prepared.chunks()
+                chunks = self.prepared.chunks(fingerprint=approve is not None)
                 size = self.options.chunk_size
-                outcome = self.uploader(url, chunks, total_bytes=report.bytes, chunk_size=size)
+                total = report.bytes if approve is None else None
+                outcome = self.uploader(
+                    url, chunks, total_bytes=total, chunk_size=size, before_finalize=approve
+                )
                 break
+            except _Unchanged:
+                report.seconds["upload"] = self.clock() - started
+                report.action = "skipped"
+                if audience is not None and audience.size is not None:
+                    report.size_min, report.size_max = audience.size.min, audience.size.max
+                self.emit(
+                    "skipped",
+                    audience_id=report.audience_id,
+                    reason="unchanged since last sync (found as the upload ended; the upload "
+                    "was cancelled)",
+                )
+                return None
             except UploadSessionLostError:
                 # The session expired or was dropped: nothing was completed from it, and the
                 # staged file can be read again, so a new upload URL starts it over, once.
@@ -372,6 +487,7 @@ class Mirror:
             layout=prepared.layout,
             bytes=report.bytes,
             status=report.status,
+            staged=prepared.staged_digest,
         )
         self.store.save(state)
 

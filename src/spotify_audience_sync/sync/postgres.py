@@ -47,7 +47,7 @@ if TYPE_CHECKING:
 __all__ = ["DEFAULT_SCHEMA", "SCHEMA_VERSION", "PostgresState"]
 
 DEFAULT_SCHEMA = "spotify_audience_sync"
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 #: Migration n takes the schema from version n-1 to n. ``{s}`` is the schema, quoted.
 MIGRATIONS: dict[int, tuple[str, ...]] = {
@@ -95,11 +95,12 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
         "ALTER TABLE {s}.audience_state ADD COLUMN owner text, ADD COLUMN lookalike_id text",
         "CREATE INDEX audience_state_owner ON {s}.audience_state (ad_account_id, owner)",
     ),
+    3: ("ALTER TABLE {s}.audience_state ADD COLUMN staged text NOT NULL DEFAULT ''",),
 }
 
 _STATE_COLUMNS = (
     "ad_account_id, audience_id, audience_name, synced_at, identifiers, counts, fingerprint, "
-    "layout, bytes, status, owner, lookalike_id"
+    "layout, bytes, status, owner, lookalike_id, staged"
 )
 _RUN_COLUMNS = (
     "run_id, started_at, finished_at, ad_account_id, audience_id, audience_name, action, "
@@ -253,7 +254,7 @@ class PostgresState:
         account, audience, name, synced, identifiers, counts, fingerprint, layout, size, status = (
             row[:10]
         )
-        owner, lookalike_id = row[10:12]
+        owner, lookalike_id, staged = row[10:13]
         return SyncState(
             ad_account_id=account,
             audience_id=audience,
@@ -267,6 +268,7 @@ class PostgresState:
             status=status,
             owner=owner,
             lookalike_id=lookalike_id,
+            staged=staged,
         )
 
     def load(self, ad_account_id: str, audience_id: str) -> SyncState | None:
@@ -280,7 +282,7 @@ class PostgresState:
     def save(self, state: SyncState) -> str:
         self._run(
             f"INSERT INTO {{s}}.audience_state ({_STATE_COLUMNS}) "
-            "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) "
+            "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) "
             "ON CONFLICT (ad_account_id, audience_id) DO UPDATE SET "
             "audience_name = EXCLUDED.audience_name, synced_at = EXCLUDED.synced_at, "
             "identifiers = EXCLUDED.identifiers, counts = EXCLUDED.counts, "
@@ -288,7 +290,7 @@ class PostgresState:
             "bytes = EXCLUDED.bytes, status = EXCLUDED.status, "
             "owner = COALESCE(EXCLUDED.owner, {s}.audience_state.owner), "
             "lookalike_id = COALESCE(EXCLUDED.lookalike_id, {s}.audience_state.lookalike_id), "
-            "updated_at = now()",
+            "staged = EXCLUDED.staged, updated_at = now()",
             (
                 state.ad_account_id,
                 state.audience_id,
@@ -302,6 +304,7 @@ class PostgresState:
                 state.status,
                 state.owner,
                 state.lookalike_id,
+                state.staged,
             ),
         )
         return self._shown

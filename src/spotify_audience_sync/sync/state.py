@@ -48,6 +48,10 @@ class SyncState:
     owner: str | None = None
     #: The LOOKALIKE audience this run keeps seeded from it (``upkeep``).
     lookalike_id: str | None = None
+    #: The staged records' multiset digest (``Stage.multiset_digest``): the next run streams
+    #: its upload at once unless it staged the same, in which case it checks the exact
+    #: fingerprint first and most likely skips without uploading.
+    staged: str = ""
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> SyncState:
