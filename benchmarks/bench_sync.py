@@ -97,7 +97,8 @@ def main() -> None:
                 os.environ.update(env)
                 name = ["--audience-name", f"bench {time.time():.0f}", "--no-wait", "-q"]
                 if not new:  # the audience exists: this run replaces its membership
-                    subprocess.run([*cli, "sync", str(small), *name], check=True)
+                    setup = [*cli, "sync", str(small), *name]
+                    subprocess.run(setup, check=True, stdout=subprocess.DEVNULL)
                 return run_child([*cli, "sync", str(src), *name])
         finally:
             sandbox.terminate()

@@ -167,3 +167,17 @@ def test_a_lost_session_restarts_the_streamed_file_from_the_kept_partitions(
     report = sync(people)
     assert report.action == "created"
     assert emails(sandbox, report.audience_id) == 9000
+
+
+def test_a_streamed_file_past_the_size_limit_is_cancelled_when_it_passes_it(
+    sync: Callable[..., Any], sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import spotify_audience_sync.sync.guards as guards
+
+    monkeypatch.setattr(guards, "MAX_BYTES", 300 * 1024)  # ~3,700 type-value rows
+    recorder = Recorder()
+    with pytest.raises(SafetyError, match="upload was cancelled"):
+        sync(list(range(9000)), uploader=recorder)
+    (call,) = recorder.calls
+    assert call["completed"] is False
+    assert sandbox.audiences.list(sandbox.ad_account_id, {})["audiences"] == []

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
@@ -410,6 +410,8 @@ class Mirror:
             )
             try:
                 chunks = self.prepared.chunks(fingerprint=approve is not None)
+                if approve is not None:
+                    chunks = _within_limit(chunks)
                 size = self.options.chunk_size
                 total = report.bytes if approve is None else None
                 outcome = self.uploader(
@@ -683,6 +685,22 @@ class Mirror:
                 return audience, fresh
             self.sleep(interval)
             interval = min(interval * 2, self.options.max_poll_interval)
+
+
+def _within_limit(chunks: Iterator[bytes]) -> Iterator[bytes]:
+    """A streamed file, refused (SafetyError, the session cancelled) as soon as it passes
+    Spotify's size limit, rather than after a gigabyte more has been sent."""
+    from spotify_audience_sync.sync import guards
+
+    size = 0
+    for chunk in chunks:
+        size += len(chunk)
+        if size > guards.MAX_BYTES:
+            raise SafetyError(
+                f"the file would be over {guards.MAX_BYTES:,} bytes; Spotify accepts at most "
+                "1 GiB (the upload was cancelled; nothing was created or replaced)"
+            )
+        yield chunk
 
 
 def _named(name: str, listed: Iterable[Audience]) -> list[Audience]:
