@@ -85,6 +85,10 @@ class Native(Protocol):
 
     def hex_keys(self, records: Buf, n: int, width: int, col: int, out: Buf, /) -> None: ...
 
+    def ragged_scan(
+        self, chunk: Buf, delimiter: int, width: int, /
+    ) -> tuple[int, int, int, int, int]: ...
+
 
 class PhoneArgs(NamedTuple):
     """The ``phones`` kernel's arguments, in order (see ``_native/phone.c``).
