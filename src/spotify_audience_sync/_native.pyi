@@ -32,7 +32,8 @@ def accelerated() -> bool:
     """True when the CPU's SHA instructions are in use."""
 
 def use_portable(portable: bool) -> None:
-    """Force the portable SHA-256 (True), or go back to the fastest the CPU has (False)."""
+    """Force the portable SHA-256 and field-count scan (True), or go back to the fastest the
+    CPU has (False)."""
 
 def phones(
     views: Buf,
@@ -60,3 +61,12 @@ def partition_order(matrix: Buf, accepted: Buf, n: int, order: Buf, counts: Buf)
 
 def hex_keys(records: Buf, n: int, width: int, col: int, out: Buf) -> None:
     """The 16 hex digits at column ``col`` of each fixed-width record, as u64 sort keys."""
+
+def unique_sorted(records: Buf, n: int, width: int, packed: Buf, bits: int, out: Buf) -> int:
+    """The records in the order of ``packed`` (sorted key|index words, the index in the low
+    ``bits``), each equal to the one kept before it dropped, copied into ``out``; returns how
+    many were kept, or -1 when two different records share a key."""
+
+def ragged_scan(chunk: Buf, delimiter: int, width: int) -> tuple[int, int, int, int, int]:
+    """``(records, short, first_long_index, first_long_fields, first_long_start)`` of a CSV
+    chunk against a header of ``width`` fields (the last three -1 when no record is longer)."""

@@ -121,9 +121,18 @@ static PyMethodDef methods[] = {
     {"hex_keys", sas_py_hex_keys, METH_VARARGS,
      "hex_keys(records, n, width, col, out): the 16 hex digits at column col of each record as "
      "a u64."},
+    {"unique_sorted", sas_py_unique_sorted, METH_VARARGS,
+     "unique_sorted(records, n, width, packed, bits, out) -> kept, or -1: the records in the "
+     "order of the sorted key|index words packed, those equal to the one kept before them "
+     "dropped, into out; -1 when two different records share a key (nothing decided)."},
+    {"ragged_scan", sas_py_ragged_scan, METH_VARARGS,
+     "ragged_scan(chunk, delimiter, width) -> (records, short, first_long_index, "
+     "first_long_fields, first_long_start): CSV records with fewer fields than width, and the "
+     "first with more (-1s when none)."},
     {"accelerated", sas_py_accelerated, METH_NOARGS, "True when the CPU's SHA instructions are used."},
     {"use_portable", sas_py_use_portable, METH_O,
-     "use_portable(flag): force the portable SHA-256 (for tests), or go back to the fastest."},
+     "use_portable(flag): force the portable SHA-256 and field-count scan (for tests), or go "
+     "back to the fastest."},
     {NULL, NULL, 0, NULL}};
 
 static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_native",

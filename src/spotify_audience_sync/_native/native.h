@@ -6,7 +6,8 @@
  *   sha256.c   SHA-256 (portable and SHA-NI), the sha256_hex kernel
  *   email.c    the email rules, the emails kernel
  *   phone.c    the phone DFAs and rules, the phones kernel
- *   staging.c  partition_order and hex_keys, for staging and deduplication
+ *   staging.c  partition_order, hex_keys and unique_sorted, for staging and deduplication
+ *   fields.c   ragged_scan, the CSV field-count scan (rows shorter or longer than the header)
  *   module.c   Arrow string views and buffer checks shared by the kernels, the method table
  *
  * Every argument is checked where Python hands it over (sizes, alignment of typed buffers, the
@@ -168,6 +169,10 @@ PyObject *sas_py_emails(PyObject *self, PyObject *args);
 PyObject *sas_py_phones(PyObject *self, PyObject *args);
 PyObject *sas_py_partition_order(PyObject *self, PyObject *args);
 PyObject *sas_py_hex_keys(PyObject *self, PyObject *args);
+PyObject *sas_py_unique_sorted(PyObject *self, PyObject *args);
+PyObject *sas_py_ragged_scan(PyObject *self, PyObject *args);
+/* Set by use_portable(): the field-count scan builds its masks in plain C (fields.c). */
+extern int sas_scan_portable;
 
 #if defined(__GNUC__) || defined(__clang__)
 #pragma GCC visibility pop

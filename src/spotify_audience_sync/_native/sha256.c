@@ -269,6 +269,7 @@ PyObject *sas_py_accelerated(PyObject *self, PyObject *unused) {
 PyObject *sas_py_use_portable(PyObject *self, PyObject *arg) {
     int portable = PyObject_IsTrue(arg);
     if (portable < 0) return NULL;
+    sas_scan_portable = portable;
 #ifdef SAS_X86
     sas_compress = (!portable && cpu_has_shani()) ? sas_compress_shani : compress_portable;
 #else

@@ -1,5 +1,5 @@
 /* Staging and deduplication helpers over hex-digest matrices: partition_order (a counting
- * sort by partition) and hex_keys (sort keys). */
+ * sort by partition), hex_keys (sort keys) and unique_sorted (the pass after the sort). */
 #include "native.h"
 
 /* A hex digit's value (either case), or 16 for any other byte: unsigned, so a byte below '0'
@@ -151,4 +151,99 @@ PyObject *sas_py_hex_keys(PyObject *self, PyObject *args) {
         return NULL;
     }
     Py_RETURN_NONE;
+}
+
+enum { UNIQUE_COLLISION = -1, UNIQUE_BAD_INDEX = -2 };
+
+/* unique_sorted's loop (below); inlined twice, once with a constant width. */
+static inline __attribute__((always_inline)) Py_ssize_t unique_pass(
+    const uint8_t *r, Py_ssize_t n, Py_ssize_t width, const uint64_t *words, int bits,
+    uint8_t *o) {
+    const uint64_t mask = (1ULL << bits) - 1, count = (uint64_t)n;
+    const size_t w = (size_t)width;
+    enum { AHEAD = 16 }; /* records prefetched ahead: enough misses in flight to hide them */
+    Py_ssize_t kept = 0;
+    uint64_t top = 0;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        if (i + AHEAD < n) {
+            uint64_t next = words[i + AHEAD] & mask;
+            if (next < count) { /* its first and last cache lines (it may span two or more) */
+                __builtin_prefetch(r + next * w);
+                __builtin_prefetch(r + next * w + w - 1);
+            }
+        }
+        uint64_t index = words[i] & mask, key = words[i] >> bits;
+        if (index >= count) return UNIQUE_BAD_INDEX;
+        const uint8_t *record = r + index * w;
+        if (kept && key == top) {
+            if (memcmp(record, o + (size_t)(kept - 1) * w, w) == 0) continue;
+            return UNIQUE_COLLISION;
+        }
+        memcpy(o + (size_t)kept * w, record, w);
+        kept++;
+        top = key;
+    }
+    return kept;
+}
+
+/* The records of a partition in the order of `packed` (sorted u64 words: a key's top bits
+ * above a record index in the low `bits`), each one whose key equals the previous kept
+ * record's dropped when the two are equal byte for byte, copied into out (n * width bytes).
+ * Returns how many were kept, or -1 (out then holds anything) when two different records
+ * share a key: deciding those needs the whole key, encode._exact's work.
+ *
+ * Why: numpy did this in five passes after the sort (neighbour ties; a gather of both sides
+ * of every tie, a copy of 30% of the partition when 30% are duplicates; array_equal;
+ * np.delete; np.take), ~0.13 s per 2M records on one thread; this pass takes ~0.025 s.
+ * Each record is read once, in sorted order, prefetched a few records ahead (the order is
+ * random over the partition), and compared with the copy just written, still in cache. Any
+ * width: a record is only compared and copied (width 64 with the compiler's fixed-size
+ * code). */
+PyObject *sas_py_unique_sorted(PyObject *self, PyObject *args) {
+    PyObject *records_obj, *packed_obj, *out_obj;
+    Py_ssize_t n, width;
+    int bits;
+    if (!PyArg_ParseTuple(args, "OnnOiO", &records_obj, &n, &width, &packed_obj, &bits, &out_obj))
+        return NULL;
+    if (n < 0 || width < 1 || n > PY_SSIZE_T_MAX / width || n > PY_SSIZE_T_MAX / 8 || bits < 1 ||
+        bits > 63) {
+        PyErr_SetString(PyExc_ValueError, "bad record shape");
+        return NULL;
+    }
+    Py_buffer records, packed, out;
+    if (PyObject_GetBuffer(records_obj, &records, PyBUF_C_CONTIGUOUS) < 0) return NULL;
+    if (records.len < n * width) {
+        PyBuffer_Release(&records);
+        PyErr_SetString(PyExc_ValueError, "records shorter than n rows");
+        return NULL;
+    }
+    if (PyObject_GetBuffer(packed_obj, &packed, PyBUF_C_CONTIGUOUS) < 0) {
+        PyBuffer_Release(&records);
+        return NULL;
+    }
+    if (packed.len < 8 * n) {
+        PyErr_SetString(PyExc_ValueError, "packed shorter than n words");
+        goto refused;
+    }
+    if (sas_check_aligned(packed.buf, 8, "packed") < 0) goto refused;
+    if (sas_writable(out_obj, &out, n * width, 1, "out") < 0) goto refused;
+    Py_ssize_t kept;
+    Py_BEGIN_ALLOW_THREADS;
+    if (width == 64) /* type-value: the compiler's fixed-size compare and copy */
+        kept = unique_pass(records.buf, n, 64, packed.buf, bits, out.buf);
+    else
+        kept = unique_pass(records.buf, n, width, packed.buf, bits, out.buf);
+    Py_END_ALLOW_THREADS;
+    PyBuffer_Release(&out);
+    PyBuffer_Release(&packed);
+    PyBuffer_Release(&records);
+    if (kept == UNIQUE_BAD_INDEX) {
+        PyErr_SetString(PyExc_ValueError, "a packed word's index is not below n");
+        return NULL;
+    }
+    return PyLong_FromSsize_t(kept);
+refused:
+    PyBuffer_Release(&packed);
+    PyBuffer_Release(&records);
+    return NULL;
 }

@@ -85,6 +85,14 @@ class Native(Protocol):
 
     def hex_keys(self, records: Buf, n: int, width: int, col: int, out: Buf, /) -> None: ...
 
+    def unique_sorted(
+        self, records: Buf, n: int, width: int, packed: Buf, bits: int, out: Buf, /
+    ) -> int: ...
+
+    def ragged_scan(
+        self, chunk: Buf, delimiter: int, width: int, /
+    ) -> tuple[int, int, int, int, int]: ...
+
 
 class PhoneArgs(NamedTuple):
     """The ``phones`` kernel's arguments, in order (see ``_native/phone.c``).

@@ -17,7 +17,7 @@ import polars as pl
 
 from spotify_audience_sync.errors import InputError
 from spotify_audience_sync.segment.encoding import NOT_UTF8
-from spotify_audience_sync.segment.locate import field_counts, find_failure, record_lines
+from spotify_audience_sync.segment.locate import find_failure, ragged_rows, record_lines
 
 if TYPE_CHECKING:
     from spotify_audience_sync.segment.sources import Source
@@ -102,16 +102,15 @@ class TextBatch:
         """
         source = self._source
         width = len(source.columns)
-        fields = field_counts(chunk, source.delimiter)
-        long = np.flatnonzero(fields.counts > width)
-        if len(long):
-            first = int(long[0])
-            line = self._line + chunk.count(b"\n", 0, int(fields.starts[first]))
+        ragged = ragged_rows(chunk, source.delimiter, width)
+        if ragged.long is not None:
+            _, fields, start = ragged.long
+            line = self._line + chunk.count(b"\n", 0, start)
             raise InputError(
-                f"{source.name}: line {line} has {int(fields.counts[first])} fields where the "
+                f"{source.name}: line {line} has {fields} fields where the "
                 f"header has {width} (a delimiter inside an unquoted value?)"
             )
-        return int(np.count_nonzero(fields.counts < width))
+        return ragged.short
 
     def line_of(self, rows: npt.NDArray[np.integer]) -> npt.NDArray[np.int64]:
         """The 1-based file line on which each record at index ``rows`` starts."""

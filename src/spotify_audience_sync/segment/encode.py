@@ -159,7 +159,8 @@ def deduplicate(records: Records) -> Records:
     are dropped first), then neighbours with equal keys are dropped after checking that they
     really are equal records. Which of two equal records is kept does not matter. When
     different records share the kept key bits, :func:`_exact` takes over; both order by the
-    whole key, so the order is a function of the set alone. One gather builds the result.
+    whole key, so the order is a function of the set alone. The pass after the sort is one C
+    loop where the extension is built (:func:`_unique_sorted`), numpy's otherwise.
     """
     n = len(records)
     if n <= 1:
@@ -171,15 +172,39 @@ def deduplicate(records: Records) -> Records:
         key = key << np.uint64(6)
     key = key >> bits << bits
     packed = np.sort(key | np.arange(n, dtype=np.uint64))
-    order = (packed & ((np.uint64(1) << bits) - np.uint64(1))).astype(np.intp)
-    top = packed >> bits
+    result = _unique_sorted(records, packed, int(bits))
+    return _exact(records) if result is None else result
+
+
+def _unique_sorted(records: Records, packed: npt.NDArray[np.uint64], bits: int) -> Records | None:
+    """The records in ``packed``'s order (sorted key|index words, the index in the low
+    ``bits``), each dropped when its key and bytes equal its predecessor's; None when two
+    different records share a key.
+
+    In C (``unique_sorted``): one pass over the sorted order that copies each kept record once.
+    numpy needs five passes for it, one of them a gather of both sides of every tie (a copy of
+    30% of a partition that has 30% duplicates): ~0.13 s per 2M records, against ~0.025 s.
+    """
+    native = native_module()
+    if native is not None:
+        width = records.shape[1]
+        result = np.empty((len(records), width), dtype=np.uint8)
+        kept = native.unique_sorted(
+            np.ascontiguousarray(records), len(records), width, packed, bits, result
+        )
+        if kept < 0:
+            return None
+        result.resize((kept, width), refcheck=False)  # in place: no other reference to it
+        return result
+    order = (packed & ((np.uint64(1) << np.uint64(bits)) - np.uint64(1))).astype(np.intp)
+    top = packed >> np.uint64(bits)
     ties = np.flatnonzero(top[1:] == top[:-1])
     if len(ties):
         if not np.array_equal(records[order[ties]], records[order[ties + 1]]):
-            return _exact(records)
+            return None
         order = np.delete(order, ties + 1)
-    result: Records = np.take(records, order, axis=0)
-    return result
+    taken: Records = np.take(records, order, axis=0)
+    return taken
 
 
 def _exact(records: Records) -> Records:

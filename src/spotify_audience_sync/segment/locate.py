@@ -6,6 +6,10 @@ many newlines as polars found records, record ``i`` is on line ``first + i``. On
 quoted newlines (CSV) or blank lines (NDJSON, where polars skips them) has its record starts
 worked out, with numpy, while its bytes are still at hand.
 
+Every CSV chunk is also checked for records with more or fewer fields than the header
+(:func:`ragged_rows`): one pass in C where the extension is built, :func:`field_counts`'s
+numpy scans otherwise, with the same answer.
+
 When polars rejects a chunk, the chunk alone is scanned again to name the exact line: a UTF-8
 decode finds a bad byte; otherwise polars itself is asked, by bisection over record ends,
 which is the first record it cannot parse, so the line is the one polars objects to, not a
@@ -21,7 +25,17 @@ from collections.abc import Callable
 import numpy as np
 import numpy.typing as npt
 
-__all__ = ["Failure", "Fields", "field_counts", "find_failure", "record_lines"]
+from spotify_audience_sync.identifiers.hashing import native_module
+
+__all__ = [
+    "Failure",
+    "Fields",
+    "Ragged",
+    "field_counts",
+    "find_failure",
+    "ragged_rows",
+    "record_lines",
+]
 
 Lines = npt.NDArray[np.int64]
 
@@ -83,6 +97,39 @@ def field_counts(chunk: bytes, delimiter: str) -> Fields:
     counts = np.diff(before, prepend=0).astype(np.int64) + 1
     starts = np.concatenate(([0], ends[:-1] + 1)).astype(np.int64) if len(ends) else ends
     return Fields(counts, starts)
+
+
+class Ragged:
+    """A CSV chunk's records with fewer fields than the header (``short``), and the first with
+    more: ``long`` is its index, field count and byte start, or None when there is none."""
+
+    __slots__ = ("long", "short")
+
+    def __init__(self, short: int, long: tuple[int, int, int] | None) -> None:
+        self.short, self.long = short, long
+
+
+def ragged_rows(chunk: bytes, delimiter: str, width: int) -> Ragged:
+    """:func:`field_counts` held against the header's ``width``, without the per-record arrays.
+
+    In C (``ragged_scan``, one pass) where the extension is built: numpy's scans cost ~0.2 s
+    per 2M rows (92 MB) on one thread, more than polars' parse of the same bytes; the C scan
+    ~0.02 s. It takes an ASCII delimiter (every one sniffed; a quote or newline is never
+    one); any other goes to numpy, which defines the answer either way.
+    """
+    native = native_module()
+    code = ord(delimiter) if len(delimiter) == 1 else -1
+    if native is not None and 0 <= code < 128 and delimiter not in '"\n':
+        _, short, index, fields, start = native.ragged_scan(chunk, code, width)
+        return Ragged(short, None if index < 0 else (index, fields, start))
+    counts = field_counts(chunk, delimiter)
+    long = np.flatnonzero(counts.counts > width)
+    first = (
+        (int(long[0]), int(counts.counts[long[0]]), int(counts.starts[long[0]]))
+        if len(long)
+        else None
+    )
+    return Ragged(int(np.count_nonzero(counts.counts < width)), first)
 
 
 def find_failure(
