@@ -73,7 +73,13 @@ def main() -> None:
             chunk = batch._chunk  # the profile times the steps one by one
             assert chunk is not None
             frame = timed("polars: parse chunk", source.parse_chunk, chunk, wanted)
-            timed("field counts (ragged rows)", locate.field_counts, chunk, source.delimiter)
+            timed(
+                "field counts (ragged rows)",
+                locate.ragged_rows,
+                chunk,
+                source.delimiter,
+                len(source.columns),
+            )
             rows += frame.height
             hashed = timed("hash_columns (rules + SHA-256)", hash_columns, frame, lists,
                            options.normalize)  # fmt: skip
