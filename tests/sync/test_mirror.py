@@ -50,6 +50,15 @@ def _no_create_settle(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(mirror_module, "CREATE_SETTLE", 0.0)
 
 
+@pytest.fixture(autouse=True, params=["counted", "streamed"])
+def _mode(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every test twice: segments this small are counted before the upload; streamed, the
+    upload runs from the deduplicating pass and the guards run where it would complete (the
+    promises are the same: tests/sync/test_mirror_stream.py attacks the difference)."""
+    if request.param == "streamed":
+        monkeypatch.setattr(mirror_module, "STREAM_FROM", 0)
+
+
 def new_client(sandbox: Sandbox) -> AdsClient:
     token = str(sandbox.mint_tokens()["access_token"])
     return AdsClient(
