@@ -26,7 +26,9 @@ decide and sent to libphonenumber itself (the report's ``phone.fallback``).
 The ``country`` shape is an export with a country column (alpha-2, alpha-3, English names and
 calling codes, some blank or unknown) and phones of twelve countries, most in national format:
 prepared with ``--country-column Country`` (a region per row), its rows/s is to be compared
-with the mixed file's.
+with the mixed file's. The ``export`` shape is a realistic US CRM export (customer id, email,
+phone in eight US formats, three of them with the leading calling code 1, 15% blank and 15%
+junk phones, name, zip).
 The baseline is what commercial destinations do: csv + hashlib + phonenumbers, row by row.
 
 A second yardstick needs no baseline: ``polars`` is polars alone parsing the same CSV (every
@@ -152,6 +154,58 @@ def make_country_segment(rows: int) -> Path:
     return path
 
 
+EXPORT_FILE = r"""
+import sys
+import numpy as np, phonenumbers, polars as pl
+rows, out = int(sys.argv[1]), sys.argv[2]
+rng = np.random.default_rng(24)
+# Area codes in service (valid with a plain exchange), as a CRM's US customers have them.
+codes = [c for c in range(200, 1000)
+         if phonenumbers.is_valid_number(phonenumbers.parse(f"+1{c}2345678"))]
+area = pl.Series(codes).gather(rng.integers(0, len(codes), rows)).cast(pl.String)
+exchange = pl.Series(rng.integers(200, 1000, rows)).cast(pl.String)
+line = pl.Series(rng.integers(0, 10_000, rows)).cast(pl.String).str.zfill(4)
+a, e, n = pl.lit(area), pl.lit(exchange), pl.lit(line)
+forms = [
+    pl.format("({}) {}-{}", a, e, n), pl.format("{}-{}-{}", a, e, n),
+    pl.format("+1 {} {} {}", a, e, n), pl.format("{}{}{}", a, e, n),
+    pl.format("{}.{}.{}", a, e, n), pl.format("1-{}-{}-{}", a, e, n),
+    pl.format("1{}{}{}", a, e, n), pl.format("1 ({}) {}-{}", a, e, n),
+]
+style = pl.lit(pl.Series(rng.integers(0, len(forms), rows)))
+phone = pl.when(style == 0).then(forms[0])
+for k, form in enumerate(forms[1:], 1):
+    phone = phone.when(style == k).then(form)
+junk = ["555-0147", "123", "n/a", "000-000-0000", "(999) 999-9999", "unknown", "0", "N/A"]
+bad = pl.lit(pl.Series(rng.random(rows)))
+junk_pick = pl.lit(pl.Series(junk).gather(rng.integers(0, len(junk), rows)))
+phone = pl.when(bad < 0.15).then(pl.lit("")).when(bad < 0.30).then(junk_pick).otherwise(
+    phone.otherwise(forms[0]))
+first = ["james", "mary", "robert", "patricia", "john", "jennifer", "maría", "josé", "zoë"]
+last = ["smith", "johnson", "williams", "brown", "garcia", "miller", "davis", "o'neil"]
+domains = ["gmail.com", "yahoo.com", "hotmail.com", "outlook.com", "aol.com", "icloud.com"]
+pick = lambda words: pl.lit(pl.Series(words).gather(rng.integers(0, len(words), rows)))
+email = pl.format("{}.{}{}@{}", pick(first), pick(last), pl.lit(pl.Series(
+    rng.integers(1, 9999, rows))), pick(domains))
+email = pl.when(pl.lit(pl.Series(rng.random(rows))) < 0.1).then(email.str.to_uppercase()).otherwise(
+    email)
+frame = pl.select(customer_id=pl.int_range(rows), Email=email, Phone=phone,
+                  first_name=pick(first), zip=pl.lit(pl.Series(rng.integers(10_000, 99_999, rows))))
+frame.write_csv(out)
+"""
+
+
+def make_export(rows: int) -> Path:
+    """Generate (once) a realistic US CRM export: customer id, email, phone in eight US
+    formats (three of them starting with the calling code 1), 15% blank and 15% junk phones,
+    a name and a zip."""
+    DATA.mkdir(exist_ok=True)
+    path = DATA / f"segment-{rows}-export.csv"
+    if not path.exists():
+        subprocess.run([sys.executable, "-c", EXPORT_FILE, str(rows), str(path)], check=True)
+    return path
+
+
 def make_duplicates(rows: int) -> Path:
     """Generate (once) a file of one email and phone repeated ``rows`` times."""
     DATA.mkdir(exist_ok=True)
@@ -193,12 +247,14 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3, help="prepare runs per file (median)")
     parser.add_argument("--no-baseline", action="store_true", help="skip the slow baseline")
     parser.add_argument(
-        "--only", choices=["emails", "mixed", "country", "duplicates"], help="run one file shape"
+        "--only",
+        choices=["emails", "mixed", "country", "export", "duplicates"],
+        help="run one file shape",
     )
     args = parser.parse_args()
 
     compile_environment()
-    shapes = [args.only] if args.only else ["emails", "mixed", "country", "duplicates"]
+    shapes = [args.only] if args.only else ["emails", "mixed", "country", "export", "duplicates"]
     print(f"rows per file: {args.rows:,}; cores: {os.cpu_count()}; prepare runs: {args.repeat}")
     print(
         f"{'file':<7} {'contender':<9} {'wall s':>7} {'rows/s':>10} {'work s':>7} {'rows/s':>10}"
@@ -209,11 +265,13 @@ def main() -> None:
             src = make_country_segment(args.rows)
         elif shape == "duplicates":
             src = make_duplicates(args.rows)
+        elif shape == "export":
+            src = make_export(args.rows)
         else:
             src = make_segment(args.rows, phone=shape == "mixed")
         out, side = DATA / "out.csv", DATA / "out.json"
         base: tuple[float, float] | None = None
-        if not args.no_baseline and shape != "country":
+        if not args.no_baseline and shape not in ("country", "export"):
             wall, rss = run_child([sys.executable, "-c", NAIVE, str(src), str(out), str(side)])
             work = float(side.read_text())
             base = (args.rows / wall, args.rows / work)
