@@ -186,11 +186,14 @@ def test_an_empty_stream_completes_an_empty_object(sandbox) -> None:
     assert stored_rows(sandbox, upload_id) == ()
 
 
-def test_a_partial_acknowledgement_resends_only_the_tail(sandbox, make_csv, sleeps) -> None:
+@pytest.mark.parametrize("known", [True, False], ids=["known-size", "unknown-size"])
+def test_a_partial_acknowledgement_resends_only_the_tail(sandbox, make_csv, sleeps, known) -> None:
+    """Also with the size unknown, as a sync's streamed upload sends it."""
     data = make_csv(10_000)
     upload_id, url = new_slot(sandbox)
     sandbox.add_faults(FaultRule(route="gcsPut", ack_bytes=KIB256))
-    result = upload_file(url, pieces(data), total_bytes=len(data), chunk_size=CHUNK, sleep=sleeps)
+    total = len(data) if known else None
+    result = upload_file(url, pieces(data), total_bytes=total, chunk_size=CHUNK, sleep=sleeps)
     assert result.resumes == 0
     assert result.bytes_resent == CHUNK - KIB256
     assert sandbox.upload_stats(upload_id)[0]["resent"] == 0
