@@ -70,7 +70,7 @@ class Recorder:
 def sync(tmp_path: Path, sandbox: Sandbox, client: AdsClient) -> Callable[..., Any]:
     store = StateStore(tmp_path / "state")
 
-    def run(people: list[int], *, uploader: Any = None, **options: Any) -> Any:
+    def run(people: list[int], *, uploader: Any = None, events: Any = None, **options: Any) -> Any:
         path = write_segment(tmp_path / f"seg-{len(people)}-{sum(people)}.csv", people)
         opts = SyncOptions(
             ad_account_id=sandbox.ad_account_id,
@@ -81,7 +81,8 @@ def sync(tmp_path: Path, sandbox: Sandbox, client: AdsClient) -> Callable[..., A
             **options,
         )
         with open_source(str(path)) as source, prepare_segment(source, PrepareOptions()) as p:
-            return mirror(p, client, opts, uploader=uploader or upload_file, store=store)
+            uploader = uploader or upload_file
+            return mirror(p, client, opts, uploader=uploader, store=store, events=events)
 
     run.store = store  # type: ignore[attr-defined]
     return run
@@ -164,9 +165,12 @@ def test_a_lost_session_restarts_the_streamed_file_from_the_kept_partitions(
     """The first pass deleted nothing it needs: a new session re-sends the whole file."""
     sandbox.config.expire_sessions = 1  # the first session dies after its first chunk
     people = list(range(9000))
-    report = sync(people)
+    events: list[str] = []
+    report = sync(people, events=lambda name, _fields: events.append(name))
     assert report.action == "created"
     assert emails(sandbox, report.audience_id) == 9000
+    assert events.count("upload") == 2
+    assert events.count("prepared") == 1  # counted once, though the file was produced twice
 
 
 def test_a_streamed_file_past_the_size_limit_is_cancelled_when_it_passes_it(

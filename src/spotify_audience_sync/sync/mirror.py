@@ -248,8 +248,9 @@ class Mirror:
         report, prepared = self.report, self.prepared
         report.identifiers = identifier_count(prepared)
         report.bytes = prepared.report.bytes_written
+        if report.fingerprint is None:  # once (a restarted streamed upload counts again)
+            self.emit("prepared", identifiers=report.identifiers, bytes=report.bytes)
         report.fingerprint = prepared.report.fingerprint
-        self.emit("prepared", identifiers=report.identifiers, bytes=report.bytes)
         check_guards(prepared, None, self.options)
 
     def _last(self, audience: Audience | None) -> SyncState | None:
