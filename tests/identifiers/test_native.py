@@ -37,6 +37,7 @@ from spotify_audience_sync.identifiers.normalize import (
     status_column,
 )
 from spotify_audience_sync.identifiers.phones import native as phones_native
+from spotify_audience_sync.identifiers.phones.exact import parse_exact
 from spotify_audience_sync.segment import staging
 from spotify_audience_sync.segment.encode import _sort_key, first_byte
 from spotify_audience_sync.settings import NO_NATIVE_ENV
@@ -439,6 +440,33 @@ def test_phones_hash_the_same_on_both_engines(region: str) -> None:
             accepted_rows(expected.hashes[PHONE].matrix, expected.hashes[PHONE].accepted)
         )
     assert 0 < on.phone_fallback <= off.phone_fallback
+
+
+@pytest.mark.parametrize(
+    ("value", "region"),
+    [
+        *(("1-201-555-0123", "US"), ("12015550123", "US"), ("1 (201) 555-0123", "US")),
+        *(("1.201.555.0123", "US"), ("112015550123", "US"), ("1 613 555 0123", "CA")),
+        *(("44 20 7946 0958", "GB"), ("44 020 7946 0958", "GB"), ("49 30 1234567", "DE")),
+        *(("33 1 23 45 67 89", "FR"), ("39 06 1234 5678", "IT"), ("91 98765 43210", "IN")),
+        *(("52 55 1234 5678", "MX"), ("7 8 495 123 45 67", "RU"), ("36 06 1 234 5678", "HU")),
+        # The rest is no better a number: a national number of the default region after all.
+        ("49 030 1234567", "DE"),
+        # Invalid either way: too short, too long for +1.
+        *(("1201555012", "US"), ("1 201 555 01234", "US")),
+    ],
+)
+def test_the_kernel_decides_numbers_that_start_with_the_default_calling_code(
+    value: str, region: str
+) -> None:
+    """What libphonenumber makes of "1-201-555-0123" in the US (the calling code taken off, or
+    not) is decided in C, not deferred (the common form of US exports, issue #24)."""
+    decided = phones_native.decide(pl.Series([value]), region, (0, 1, 2, 3), hashes=False)
+    assert decided is not None
+    status, out = int(decided.codes[0]), decided.out[0]
+    assert status != phones_native.DEFER
+    got = (bytes(out[1 : 1 + out[0]]).decode(), None) if status == 0 else (None, "invalid_number")
+    assert got == parse_exact(value, region, "valid")
 
 
 def test_the_extension_is_built_from_this_source() -> None:

@@ -15,6 +15,7 @@ Failures report counts per format category and default region, never the strings
 from __future__ import annotations
 
 import random
+import re
 from collections import Counter
 from functools import cache
 from typing import Literal
@@ -26,6 +27,7 @@ from phonenumbers import PhoneNumberFormat, PhoneNumberType
 
 from spotify_audience_sync.identifiers import hashing
 from spotify_audience_sync.identifiers.phones import decide as phones_decide
+from spotify_audience_sync.identifiers.phones import native as phones_native
 from spotify_audience_sync.identifiers.phones.exact import normalize_phones_exact, parse_exact_both
 from spotify_audience_sync.identifiers.phones.normalize import normalize_phones_with_stats
 
@@ -308,3 +310,187 @@ def test_a_region_per_row_agrees_with_libphonenumber(
         values, default_region="GB", validation=validation, regions=regions
     )
     assert reference.rows() == [(e, r) for e, r in expected[validation]]
+
+
+# --- national numbers that start with the default region's own calling code ------------------
+# "1-201-555-0123" in the US, "44 20 7946 0958" in GB: libphonenumber takes the code off when
+# the rest (its national prefix stripped) is a better national number, or the whole is too
+# long; the C kernel decides these itself. Each string is checked under the region it was made
+# for, as the rotation above rarely pairs a code with its own region.
+
+#: Main regions and regions that share their code (CA, PR, JM: +1; GG: +44; VA: +39; KZ: +7;
+#: AX: +358; YT: +262), no national prefix (IT, MX, UZ), prefixes that meet the code (RU and
+#: KZ '8', HU '06', BY '0|80?', LT '[08]', GB '0|180020'), and patterns the kernel defers
+#: (AR, BR, JP, AU, CN, CO, KR: carrier codes, transform rules, pattern IDDs).
+DCC_REGIONS = (
+    *("US", "CA", "PR", "JM", "GB", "GG", "DE", "FR", "IT", "VA", "IN", "BR", "AU", "JP"),
+    *("MX", "RU", "KZ", "HU", "AR", "NL", "ES", "CN", "BY", "LT", "UZ", "MN", "CO", "KR"),
+    *("TW", "CH", "AT", "PL", "BE", "SE", "FI", "AX", "ZA", "NG", "EG", "ID", "PH", "RE"),
+    *("YT", "IE", "PT", "NZ", "SG", "IL", "TR", "PK"),
+)
+#: Regions whose national prefix is a plain digit string or absent: the kernel decides almost
+#: every plain string of the code and a number (the rest: too long or too short for it).
+DCC_DECIDED_IN_C = ("US", "CA", "PR", "GB", "DE", "FR", "IT", "IN", "MX", "RU", "KZ", "HU", "NL")
+_PLAIN = re.compile(r"[0-9 .()/-]+")
+DCC_ROWS = 48_000
+
+
+@cache
+def _code_bases(region: str) -> tuple[str, ...]:
+    """National significant numbers of every example number of the region's calling code."""
+    code = phonenumbers.country_code_for_region(region)
+    found: list[str] = []
+    for other in phonenumbers.COUNTRY_CODE_TO_REGION_CODE[code]:
+        numbers = [phonenumbers.example_number_for_type(other, t) for t in PhoneNumberType.values()]
+        numbers.append(phonenumbers.invalid_example_number(other))
+        found.extend(phonenumbers.national_significant_number(n) for n in numbers if n)
+    return tuple(found)
+
+
+def _random_digits(rng: random.Random, low: int, high: int) -> str:
+    return "".join(str(rng.randrange(10)) for _ in range(rng.randrange(low, high + 1)))
+
+
+def _dcc_digits(rng: random.Random, code: str, prefix: str, nsn: str) -> tuple[str, str]:
+    """Digits that start with the calling code, and their category."""
+    kind = rng.choice(
+        (
+            "code_nsn", "code_nsn", "code_nsn", "code_trunk_nsn", "code_trunk_nsn",
+            "code_trunk_trunk", "code_code_nsn", "trunk_code_nsn", "code_zero_nsn", "code_short",
+            "code_long", "code_random", "code_only", "code_one_digit",
+        )
+    )  # fmt: skip
+    if kind == "code_nsn":
+        return code + nsn, kind
+    if kind == "code_trunk_nsn":
+        return code + prefix + nsn, kind
+    if kind == "code_trunk_trunk":
+        return code + prefix + prefix + nsn, kind
+    if kind == "code_code_nsn":
+        return code + code + nsn, kind
+    if kind == "trunk_code_nsn":  # starts with the code only where the prefix is empty
+        return prefix + code + nsn, kind
+    if kind == "code_zero_nsn":
+        return code + "0" + nsn, kind
+    if kind == "code_short":
+        return code + nsn[: rng.randrange(len(nsn) + 1)], kind
+    if kind == "code_long":
+        return code + nsn + _random_digits(rng, 1, 8), kind
+    if kind == "code_random":
+        return code + _random_digits(rng, 0, 18), kind
+    if kind == "code_only":
+        return code, kind
+    return code + _random_digits(rng, 1, 1), kind
+
+
+def _dcc_string(rng: random.Random, region: str) -> tuple[str, str]:
+    """One national-form string that starts with the region's calling code, and its category."""
+    code = str(phonenumbers.country_code_for_region(region))
+    nsn = rng.choice(_code_bases(region))
+    if rng.random() < 0.5:
+        nsn = _mutate_digits(rng, nsn)
+    digits, kind = _dcc_digits(rng, code, _national_prefix(region), nsn)
+    roll = rng.random()
+    if roll < 0.4:
+        return digits, kind
+    if roll < 0.7:
+        return _punctuate(rng, digits), kind
+    rest = digits[len(code) :]
+    if roll < 0.8 and len(rest) == 10:  # the US forms: 1-201-555-0123, 1 (201) 555-0123
+        a, b, c = rest[:3], rest[3:6], rest[6:]
+        return rng.choice((f"{code}-{a}-{b}-{c}", f"{code} ({a}) {b}-{c}")), kind
+    if roll < 0.9 and rest:  # the region's own national formatting after the code
+        number = phonenumbers.PhoneNumber(country_code=int(code), national_number=int(rest))
+        if rest.startswith("0"):
+            number.italian_leading_zero = True
+            number.number_of_leading_zeros = len(rest) - len(rest.lstrip("0")) or 1
+        national = phonenumbers.format_number(number, PhoneNumberFormat.NATIONAL)
+        return f"{code} {national}", kind
+    return rng.choice((" ", "-", ".", "/")).join((code, rest)), kind
+
+
+@pytest.fixture(scope="module")
+def dcc_decided() -> tuple:
+    """Strings that start with their region's calling code, a region per row, each decided by
+    libphonenumber under that region."""
+    rng = random.Random(SEED + 2)
+    regions = [DCC_REGIONS[i % len(DCC_REGIONS)] for i in range(DCC_ROWS)]
+    made = [_dcc_string(rng, region) for region in regions]
+    values = pl.Series([v for v, _ in made], dtype=pl.String)
+    cache: dict[tuple[str, str], dict] = {}
+    expected: dict[str, list[tuple[str | None, str | None]]] = {"valid": [], "possible": []}
+    for raw, region in zip(values.str.strip_chars().to_list(), regions, strict=True):
+        key = (raw, region)
+        if raw and key not in cache:
+            cache[key] = parse_exact_both(*key)
+        for mode in ("valid", "possible"):
+            expected[mode].append(cache[key][mode] if raw else (None, "empty"))
+    categories = [f"{kind}/{region}" for (_, kind), region in zip(made, regions, strict=True)]
+    return values, pl.Series(regions, dtype=pl.String), categories, expected
+
+
+def test_the_default_code_corpus_covers_the_brief(dcc_decided: tuple) -> None:
+    _, _, categories, expected = dcc_decided
+    kinds = Counter(c.split("/")[0] for c in categories)
+    assert min(kinds.values()) > 1_000, kinds
+    # Both outcomes for many regions: the code taken off (kept as +<code>...) and not.
+    kept = [c for c, (e164, _) in zip(categories, expected["valid"], strict=True) if e164]
+    assert len({c.split("/")[1] for c in kept}) >= 40
+    assert 0.2 < len(kept) / len(categories) < 0.8
+
+
+@pytest.mark.parametrize(
+    ("validation", "native"),
+    [("valid", True), ("valid", False), ("possible", False)],
+    ids=["valid-C", "valid-polars", "possible-polars"],
+)
+def test_default_code_forms_agree_with_libphonenumber(
+    dcc_decided: tuple, validation: Validation, native: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every path, each row under its own region: the answer libphonenumber gives."""
+    if native and hashing.native_module() is None:
+        pytest.skip("the C extension is not built here")
+    monkeypatch.setattr(phones_decide, "MIN_GROUP_ROWS", 1)
+    values, regions, categories, expected = dcc_decided
+    frame, _ = normalize_phones_with_stats(
+        values, default_region="US", validation=validation, native=native, regions=regions
+    )
+    got = list(zip(frame["e164"].to_list(), frame["reason"].to_list(), strict=True))
+    mismatches = Counter(
+        category
+        for category, g, e in zip(categories, got, expected[validation], strict=True)
+        if g != e
+    )
+    assert not mismatches, f"{sum(mismatches.values())} mismatches: {mismatches}"
+
+
+def test_the_kernel_decides_default_code_forms_itself(dcc_decided: tuple) -> None:
+    """The C kernel's own answers (nothing deferred to polars behind it): equal to
+    libphonenumber's wherever it answers, and it answers nearly every row of the regions
+    whose national prefix it can follow."""
+    if hashing.native_module() is None:
+        pytest.skip("the C extension is not built here")
+    values, regions, categories, expected = dcc_decided
+    reasons = {1: "empty", 2: "invalid_number", 3: "not_a_number"}
+    decided = phones_native.decide(values, "US", (0, 1, 2, 3), hashes=False, regions=regions)
+    assert decided is not None
+    mismatches: Counter[str] = Counter()
+    plain, deferred = Counter[str](), Counter[str]()
+    for i, (value, category) in enumerate(zip(values.to_list(), categories, strict=True)):
+        kind, region = category.split("/")
+        status = int(decided.codes[i])
+        if kind in {"code_nsn", "code_trunk_nsn"} and _PLAIN.fullmatch(value):
+            plain[region] += 1
+            deferred[region] += status == phones_native.DEFER
+        if status == phones_native.DEFER:
+            continue
+        if status == 0:  # kept: E.164 text, a length byte first
+            out = decided.out[i]
+            got: tuple[str | None, str | None] = (bytes(out[1 : 1 + out[0]]).decode(), None)
+        else:
+            got = (None, reasons[status])
+        if got != expected["valid"][i]:
+            mismatches[category] += 1
+    assert not mismatches, f"{sum(mismatches.values())} mismatches: {mismatches}"
+    shares = {region: deferred[region] / plain[region] for region in DCC_DECIDED_IN_C}
+    assert max(shares.values()) < 0.05, shares

@@ -1,11 +1,12 @@
 /* libphonenumber's parse + is_valid_number for the plain forms: an optional leading '+', ASCII
  * digits and the separators " -.()/". The national-number patterns of every region come in as
  * DFAs over digits (built from the installed phonenumbers' metadata by
- * identifiers/phones/native.py), so validity is one table walk per pattern. Whatever is not
- * decided exactly here (letters, extensions, other characters, short or odd numbers, a national
- * prefix that is not a plain digit string, numbers that might carry the default calling code)
- * is marked P_DEFER and decided by the polars path and libphonenumber; P_NEED asks for a
- * calling code's metadata. */
+ * identifiers/phones/native.py), so validity is one table walk per pattern. A national number
+ * that starts with the default region's calling code ("1-201-555-0123" in the US) is split as
+ * libphonenumber splits it (dcc_split). Whatever is not decided exactly here (letters,
+ * extensions, other characters, short or odd numbers, a national prefix that is not a plain
+ * digit string) is marked P_DEFER and decided by the polars path and libphonenumber; P_NEED
+ * asks for a calling code's metadata. */
 #include "native.h"
 
 enum { P_DEFER = 255, P_NEED = 254 };
@@ -20,6 +21,7 @@ enum {
     R_STRIP,
     R_NP_DFA,
     R_IDD_DFA, /* an international prefix that is not a digit string, as a DFA (or -1) */
+    R_TOO_LONG, /* bit n: _test_number_length of n digits is TOO_LONG (n < 31) */
     R_FIELDS
 };
 enum { NP_NONE = 0, NP_LITERALS = 1, NP_REGEX = 2 };
@@ -75,6 +77,42 @@ static int type_ok(const PhoneTables *t, const int32_t *r, const uint8_t *nsn, s
     return dfa_full(t, r[R_VGENERAL], k, kn) && dfa_full(t, r[R_VTYPES], k, kn);
 }
 
+/* The national prefix at the start of s as re.match finds it: its length, -1 when there is
+ * none, -2 when only the polars path can tell. The prefix regex matches the first of its
+ * literals that starts the number (backtracking order); a regex that is not a short list of
+ * literals is only followed where its DFA says it cannot match at all. */
+static int np_match(const PhoneTables *t, int32_t region, const uint8_t *s, size_t n) {
+    const int32_t *r = t->regions + R_FIELDS * region;
+    if (r[R_NP_MODE] == NP_LITERALS) {
+        const uint8_t *slot = t->np_text + (size_t)NP_SLOTS * 8 * (size_t)region;
+        for (int k = 0; k < NP_SLOTS && slot[8 * k] != 0xFF; k++) {
+            size_t len = slot[8 * k];
+            if (len <= n && memcmp(s, slot + 8 * k + 1, len) == 0) return (int)len;
+        }
+        return -1;
+    }
+    if (r[R_NP_MODE] == NP_NONE) return -1;
+    if (r[R_NP_MODE] != NP_REGEX || r[R_NP_DFA] < 0 || dfa_prefix(t, r[R_NP_DFA], s, n)) return -2;
+    return -1;
+}
+
+/* _maybe_strip_national_prefix_carrier_code (no transform rule: those are deferred): the
+ * number without its national prefix in *s, *n, unless the number matched the general
+ * description and would not any more. 0, or -1 to defer. */
+static int np_strip(const PhoneTables *t, int32_t region, const uint8_t **s, size_t *n) {
+    if (*n == 0) return 0; /* its early return */
+    int np = np_match(t, region, *s, *n);
+    if (np == -2) return -1;
+    if (np < 0) return 0;
+    const int32_t *r = t->regions + R_FIELDS * region;
+    const uint8_t *cand = *s + np;
+    size_t cn = *n - (size_t)np;
+    if (dfa_full(t, r[R_GENERAL], *s, *n) && !dfa_full(t, r[R_GENERAL], cand, cn)) return 0;
+    *s = cand;
+    *n = cn;
+    return 0;
+}
+
 typedef struct {
     int32_t home;  /* default region index; -1: a region the tables lack, every row deferred */
     int national_ok;
@@ -83,6 +121,27 @@ typedef struct {
     const uint8_t *dcc; /* the default calling code as digits */
     size_t dcc_len;
 } PhoneDefault;
+
+/* _maybe_extract_country_code's last branch, for national digits that start with the default
+ * calling code: the rest, national prefix stripped, becomes the national number of that code
+ * when the whole did not match the default region's general description and the rest does, or
+ * when the whole is too long for the default region. 1 (taken: the rest in *raw, *raw_n), 0
+ * (a national number of the default region after all) or -1 (defer). */
+static int dcc_split(const PhoneTables *t, const PhoneDefault *d, const uint8_t *digits,
+                     size_t nd, const uint8_t **raw, size_t *raw_n) {
+    /* Past the too-long table (lengths below 31; no real number is near it): polars decides. */
+    if (nd > 30) return -1;
+    const int32_t *h = t->regions + R_FIELDS * d->home;
+    const uint8_t *rest = digits + d->dcc_len;
+    size_t rn = nd - d->dcc_len;
+    if (np_strip(t, d->home, &rest, &rn) < 0) return -1;
+    int better = !dfa_full(t, h[R_GENERAL], digits, nd) && dfa_full(t, h[R_GENERAL], rest, rn);
+    int too_long = ((uint32_t)h[R_TOO_LONG] >> nd) & 1;
+    if (!better && !too_long) return 0;
+    *raw = rest;
+    *raw_n = rn;
+    return 1;
+}
 
 /* One stripped value → P_* / 0 (valid: E.164 digits in e164, length in *e164_len) / 1
  * (invalid_number) / 2 (not_a_number). *need gets the calling code whose metadata is missing (P_NEED). */
@@ -151,44 +210,26 @@ static int phone_rules(const PhoneTables *t, const PhoneDefault *d, const uint8_
         raw = rest + len;
         raw_n = rn - len;
     } else {
-        if (nd >= d->dcc_len && memcmp(digits, d->dcc, d->dcc_len) == 0) return P_DEFER;
         region = d->home;
         cc = t->regions[R_FIELDS * region + R_CC];
         if (t->cc_state[cc] != CC_READY) return P_DEFER; /* its code's tables: checked */
         raw = digits;
         raw_n = nd;
-    }
-    const int32_t *r = t->regions + R_FIELDS * region;
-    /* _maybe_strip_national_prefix_carrier_code, then the length test parse applies. The
-     * prefix regex matches the first of its literals that starts the number (backtracking
-     * order); a regex that is not a short list of literals is only followed where its DFA
-     * says it cannot match at all. */
-    const uint8_t *nsn = raw;
-    size_t n = raw_n;
-    int matched = 0;
-    size_t np = 0;
-    if (r[R_NP_MODE] == NP_LITERALS) {
-        const uint8_t *slot = t->np_text + (size_t)NP_SLOTS * 8 * (size_t)region;
-        for (int k = 0; k < NP_SLOTS && slot[8 * k] != 0xFF; k++) {
-            size_t len = slot[8 * k];
-            if (len <= raw_n && memcmp(raw, slot + 8 * k + 1, len) == 0) {
-                matched = 1;
-                np = len;
-                break;
-            }
+        if (nd >= d->dcc_len && memcmp(digits, d->dcc, d->dcc_len) == 0) {
+            int taken = dcc_split(t, d, digits, nd, &raw, &raw_n);
+            if (taken < 0) return P_DEFER;
+            /* Taken: parse goes on as after a '+', in the metadata of the code's main region
+             * (US for a CA default: parse switches region_code_for_country_code's way). */
+            if (taken) region = t->cc_list[t->cc_first[cc]];
         }
-    } else if (r[R_NP_MODE] != NP_NONE) {
-        if (r[R_NP_MODE] != NP_REGEX || r[R_NP_DFA] < 0 || dfa_prefix(t, r[R_NP_DFA], raw, raw_n))
-            return P_DEFER;
     }
-    if (matched && raw_n > 0) {
-        const uint8_t *cand = raw + np;
-        size_t cn = raw_n - np;
-        int keep = dfa_full(t, r[R_GENERAL], raw, raw_n) && !dfa_full(t, r[R_GENERAL], cand, cn);
-        if (!keep && cn < 32 && ((uint32_t)r[R_STRIP] >> cn) & 1) {
-            nsn = cand;
-            n = cn;
-        }
+    /* _maybe_strip_national_prefix_carrier_code, then the length test parse applies. */
+    const uint8_t *nsn = raw, *cand = raw;
+    size_t n = raw_n, cn = raw_n;
+    if (np_strip(t, region, &cand, &cn) < 0) return P_DEFER;
+    if (cn < 32 && ((uint32_t)t->regions[R_FIELDS * region + R_STRIP] >> cn) & 1) {
+        nsn = cand;
+        n = cn;
     }
     if (n < NSN_MIN || n > NSN_MAX) return P_DEFER;
     /* is_valid_number: the first region of the calling code that claims the number. */

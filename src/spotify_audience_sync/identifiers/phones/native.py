@@ -53,8 +53,9 @@ DEFER = 255  # the kernel's status for a value the polars path decides
 _NEED = 254  # a calling code whose tables are not loaded yet
 _CC_NEED, _CC_READY, _CC_DEFER = 2, 1, 3
 #: Per region: calling code, national-prefix mode, four DFA starts, keyed, strip lengths, the
-#: national prefix's DFA start, the international prefix's DFA start (see ``_native/phone.c``).
-_FIELDS = 10
+#: national prefix's DFA start, the international prefix's DFA start, too-long lengths (see
+#: ``_native/phone.c``).
+_FIELDS = 11
 #: The fields that hold DFA starts (rebased when tables are joined).
 _DFA_FIELDS = (2, 3, 4, 5, 8, 9)
 _NP_NONE, _NP_LITERALS, _NP_REGEX, _NP_DEFER = 0, 1, 2, 3
@@ -317,10 +318,13 @@ class _Builder:
                 except (Unsupported, re.error):
                     mode = _NP_DEFER
         strip = sum(1 << n for n in m.strip_ok_lengths if n < 31)
+        # Whether a national number that starts with the default calling code is too long
+        # without it (the kernel defers numbers of 31 digits and more).
+        too_long = sum(1 << n for n in m.too_long_lengths if n < 31)
         general, valid_general = self.dfa(m.general), self.dfa(m.valid_general)
         valid_types, leading = self.dfa(m.valid_types), self.dfa(m.leading_digits)
         record = [m.country_code, mode, general, valid_general, valid_types, leading]
-        record.extend([int(m.keyed), strip, np_dfa, self.idd_dfa(m)])
+        record.extend([int(m.keyed), strip, np_dfa, self.idd_dfa(m), too_long])
         self.regions.append(record)
         slots = [bytes([len(x)]) + x.encode().ljust(7, b"\0") for x in literals]
         slots += [b"\xff" * 8] * (_NP_SLOTS - len(slots))
@@ -366,7 +370,7 @@ def _build_code(code: int) -> _CodeTables:
 
 # --- the on-disk cache ----------------------------------------------------------------------
 #: Bump when the table layout or the compiler changes: old cache files are then ignored.
-_CACHE_FORMAT = 3
+_CACHE_FORMAT = 4
 _phonemeta_file = _phonemeta.__file__ or ""
 
 
