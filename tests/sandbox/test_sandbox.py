@@ -467,3 +467,16 @@ def test_a_large_file_is_counted_off_the_request_path(api, monkeypatch) -> None:
     settled = api.settle(created["id"])
     assert settled["status"] == "BOOKABLE"
     assert settled["size"] == size_range(1200)
+
+
+def test_a_large_file_that_is_not_utf8_after_its_header_counts_nothing(monkeypatch) -> None:
+    """Only the header is decoded in GCS's final answer; the count finds the bad bytes."""
+    from spotify_audience_sync.sandbox import membership
+
+    monkeypatch.setattr(membership, "BACKGROUND_BYTES", 64)
+    rows = "".join(f"EMAIL_ID_SHA256,{sha(f'u{i}@example.com')}\n" for i in range(5))
+    for header in (b"type,value\n", b"EMAIL_ID_SHA256\n"):
+        members = membership.parse_membership(header + rows.encode() + b"\xff\xfe,\n")
+        members.wait()
+        assert members.well_formed == 0
+        assert members.rows == ()

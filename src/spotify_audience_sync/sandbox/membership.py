@@ -79,7 +79,7 @@ class Membership:
         return len(well_formed), self._wide_people()
 
     def _wide_people(self) -> int:
-        if self.layout == "unreadable":
+        if self.layout == "unreadable" or not self.rows:  # rows: () when not UTF-8
             return 0
         reader = csv.reader(io.StringIO(self.data.decode("utf-8")))
         header = [cell.strip() for cell in next(reader, [])]
@@ -95,7 +95,11 @@ class Membership:
         """Every data row as sent: ``(type, value)``, one per non-empty cell in ``wide``."""
         if self.layout == "unreadable":
             return ()
-        reader = csv.reader(io.StringIO(self.data.decode("utf-8")))
+        try:
+            text = self.data.decode("utf-8")
+        except UnicodeDecodeError:  # a large file is decoded here first (parse_membership)
+            return ()
+        reader = csv.reader(io.StringIO(text))
         header = [cell.strip() for cell in next(reader, [])]
         rows: list[tuple[str, str]] = []
         if self.layout == "type,value":
@@ -137,12 +141,18 @@ def _count_type_value(data: bytes) -> tuple[int, int]:
 
 
 def parse_membership(data: bytes) -> Membership:
-    """Recognize the file; undecodable or headerless files give an empty membership."""
+    """Recognize the file; undecodable or headerless files give an empty membership.
+
+    A large file is only checked as far as its header here (inside GCS's final answer): the
+    rest is checked as it is counted, in the background, where bytes that are not UTF-8 count
+    no row (polars refuses them), as an unreadable file's would.
+    """
     try:
-        data.decode("utf-8")
+        if len(data) <= BACKGROUND_BYTES:
+            data.decode("utf-8")
+        head = data.partition(b"\n")[0].decode("utf-8")
     except UnicodeDecodeError:
         return Membership(data=b"", layout="unreadable")
-    head = data.partition(b"\n")[0].decode("utf-8")
     header = [cell.strip().lower() for cell in head.split(",")]
     members = Membership(data=data, layout="type,value" if header == ["type", "value"] else "wide")
     if len(data) > BACKGROUND_BYTES:

@@ -52,7 +52,7 @@ from spotify_audience_sync.segment.quality import DEFAULT_MAX_REJECT_RATE, forma
 from spotify_audience_sync.segment.rejects import RejectsFile
 from spotify_audience_sync.segment.report import PrepareReport, plural
 from spotify_audience_sync.segment.sources import Source
-from spotify_audience_sync.segment.staging import Stage
+from spotify_audience_sync.segment.staging import PARTITIONS, Stage
 from spotify_audience_sync.segment.suppression import Suppression
 from spotify_audience_sync.settings import cache_dir_override, native_disabled
 
@@ -78,6 +78,9 @@ if native_disabled():
     hashing.use_native(False)
 
 _Processed = Processed  # the name split.py knows
+
+#: Bytes of staged records deduplicated ahead of a streamed upload (see ``_ahead``).
+STREAM_AHEAD = 32 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -219,7 +222,7 @@ class PreparedSegment:
         rows, size = 0, len(header(self.layout, self.kinds))
         encode = self._encode_measured if digest is not None else self._encode
         for data, count, counts, gone, part in self._stage.deduplicated(
-            encode, workers=self._workers, keep=keep
+            encode, workers=self._workers, keep=keep, ahead=self._ahead(fingerprint)
         ):
             rows += count
             size += len(data)
@@ -236,6 +239,15 @@ class PreparedSegment:
         if digest is not None:
             self.report.fingerprint = digest.hexdigest()
         self.report.seconds = time.perf_counter() - self._started
+
+    def _ahead(self, streamed: bool) -> int:
+        """Partitions deduplicated ahead of the consumer: one for a file, about STREAM_AHEAD
+        bytes of them for an upload, whose chunk by chunk answers would otherwise leave the
+        workers idle (a partition is about a 64th of what was staged)."""
+        if not streamed:
+            return 1
+        partition = max(1, self._stage.bytes_staged // PARTITIONS)
+        return max(1, min(16, STREAM_AHEAD // partition))
 
     def _set_written(
         self,

@@ -295,14 +295,16 @@ class Stage:
         *,
         workers: int = 2,
         keep: bool = False,
+        ahead: int = 1,
     ) -> Iterator[T]:
         """Deduplicate and sort each partition, and yield ``transform`` of it, in order.
 
         ``transform`` gets the partition's distinct records by group, groups in order.
         Partitions are independent, so ``workers`` threads work on them at once, with at most
-        ``workers + 1`` partitions in memory. With ``keep``, each file is replaced by its
-        distinct records (a later pass then reads less and skips the sort); otherwise it is
-        removed once read.
+        ``workers + ahead`` partitions in memory: a consumer that stops to wait (an upload
+        waiting for its chunk's answer) finds that many ready when it comes back. With
+        ``keep``, each file is replaced by its distinct records (a later pass then reads less
+        and skips the sort); otherwise it is removed once read.
         """
         self._close_files()
         files: dict[str, list[tuple[int, Path]]] = {}
@@ -349,7 +351,7 @@ class Stage:
             try:
                 for key in sorted(files):
                     pending.append(pool.submit(run, key))
-                    if len(pending) > workers:
+                    if len(pending) >= workers + max(1, ahead):
                         yield from pending.popleft().result()
                 while pending:
                     yield from pending.popleft().result()
