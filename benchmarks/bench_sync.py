@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -53,8 +54,39 @@ def start_sandbox() -> tuple[subprocess.Popen[str], dict[str, str]]:
         env[name] = value
     request = urllib.request.Request(f"{base}/_sandbox/tokens", data=b"{}", method="POST")
     with urllib.request.urlopen(request, timeout=10) as response:  # loopback only
-        env["SPOTIFY_ADS_REFRESH_TOKEN"] = json.loads(response.read())["refresh_token"]
+        tokens = json.loads(response.read())
+    env["SPOTIFY_ADS_REFRESH_TOKEN"] = tokens["refresh_token"]
+    env["_ACCESS_TOKEN"] = tokens["access_token"]  # upload_alone's; the CLI ignores it
     return process, env
+
+
+UPLOAD_ALONE = r"""
+import sys, time
+from spotify_audience_sync.spotify.client import AdsClient, StaticToken
+from spotify_audience_sync.spotify.upload import upload_file
+base, account, token, path = sys.argv[1:]
+with AdsClient(base_url=base, ad_account_id=account, tokens=StaticToken(token)) as client:
+    url = client.new_upload_url().upload_url
+    with open(path, "rb") as f:
+        started = time.perf_counter()
+        upload_file(url, iter(lambda: f.read(4 << 20), b""))
+        print(time.perf_counter() - started)
+"""
+
+
+def upload_alone(path: Path) -> float:
+    """Seconds to upload a finished file into a fresh emulator, nothing else: the emulator
+    shares this machine's cores, so its receiving rate bounds any sync's."""
+    sandbox, env = start_sandbox()
+    try:
+        base = env["SPOTIFY_ADS_API_BASE_URL"]
+        args = [base, env["SPOTIFY_ADS_AD_ACCOUNT_ID"], env["_ACCESS_TOKEN"], str(path)]
+        command = [sys.executable, "-c", UPLOAD_ALONE, *args]
+        done = subprocess.run(command, capture_output=True, text=True, check=True)
+        return float(done.stdout.strip())
+    finally:
+        sandbox.terminate()
+        sandbox.wait(timeout=10)
 
 
 def median_run(run: Callable[[], tuple[float, float]], repeat: int) -> tuple[float, float]:
@@ -78,9 +110,14 @@ def main() -> None:
         out = Path(home) / "out.csv"
         prepare = [*cli, "prepare", str(src), "-o", str(out), "-q"]
         secs, rss = median_run(lambda: run_child(prepare), args.repeat)
-        out.unlink(missing_ok=True)
-    prepare_rate = args.rows / secs
-    print(f"{'prepare':<10} {secs:>9.2f} {prepare_rate:>12,.0f} {rss:>8.0f} MB")
+        prepare_rate = args.rows / secs
+        print(f"{'prepare':<10} {secs:>9.2f} {prepare_rate:>12,.0f} {rss:>8.0f} MB")
+        alone = statistics.median(upload_alone(out) for _ in range(max(1, args.repeat)))
+        print(
+            f"{'upload':<10} {alone:>9.2f} {'':>12} {'':>10}  prepare's file alone into the "
+            f"emulator ({out.stat().st_size / 1e6:,.0f} MB): no sync on this machine is faster "
+            "than its prepare and what of this it cannot overlap"
+        )
 
     small = make_segment(5_000, phone=args.shape == "mixed")
 

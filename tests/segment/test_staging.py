@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 
 from spotify_audience_sync.segment import staging
-from spotify_audience_sync.segment.staging import Stage, remove_stale
+from spotify_audience_sync.segment.encode import first_byte
+from spotify_audience_sync.segment.staging import Stage, partition_payload, remove_stale
 
 
 def _records(n: int) -> np.ndarray:
@@ -107,3 +108,32 @@ def test_distinct_records_are_not_compacted_over_and_over(
         for _ in range(64):
             stage.write(0, {1: _hex(rng, 50)})
         assert stage.compactions <= 6  # thresholds double: log2(64 * 50 / 100) + 1
+
+
+def _hex_records(values: list[str]) -> np.ndarray:
+    import hashlib
+
+    text = "".join(hashlib.sha256(v.encode()).hexdigest() for v in values).encode()
+    return np.frombuffer(text, dtype=np.uint8).reshape(-1, 64).copy()
+
+
+def _staged_digest(tmp_path: Path, batches: list[tuple[int, list[str]]]) -> str:
+    """The multiset digest of records staged batch by batch (group, values)."""
+    with Stage(64, tmp_path) as stage:
+        for group, values in batches:
+            records = _hex_records(values)
+            stage.write(group, partition_payload(records, first_byte(records[:, :2])))
+        return stage.multiset_digest()
+
+
+def test_the_multiset_digest_ignores_order_but_sees_every_record(tmp_path: Path) -> None:
+    people = [f"user{i}@example.com" for i in range(5000)]
+    digest = _staged_digest(tmp_path, [(0, people)])
+    # Another order, other batch cuts: the same multiset, the same digest.
+    shuffled = people[::-1]
+    assert _staged_digest(tmp_path, [(0, shuffled[:1234]), (0, shuffled[1234:])]) == digest
+    # One record fewer, one more, one duplicated, one in another group: all differ.
+    assert _staged_digest(tmp_path, [(0, people[1:])]) != digest
+    assert _staged_digest(tmp_path, [(0, [*people, "x@example.com"])]) != digest
+    assert _staged_digest(tmp_path, [(0, [*people, people[0]])]) != digest
+    assert _staged_digest(tmp_path, [(0, people[1:]), (1, people[:1])]) != digest
