@@ -56,17 +56,19 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("input", nargs="?", help="a CSV (default: the bench's mixed file)")
     parser.add_argument("--rows", type=int, default=2_000_000, help="rows of the bench's file")
+    parser.add_argument("--country-column", help="read each row's region from this column")
     args = parser.parse_args()
     path = args.input or str(make_segment(args.rows, phone=True))
     wrap(normalize, "_native_emails", "  of which emails kernel (rules + SHA-256)")
     wrap(normalize, "_native_phones", "  of which phones kernel (rules + SHA-256)")
-    options = PrepareOptions()
+    options = PrepareOptions(country_column=args.country_column)
     rows = 0
     started = time.perf_counter()
     with open_source(path) as source, tempfile.TemporaryDirectory() as temp:
         columns = resolve_column_lists(source.name, source.columns, options.columns)
         lists = column_lists(columns)
         wanted = [name for names in lists.values() for name in names]
+        wanted += [args.country_column] if args.country_column else []
         stage = Stage(encode.record_width(options.layout, list(lists)), temp)
         batches = source.deferred_batches(wanted)
         while (batch := timed("read chunk + count newlines", next, batches, None)) is not None:

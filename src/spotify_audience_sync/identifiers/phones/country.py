@@ -161,7 +161,10 @@ def row_regions(values: pl.Series, default_region: str) -> RowRegions:
     text = values.cast(pl.String)
     distinct = text.unique().drop_nulls()
     keys = pl.select(country_key(pl.lit(distinct))).to_series()
-    found = keys.replace_strict(country_table(), default=None, return_dtype=pl.String)
+    # A few hundred keys at most: a dict lookup each beats handing polars the whole table
+    # (thousands of spellings) to build a mapping from, batch after batch.
+    table = country_table()
+    found = pl.Series([table.get(key) for key in keys.to_list()], dtype=pl.String)
     lookup = pl.DataFrame({"v": distinct, "r": found, "blank": keys == ""})
     joined = pl.DataFrame({"v": text}).join(lookup, on="v", how="left", maintain_order="left")
     region = joined["r"]
