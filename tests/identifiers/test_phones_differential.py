@@ -18,7 +18,7 @@ import random
 import re
 from collections import Counter
 from functools import cache
-from typing import Literal
+from typing import Any, Literal
 
 import phonenumbers
 import polars as pl
@@ -281,6 +281,24 @@ def decided_per_row(corpus: list[tuple[str, str]]) -> tuple:
     return values, row_regions, [c for _, c in picked], expected
 
 
+def _per_row_mismatches(
+    decided: tuple, default_region: str, validation: Validation, native: bool
+) -> tuple[Counter[str], Any]:
+    """Rows (by category) whose answer, each under its own region, differs from the reference."""
+    values, regions, categories, expected = decided
+    frame, stats = normalize_phones_with_stats(
+        values, default_region=default_region, validation=validation, native=native,
+        regions=regions,
+    )  # fmt: skip
+    got = list(zip(frame["e164"].to_list(), frame["reason"].to_list(), strict=True))
+    mismatches = Counter(
+        category
+        for category, g, e in zip(categories, got, expected[validation], strict=True)
+        if g != e
+    )
+    return mismatches, stats
+
+
 @pytest.mark.parametrize(
     ("validation", "native"),
     [("valid", True), ("valid", False), ("possible", False)],
@@ -294,16 +312,8 @@ def test_a_region_per_row_agrees_with_libphonenumber(
     if native and hashing.native_module() is None:
         pytest.skip("the C extension is not built here")
     monkeypatch.setattr(phones_decide, "MIN_GROUP_ROWS", 1)
-    values, regions, categories, expected = decided_per_row
-    frame, stats = normalize_phones_with_stats(
-        values, default_region="GB", validation=validation, native=native, regions=regions
-    )
-    got = list(zip(frame["e164"].to_list(), frame["reason"].to_list(), strict=True))
-    mismatches = Counter(
-        category
-        for category, g, e in zip(categories, got, expected[validation], strict=True)
-        if g != e
-    )
+    values, regions, _, expected = decided_per_row
+    mismatches, stats = _per_row_mismatches(decided_per_row, "GB", validation, native)
     assert not mismatches, f"{sum(mismatches.values())} mismatches: {mismatches}"
     assert stats.fallback_share < 0.35
     reference = normalize_phones_exact(
@@ -451,16 +461,7 @@ def test_default_code_forms_agree_with_libphonenumber(
     if native and hashing.native_module() is None:
         pytest.skip("the C extension is not built here")
     monkeypatch.setattr(phones_decide, "MIN_GROUP_ROWS", 1)
-    values, regions, categories, expected = dcc_decided
-    frame, _ = normalize_phones_with_stats(
-        values, default_region="US", validation=validation, native=native, regions=regions
-    )
-    got = list(zip(frame["e164"].to_list(), frame["reason"].to_list(), strict=True))
-    mismatches = Counter(
-        category
-        for category, g, e in zip(categories, got, expected[validation], strict=True)
-        if g != e
-    )
+    mismatches, _ = _per_row_mismatches(dcc_decided, "US", validation, native)
     assert not mismatches, f"{sum(mismatches.values())} mismatches: {mismatches}"
 
 
