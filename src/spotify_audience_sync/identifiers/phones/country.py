@@ -16,6 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import cache
 
+import numpy as np
 import phonenumbers
 import polars as pl
 from phonenumbers import COUNTRY_CODE_TO_REGION_CODE, SUPPORTED_REGIONS
@@ -158,19 +159,19 @@ def row_regions(values: pl.Series, default_region: str) -> RowRegions:
     default = default_region.upper()
     if default not in phonenumbers.SUPPORTED_REGIONS:
         raise ValueError(f"default region {default!r} is not a region libphonenumber knows")
-    text = values.cast(pl.String)
-    distinct = text.unique().drop_nulls()
-    keys = pl.select(country_key(pl.lit(distinct))).to_series()
+    text = values.cast(pl.String).fill_null("")
+    distinct = text.unique()
+    keys = pl.select(country_key(pl.lit(distinct))).to_series().to_list()
     # A few hundred keys at most: a dict lookup each beats handing polars the whole table
-    # (thousands of spellings) to build a mapping from, batch after batch.
+    # (thousands of spellings), and each row then takes its value's answer by index.
     table = country_table()
-    found = pl.Series([table.get(key) for key in keys.to_list()], dtype=pl.String)
-    lookup = pl.DataFrame({"v": distinct, "r": found, "blank": keys == ""})
-    joined = pl.DataFrame({"v": text}).join(lookup, on="v", how="left", maintain_order="left")
-    region = joined["r"]
-    unknown = int((region.is_null() & (joined["blank"] == False)).sum())  # noqa: E712
+    found = [table.get(key) for key in keys]
+    known = np.array([region is not None for region in found], dtype=np.bool_)
+    blank = np.array([key == "" for key in keys], dtype=np.bool_)
+    answer = np.array([region or default for region in found], dtype=object)
+    index = text.cast(pl.Enum(distinct.to_list())).to_physical().to_numpy()
     return RowRegions(
-        regions=region.fill_null(default).rename("region"),
-        from_column=region.is_not_null().rename("from_column"),
-        unknown=unknown,
+        regions=pl.Series("region", answer[index], dtype=pl.String),
+        from_column=pl.Series("from_column", known[index]),
+        unknown=int(np.count_nonzero(~known[index] & ~blank[index])),
     )
