@@ -16,7 +16,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import cache
 
-import numpy as np
 import phonenumbers
 import polars as pl
 from phonenumbers import COUNTRY_CODE_TO_REGION_CODE, SUPPORTED_REGIONS
@@ -166,12 +165,11 @@ def row_regions(values: pl.Series, default_region: str) -> RowRegions:
     # (thousands of spellings), and each row then takes its value's answer by index.
     table = country_table()
     found = [table.get(key) for key in keys]
-    known = np.array([region is not None for region in found], dtype=np.bool_)
-    blank = np.array([key == "" for key in keys], dtype=np.bool_)
-    answer = np.array([region or default for region in found], dtype=object)
-    index = text.cast(pl.Enum(distinct.to_list())).to_physical().to_numpy()
+    known = [region is not None for region in found]
+    unknown = [region is None and key != "" for region, key in zip(found, keys, strict=True)]
+    index = text.cast(pl.Enum(distinct.to_list())).to_physical()
     return RowRegions(
-        regions=pl.Series("region", answer[index], dtype=pl.String),
-        from_column=pl.Series("from_column", known[index]),
-        unknown=int(np.count_nonzero(~known[index] & ~blank[index])),
+        regions=pl.Series("region", [r or default for r in found], pl.String).gather(index),
+        from_column=pl.Series("from_column", known, pl.Boolean).gather(index),
+        unknown=int(pl.Series(unknown, dtype=pl.Boolean).gather(index).sum()),
     )
