@@ -61,6 +61,8 @@ def main() -> None:
     path = args.input or str(make_segment(args.rows, phone=True))
     wrap(normalize, "_native_emails", "  of which emails kernel (rules + SHA-256)")
     wrap(normalize, "_native_phones", "  of which phones kernel (rules + SHA-256)")
+    wrap(normalize, "_country", "  of which each row's country (--country-column)")
+    wrap(normalize, "_row_country", "  of which counting phones read by their row's country")
     options = PrepareOptions(country_column=args.country_column)
     rows = 0
     started = time.perf_counter()
